@@ -1,0 +1,1 @@
+"""complaintdesk scheduler."""
