@@ -1,7 +1,35 @@
-"""Complaint life cycle: states, roles and actions (the pure state machine)."""
+"""Complaint life cycle: states, roles and actions (the pure state machine).
+
+`decide(state, action, role, facts)` is the one rule book: it returns the `Transition` to apply
+(target state, event kind, side effects the shell must perform) or a `Refusal` with a reason.
+It never touches the database and never guesses: an action that is not in the table below is
+refused, so a stale button or a forged request can never move a case.
+
+Choices the table encodes (see DESIGN.md for the life cycle itself):
+
+- Extensions are facts on the case, not a state: `request_extension` leaves the case
+  `in_progress` with a pending request; `approve_extension` / `deny_extension` decide it, in
+  `in_progress` or `waiting_for_complainant` (the handler may ask for material while the approver
+  thinks). At most `max_extensions` approved extensions; one pending request at a time; nobody
+  decides their own request.
+- `transfer` (first-ask responsibility) keeps a `submitted` case `submitted` — the receiving
+  department owes the acceptance answer — and returns an `accepted` or `assigned` case to
+  `accepted`: the acceptance stands, the receiving department dispatches it again.
+- `withdraw` is open to the complainant until the result is told: every open state up to and
+  including `resolved`. Once `replied` the complainant answers the survey or disputes instead.
+- `dispute` (complainant) reopens a `replied`, `revisit` or `closed` case; whether a closed case
+  is still inside the dispute window is for the shell to check before asking.
+- `resume` (an addition): the handler, department head or the scheduler (material never came)
+  puts a waiting case back in progress without a supplement, so no case waits forever.
+- `add_co_handler` (an addition): joint handling; co-handlers contribute notes, the lead answers.
+- Department scope and confidentiality are checked by the shell before `decide`; the rule book
+  only knows roles and the small `CaseFacts` below.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -30,3 +58,550 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
     SYSTEM = "system"  # the scheduler and other automatic actors
+
+
+class Action(StrEnum):
+    SUBMIT = "submit"
+    ACCEPT = "accept"
+    REFUSE = "refuse"
+    ASSIGN = "assign"
+    TRANSFER = "transfer"
+    ADD_CO_HANDLER = "add_co_handler"
+    ACKNOWLEDGE = "acknowledge"
+    REQUEST_MATERIAL = "request_material"
+    SUPPLEMENT = "supplement"
+    RESUME = "resume"
+    REQUEST_EXTENSION = "request_extension"
+    APPROVE_EXTENSION = "approve_extension"
+    DENY_EXTENSION = "deny_extension"
+    ADD_NOTE = "add_note"
+    RESOLVE = "resolve"
+    HAND_BACK = "hand_back"
+    NOTIFY_RESULT = "notify_result"
+    START_REVISIT = "start_revisit"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    DISPUTE = "dispute"
+    WITHDRAW = "withdraw"
+    ARCHIVE = "archive"
+
+
+class Effect(StrEnum):
+    """Side effects the shell performs, in the same transaction as the event row.
+
+    A notify_* effect addresses whoever stands in that relation to the case; when nobody does
+    (no handler yet), nothing is sent.
+    """
+
+    ASSIGN_NUMBER = "assign_number"  # YYYYMM-NNNN on submission
+    COMPUTE_DEADLINES = "compute_deadlines"  # a new stage starts: (re)compute its deadlines
+    START_CLOCK = "start_clock"
+    PAUSE_CLOCK = "pause_clock"
+    RESUME_CLOCK = "resume_clock"
+    STOP_CLOCK = "stop_clock"
+    EXTEND_DEADLINE = "extend_deadline"
+    CANCEL_EXTENSION_REQUEST = "cancel_extension_request"
+    NOTIFY_COMPLAINANT = "notify_complainant"
+    NOTIFY_INTAKE = "notify_intake"  # the profile's intake desk
+    NOTIFY_DEPARTMENT = "notify_department"  # a department receiving the case
+    NOTIFY_HANDLERS = "notify_handlers"  # the lead and co-handlers
+    NOTIFY_CASE_STAFF = "notify_case_staff"  # handlers once assigned, else the intake desk
+    NOTIFY_APPROVER = "notify_approver"
+    NOTIFY_SUPERVISOR = "notify_supervisor"
+    SEND_SURVEY = "send_survey"
+    START_RETENTION = "start_retention"  # retention period, then PII anonymised
+
+
+class RefusalReason(StrEnum):
+    ROLE_NOT_PERMITTED = "role_not_permitted"
+    ILLEGAL_STATE = "illegal_state"
+    NOT_COMPLAINANT_OWNER = "not_complainant_owner"
+    NOT_LEAD_HANDLER = "not_lead_handler"
+    NOT_ASSIGNED = "not_assigned"
+    EXTENSION_ALREADY_PENDING = "extension_already_pending"
+    NO_EXTENSION_PENDING = "no_extension_pending"
+    EXTENSION_LIMIT_REACHED = "extension_limit_reached"
+    OWN_EXTENSION_REQUEST = "own_extension_request"
+
+
+# States in which the organisation still owes something on the case.
+OPEN_STATES: frozenset[State] = frozenset(
+    {
+        State.SUBMITTED,
+        State.ACCEPTED,
+        State.ASSIGNED,
+        State.IN_PROGRESS,
+        State.WAITING_FOR_COMPLAINANT,
+        State.RESOLVED,
+        State.REPLIED,
+        State.REVISIT,
+        State.REOPENED,
+    }
+)
+# Handling has ended. Only `archive` (and `dispute` from closed) may follow; archived is final.
+TERMINAL_STATES: frozenset[State] = frozenset(
+    {State.REFUSED, State.WITHDRAWN, State.CLOSED, State.ARCHIVED}
+)
+# Every open state has a stage deadline counting, except while we wait for the complainant.
+CLOCK_RUNNING_STATES: frozenset[State] = OPEN_STATES - {State.WAITING_FOR_COMPLAINANT}
+
+_EXTENSION_STATES = frozenset({State.IN_PROGRESS, State.WAITING_FOR_COMPLAINANT})
+# Withdrawal is possible until the result has been told (see module docstring).
+_WITHDRAWABLE_STATES = OPEN_STATES - {State.REPLIED, State.REVISIT}
+
+_DISPATCHERS = frozenset({Role.INTAKE_CLERK, Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMIN})
+_APPROVERS = frozenset({Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMIN})
+_CASE_WORKERS = frozenset({Role.HANDLER, Role.DEPARTMENT_HEAD})
+_STAFF = frozenset(
+    {Role.INTAKE_CLERK, Role.HANDLER, Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMIN}
+)
+_FOLLOW_UP = frozenset({Role.SYSTEM, Role.SUPERVISOR})
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What the rules need to know besides the state. Defaults are the cautious side."""
+
+    # The acting complainant is the one who filed this complaint.
+    actor_is_complainant_owner: bool = False
+    # The acting handler is assigned to this case (as lead or co-handler).
+    actor_is_assignee: bool = False
+    # The acting handler is the case's lead handler (a lead is always an assignee).
+    actor_is_lead: bool = False
+    # An extension request awaits its approver.
+    extension_pending: bool = False
+    # The acting staff member made the pending extension request.
+    actor_is_extension_requester: bool = False
+    # Approved extensions so far, and the profile's limit.
+    extensions_used: int = 0
+    max_extensions: int = 1
+
+    def __post_init__(self) -> None:
+        # Inconsistent facts are a bug in the caller: fail loudly rather than decide on them.
+        if self.actor_is_lead and not self.actor_is_assignee:
+            raise ValueError("a lead handler is always an assignee (actor_is_assignee=False)")
+        if self.actor_is_extension_requester and not self.extension_pending:
+            raise ValueError("actor_is_extension_requester needs extension_pending")
+        if self.extensions_used < 0 or self.max_extensions < 0:
+            raise ValueError("extension counts cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    from_state: State
+    to_state: State
+    action: Action
+    event_kind: str
+    effects: tuple[str, ...]
+
+    @property
+    def changes_state(self) -> bool:
+        return self.from_state != self.to_state
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason_code: str
+    message: str
+
+
+class TransitionRefused(Exception):
+    """Raised by `replay` when a step is refused."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+class InconsistentHistory(ValueError):
+    """An event chain that cannot have been produced by the rules."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    sources: Mapping[State, State]  # from-state -> to-state
+    roles: frozenset[Role]
+    event_kind: str
+    effects: tuple[Effect, ...]
+    verb: str  # "cannot {verb} a complaint in state ..."
+    # Roles that must stand in a relation to the case, and which relation.
+    owner_roles: frozenset[Role] = field(default_factory=frozenset)
+    lead_roles: frozenset[Role] = field(default_factory=frozenset)
+    assignee_roles: frozenset[Role] = field(default_factory=frozenset)
+
+
+def _to(target: State, *sources: State | Iterable[State]) -> dict[State, State]:
+    flat: list[State] = []
+    for source in sources:
+        flat.extend([source] if isinstance(source, State) else sorted(source))
+    return dict.fromkeys(flat, target)
+
+
+def _stay(states: Iterable[State]) -> dict[State, State]:
+    return {state: state for state in states}
+
+
+_C = frozenset({Role.COMPLAINANT})
+_H = frozenset({Role.HANDLER})
+
+_RULES: Mapping[Action, _Rule] = {
+    Action.SUBMIT: _Rule(
+        _to(State.SUBMITTED, State.DRAFT),
+        frozenset({Role.COMPLAINANT, Role.SYSTEM}),
+        "submitted",
+        (
+            Effect.ASSIGN_NUMBER,
+            Effect.COMPUTE_DEADLINES,
+            Effect.NOTIFY_INTAKE,
+            Effect.NOTIFY_COMPLAINANT,
+        ),
+        "submit",
+        owner_roles=_C,
+    ),
+    Action.ACCEPT: _Rule(
+        _to(State.ACCEPTED, State.SUBMITTED),
+        _DISPATCHERS,
+        "accepted",
+        (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_COMPLAINANT),
+        "accept",
+    ),
+    Action.REFUSE: _Rule(
+        _to(State.REFUSED, State.SUBMITTED),
+        _DISPATCHERS,
+        "refused",
+        (Effect.NOTIFY_COMPLAINANT,),  # with the reason and the guidance where to turn
+        "refuse",
+    ),
+    Action.ASSIGN: _Rule(
+        _to(State.ASSIGNED, State.ACCEPTED, State.REOPENED),
+        _DISPATCHERS,
+        "assigned",
+        (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_HANDLERS),
+        "assign",
+    ),
+    Action.TRANSFER: _Rule(
+        {
+            State.SUBMITTED: State.SUBMITTED,
+            State.ACCEPTED: State.ACCEPTED,
+            State.ASSIGNED: State.ACCEPTED,
+        },
+        _DISPATCHERS,
+        "transferred",
+        (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_DEPARTMENT),
+        "transfer",
+    ),
+    Action.ADD_CO_HANDLER: _Rule(
+        _stay({State.ASSIGNED, State.IN_PROGRESS, State.WAITING_FOR_COMPLAINANT}),
+        _DISPATCHERS,
+        "co_handler_added",
+        (Effect.NOTIFY_DEPARTMENT,),
+        "add a co-handler to",
+    ),
+    Action.ACKNOWLEDGE: _Rule(
+        _to(State.IN_PROGRESS, State.ASSIGNED, State.REOPENED),
+        _CASE_WORKERS,
+        "acknowledged",
+        (Effect.COMPUTE_DEADLINES,),
+        "acknowledge",
+        lead_roles=_H,
+    ),
+    Action.REQUEST_MATERIAL: _Rule(
+        _to(State.WAITING_FOR_COMPLAINANT, State.IN_PROGRESS),
+        _CASE_WORKERS,
+        "material_requested",
+        (Effect.NOTIFY_COMPLAINANT,),  # the handler's question
+        "request material for",
+        lead_roles=_H,
+    ),
+    Action.SUPPLEMENT: _Rule(
+        _to(State.IN_PROGRESS, State.WAITING_FOR_COMPLAINANT),
+        _C,
+        "material_supplied",
+        (Effect.NOTIFY_HANDLERS,),
+        "supplement",
+        owner_roles=_C,
+    ),
+    Action.RESUME: _Rule(
+        _to(State.IN_PROGRESS, State.WAITING_FOR_COMPLAINANT),
+        _CASE_WORKERS | {Role.SYSTEM},
+        "handling_resumed",
+        (Effect.NOTIFY_HANDLERS,),
+        "resume handling of",
+        lead_roles=_H,
+    ),
+    Action.REQUEST_EXTENSION: _Rule(
+        _stay({State.IN_PROGRESS}),
+        _CASE_WORKERS,
+        "extension_requested",
+        (Effect.NOTIFY_APPROVER,),
+        "request an extension for",
+        lead_roles=_H,
+    ),
+    Action.APPROVE_EXTENSION: _Rule(
+        _stay(_EXTENSION_STATES),
+        _APPROVERS,
+        "extension_approved",
+        (Effect.EXTEND_DEADLINE, Effect.NOTIFY_COMPLAINANT, Effect.NOTIFY_HANDLERS),
+        "approve an extension for",
+    ),
+    Action.DENY_EXTENSION: _Rule(
+        _stay(_EXTENSION_STATES),
+        _APPROVERS,
+        "extension_denied",
+        (Effect.NOTIFY_HANDLERS,),
+        "deny an extension for",
+    ),
+    Action.ADD_NOTE: _Rule(
+        _stay(OPEN_STATES),
+        _STAFF,
+        "note_added",
+        (),
+        "add a note to",
+        assignee_roles=_H,  # co-handlers contribute notes; other handlers are not on the case
+    ),
+    Action.RESOLVE: _Rule(
+        _to(State.RESOLVED, State.IN_PROGRESS),
+        _CASE_WORKERS,
+        "resolved",
+        (Effect.COMPUTE_DEADLINES,),  # the result-notice deadline
+        "resolve",
+        lead_roles=_H,
+    ),
+    Action.HAND_BACK: _Rule(
+        _to(State.ACCEPTED, State.ASSIGNED, State.IN_PROGRESS),
+        _CASE_WORKERS,
+        "handed_back",
+        (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_INTAKE),
+        "hand back",
+        lead_roles=_H,
+    ),
+    Action.NOTIFY_RESULT: _Rule(
+        _to(State.REPLIED, State.RESOLVED),
+        _STAFF | {Role.SYSTEM},
+        "result_notified",
+        (Effect.NOTIFY_COMPLAINANT, Effect.COMPUTE_DEADLINES),  # the revisit deadline
+        "notify the result of",
+        lead_roles=_H,
+    ),
+    Action.START_REVISIT: _Rule(
+        _to(State.REVISIT, State.REPLIED),
+        _FOLLOW_UP,
+        "revisit_started",
+        (Effect.SEND_SURVEY, Effect.COMPUTE_DEADLINES),
+        "start the revisit of",
+    ),
+    Action.CLOSE: _Rule(
+        _to(State.CLOSED, State.REVISIT),
+        _FOLLOW_UP,
+        "closed",
+        (Effect.NOTIFY_COMPLAINANT,),
+        "close",
+    ),
+    Action.REOPEN: _Rule(
+        _to(State.REOPENED, State.REPLIED, State.REVISIT),
+        _FOLLOW_UP,
+        "reopened",
+        (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_HANDLERS, Effect.NOTIFY_COMPLAINANT),
+        "reopen",
+    ),
+    Action.DISPUTE: _Rule(
+        _to(State.REOPENED, State.REPLIED, State.REVISIT, State.CLOSED),
+        _C,
+        "disputed",
+        (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_SUPERVISOR, Effect.NOTIFY_HANDLERS),
+        "dispute",
+        owner_roles=_C,
+    ),
+    Action.WITHDRAW: _Rule(
+        _to(State.WITHDRAWN, _WITHDRAWABLE_STATES),
+        _C,
+        "withdrawn",
+        (Effect.NOTIFY_CASE_STAFF,),
+        "withdraw",
+        owner_roles=_C,
+    ),
+    Action.ARCHIVE: _Rule(
+        _to(State.ARCHIVED, State.CLOSED, State.REFUSED, State.WITHDRAWN),
+        frozenset({Role.SYSTEM, Role.ADMIN}),
+        "archived",
+        (Effect.START_RETENTION,),
+        "archive",
+    ),
+}
+
+# Every (from, to) pair some action can produce; `derive_state` checks event rows against it.
+LEGAL_EDGES: frozenset[tuple[State, State]] = frozenset(
+    edge for rule in _RULES.values() for edge in rule.sources.items()
+)
+
+_ROLE_NAMES: Mapping[Role, str] = {
+    Role.COMPLAINANT: "the complainant",
+    Role.INTAKE_CLERK: "an intake clerk",
+    Role.HANDLER: "a handler",
+    Role.DEPARTMENT_HEAD: "a department head",
+    Role.SUPERVISOR: "a supervisor",
+    Role.ADMIN: "an admin",
+    Role.SYSTEM: "the system",
+}
+
+
+def _name_roles(roles: Iterable[Role]) -> str:
+    chosen = frozenset(roles)
+    names = [_ROLE_NAMES[role] for role in Role if role in chosen]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _refuse(code: RefusalReason, message: str, state: State) -> Refusal:
+    # Every message names the state, so a stale button explains itself.
+    return Refusal(code, f"{message} (the complaint is in state '{state}')")
+
+
+def _check_relation(rule: _Rule, state: State, role: Role, facts: CaseFacts) -> Refusal | None:
+    if role in rule.owner_roles and not facts.actor_is_complainant_owner:
+        return _refuse(
+            RefusalReason.NOT_COMPLAINANT_OWNER,
+            f"only the complainant who filed it may {rule.verb} this complaint",
+            state,
+        )
+    if role in rule.lead_roles and not facts.actor_is_lead:
+        return _refuse(
+            RefusalReason.NOT_LEAD_HANDLER,
+            f"only its lead handler may {rule.verb} this complaint",
+            state,
+        )
+    if role in rule.assignee_roles and not facts.actor_is_assignee:
+        return _refuse(
+            RefusalReason.NOT_ASSIGNED,
+            f"only a handler assigned to it may {rule.verb} this complaint",
+            state,
+        )
+    return None
+
+
+def _check_extension(action: Action, state: State, facts: CaseFacts) -> Refusal | None:
+    limit_reached = facts.extensions_used >= facts.max_extensions
+    limit = (
+        f"the extension limit ({facts.max_extensions}) has been reached"
+        f" ({facts.extensions_used} approved)"
+    )
+    if action is Action.REQUEST_EXTENSION:
+        if facts.extension_pending:
+            return _refuse(
+                RefusalReason.EXTENSION_ALREADY_PENDING,
+                "an extension request is already awaiting approval",
+                state,
+            )
+        if limit_reached:
+            return _refuse(RefusalReason.EXTENSION_LIMIT_REACHED, limit, state)
+    elif action in (Action.APPROVE_EXTENSION, Action.DENY_EXTENSION):
+        if not facts.extension_pending:
+            return _refuse(
+                RefusalReason.NO_EXTENSION_PENDING, "no extension request is pending", state
+            )
+        if facts.actor_is_extension_requester:
+            return _refuse(
+                RefusalReason.OWN_EXTENSION_REQUEST,
+                "nobody may decide on their own extension request",
+                state,
+            )
+        # The profile may have lowered its limit since the request was made.
+        if action is Action.APPROVE_EXTENSION and limit_reached:
+            return _refuse(RefusalReason.EXTENSION_LIMIT_REACHED, limit, state)
+    return None
+
+
+def _derived_effects(source: State, target: State, facts: CaseFacts) -> tuple[Effect, ...]:
+    """Clock and pending-request effects follow from the state sets, so they cannot drift."""
+    effects: list[Effect] = []
+    was_running, runs = source in CLOCK_RUNNING_STATES, target in CLOCK_RUNNING_STATES
+    if was_running and target == State.WAITING_FOR_COMPLAINANT:
+        effects.append(Effect.PAUSE_CLOCK)
+    elif source == State.WAITING_FOR_COMPLAINANT and runs:
+        effects.append(Effect.RESUME_CLOCK)
+    elif (was_running or source == State.WAITING_FOR_COMPLAINANT) and target not in OPEN_STATES:
+        effects.append(Effect.STOP_CLOCK)
+    elif source not in OPEN_STATES and runs:
+        effects.append(Effect.START_CLOCK)
+    if facts.extension_pending and source in _EXTENSION_STATES and target not in _EXTENSION_STATES:
+        effects.append(Effect.CANCEL_EXTENSION_REQUEST)
+    return tuple(effects)
+
+
+def decide(
+    state: State, action: Action, role: Role, facts: CaseFacts = CaseFacts()
+) -> Transition | Refusal:
+    """The transition `role` may make by `action` from `state`, or why not.
+
+    Checks in order: the role may ever take this action; the action applies in this state;
+    the actor's relation to the case; the extension rules.
+    """
+    rule = _RULES[action]
+    if role not in rule.roles:
+        return _refuse(
+            RefusalReason.ROLE_NOT_PERMITTED,
+            f"only {_name_roles(rule.roles)} may {rule.verb} a complaint;"
+            f" {_ROLE_NAMES[role]} may not",
+            state,
+        )
+    target = rule.sources.get(state)
+    if target is None:
+        allowed = ", ".join(f"'{s}'" for s in State if s in rule.sources)
+        return Refusal(
+            RefusalReason.ILLEGAL_STATE,
+            f"cannot {rule.verb} a complaint in state '{state}' (only in {allowed})",
+        )
+    refusal = _check_relation(rule, state, role, facts) or _check_extension(action, state, facts)
+    if refusal is not None:
+        return refusal
+    effects = tuple(str(e) for e in (*rule.effects, *_derived_effects(state, target, facts)))
+    return Transition(state, target, action, rule.event_kind, effects)
+
+
+def allowed_actions(state: State, role: Role, facts: CaseFacts = CaseFacts()) -> list[Action]:
+    """The actions `role` may take now, in declaration order (for staff buttons)."""
+    return [a for a in Action if isinstance(decide(state, a, role, facts), Transition)]
+
+
+def derive_state(transitions: Sequence[tuple[State, State]]) -> State:
+    """The current state proven from a complaint's event rows, oldest first.
+
+    Each row's from-state must equal the previous row's to-state, the first must start at
+    draft or submitted, and every step must be one the rules can produce. No rows: a draft.
+    Raises `InconsistentHistory` naming the first bad row.
+    """
+    if not transitions:
+        return State.DRAFT
+    first_from = State(transitions[0][0])
+    if first_from not in (State.DRAFT, State.SUBMITTED):
+        raise InconsistentHistory(
+            f"event 0 starts from '{first_from}'; a history starts at 'draft' or 'submitted'"
+        )
+    current = first_from
+    for index, (raw_from, raw_to) in enumerate(transitions):
+        source, target = State(raw_from), State(raw_to)
+        if source != current:
+            raise InconsistentHistory(
+                f"event {index} goes from '{source}' but the case was in '{current}'"
+            )
+        if (source, target) not in LEGAL_EDGES:
+            raise InconsistentHistory(
+                f"event {index} goes from '{source}' to '{target}', which no action allows"
+            )
+        current = target
+    return current
+
+
+def replay(
+    steps: Iterable[tuple[Action, Role] | tuple[Action, Role, CaseFacts]],
+    start: State = State.DRAFT,
+) -> State:
+    """Apply `steps` through `decide` from `start`; raises `TransitionRefused` on a refusal."""
+    state = start
+    for step in steps:
+        action, role = step[0], step[1]
+        facts = step[2] if len(step) == 3 else CaseFacts()
+        outcome = decide(state, action, role, facts)
+        if isinstance(outcome, Refusal):
+            raise TransitionRefused(outcome)
+        state = outcome.to_state
+    return state
