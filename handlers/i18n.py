@@ -1,0 +1,100 @@
+"""Message catalogs (gettext, compiled with Babel) and locale-aware formatting.
+
+Message ids are English; catalogs exist for zh_CN (the default), zh_TW and en under
+handlers/locales/<lang>/LC_MESSAGES/messages.{po,mo}. Rebuild the .mo files after editing a .po:
+`pybabel compile -d handlers/locales -D messages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_skeleton
+from babel.support import NullTranslations, Translations
+
+LANGUAGES: tuple[str, ...] = ("zh_CN", "zh_TW", "en")
+DEFAULT_LANGUAGE = "zh_CN"
+LOCALE_DIR = Path(__file__).parent / "locales"
+DOMAIN = "messages"
+
+# Each language named in itself, for the /lang choice.
+LANGUAGE_NAMES: Mapping[str, str] = {"zh_CN": "简体中文", "zh_TW": "繁體中文", "en": "English"}
+
+Gettext = Callable[[str], str]
+
+
+def supported(lang: str | None) -> str:
+    """`lang` when it is one of ours, else the default language."""
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def normalise_language(hint: str | None) -> str | None:
+    """Map a platform language hint ("en-US", "zh-hans", "zh-HK", "zh_TW") to one of ours."""
+    if not hint:
+        return None
+    code = hint.strip().replace("_", "-").lower()
+    if code.startswith("en"):
+        return "en"
+    if code.startswith("zh"):
+        traditional = ("hant", "-tw", "-hk", "-mo")
+        return "zh_TW" if any(part in code for part in traditional) else "zh_CN"
+    return None
+
+
+@cache
+def _catalog(lang: str) -> NullTranslations:
+    return Translations.load(str(LOCALE_DIR), [lang], DOMAIN)
+
+
+def translator(lang: str | None) -> Gettext:
+    """The gettext function for `lang` (unknown languages get the default language)."""
+    return _catalog(supported(lang)).gettext
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction without translating it yet (translated where shown)."""
+    return message
+
+
+def pick_label(labels: object, lang: str) -> str:
+    """A profile text in `lang`, falling back to zh_CN (always present), then anything.
+
+    Accepts a mapping keyed by language, a plain string, or a model with language attributes.
+    """
+    if labels is None:
+        return ""
+    if isinstance(labels, str):
+        return labels
+    if not isinstance(labels, Mapping):
+        dump = getattr(labels, "model_dump", None)
+        if callable(dump):
+            labels = dump()
+        else:
+            labels = {code: getattr(labels, code, None) for code in LANGUAGES}
+    assert isinstance(labels, Mapping)
+    for candidate in (lang, DEFAULT_LANGUAGE, "en"):
+        if labels.get(candidate):
+            return labels[candidate]
+    return next((text for text in labels.values() if text), "")
+
+
+def _babel_locale(lang: str) -> Locale:
+    return Locale.parse(supported(lang))
+
+
+def format_datetime(instant: datetime, lang: str, tz: ZoneInfo) -> str:
+    """Date and time to the minute, in the zone people live in: "2026年11月30日 17:00"."""
+    locale = _babel_locale(lang)
+    day = format_skeleton("yMMMd", instant, tzinfo=tz, locale=locale)
+    clock = format_skeleton("Hm", instant, tzinfo=tz, locale=locale)
+    return f"{day}, {clock}" if supported(lang) == "en" else f"{day} {clock}"
+
+
+def format_date(instant: datetime, lang: str, tz: ZoneInfo) -> str:
+    """The local calendar day of `instant`: "2026年11月30日" / "Nov 30, 2026"."""
+    return format_skeleton("yMMMd", instant, tzinfo=tz, locale=_babel_locale(lang))

@@ -1,0 +1,919 @@
+"""Filing a complaint: scope screening, the profile-driven form, the summary and confirmation.
+
+The form is the profile's `[intake] fields`, in order. A field becomes one or two steps (a
+category then its sub-category, a target kind then its description, a request type then its
+text); each step has a kind that decides its prompt, its choices and what input it accepts.
+One small function per concern, with the next step explicit, in the spirit of
+python-telegram-bot's conversationbot example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from handlers.commands import SubmitComplaint
+from handlers.i18n import N_, format_date, format_datetime, pick_label
+from handlers.messages import AskKind, Choice
+from handlers.turn import BACK, CONFIRM, DONE, SKIP, Turn, file_record, menu_choices
+from handlers.validators import InvalidInput, normalise_phone, parse_incident_time, validate_text
+
+StepKind = Literal[
+    "category",
+    "subcategory",
+    "choice",
+    "target_kind",
+    "target_text",
+    "request_type",
+    "request_text",
+    "text",
+    "datetime",
+    "place",
+    "phone",
+    "photos",
+    "anonymous",
+]
+
+MB = 1024 * 1024
+OPTION = "opt:"  # prefix of option choice ids, so they never clash with navigation ids
+EXCLUSION = "excl:"
+NOT_EXCLUDED = "screen:none"
+EDIT = "edit:"
+CLEAR_PHOTOS = "photos:clear"
+SCREENING = "screening"
+
+# Keys every SubmitComplaint carries, whatever the profile asks (None when not asked).
+ANSWER_KEYS = (
+    "category", "subcategory", "target_kind", "target_text", "incident_time",
+    "incident_time_precision", "place_text", "latitude", "longitude", "facts", "request_type",
+    "request_text", "witnesses", "name", "phone", "photos", "anonymous", "deep_link",
+)  # fmt: skip
+
+# Defaults when the profile's field has no options of its own.
+TARGET_KINDS: dict[str, str] = {
+    "department": N_("A department or service window"),
+    "staff": N_("A staff member"),
+    "vehicle": N_("A vehicle"),
+    "other": N_("Something else"),
+}
+REQUEST_TYPES: dict[str, str] = {
+    "stop_harm": N_("Stop the harm"),
+    "apology": N_("An apology"),
+    "compensation": N_("Compensation"),
+    "explanation": N_("An explanation"),
+    "other": N_("Something else"),
+}
+# Short titles used in the summary and the edit choices.
+FIELD_TITLES: dict[str, str] = {
+    "category": N_("Category"),
+    "target": N_("About"),
+    "incident_time": N_("When"),
+    "place": N_("Where"),
+    "facts": N_("What happened"),
+    "request_type": N_("Your request"),
+    "witnesses": N_("Witnesses"),
+    "name": N_("Name"),
+    "phone": N_("Phone"),
+    "photos": N_("Photos"),
+    "anonymous": N_("Anonymous"),
+}
+
+
+# ---------------------------------------------------------------- the form
+
+
+@dataclass(frozen=True)
+class FormField:
+    """A field of the profile's intake form, read defensively (the profile is data)."""
+
+    id: str
+    type: str
+    required: bool
+    prompt: Any = None
+    label: Any = None
+    min_length: int | None = None
+    max_length: int | None = None
+    max_count: int | None = None
+    max_size_mb: float | None = None
+    options: tuple[Any, ...] = ()
+    free_text: bool = False  # request_type / choice: a free-text addition follows the choice
+
+    @classmethod
+    def from_profile(cls, raw: Any) -> FormField:
+        def get(name: str) -> Any:
+            return raw.get(name) if isinstance(raw, dict) else getattr(raw, name, None)
+
+        return cls(
+            id=str(get("id")),
+            type=str(get("type") or "text"),
+            required=bool(get("required")),
+            prompt=get("prompt"),
+            label=get("label"),
+            min_length=get("min_length"),
+            max_length=get("max_length"),
+            max_count=get("max_count"),
+            max_size_mb=get("max_size_mb"),
+            options=tuple(get("options") or ()),
+            free_text=bool(get("free_text")),
+        )
+
+    @property
+    def is_contact(self) -> bool:
+        """Name and phone: not asked when the person files anonymously."""
+        return self.id == "name" or self.type == "phone"
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str  # field id, or field id + ".sub" / ".text" for the second step of a field
+    kind: StepKind
+    field: FormField
+    number: int  # 1-based position of its field, for the "3/8" progress
+    required: bool
+    keys: tuple[str, ...]  # the answers this step fills
+
+
+def form_fields(profile: Any) -> list[FormField]:
+    """The profile's fields in order, with the anonymous question before name and phone."""
+    fields = [FormField.from_profile(raw) for raw in profile.intake.fields]
+    if getattr(profile, "anonymous_allowed", False):
+        first_contact = next((i for i, f in enumerate(fields) if f.is_contact), None)
+        if first_contact is not None:
+            anonymous = FormField(id="anonymous", type="anonymous", required=True)
+            fields.insert(first_contact, anonymous)
+    return fields
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _category(profile: Any, category_id: str | None) -> Any:
+    if not category_id:
+        return None
+    return next((c for c in profile.categories if _get(c, "id") == category_id), None)
+
+
+def _field_steps(profile: Any, f: FormField, number: int, answers: dict[str, Any]) -> list[Step]:
+    def step(step_id: str, kind: StepKind, keys: tuple[str, ...], required: bool) -> Step:
+        return Step(step_id, kind, f, number, required, keys)
+
+    match f.type:
+        case "category":
+            steps = [step(f.id, "category", ("category",), f.required)]
+            category = _category(profile, answers.get("category"))
+            if category is not None and _get(category, "subcategories"):
+                steps.append(step(f"{f.id}.sub", "subcategory", ("subcategory",), f.required))
+            return steps
+        case "target":
+            steps = [step(f.id, "target_kind", ("target_kind",), f.required)]
+            if answers.get("target_kind", "") is not None:  # a skipped target has no text
+                steps.append(step(f"{f.id}.text", "target_text", ("target_text",), f.required))
+            return steps
+        case "request_type":
+            steps = [step(f.id, "request_type", ("request_type",), f.required)]
+            chosen = answers.get("request_type", "")
+            # "other" needs words; otherwise the addition is offered when the profile says so.
+            if chosen == "other" or (chosen is not None and f.free_text):
+                steps.append(
+                    step(f"{f.id}.text", "request_text", ("request_text",), chosen == "other")
+                )
+            return steps
+        case "place":
+            return [step(f.id, "place", ("place_text", "latitude", "longitude"), f.required)]
+        case "datetime":
+            return [step(f.id, "datetime", (f.id, f"{f.id}_precision"), f.required)]
+        case "photos" | "anonymous" | "phone" | "choice" | "text":
+            return [step(f.id, f.type, (f.id,), f.required)]  # type: ignore[arg-type]
+        case _:
+            return [step(f.id, "text", (f.id,), f.required)]
+
+
+def form_steps(profile: Any, answers: dict[str, Any]) -> list[Step]:
+    """The steps still to walk, given the answers so far (they decide sub-steps and skips)."""
+    steps: list[Step] = []
+    for number, f in enumerate(form_fields(profile), start=1):
+        if f.is_contact and answers.get("anonymous") is True:
+            continue
+        steps.extend(_field_steps(profile, f, number, answers))
+    return steps
+
+
+def _find(steps: Sequence[Step], step_id: str | None) -> int | None:
+    return next((i for i, s in enumerate(steps) if s.id == step_id), None)
+
+
+def _missing(steps: Sequence[Step], answers: dict[str, Any]) -> Step | None:
+    return next((s for s in steps if any(k not in answers for k in s.keys)), None)
+
+
+# ---------------------------------------------------------------- screening and start
+
+
+def _exclusions(profile: Any) -> list[Any]:
+    return list(getattr(profile, "exclusions", None) or [])
+
+
+def start(turn: Turn, payload: str | None = None) -> None:
+    """A new complaint: scope screening first when the profile has exclusions."""
+    _ = turn._
+    turn.reset()
+    if payload and turn.ctx.accepts_deep_link(payload):
+        turn.state.answers["deep_link"] = payload
+    organisation = pick_label(getattr(turn.profile, "name", None), turn.lang)
+    welcome = (
+        _("Welcome to the complaint service of {organisation}.").format(organisation=organisation)
+        if organisation
+        else _("Welcome to the complaint service.")
+    )
+    if _exclusions(turn.profile):
+        turn.go(SCREENING, SCREENING)
+        prompt_screening(turn, welcome)
+    else:
+        _begin_form(turn, welcome)
+
+
+def _begin_form(turn: Turn, prefix: str | None = None) -> None:
+    steps = form_steps(turn.profile, turn.state.answers)
+    turn.go("intake")
+    _enter(turn, steps[0], prefix)
+
+
+def _screening_choices(turn: Turn) -> list[Choice]:
+    _ = turn._
+    choices = [
+        Choice(EXCLUSION + str(_get(e, "id")), pick_label(_get(e, "label"), turn.lang))
+        for e in _exclusions(turn.profile)
+    ]
+    choices.append(Choice(NOT_EXCLUDED, _("None of these")))
+    return choices + turn.nav(back=False)
+
+
+def prompt_screening(turn: Turn, prefix: str | None = None) -> None:
+    _ = turn._
+    question = _(
+        "Before we start: is your matter one of these? They are handled elsewhere, "
+        "and we will tell you where."
+    )
+    turn.say(_join(prefix, question), _screening_choices(turn))
+
+
+def handle_screening(turn: Turn) -> None:
+    _ = turn._
+    offered = _screening_choices(turn)
+    if turn.nav_intent(offered) == BACK:
+        prompt_screening(turn, _("This is the first question."))
+        return
+    picked = turn.picked(offered)
+    if picked == NOT_EXCLUDED:
+        _begin_form(turn)
+        return
+    if picked and picked.startswith(EXCLUSION):
+        exclusion_id = picked.removeprefix(EXCLUSION)
+        exclusion = next(e for e in _exclusions(turn.profile) if str(_get(e, "id")) == exclusion_id)
+        _refuse_out_of_scope(turn, exclusion)
+        return
+    prompt_screening(turn, _not_a_choice(turn))
+
+
+def _refuse_out_of_scope(turn: Turn, exclusion: Any) -> None:
+    """An excluded matter: the reason and where to go instead; no complaint is created."""
+    _ = turn._
+    label = pick_label(_get(exclusion, "label"), turn.lang)
+    reason = pick_label(_get(exclusion, "reason"), turn.lang)
+    guidance = pick_label(_get(exclusion, "guidance"), turn.lang)
+    parts = [_("We cannot take this matter as a complaint here: {matter}.").format(matter=label)]
+    if reason:
+        parts.append(reason)
+    if guidance:
+        parts.append(_("Where to go instead: {guidance}").format(guidance=guidance))
+    parts.append(_("No complaint has been filed. You can start again at any time."))
+    turn.reset()
+    turn.say("\n\n".join(parts), menu_choices(_))
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def _join(*parts: str | None) -> str:
+    return "\n\n".join(p for p in parts if p)
+
+
+def _not_a_choice(turn: Turn) -> str:
+    return turn._("Please choose one of the options: tap a button or type its number.")
+
+
+def _option(raw: Any, defaults: dict[str, str], turn: Turn) -> Choice:
+    if isinstance(raw, str):
+        option_id, label = raw, None
+    else:
+        option_id, label = str(_get(raw, "id")), _get(raw, "label")
+    text = pick_label(label, turn.lang) if label else ""
+    if not text:
+        text = turn._(defaults[option_id]) if option_id in defaults else option_id
+    return Choice(OPTION + option_id, text)
+
+
+def _options(turn: Turn, step: Step) -> list[Choice]:
+    _ = turn._
+    answers = turn.state.answers
+    match step.kind:
+        case "category":
+            return [
+                Choice(OPTION + str(_get(c, "id")), pick_label(_get(c, "label"), turn.lang))
+                for c in turn.profile.categories
+            ]
+        case "subcategory":
+            category = _category(turn.profile, answers.get("category"))
+            subs = _get(category, "subcategories") or [] if category is not None else []
+            return [
+                Choice(OPTION + str(_get(s, "id")), pick_label(_get(s, "label"), turn.lang))
+                for s in subs
+            ]
+        case "target_kind":
+            raw = step.field.options or tuple(TARGET_KINDS)
+            return [_option(o, TARGET_KINDS, turn) for o in raw]
+        case "request_type":
+            raw = step.field.options or tuple(REQUEST_TYPES)
+            return [_option(o, REQUEST_TYPES, turn) for o in raw]
+        case "choice":
+            return [_option(o, {}, turn) for o in step.field.options]
+        case "anonymous":
+            return [
+                Choice(OPTION + "no", _("No, I give my name and phone")),
+                Choice(OPTION + "yes", _("Yes, file anonymously")),
+            ]
+        case "photos":
+            choices = [Choice(DONE, _("Done"))]
+            if turn.state.scratch.get("photos"):
+                choices.append(Choice(CLEAR_PHOTOS, _("Remove the photos sent")))
+            return choices
+        case _:
+            return []
+
+
+def _can_go_back(turn: Turn, steps: Sequence[Step], step: Step) -> bool:
+    if turn.state.flow == "edit":
+        return True
+    return _find(steps, step.id) != 0 or bool(_exclusions(turn.profile))
+
+
+def _choices(turn: Turn, step: Step) -> list[Choice]:
+    steps = form_steps(turn.profile, turn.state.answers)
+    nav = turn.nav(back=_can_go_back(turn, steps, step), skip=not step.required)
+    return _options(turn, step) + nav
+
+
+def _text_limits(turn: Turn, step: Step) -> tuple[int, int]:
+    ceiling = turn.ctx.max_text_length
+    match step.kind:
+        case "text":
+            upper = min(step.field.max_length or ceiling, ceiling)
+            return step.field.min_length or 1, upper
+        case "target_text":
+            return 1, min(step.field.max_length or 200, ceiling)
+        case "place":
+            return step.field.min_length or 2, min(step.field.max_length or 300, ceiling)
+        case _:
+            return 1, ceiling
+
+
+def _photo_limits(turn: Turn, step: Step) -> tuple[int, int]:
+    count = min(step.field.max_count or turn.ctx.max_photos, turn.ctx.max_photos)
+    size = turn.ctx.max_photo_bytes
+    if step.field.max_size_mb:
+        size = min(size, int(step.field.max_size_mb * MB))
+    return count, size
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / MB:.1f}".removesuffix(".0")
+
+
+def _question(turn: Turn, step: Step) -> tuple[str, AskKind | None]:
+    """The question text of a step (without progress) and what to ask the platform for."""
+    _ = turn._
+    answers = turn.state.answers
+    own = pick_label(step.field.prompt, turn.lang)
+    match step.kind:
+        case "category":
+            return own or _("What is your complaint about? Choose a category."), None
+        case "subcategory":
+            category = _category(turn.profile, answers.get("category"))
+            name = pick_label(_get(category, "label"), turn.lang)
+            return _("{category}: which of these fits best?").format(category=name), None
+        case "target_kind":
+            return own or _("Who or what is your complaint about?"), None
+        case "target_text":
+            kind = answers.get("target_kind")
+            questions = {
+                "department": _("Which department or service window?"),
+                "staff": _("The staff member's name, badge or window number, as far as you know."),
+                "vehicle": _("The vehicle's plate number."),
+            }
+            return questions.get(kind, _("Describe who or what your complaint is about.")), None
+        case "request_type":
+            return own or _("What do you ask for?"), None
+        case "request_text":
+            if answers.get("request_type") == "other":
+                return _("Please describe what you ask for."), None
+            return _("Anything to add to your request? You may skip this."), None
+        case "text":
+            low, high = _text_limits(turn, step)
+            hint = (
+                _("({low} to {high} characters)").format(low=low, high=high)
+                if low > 1
+                else _("(at most {high} characters)").format(high=high)
+            )
+            return f"{own}\n{hint}", None
+        case "datetime":
+            hint = _("For example: 2026-11-20 09:00, today 14:30, 昨天下午3点, 3 hours ago.")
+            return _join(own or _("When did it happen?"), hint), None
+        case "place":
+            # The profile's own prompt usually says how to answer already.
+            question = own or _join(
+                _("Where did it happen?"), _("Share your location, or type the address.")
+            )
+            return question, "location"
+        case "phone":
+            hint = _("Share your contact, or type a mobile or landline number.")
+            return _join(own or _("Your phone number?"), hint), "contact"
+        case "photos":
+            count, size = _photo_limits(turn, step)
+            hint = _("Send up to {count} photos, each at most {size} MB, then press Done.").format(
+                count=count, size=_megabytes(size)
+            )
+            return _join(own or _("Photos of what happened?"), hint), "photo"
+        case "anonymous":
+            question = _(
+                "Do you want to file anonymously? We will then not ask for your name or phone "
+                "number, and you can still follow your complaint here."
+            )
+            return question, None
+        case _:
+            return own, None
+
+
+def prompt_step(
+    turn: Turn, step: Step, prefix: str | None = None, *, remove_keyboard: bool = False
+) -> None:
+    total = len(form_fields(turn.profile))
+    question, ask = _question(turn, step)
+    progress = f"({step.number}/{total}) "
+    turn.say(
+        _join(prefix, progress + question),
+        _choices(turn, step),
+        ask=ask,
+        remove_keyboard=remove_keyboard,
+    )
+
+
+def _enter(
+    turn: Turn, step: Step, prefix: str | None = None, *, remove_keyboard: bool = False
+) -> None:
+    turn.state.step = step.id
+    if step.kind == "photos":
+        # Photos collect here until Done; editing starts from the photos already sent.
+        turn.state.scratch = {"photos": list(turn.state.answers.get("photos") or [])}
+    else:
+        turn.state.scratch = {}
+    prompt_step(turn, step, prefix, remove_keyboard=remove_keyboard)
+
+
+def current_step(turn: Turn) -> Step | None:
+    steps = form_steps(turn.profile, turn.state.answers)
+    index = _find(steps, turn.state.step)
+    return None if index is None else steps[index]
+
+
+def reprompt(turn: Turn, prefix: str | None = None) -> None:
+    """Ask again whatever the draft flow is waiting for (after help, a language switch, …)."""
+    if turn.state.flow == SCREENING:
+        prompt_screening(turn, prefix)
+    elif turn.state.flow == "summary":
+        show_summary(turn, prefix)
+    else:
+        step = current_step(turn)
+        if step is None:
+            _resume(turn, prefix)
+        else:
+            prompt_step(turn, step, prefix)
+
+
+def _resume(turn: Turn, prefix: str | None = None) -> None:
+    """The state names no current step (e.g. the profile changed): ask what is still missing."""
+    steps = form_steps(turn.profile, turn.state.answers)
+    missing = _missing(steps, turn.state.answers)
+    if missing is None:
+        show_summary(turn, prefix)
+    else:
+        turn.go("intake" if turn.state.flow != "edit" else "edit")
+        _enter(turn, missing, prefix)
+
+
+# ---------------------------------------------------------------- answers
+
+
+class _Stay:
+    """The input was taken but the step goes on (another photo may follow)."""
+
+
+STAY = _Stay()
+Outcome = str | _Stay | None  # None: answered, go on; str: refused with this message
+
+
+def _accept_choice(turn: Turn, step: Step, offered: Sequence[Choice]) -> Outcome:
+    picked = turn.picked(offered)
+    if picked is None or not picked.startswith(OPTION):
+        return _not_a_choice(turn)
+    value = picked.removeprefix(OPTION)
+    answers = turn.state.answers
+    match step.kind:
+        case "category" | "target_kind" | "request_type":
+            # A changed first answer invalidates the dependent second one.
+            dependent = {"category": "subcategory", "target_kind": "target_text"}.get(
+                step.kind, "request_text"
+            )
+            if answers.get(step.keys[0]) != value:
+                answers.pop(dependent, None)
+            answers[step.keys[0]] = value
+        case "anonymous":
+            answers["anonymous"] = value == "yes"
+        case _:
+            answers[step.keys[0]] = value
+    return None
+
+
+def _invalid_text(turn: Turn, error: InvalidInput) -> str:
+    _ = turn._
+    match error.reason:
+        case "text_too_long":
+            return _(
+                "Your text has {length} characters; the limit is {limit}. "
+                "Please shorten it and send it again."
+            ).format(**error.params)
+        case "text_too_short":
+            return _(
+                "Please write a little more: at least {limit} characters (you sent {length})."
+            ).format(**error.params)
+        case _:
+            return _("Please answer with text.")
+
+
+def _accept_text(turn: Turn, step: Step) -> Outcome:
+    if turn.incoming.kind != "text" or turn.incoming.text is None:
+        return _wrong_kind(turn, turn._("Please answer with text."))
+    low, high = _text_limits(turn, step)
+    try:
+        turn.state.answers[step.keys[0]] = validate_text(
+            turn.incoming.text, min_length=low, max_length=high
+        )
+    except InvalidInput as error:
+        return _invalid_text(turn, error)
+    return None
+
+
+def _accept_datetime(turn: Turn, step: Step) -> Outcome:
+    _ = turn._
+    unreadable = _(
+        "I could not read that date and time. Try for example 2026-11-20 09:00, today 14:30, "
+        "昨天下午3点 or 3 hours ago."
+    )
+    if turn.incoming.kind != "text" or not turn.incoming.text:
+        return _wrong_kind(turn, unreadable)
+    try:
+        parsed = parse_incident_time(turn.incoming.text, now=turn.ctx.now, tz=turn.ctx.tz)
+    except InvalidInput as error:
+        if error.reason == "datetime_future":
+            return _("That time is in the future. Please give the time when it happened.")
+        return unreadable
+    turn.state.answers[step.keys[0]] = parsed.at.isoformat()
+    turn.state.answers[step.keys[1]] = parsed.precision
+    return None
+
+
+def _accept_place(turn: Turn, step: Step) -> Outcome:
+    message, answers = turn.incoming, turn.state.answers
+    if message.kind == "location" and message.latitude is not None:
+        lat, lon = message.latitude, message.longitude
+        answers["place_text"] = message.location_label or f"{lat:.5f}, {lon:.5f}"
+        answers["latitude"], answers["longitude"] = lat, lon
+        return None
+    if message.kind != "text" or message.text is None:
+        return _wrong_kind(turn, turn._("Please share a location or type the address."))
+    low, high = _text_limits(turn, step)
+    try:
+        answers["place_text"] = validate_text(message.text, min_length=low, max_length=high)
+    except InvalidInput as error:
+        return _invalid_text(turn, error)
+    answers["latitude"] = answers["longitude"] = None
+    return None
+
+
+def _accept_phone(turn: Turn, step: Step) -> Outcome:
+    _ = turn._
+    message = turn.incoming
+    invalid = _(
+        "That does not look like a phone number. Send a mobile number such as 13812345678 "
+        "or a landline such as 010-12345678."
+    )
+    raw = message.phone if message.kind == "contact" else message.text
+    if message.kind not in ("contact", "text") or not raw:
+        return _wrong_kind(turn, _("Please type a phone number, or share your contact."))
+    try:
+        turn.state.answers[step.keys[0]] = normalise_phone(raw)
+    except InvalidInput:
+        return invalid
+    return None
+
+
+def _accept_photo(turn: Turn, step: Step) -> Outcome:
+    _ = turn._
+    message = turn.incoming
+    if message.kind == "choice" and message.choice == CLEAR_PHOTOS:
+        turn.state.scratch["photos"] = []
+        return STAY
+    if message.kind not in ("photo", "file") or message.file is None:
+        return _wrong_kind(turn, _("Please send a photo, or press Done."))
+    photos: list[dict[str, Any]] = turn.state.scratch.setdefault("photos", [])
+    count, limit = _photo_limits(turn, step)
+    if len(photos) >= count:
+        return _("You have already sent {count} photos, the most we accept. Press Done.").format(
+            count=count
+        )
+    file = message.file
+    size = file.size if file.size is not None else (len(file.data) if file.data else None)
+    if size is not None and size > limit:
+        return _(
+            "That file is {size} MB; each photo may be at most {limit} MB. "
+            "Please send a smaller one."
+        ).format(size=_megabytes(size), limit=_megabytes(limit))
+    photos.append(file_record(file, size))
+    return STAY
+
+
+def _finish_photos(turn: Turn, step: Step) -> Outcome:
+    photos = list(turn.state.scratch.get("photos") or [])
+    if step.required and not photos:
+        return turn._("Please send at least one photo.")
+    turn.state.answers[step.keys[0]] = photos
+    turn.state.scratch = {}
+    return None
+
+
+def _wrong_kind(turn: Turn, hint: str) -> str:
+    if turn.incoming.kind == "unsupported":
+        return _join(turn._("Sorry, I cannot read that kind of message."), hint)
+    return hint
+
+
+def handle_step(turn: Turn) -> None:
+    """An answer to the current form step (flows intake and edit)."""
+    _ = turn._
+    step = current_step(turn)
+    if step is None:
+        _resume(turn)
+        return
+    offered = _choices(turn, step)
+    intent = turn.nav_intent(offered)
+    outcome: Outcome
+    if intent == BACK:
+        go_back(turn)
+        return
+    if intent == SKIP:
+        if step.required:
+            outcome = _("This question cannot be skipped.")
+        else:
+            for key in step.keys:
+                turn.state.answers[key] = [] if step.kind == "photos" else None
+            outcome = None
+    elif intent == DONE and step.kind == "photos":
+        outcome = _finish_photos(turn, step)
+    elif step.kind in ("category", "subcategory", "choice", "target_kind", "request_type",
+                       "anonymous"):  # fmt: skip
+        if turn.incoming.kind == "unsupported":
+            outcome = _wrong_kind(turn, _not_a_choice(turn))
+        else:
+            outcome = _accept_choice(turn, step, offered)
+    elif step.kind == "datetime":
+        outcome = _accept_datetime(turn, step)
+    elif step.kind == "place":
+        outcome = _accept_place(turn, step)
+    elif step.kind == "phone":
+        outcome = _accept_phone(turn, step)
+    elif step.kind == "photos":
+        outcome = _accept_photo(turn, step)
+    else:
+        outcome = _accept_text(turn, step)
+
+    if isinstance(outcome, str):
+        prompt_step(turn, step, outcome)  # refused: same step, nothing recorded
+    elif isinstance(outcome, _Stay):
+        _photo_received(turn, step)
+    else:
+        _advance(turn, step)
+
+
+def _photo_received(turn: Turn, step: Step) -> None:
+    _ = turn._
+    photos = turn.state.scratch.get("photos") or []
+    count, _limit = _photo_limits(turn, step)
+    if not photos:
+        text = _("No photos now. Send photos, or press Done.")
+    elif len(photos) >= count:
+        text = _("{count} of {max} photos received, the most we accept. Press Done.")
+    else:
+        text = _("{count} of at most {max} photos received. Send another, or press Done.")
+    turn.say(text.format(count=len(photos), max=count), _choices(turn, step), ask="photo")
+
+
+def _advance(turn: Turn, step: Step) -> None:
+    """After an answer: the next step (intake), or back towards the summary (edit)."""
+    steps = form_steps(turn.profile, turn.state.answers)
+    # Leaving a step that put up a contact/location keyboard: take it down.
+    remove = step.kind in ("place", "phone")
+    following: Step | None = None
+    index = _find(steps, step.id)
+    if turn.state.flow == "edit":
+        if index is not None and index + 1 < len(steps):
+            candidate = steps[index + 1]
+            if candidate.field.id == step.field.id:
+                following = candidate  # the second step of the same field
+        if following is None:
+            following = _missing(steps, turn.state.answers)
+    elif index is not None and index + 1 < len(steps):
+        following = steps[index + 1]
+    if following is None:
+        show_summary(turn, remove_keyboard=remove)
+    else:
+        _enter(turn, following, remove_keyboard=remove)
+
+
+def go_back(turn: Turn) -> None:
+    """One step back in a draft flow; the answer there is asked again."""
+    _ = turn._
+    flow = turn.state.flow
+    if flow == SCREENING:
+        prompt_screening(turn, _("This is the first question."))
+        return
+    steps = form_steps(turn.profile, turn.state.answers)
+    if flow == "summary":
+        turn.go("intake")
+        _enter(turn, steps[-1])
+        return
+    index = _find(steps, turn.state.step)
+    if index is None:
+        _resume(turn)
+    elif flow == "edit":
+        previous = steps[index - 1] if index > 0 else None
+        if previous is not None and previous.field.id == steps[index].field.id:
+            _enter(turn, previous)
+        else:
+            show_summary(turn)
+    elif index > 0:
+        _enter(turn, steps[index - 1])
+    elif _exclusions(turn.profile):
+        turn.go(SCREENING, SCREENING)
+        prompt_screening(turn)
+    else:
+        prompt_step(turn, steps[0], _("This is the first question."))
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _title(turn: Turn, f: FormField) -> str:
+    own = pick_label(f.label, turn.lang) if f.label else ""
+    if own:
+        return own
+    key = f.id if f.id in FIELD_TITLES else f.type
+    if key in FIELD_TITLES:
+        return turn._(FIELD_TITLES[key])
+    return pick_label(f.prompt, turn.lang) or f.id
+
+
+def _label_of(choices: Sequence[Choice], value: Any) -> str:
+    return next((c.label for c in choices if c.id == OPTION + str(value)), str(value))
+
+
+def _value(turn: Turn, f: FormField) -> str:
+    """One answer as the summary shows it."""
+    _ = turn._
+    answers = turn.state.answers
+    skipped = _("(skipped)")
+    steps = [s for s in form_steps(turn.profile, answers) if s.field.id == f.id]
+    if not steps:
+        return skipped
+    first = steps[0]
+    match f.type:
+        case "category" | "target" | "request_type" | "choice":
+            value = answers.get(first.keys[0])
+            if value is None:
+                return skipped
+            parts = [_label_of(_options(turn, first), value)]
+            if len(steps) > 1:
+                second = answers.get(steps[1].keys[0])
+                if second is not None:
+                    shown = (
+                        _label_of(_options(turn, steps[1]), second)
+                        if steps[1].kind == "subcategory"
+                        else str(second)
+                    )
+                    parts.append(shown)
+            return " / ".join(parts)
+        case "datetime":
+            value = answers.get(f.id)
+            if not value:
+                return skipped
+            instant = datetime.fromisoformat(value)
+            if answers.get(f"{f.id}_precision") == "day":
+                return format_date(instant, turn.lang, turn.ctx.tz)
+            return format_datetime(instant, turn.lang, turn.ctx.tz)
+        case "place":
+            return answers.get("place_text") or skipped
+        case "photos":
+            photos = answers.get("photos") or []
+            return str(len(photos)) if photos else _("none")
+        case "anonymous":
+            return _("Yes") if answers.get("anonymous") else _("No")
+        case _:
+            value = answers.get(f.id)
+            if value is None:
+                return skipped
+            text = str(value)
+            return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _visible_fields(turn: Turn) -> list[FormField]:
+    hidden_contacts = turn.state.answers.get("anonymous") is True
+    return [f for f in form_fields(turn.profile) if not (hidden_contacts and f.is_contact)]
+
+
+def show_summary(turn: Turn, prefix: str | None = None, *, remove_keyboard: bool = False) -> None:
+    _ = turn._
+    steps = form_steps(turn.profile, turn.state.answers)
+    missing = _missing(steps, turn.state.answers)
+    if missing is not None:
+        # Something is still unanswered (an edit opened a new question): ask it first.
+        _enter(turn, missing, prefix, remove_keyboard=remove_keyboard)
+        return
+    turn.go("summary", "summary")
+    turn.state.scratch = {}
+    fields = _visible_fields(turn)
+    lines = [f"{_title(turn, f)}: {_value(turn, f)}" for f in fields]
+    text = _join(prefix, _("Please check your complaint:"), "\n".join(lines))
+    text = _join(text, _("Submit it, or choose what to change."))
+    choices = [Choice(CONFIRM, _("Submit"))]
+    choices += [
+        Choice(EDIT + f.id, _("Change: {field}").format(field=_title(turn, f))) for f in fields
+    ]
+    choices += turn.nav()
+    turn.say(text, choices, remove_keyboard=remove_keyboard)
+
+
+def handle_summary(turn: Turn) -> None:
+    _ = turn._
+    fields = _visible_fields(turn)
+    offered = [Choice(CONFIRM, _("Submit"))]
+    offered += [
+        Choice(EDIT + f.id, _("Change: {field}").format(field=_title(turn, f))) for f in fields
+    ]
+    offered += turn.nav()
+    if turn.nav_intent(offered) == BACK:
+        go_back(turn)
+        return
+    picked = turn.picked(offered)
+    if picked == CONFIRM:
+        submit(turn)
+    elif picked and picked.startswith(EDIT):
+        field_id = picked.removeprefix(EDIT)
+        steps = form_steps(turn.profile, turn.state.answers)
+        first = next(s for s in steps if s.field.id == field_id)
+        turn.go("edit")
+        _enter(turn, first)
+    else:
+        show_summary(turn, _("Please press Submit, or choose what to change."))
+
+
+def final_answers(turn: Turn) -> dict[str, Any]:
+    """The normalised answers of a finished draft, as SubmitComplaint carries them."""
+    answers = turn.state.answers
+    final: dict[str, Any] = dict.fromkeys(ANSWER_KEYS)
+    for step in form_steps(turn.profile, answers):
+        for key in step.keys:
+            final[key] = answers.get(key)
+    allowed = bool(getattr(turn.profile, "anonymous_allowed", False))
+    final["anonymous"] = allowed and answers.get("anonymous") is True
+    if final["anonymous"]:
+        final["name"] = final["phone"] = None
+    final["photos"] = list(final.get("photos") or [])
+    final["deep_link"] = answers.get("deep_link")
+    return final
+
+
+def submit(turn: Turn) -> None:
+    """Confirmed: the shell files it and renders the number (see `render_submitted`)."""
+    turn.commands.append(SubmitComplaint(answers=final_answers(turn), language=turn.lang))
+    turn.reset()
