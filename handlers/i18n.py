@@ -1,8 +1,15 @@
 """Message catalogs (gettext, compiled with Babel) and locale-aware formatting.
 
 Message ids are English; catalogs exist for zh_CN (the default), zh_TW and en under
-handlers/locales/<lang>/LC_MESSAGES/messages.{po,mo}. Rebuild the .mo files after editing a .po:
-`pybabel compile -d handlers/locales -D messages`.
+handlers/locales/<lang>/LC_MESSAGES/messages.{po,mo} (the en catalog is empty: English falls
+back to the ids). After changing texts in the code:
+
+    pybabel extract -k N_ --no-location -o handlers/locales/messages.pot handlers/
+    pybabel update -i handlers/locales/messages.pot -d handlers/locales -D messages
+    (translate the new entries in the zh_CN and zh_TW .po files)
+    pybabel compile -d handlers/locales -D messages
+
+tests/test_dialog_i18n.py fails when a message in the code has no zh_CN or zh_TW translation.
 """
 
 from __future__ import annotations
