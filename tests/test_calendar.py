@@ -17,6 +17,12 @@ from scheduler.calendar import (
 )
 
 TODAY = date(2026, 11, 25)
+# These tests were written while chinesecalendar's data ended with 2026; once an update ships 2027
+# the provisional-2027 expectations no longer apply.
+needs_provisional_2027 = pytest.mark.skipif(
+    WorkingCalendar(today=TODAY).is_official_year(2027),
+    reason="chinesecalendar now ships official 2027 data",
+)
 
 
 @pytest.fixture
@@ -74,6 +80,7 @@ def test_count_working_days(cal: WorkingCalendar) -> None:
     assert cal.count_working_days(date(2026, 10, 12), date(2026, 10, 16)) == 5
 
 
+@needs_provisional_2027
 def test_provisional_years_use_rule_based_holidays(cal: WorkingCalendar) -> None:
     assert not cal.is_official_year(2027)
     new_year = date(2027, 1, 1)
@@ -112,6 +119,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@needs_provisional_2027
 def test_override_file_adds_days_to_provisional_year(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
