@@ -862,7 +862,9 @@ def show_summary(turn: Turn, prefix: str | None = None, *, remove_keyboard: bool
     turn.go("summary", "summary")
     turn.state.scratch = {}
     fields = _visible_fields(turn)
-    lines = [f"{_title(turn, f)}: {_value(turn, f)}" for f in fields]
+    lines = [
+        _("{field}: {value}").format(field=_title(turn, f), value=_value(turn, f)) for f in fields
+    ]
     text = _join(prefix, _("Please check your complaint:"), "\n".join(lines))
     text = _join(text, _("Submit it, or choose what to change."))
     choices = [Choice(CONFIRM, _("Submit"))]
