@@ -248,15 +248,20 @@ def _flush_skips(skipped: list[tuple[date, date, str]], listed: list[str]) -> No
 def _office_windows(
     frm: datetime, office_hours: OfficeHours | None, trace: _Trace, tz: ZoneInfo
 ) -> Iterator[tuple[datetime, datetime | None]]:
-    """Intervals in which the clock may run, from `frm` on; None as an end means open-ended."""
+    """Intervals in which the clock may run, from `frm` on; None as an end means open-ended.
+
+    Instants are in UTC: Python adds timedeltas to aware datetimes on the wall clock of their
+    zone, which would be wrong across a DST change in zones that have one.
+    """
+    frm = frm.astimezone(UTC)
     if office_hours is None:
         yield frm, None
         return
     day = frm.astimezone(tz).date()
     while True:  # ends at the latest when the calendar runs out of data (CalendarOutOfRange)
         if trace.working(day):
-            opens = max(datetime.combine(day, office_hours.start, tz), frm)
-            closes = datetime.combine(day, office_hours.end, tz)
+            opens = max(datetime.combine(day, office_hours.start, tz).astimezone(UTC), frm)
+            closes = datetime.combine(day, office_hours.end, tz).astimezone(UTC)
             if opens < closes:
                 yield opens, closes
         day += timedelta(days=1)
@@ -369,4 +374,4 @@ def before_due(
         day = local.date() - timedelta(days=lead.amount)
         return datetime.combine(day, local.timetz().replace(tzinfo=None), tz).astimezone(UTC)
     per_unit = timedelta(hours=1) if lead.unit == "hours" else timedelta(minutes=1)
-    return (due - per_unit * lead.amount).astimezone(UTC)
+    return due.astimezone(UTC) - per_unit * lead.amount  # in UTC: elapsed time, not wall clock

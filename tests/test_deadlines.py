@@ -150,6 +150,16 @@ def test_office_hours_counting(start: str, amount: int, unit: str, expected: str
     assert due(at(start), amount, unit, office_hours=OFFICE) == at(expected)
 
 
+def test_clock_units_count_elapsed_time_across_a_dst_change() -> None:
+    berlin = ZoneInfo("Europe/Berlin")  # Chinese calendar, but a zone with summer time
+    start = datetime(2026, 3, 29, 1, 0, tzinfo=berlin)  # clocks jump 02:00 → 03:00
+    result = compute_due(start, Duration(2, "hours"), CAL, berlin)
+    assert result.due.astimezone(berlin) == datetime(2026, 3, 29, 4, 0, tzinfo=berlin)
+    assert result.due - start == timedelta(hours=2)
+    back = before_due(result.due, Duration(2, "hours"), CAL, berlin)
+    assert back == start
+
+
 # -- zero amount --------------------------------------------------------------------------
 
 
