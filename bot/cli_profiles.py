@@ -40,8 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         ),
     )
     deadline.add_argument("--profile", help="profile id or TOML path (default: settings.profile)")
-    deadline.add_argument("--stage", required=True, choices=STAGES, help="stage whose limit to use")
-    deadline.add_argument("--category", help="complaint category id")
+    deadline.add_argument(
+        "--stage",
+        required=True,
+        choices=STAGES,
+        metavar="STAGE",
+        help=f"stage whose limit to use: {', '.join(STAGES)}",
+    )
+    deadline.add_argument("--category", help="complaint category id (or CATEGORY/SUBCATEGORY)")
     deadline.add_argument("--severity", help="severity id (default: the category's default)")
     deadline.add_argument(
         "--start",
@@ -137,6 +143,10 @@ def run_deadline(args: argparse.Namespace) -> int:
             pauses.append(
                 Pause(_parse_instant(first, tz, "--pause"), _parse_instant(last, tz, "--pause"))
             )
+        if args.category and "/" in args.category:
+            # deadlines are set per category; the sub-category is only checked to exist
+            args.category, _, sub = args.category.partition("/")
+            profile.label("subcategory", sub, category=args.category)
         duration = profile.deadline_for(args.stage, args.category, args.severity)
         extension = None
         if args.extend:
@@ -169,7 +179,8 @@ def run_deadline(args: argparse.Namespace) -> int:
             "profile": profile.id,
             "stage": args.stage,
             "category": args.category,
-            "severity": args.severity,
+            "severity": args.severity
+            or (profile.category(args.category).default_severity if args.category else None),
             "start": format_local(start, tz),
             "duration": _duration_json(duration),
             "extension": _duration_json(extension) if extension else None,

@@ -121,6 +121,12 @@ def test_property_clock_deadlines_and_24_hour_duty(capsys: pytest.CaptureFixture
     assert data["staff_notified_at"] == "2026-10-01T03:00:00+08:00"  # 24-hour duty
     code, out, _ = run(deadline(*base, "--stage", "resolution", "--severity", "major"), capsys)
     assert out.strip() == "2026-10-01T15:00:00+08:00"
+    sub = ["--profile", "property", "--start", "2026-10-01T03:00", "--category", "equipment/lift"]
+    code, out, _ = run(deadline(*sub, "--stage", "resolution", "--json"), capsys)
+    data = json.loads(out)
+    assert (data["due"], data["severity"]) == ("2026-10-02T03:00:00+08:00", "minor")
+    code, _, err = run(deadline(*sub[:-1], "equipment/roof", "--stage", "resolution"), capsys)
+    assert code == 2 and "no subcategory 'roof'" in err
     code, out, err = run(deadline(*base, "--stage", "manager_notice"), capsys)
     assert code != 0
     assert "no manager_notice deadline" in err
