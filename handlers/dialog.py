@@ -221,8 +221,8 @@ def _cancel(turn: Turn) -> None:
         text = _("There is nothing to cancel.")
     else:
         text = _("OK, stopped.")
-    turn.say(text + "\n\n" + _("What would you like to do?"), menu_choices(_),
-             remove_keyboard=True)  # fmt: skip
+    question = _("What would you like to do?")
+    turn.say(f"{text}\n\n{question}", menu_choices(_), remove_keyboard=True)
 
 
 def _reprompt(turn: Turn, prefix: str | None = None) -> None:

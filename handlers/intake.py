@@ -36,6 +36,9 @@ StepKind = Literal[
     "anonymous",
 ]
 
+CHOICE_KINDS = frozenset(
+    {"category", "subcategory", "choice", "target_kind", "request_type", "anonymous"}
+)
 MB = 1024 * 1024
 OPTION = "opt:"  # prefix of option choice ids, so they never clash with navigation ids
 EXCLUSION = "excl:"
@@ -98,7 +101,7 @@ class FormField:
     max_count: int | None = None
     max_size_mb: float | None = None
     options: tuple[Any, ...] = ()
-    free_text: bool = False  # request_type / choice: a free-text addition follows the choice
+    free_text: bool = False  # request_type: a free-text addition follows the choice
 
     @classmethod
     def from_profile(cls, raw: Any) -> FormField:
@@ -237,6 +240,9 @@ def start(turn: Turn, payload: str | None = None) -> None:
 
 def _begin_form(turn: Turn, prefix: str | None = None) -> None:
     steps = form_steps(turn.profile, turn.state.answers)
+    if not steps:
+        show_summary(turn, prefix)  # a profile without a form: straight to confirmation
+        return
     turn.go("intake")
     _enter(turn, steps[0], prefix)
 
@@ -691,8 +697,7 @@ def handle_step(turn: Turn) -> None:
             outcome = None
     elif intent == DONE and step.kind == "photos":
         outcome = _finish_photos(turn, step)
-    elif step.kind in ("category", "subcategory", "choice", "target_kind", "request_type",
-                       "anonymous"):  # fmt: skip
+    elif step.kind in CHOICE_KINDS:
         if turn.incoming.kind == "unsupported":
             outcome = _wrong_kind(turn, _not_a_choice(turn))
         else:

@@ -106,8 +106,8 @@ def start_status(turn: Turn, prefix: str | None = None) -> None:
         lines.append(f"{line}\n  {deadline}" if deadline else line)
     lines.append(_("Choose one to see its details."))
     text = "\n".join(lines)
-    turn.say(f"{prefix}\n\n{text}" if prefix else text, [*_complaint_choices(turn, complaints),
-             *turn.nav(back=False)])  # fmt: skip
+    choices = _complaint_choices(turn, complaints) + turn.nav(back=False)
+    turn.say(f"{prefix}\n\n{text}" if prefix else text, choices)
 
 
 def _detail_choices(turn: Turn, complaint: ComplaintSummary) -> list[Choice]:

@@ -116,6 +116,27 @@ class DialogContext:
     # A /start payload is kept only when it looks like a code (Telegram's own deep-link rule).
     deep_link_pattern: str = r"[A-Za-z0-9_-]{1,64}"
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Any,
+        profile: Any,
+        now: datetime,
+        my_complaints: Sequence[ComplaintSummary] = (),
+    ) -> DialogContext:
+        """The context for one message, limits taken from config.settings.Settings."""
+        return cls(
+            profile=profile,
+            now=now,
+            tz=ZoneInfo(settings.timezone),
+            language_default=settings.language,
+            idle_timeout=timedelta(minutes=settings.dialog_idle_minutes),
+            my_complaints=tuple(my_complaints),
+            max_text_length=settings.max_text_length,
+            max_photos=settings.max_photos,
+            max_photo_bytes=int(settings.max_photo_mb * 1024 * 1024),
+        )
+
     def accepts_deep_link(self, payload: str) -> bool:
         return re.fullmatch(self.deep_link_pattern, payload) is not None
 

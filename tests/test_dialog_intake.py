@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from config.settings import Settings
 from handlers.commands import SubmitComplaint
-from handlers.dialog import DialogState
-from tests.dialog_chat import MB, Chat, file_complaint_up_to
+from handlers.dialog import DialogContext, DialogState
+from tests.dialog_chat import MB, NOW, Chat, file_complaint_up_to, gov_window
 
 
 def _submitted(chat: Chat) -> SubmitComplaint:
@@ -316,3 +317,42 @@ def test_state_survives_a_restart_mid_dialog() -> None:
     assert resumed.where == ("intake", "place")
     assert resumed.state is not None
     assert resumed.state.answers["incident_time"] == "2026-11-25T05:00:00+00:00"
+
+
+def test_a_text_only_channel_can_do_everything_by_typing() -> None:
+    """WeChat-style: no buttons, only labels, numbers and words typed in Traditional Chinese."""
+    chat = Chat(lang="zh_TW")
+    chat.command("start")
+    assert "都不是，繼續投訴" in [c.label for c in chat.last.choices]
+    chat.text("都不是，繼續投訴")
+    chat.text("辦事效率")
+    chat.text("1")
+    chat.text("部門或服務窗口")
+    chat.text("社保窗口")
+    chat.text("前天上午10点")
+    chat.text("市民中心三樓")
+    chat.text("排隊等了三個小時，窗口只開了一個。")
+    chat.text("作出解釋")
+    chat.text("略過")
+    chat.text("跳过")  # the simplified word works too
+    chat.text("2")  # anonymous: yes
+    chat.text("完成")  # no photos
+    assert chat.where == ("summary", "summary")
+    assert "時間：2026年11月23日 10:00" in chat.last.text
+    chat.text("修改：事情經過")
+    assert chat.where == ("edit", "facts")
+    chat.text("排隊等了三個小時，窗口只開了一個，也沒有人解釋。")
+    chat.text("提交")
+    answers = _submitted(chat).answers
+    assert answers["subcategory"] == "waiting"
+    assert answers["target_kind"] == "department"
+    assert answers["anonymous"] is True
+    assert answers["facts"].endswith("也沒有人解釋。")
+
+
+def test_the_context_can_be_built_from_settings() -> None:
+    settings = Settings(dialog_idle_minutes=15, max_photos=3, max_photo_mb=2.5, language="en")
+    ctx = DialogContext.from_settings(settings, gov_window(), NOW)
+    assert ctx.idle_timeout == timedelta(minutes=15)
+    assert ctx.max_photos == 3 and ctx.max_photo_bytes == int(2.5 * MB)
+    assert ctx.language_default == "en" and str(ctx.tz) == "Asia/Shanghai"
