@@ -39,6 +39,8 @@ StepKind = Literal[
 CHOICE_KINDS = frozenset(
     {"category", "subcategory", "choice", "target_kind", "request_type", "anonymous"}
 )
+# Steps whose prompt puts up a reply keyboard (share contact / location) that must come down.
+KEYBOARD_KINDS = frozenset({"place", "phone"})
 MB = 1024 * 1024
 OPTION = "opt:"  # prefix of option choice ids, so they never clash with navigation ids
 EXCLUSION = "excl:"
@@ -737,8 +739,7 @@ def _photo_received(turn: Turn, step: Step) -> None:
 def _advance(turn: Turn, step: Step) -> None:
     """After an answer: the next step (intake), or back towards the summary (edit)."""
     steps = form_steps(turn.profile, turn.state.answers)
-    # Leaving a step that put up a contact/location keyboard: take it down.
-    remove = step.kind in ("place", "phone")
+    remove = step.kind in KEYBOARD_KINDS  # leaving a contact/location keyboard
     following: Step | None = None
     index = _find(steps, step.id)
     if turn.state.flow == "edit":
@@ -771,14 +772,17 @@ def go_back(turn: Turn) -> None:
     index = _find(steps, turn.state.step)
     if index is None:
         _resume(turn)
-    elif flow == "edit":
+        return
+    # Leaving a step that put up a contact/location keyboard: take it down.
+    remove = steps[index].kind in KEYBOARD_KINDS
+    if flow == "edit":
         previous = steps[index - 1] if index > 0 else None
         if previous is not None and previous.field.id == steps[index].field.id:
-            _enter(turn, previous)
+            _enter(turn, previous, remove_keyboard=remove)
         else:
-            show_summary(turn)
+            show_summary(turn, remove_keyboard=remove)
     elif index > 0:
-        _enter(turn, steps[index - 1])
+        _enter(turn, steps[index - 1], remove_keyboard=remove)
     elif _exclusions(turn.profile):
         turn.go(SCREENING, SCREENING)
         prompt_screening(turn)

@@ -356,3 +356,15 @@ def test_the_context_can_be_built_from_settings() -> None:
     assert ctx.idle_timeout == timedelta(minutes=15)
     assert ctx.max_photos == 3 and ctx.max_photo_bytes == int(2.5 * MB)
     assert ctx.language_default == "en" and str(ctx.tz) == "Asia/Shanghai"
+
+
+def test_leaving_a_location_or_contact_question_takes_the_keyboard_down() -> None:
+    chat = Chat(lang="en")
+    file_complaint_up_to(chat, "place")
+    assert chat.last.ask == "location" and not chat.last.remove_keyboard
+    chat.choose("back")
+    assert chat.where == ("intake", "incident_time")
+    assert chat.last.remove_keyboard and chat.last.ask is None
+    chat.text("yesterday 09:00")
+    chat.text("Hall B")
+    assert chat.last.remove_keyboard
