@@ -470,8 +470,13 @@ def prompt_step(
     total = len(form_fields(turn.profile))
     question, ask = _question(turn, step)
     progress = f"({step.number}/{total}) "
+    current = None
+    if turn.state.flow == "edit" and step.id == step.field.id:
+        # Changing an answer from the summary: show what it is now.
+        value = _value(turn, step.field)
+        current = turn._("Current answer: {value}").format(value=value)
     turn.say(
-        _join(prefix, progress + question),
+        _join(prefix, progress + question, current),
         _choices(turn, step),
         ask=ask,
         remove_keyboard=remove_keyboard,

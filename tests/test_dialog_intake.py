@@ -211,6 +211,7 @@ def test_edit_from_the_summary_changes_one_field_and_returns() -> None:
     file_complaint_up_to(chat, "summary")
     chat.choose("edit:facts")
     assert chat.where == ("edit", "facts")
+    assert "Current answer: 工作人员拒绝受理" in chat.last.text
     chat.text("The clerk shouted at me and threw my papers on the floor.")
     assert chat.where == ("summary", "summary")
     assert "threw my papers" in chat.last.text
