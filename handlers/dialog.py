@@ -21,6 +21,7 @@ from handlers.commands import SetLanguage
 from handlers.i18n import (
     LANGUAGE_NAMES,
     LANGUAGES,
+    append_note,
     format_datetime,
     normalise_language,
     supported,
@@ -323,8 +324,9 @@ def render_submitted(
             "charge. You will hear from us by {when}."
         ).format(when=format_datetime(due, lang, tz))
         if provisional:
-            answer += " " + _(
-                "(provisional: the official holiday calendar for that year is not out yet)"
+            answer = append_note(
+                answer,
+                _("(provisional: the official holiday calendar for that year is not out yet)"),
             )
         parts.append(answer)
     else:
@@ -343,7 +345,7 @@ def render_supplemented(number: str, resumed: bool, lang: str) -> list[Outgoing]
     _ = translator(lang)
     text = _("Your information was added to complaint {number}.").format(number=number)
     if resumed:
-        text += " " + _("Handling continues now that we have it.")
+        text = append_note(text, _("Handling continues now that we have it."))
     return [Outgoing(text, tuple(menu_choices(_)))]
 
 

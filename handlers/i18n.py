@@ -90,6 +90,15 @@ def pick_label(labels: object, lang: str) -> str:
     return next((text for text in labels.values() if text), "")
 
 
+_CJK_PUNCTUATION = tuple("。，、；：！？（）「」“”")
+
+
+def append_note(text: str, note: str) -> str:
+    """Join two sentences: with a space in English, without one next to Chinese punctuation."""
+    joiner = "" if text.endswith(_CJK_PUNCTUATION) or note.startswith(_CJK_PUNCTUATION) else " "
+    return f"{text}{joiner}{note}"
+
+
 def _babel_locale(lang: str) -> Locale:
     return Locale.parse(supported(lang))
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handlers.commands import Dispute, Supplement, Withdraw
-from handlers.i18n import N_, format_datetime
+from handlers.i18n import N_, append_note, format_datetime
 from handlers.messages import Choice
 from handlers.turn import BACK, DONE, ComplaintSummary, Turn, file_record, menu_choices
 from handlers.validators import InvalidInput, validate_text
@@ -72,7 +72,8 @@ def _deadline_line(turn: Turn, complaint: ComplaintSummary) -> str | None:
     when = format_datetime(complaint.next_deadline, turn.lang, turn.ctx.tz)
     line = _("Next deadline: {when}").format(when=when)
     if complaint.provisional:
-        line += " " + _("(provisional: the official holiday calendar for that year is not out yet)")
+        note = _("(provisional: the official holiday calendar for that year is not out yet)")
+        line = append_note(line, note)
     return line
 
 

@@ -14,6 +14,7 @@ from babel.messages.pofile import read_po
 
 from handlers.i18n import (
     LOCALE_DIR,
+    append_note,
     format_date,
     format_datetime,
     normalise_language,
@@ -95,3 +96,9 @@ def test_profile_labels_fall_back_to_simplified_chinese() -> None:
     assert pick_label(labels, "zh_TW") == "服务态度"
     assert pick_label("plain", "en") == "plain"
     assert pick_label(None, "en") == ""
+
+
+def test_notes_are_joined_by_the_language_rules() -> None:
+    assert append_note("Due Nov 30.", "(provisional)") == "Due Nov 30. (provisional)"
+    assert append_note("时限：11月30日", "（暂定）") == "时限：11月30日（暂定）"
+    assert append_note("已加入。", "收到材料后继续办理。") == "已加入。收到材料后继续办理。"

@@ -57,7 +57,7 @@ def test_status_lists_then_shows_detail_and_timeline() -> None:
     listing = chat.last.text
     assert "202611-0007 · 服务态度 · 待您补充材料" in listing
     assert "下一办理时限：2026年12月31日 17:59" in listing
-    assert "暂定" in listing
+    assert "17:59（暂定" in listing
     assert "202611-0003 · 办事效率 · 已答复" in listing
     assert chat.choice_ids[:2] == ["complaint:202611-0007", "complaint:202611-0003"]
 
@@ -238,6 +238,8 @@ def test_render_outcomes_and_failures() -> None:
     added = render_supplemented("202611-0007", False, "zh_CN")[0].text
     assert "补充材料已加入投诉 202611-0007" in added
     assert "继续进行" not in added
+    resumed_zh = render_supplemented("202611-0007", True, "zh_CN")[0].text
+    assert "补充材料已加入投诉 202611-0007。收到材料后" in resumed_zh
     resumed = render_supplemented("202611-0007", True, "en")[0].text
     assert "Handling continues" in resumed
     assert "withdrawn" in render_withdrawn("202611-0007", "en")[0].text
