@@ -906,7 +906,10 @@ def handle_summary(turn: Turn) -> None:
     elif picked and picked.startswith(EDIT):
         field_id = picked.removeprefix(EDIT)
         steps = form_steps(turn.profile, turn.state.answers)
-        first = next(s for s in steps if s.field.id == field_id)
+        first = next((s for s in steps if s.field.id == field_id), None)
+        if first is None:
+            show_summary(turn)
+            return
         turn.go("edit")
         _enter(turn, first)
     else:

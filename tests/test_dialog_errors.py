@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.dialog_chat import MB, Chat, file_complaint_up_to
+from handlers.dialog import DialogState
+from tests.dialog_chat import MB, NOW, Chat, file_complaint_up_to
 
 
 def _refused(chat: Chat, step: str, send: object, *expected: str) -> None:
@@ -220,3 +221,21 @@ def test_an_expired_start_command_starts_over_directly() -> None:
     chat.command("start")
     assert "expired" in chat.replies[0].text
     assert chat.where == ("screening", "screening")
+
+
+def test_a_stored_step_the_profile_no_longer_has_resumes_at_the_first_gap() -> None:
+    chat = Chat(lang="en")
+    file_complaint_up_to(chat, "facts")
+    assert chat.state is not None
+    chat.state.step = "favourite_colour"  # e.g. the profile dropped a field meanwhile
+    chat.text("The clerk was rude to me and refused my papers.")
+    assert chat.where == ("intake", "facts")  # the first unanswered question
+    assert "Please describe what happened." in chat.said
+
+
+def test_a_stored_flow_this_version_does_not_know_falls_back_to_the_menu() -> None:
+    chat = Chat(lang="en")
+    chat.state = DialogState(flow="survey", step="score", updated_at=NOW.isoformat())
+    chat.text("9")
+    assert chat.where == ("idle", None)
+    assert "menu:new" in chat.choice_ids
