@@ -7,6 +7,24 @@ No database, no I/O, no platform: the shell loads the state and the person's com
 Dispute, SetLanguage) in the same transaction, and then tells the person the outcome with the
 `render_*` functions below.
 
+The shell, per incoming message (in one transaction):
+
+    state = DialogState.from_json(row.state) if row else None
+    ctx = DialogContext.from_settings(settings, profile, now, my_complaints=summaries)
+    result = handle(state, incoming, ctx)
+    replies = list(result.replies)
+    for command in result.commands:
+        SubmitComplaint -> file it; replies += render_submitted(number, due, provisional, lang, tz)
+        Supplement      -> add it;  replies += render_supplemented(number, resumed, lang)
+        Withdraw        -> replies += render_withdrawn(number, lang)
+        Dispute         -> replies += render_disputed(number, lang)
+        SetLanguage     -> remember the person's language (the replies are already in it)
+        refused/failed  -> replies += render_command_failed(reason, lang)
+    row.state = result.state.to_json()
+
+`lang` is `result.state.language`. The engine itself sends no confirmation for a command, so a
+failed command never contradicts an earlier "done".
+
 Global behaviour lives here (commands, cancel, language, help, idle expiry); filing a complaint
 is handlers.intake, the complainant's own complaints are handlers.selfservice.
 """
