@@ -7,6 +7,7 @@ the incoming message and collects the replies and commands the engine produces.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,7 +77,8 @@ class DialogState:
         )
 
     def copy(self) -> DialogState:
-        return DialogState.from_json(self.to_json())
+        """A deep copy: the engine works on it and never mutates the caller's state."""
+        return copy.deepcopy(self)
 
     def last_active(self) -> datetime | None:
         if not self.updated_at:

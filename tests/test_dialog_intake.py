@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from config.settings import Settings
 from handlers.commands import SubmitComplaint
-from handlers.dialog import DialogContext, DialogState
+from handlers.dialog import DialogContext, DialogState, handle
+from handlers.messages import FileRef, Incoming
 from tests.dialog_chat import MB, NOW, Chat, file_complaint_up_to, gov_window
 
 
@@ -369,3 +371,17 @@ def test_leaving_a_location_or_contact_question_takes_the_keyboard_down() -> Non
     chat.text("yesterday 09:00")
     chat.text("Hall B")
     assert chat.last.remove_keyboard
+
+
+def test_handle_never_mutates_the_state_it_is_given() -> None:
+    chat = Chat(lang="en")
+    file_complaint_up_to(chat, "photos")
+    chat.photo()
+    assert chat.state is not None
+    given = chat.state
+    before = json.dumps(given.to_json())
+    result = handle(
+        given, Incoming("web", "citizen-1", "photo", file=FileRef("p9", size=MB)), chat.ctx
+    )
+    assert json.dumps(given.to_json()) == before
+    assert len(result.state.scratch["photos"]) == 2
