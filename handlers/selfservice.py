@@ -267,14 +267,22 @@ def _handle_supplement(turn: Turn) -> None:
         return
     if message.kind == "text" and message.text is not None:
         used = sum(len(t) for t in scratch.get("texts") or [])
+        limit = turn.ctx.max_text_length
         try:
-            text = validate_text(message.text, max_length=turn.ctx.max_text_length - used)
+            text = validate_text(message.text, max_length=limit)
+            if used + len(text) > limit:
+                refusal = _(
+                    "Together with the text sent before, that makes {length} characters; "
+                    "the limit is {limit}. Please send a shorter text, or press Done."
+                ).format(length=used + len(text), limit=limit)
+                _prompt_collect(turn, refusal)
+                return
         except InvalidInput as error:
             if error.reason == "text_too_long":
                 refusal = _(
                     "Your text has {length} characters; the limit is {limit}. "
                     "Please shorten it and send it again."
-                ).format(length=error.params["length"], limit=turn.ctx.max_text_length)
+                ).format(**error.params)
                 _prompt_collect(turn, refusal)
             else:
                 _prompt_collect(turn)

@@ -109,7 +109,9 @@ def test_supplement_text_and_photos() -> None:
     chat.sticker()
     assert "cannot read" in chat.said
     chat.text("x" * 5000)
-    assert "limit is 2000" in chat.said
+    assert "Your text has 5000 characters; the limit is 2000." in chat.said
+    chat.text("y" * 1980)
+    assert "that makes 2019 characters; the limit is 2000" in chat.said
     chat.choose("done")
     assert chat.where == ("idle", None)
     assert chat.commands == [
