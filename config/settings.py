@@ -1,0 +1,107 @@
+"""Settings: `COMPLAINTDESK_*` environment variables, then an optional TOML file.
+
+The TOML file is named by `COMPLAINTDESK_CONFIG`; its keys are the field names below (without the
+prefix). Environment variables win over the file, the file over the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+LANGUAGES = ("zh_CN", "zh_TW", "en")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMPLAINTDESK_", extra="forbid")
+
+    database_url: str = Field(
+        default="sqlite://complaintdesk.sqlite3",
+        description="sqlite://PATH (embedded default) or postgres://user@host:port/db",
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="zone used to show times")
+    language: str = Field(default="zh_CN", description="default language: zh_CN, zh_TW or en")
+    host: str = Field(default="127.0.0.1", description="address `run` and `demo` listen on")
+    port: int = Field(default=8080, description="port `run` and `demo` listen on")
+    profile: str = Field(default="gov-window", description="policy profile id or TOML path")
+    profiles_dir: Path | None = Field(default=None, description="extra directory of profiles")
+    holiday_override_file: Path | None = Field(
+        default=None, description="TOML with extra holidays/working days (default: shipped one)"
+    )
+    data_dir: Path = Field(default=Path("data"), description="where attachments are stored")
+    dialog_idle_minutes: int = Field(default=60, description="idle dialogs expire after this")
+    max_text_length: int = Field(default=2000, description="longest free text accepted")
+    max_photos: int = Field(default=6, description="photos per complaint")
+    max_photo_mb: float = Field(default=10.0, description="largest photo or file accepted")
+    telegram_token: str | None = Field(default=None, description="Telegram bot token")
+    telegram_api_base: str | None = Field(
+        default=None, description="non-default Bot API server, e.g. http://127.0.0.1:8081"
+    )
+    telegram_webhook_secret: str | None = Field(
+        default=None, description="secret for X-Telegram-Bot-Api-Secret-Token (webhook mode)"
+    )
+    public_url: str | None = Field(
+        default=None, description="public https base URL; set → Telegram webhook mode"
+    )
+    wechat_appid: str | None = None
+    wechat_secret: str | None = None
+    wechat_token: str | None = None
+    wechat_aes_key: str | None = None
+    wechat_api_base: str | None = None
+    scheduler_interval_seconds: int = Field(default=60, description="deadline sweep period")
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"unknown language {value!r}; use one of {', '.join(LANGUAGES)}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises on an unknown zone name
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("COMPLAINTDESK_CONFIG")
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"COMPLAINTDESK_CONFIG names a missing file: {path}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_with(**overrides: Any) -> Settings:
+    """Settings from the environment with explicit overrides (CLI flags)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

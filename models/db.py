@@ -1,0 +1,61 @@
+"""Database set-up: one Tortoise config for SQLite and PostgreSQL, and migrations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+
+def normalise_url(url: str) -> str:
+    """Accept postgresql:// too; Tortoise names the asyncpg backend postgres://."""
+    if url.startswith("postgresql://"):
+        return "postgres://" + url.removeprefix("postgresql://")
+    return url
+
+
+def is_postgres(url: str) -> bool:
+    return normalise_url(url).startswith(("postgres://", "asyncpg://"))
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": normalise_url(database_url)},
+        "apps": {
+            "models": {
+                "models": ["models.entities"],
+                "default_connection": "default",
+                "migrations": "models.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate(database_url: str) -> None:
+    """Apply the committed migrations (creates the schema on an empty database)."""
+    await tortoise_migrate(config=tortoise_config(database_url))
+    await Tortoise.close_connections()
+
+
+async def init_db(database_url: str, *, apply_migrations: bool = True) -> None:
+    if apply_migrations:
+        await migrate(database_url)
+    await Tortoise.init(config=tortoise_config(database_url))
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def database(database_url: str) -> AsyncIterator[None]:
+    await init_db(database_url)
+    try:
+        yield
+    finally:
+        await close_db()

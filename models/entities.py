@@ -1,0 +1,288 @@
+"""Tortoise ORM models: the database is the only state of the product."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.workflow import Role, State
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    TELEGRAM = "telegram"
+    WECHAT = "wechat"
+
+
+class TargetKind(StrEnum):
+    DEPARTMENT = "department"
+    STAFF = "staff"
+    VEHICLE = "vehicle"
+    OTHER = "other"
+
+
+class RequestType(StrEnum):
+    STOP_HARM = "stop_harm"
+    APOLOGY = "apology"
+    COMPENSATION = "compensation"
+    EXPLANATION = "explanation"
+    OTHER = "other"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # permanent: bot blocked, chat not found; surfaced to a human
+
+
+class Department(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=200)
+    # The escalation chain: a missed deadline goes one level up this link.
+    parent: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="children", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "department"
+
+
+class Staff(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    role = fields.CharEnumField(Role, max_length=32)
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="staff", null=True, on_delete=fields.SET_NULL
+    )
+    telegram_chat_id = fields.CharField(max_length=64, null=True, unique=True)
+    wechat_openid = fields.CharField(max_length=64, null=True, unique=True)
+    invite_code = fields.CharField(max_length=64, null=True, unique=True)
+    invite_expires_at = fields.DatetimeField(null=True)
+    language = fields.CharField(max_length=8, default="zh_CN")
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "staff"
+
+
+class Complainant(Model):
+    """A person as one platform identity, name and phone optional (anonymous filing)."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    external_id = fields.CharField(max_length=128)  # Telegram user id, WeChat openid, web session
+    chat_id = fields.CharField(max_length=128, null=True)  # where to reach them on that channel
+    name = fields.CharField(max_length=200, null=True)
+    phone = fields.CharField(max_length=32, null=True)
+    language = fields.CharField(max_length=8, default="zh_CN")
+    unsubscribed = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "complainant"
+        unique_together = (("channel", "external_id"),)
+
+
+class MonthlySerial(Model):
+    """Last complaint serial handed out per month: the row lock makes numbers gap-free."""
+
+    month = fields.CharField(max_length=6, primary_key=True)  # YYYYMM
+    last_serial = fields.IntField(default=0)
+
+    class Meta:
+        table = "monthly_serial"
+
+
+class Complaint(Model):
+    id = fields.IntField(primary_key=True)
+    number = fields.CharField(max_length=20, unique=True)  # YYYYMM-NNNN
+    profile = fields.CharField(max_length=64)
+    category = fields.CharField(max_length=64, null=True)
+    subcategory = fields.CharField(max_length=64, null=True)
+    severity = fields.CharField(max_length=32, null=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    complainant: fields.ForeignKeyNullableRelation[Complainant] = fields.ForeignKeyField(
+        "models.Complainant", related_name="complaints", null=True, on_delete=fields.SET_NULL
+    )
+    anonymous = fields.BooleanField(default=False)
+    contact_name = fields.CharField(max_length=200, null=True)
+    contact_phone = fields.CharField(max_length=32, null=True)
+    target_kind = fields.CharEnumField(TargetKind, max_length=16, null=True)
+    target_text = fields.CharField(max_length=500, null=True)
+    target_department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="targeted_by", null=True, on_delete=fields.SET_NULL
+    )
+    target_staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="targeted_by", null=True, on_delete=fields.SET_NULL
+    )
+    incident_at = fields.DatetimeField(null=True)
+    place_text = fields.CharField(max_length=500, null=True)
+    latitude = fields.FloatField(null=True)
+    longitude = fields.FloatField(null=True)
+    facts = fields.TextField(default="")
+    request_type = fields.CharEnumField(RequestType, max_length=16, null=True)
+    request_text = fields.TextField(null=True)
+    witnesses = fields.TextField(null=True)
+    written = fields.BooleanField(default=False)  # a written complaint gets a written reply
+    confidential = fields.BooleanField(default=True)
+    state = fields.CharEnumField(State, max_length=32, default=State.DRAFT)
+    lead_department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="led_complaints", null=True, on_delete=fields.SET_NULL
+    )
+    handler: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="handled_complaints", null=True, on_delete=fields.SET_NULL
+    )
+    co_departments: fields.ManyToManyRelation[Department] = fields.ManyToManyField(
+        "models.Department", related_name="co_handled_complaints", through="complaint_co_department"
+    )
+    # Stage deadlines: {stage: {"due": ISO UTC, "provisional": bool, ...}}; the nearest open one
+    # is copied to next_due_at so a sweep is an index range scan over due rows only.
+    deadlines = fields.JSONField(default=dict)
+    next_due_at = fields.DatetimeField(null=True, db_index=True)
+    next_due_stage = fields.CharField(max_length=32, null=True)
+    deadline_provisional = fields.BooleanField(default=False)
+    paused_at = fields.DatetimeField(null=True)
+    extensions_used = fields.IntField(default=0)
+    extension_pending = fields.JSONField(null=True)
+    reply_text = fields.TextField(null=True)
+    submitted_at = fields.DatetimeField(null=True)
+    resolved_at = fields.DatetimeField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+    anonymised_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "complaint"
+        indexes = (("state", "next_due_at"),)
+
+
+class Attachment(Model):
+    id = fields.IntField(primary_key=True)
+    complaint: fields.ForeignKeyNullableRelation[Complaint] = fields.ForeignKeyField(
+        "models.Complaint", related_name="attachments", null=True, on_delete=fields.CASCADE
+    )
+    channel = fields.CharEnumField(Channel, max_length=16)
+    platform_file_id = fields.CharField(max_length=256, null=True)
+    file_name = fields.CharField(max_length=255, null=True)
+    mime_type = fields.CharField(max_length=100, null=True)
+    size = fields.IntField(default=0)
+    sha256 = fields.CharField(max_length=64, db_index=True)
+    stored_path = fields.CharField(max_length=500)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "attachment"
+
+
+class Event(Model):
+    """Append-only timeline: the complaint's state is derived from these rows."""
+
+    id = fields.BigIntField(primary_key=True)
+    complaint: fields.ForeignKeyRelation[Complaint] = fields.ForeignKeyField(
+        "models.Complaint", related_name="events", on_delete=fields.CASCADE
+    )
+    actor_role = fields.CharEnumField(Role, max_length=32)
+    actor_staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="events", null=True, on_delete=fields.SET_NULL
+    )
+    action = fields.CharField(max_length=32)
+    from_state = fields.CharField(max_length=32, null=True)
+    to_state = fields.CharField(max_length=32, null=True)
+    payload = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "event"
+        ordering = ["id"]
+
+
+class SurveyResponse(Model):
+    id = fields.IntField(primary_key=True)
+    complaint: fields.ForeignKeyRelation[Complaint] = fields.ForeignKeyField(
+        "models.Complaint", related_name="surveys", on_delete=fields.CASCADE
+    )
+    handler: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="surveys", null=True, on_delete=fields.SET_NULL
+    )
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="surveys", null=True, on_delete=fields.SET_NULL
+    )
+    result_score = fields.IntField(null=True)
+    attitude_score = fields.IntField(null=True)
+    comment = fields.TextField(null=True)
+    no_response = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "survey_response"
+
+
+class OutboxMessage(Model):
+    """A message to a person, written in the same transaction as the change that caused it."""
+
+    id = fields.BigIntField(primary_key=True)
+    idempotency_key = fields.CharField(max_length=200, unique=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    chat_id = fields.CharField(max_length=128)
+    payload = fields.JSONField()  # a serialised Outgoing
+    status = fields.CharEnumField(OutboxStatus, max_length=16, default=OutboxStatus.PENDING)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(db_index=True)
+    claimed_until = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    complaint: fields.ForeignKeyNullableRelation[Complaint] = fields.ForeignKeyField(
+        "models.Complaint", related_name="outbox", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "outbox"
+        indexes = (("status", "next_attempt_at"),)
+
+
+class DialogSession(Model):
+    """Where each person is in a conversation: any worker continues it from here."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    external_id = fields.CharField(max_length=128)
+    state = fields.JSONField(default=dict)
+    version = fields.IntField(default=0)  # optimistic concurrency between workers
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "dialog_session"
+        unique_together = (("channel", "external_id"),)
+
+
+class ProcessedUpdate(Model):
+    """Platform update ids already handled, so a re-delivered update is processed once."""
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    update_key = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "processed_update"
+        unique_together = (("channel", "update_key"),)
+
+
+class KeyValue(Model):
+    """Small shared facts between workers (e.g. a platform access token and its expiry)."""
+
+    key = fields.CharField(max_length=128, primary_key=True)
+    value = fields.JSONField()
+    expires_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "key_value"
