@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 
@@ -50,6 +51,10 @@ async def init_db(database_url: str, *, apply_migrations: bool = True) -> None:
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+    await Tortoise._reset_apps()
+    # Tortoise caches built INSERT statements per connection name, not per dialect; a process
+    # that switches databases (the test suite runs SQLite then PostgreSQL) must drop them.
+    EXECUTOR_CACHE.clear()
 
 
 @asynccontextmanager

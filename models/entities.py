@@ -200,7 +200,7 @@ class Event(Model):
 
     class Meta:
         table = "event"
-        ordering = ["id"]
+        ordering = ("id",)
 
 
 class SurveyResponse(Model):
