@@ -1,0 +1,436 @@
+"""The shell around the pure dialog engine: one incoming message, one database transaction.
+
+Every channel adapter (web chat, Telegram, WeChat) hands its neutral `Incoming` to
+`Conversation.handle` and sends back the `Outgoing` list it returns. Per message, atomically:
+
+1. de-duplicate on (channel, message id) through ProcessedUpdate — a re-delivery changes nothing;
+2. load (or create) the person's DialogSession row, locked on PostgreSQL;
+3. load the person's latest complaints for self-service;
+4. ask `handlers.dialog.handle` what to answer;
+5. carry out its commands (file, supplement, withdraw, dispute, language) with models.actions;
+6. store the new dialog state (optimistic version check) and commit.
+
+Nothing about a conversation lives in memory, so another worker — or this one after a restart —
+continues any conversation where it stopped. A SQLite "database is locked" or a lost race with
+another worker retries the whole turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
+from tortoise.transactions import in_transaction
+
+from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes, store_attachment
+from config.profiles import Profile
+from config.settings import Settings
+from handlers import dialog, selfservice
+from handlers.commands import Command, Dispute, SetLanguage, SubmitComplaint, Supplement, Withdraw
+from handlers.dialog import (
+    ComplaintSummary,
+    DialogContext,
+    DialogState,
+    render_command_failed,
+    render_disputed,
+    render_submitted,
+    render_supplemented,
+    render_withdrawn,
+)
+from handlers.i18n import supported, translator
+from handlers.messages import FileRef, Incoming, Outgoing
+from models.actions import (
+    ActionRefused,
+    Actor,
+    Clock,
+    ComplaintNotFound,
+    act,
+    submit_complaint,
+)
+from models.entities import (
+    Attachment,
+    Channel,
+    Complainant,
+    Complaint,
+    DialogSession,
+    Event,
+    ProcessedUpdate,
+)
+from models.workflow import Action, RefusalReason, Role, State
+from scheduler.calendar import WorkingCalendar
+
+log = logging.getLogger(__name__)
+
+# The person's complaints shown in self-service (newest first).
+RECENT_COMPLAINTS = 20
+# Attempts at one turn when SQLite is locked by another process or another worker won a race.
+TURN_ATTEMPTS = 5
+RETRY_PAUSE_SECONDS = 0.05
+# ProcessedUpdate.update_key is 128 characters; longer platform ids are hashed to fit.
+UPDATE_KEY_LENGTH = 128
+
+
+class _StaleSession(Exception):
+    """Another worker saved this person's dialog state after we loaded it: redo the turn."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    return "locked" in str(exc).lower() or "busy" in str(exc).lower()
+
+
+def update_key(message_id: str) -> str:
+    if len(message_id) <= UPDATE_KEY_LENGTH:
+        return message_id
+    return "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
+
+
+class Conversation:
+    """Binds the dialog engine to the database; one instance per worker, shared by channels."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        profile: Profile,
+        calendar: WorkingCalendar,
+        *,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.calendar = calendar
+        self.tz = settings.tz
+        self._now = now
+
+    # -- the turn ----------------------------------------------------------------------------
+
+    async def handle(self, incoming: Incoming) -> list[Outgoing]:
+        """Answer one message; a message id seen before on this channel returns []."""
+        channel = Channel(incoming.channel)
+        if incoming.received_at is None:
+            incoming = replace(incoming, received_at=self._now())
+        key = update_key(incoming.message_id) if incoming.message_id else None
+        for attempt in range(1, TURN_ATTEMPTS + 1):
+            last = attempt == TURN_ATTEMPTS
+            try:
+                return await self._turn(channel, incoming, key)
+            except IntegrityError:
+                # A concurrent delivery of the same update committed first, or two workers
+                # created the same person's session at once (then the retry finds it).
+                if key is not None and await self._processed(channel, key):
+                    return []
+                if last:
+                    raise
+            except _StaleSession:
+                if last:
+                    raise
+            except (OperationalError, TransactionManagementError) as exc:
+                if last or not _is_lock_error(exc):
+                    raise
+                log.info("database busy; retrying turn for %s:%s", channel, incoming.user_id)
+            await asyncio.sleep(RETRY_PAUSE_SECONDS * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _turn(self, channel: Channel, incoming: Incoming, key: str | None) -> list[Outgoing]:
+        now = self._now()
+        async with in_transaction() as conn:
+            if key is not None:
+                if await self._processed(channel, key, conn):
+                    return []
+                await ProcessedUpdate.create(channel=channel, update_key=key, using_db=conn)
+            session = await self._session(channel, incoming.user_id, conn)
+            state = DialogState.from_json(session.state) if session.state else None
+            person = await self._person(channel, incoming.user_id, conn)
+            lang = supported(state.language if state else person.language if person else None)
+            summaries = await self._summaries(person, lang, conn) if person else []
+            ctx = DialogContext.from_settings(self.settings, self.profile, now, summaries)
+            result = dialog.handle(state, incoming, ctx)
+            replies = list(result.replies)
+            lang = supported(result.state.language)
+            clock = Clock(self.calendar, self.tz, now)
+            for command in result.commands:
+                replies += await self._execute(command, channel, incoming, lang, clock, conn)
+            await self._save_session(session, result.state, now, conn)
+        return replies
+
+    async def _processed(
+        self, channel: Channel, key: str, conn: BaseDBAsyncClient | None = None
+    ) -> bool:
+        return await ProcessedUpdate.filter(channel=channel, update_key=key).using_db(conn).exists()
+
+    async def _session(
+        self, channel: Channel, user_id: str, conn: BaseDBAsyncClient
+    ) -> DialogSession:
+        query = DialogSession.filter(channel=channel, external_id=user_id).using_db(conn)
+        if conn.capabilities.dialect == "postgres":
+            # Two workers with messages from the same person take turns on this row.
+            query = query.select_for_update()
+        session = await query.first()
+        if session is None:
+            session = await DialogSession.create(
+                channel=channel, external_id=user_id, state={}, version=0, using_db=conn
+            )
+        return session
+
+    async def _save_session(
+        self, session: DialogSession, state: DialogState, now: datetime, conn: BaseDBAsyncClient
+    ) -> None:
+        # The version check catches a writer the row lock cannot (SQLite across processes).
+        saved = (
+            await DialogSession.filter(id=session.id, version=session.version)
+            .using_db(conn)
+            .update(state=state.to_json(), version=session.version + 1, updated_at=now)
+        )
+        if saved != 1:
+            raise _StaleSession(f"dialog session {session.id} changed under us")
+
+    async def _person(
+        self, channel: Channel, user_id: str, conn: BaseDBAsyncClient
+    ) -> Complainant | None:
+        return await Complainant.filter(channel=channel, external_id=user_id).using_db(conn).first()
+
+    # -- what the person has filed -----------------------------------------------------------
+
+    async def _summaries(
+        self, person: Complainant, lang: str, conn: BaseDBAsyncClient
+    ) -> list[ComplaintSummary]:
+        complaints = (
+            await Complaint.filter(complainant_id=person.id)
+            .using_db(conn)
+            .order_by("-submitted_at", "-id")
+            .limit(RECENT_COMPLAINTS)
+        )
+        if not complaints:
+            return []
+        events = (
+            await Event.filter(complaint_id__in=[c.id for c in complaints])
+            .using_db(conn)
+            .order_by("id")
+        )
+        _ = translator(lang)
+        timelines: dict[int, list[tuple[datetime, str]]] = {c.id: [] for c in complaints}
+        for event in events:
+            what = self._timeline_entry(event, _)
+            if what is not None:
+                timelines[event.complaint_id].append((event.created_at, what))  # type: ignore[attr-defined]
+        return [
+            ComplaintSummary(
+                number=c.number,
+                state=str(c.state),
+                category_label=self._category_label(c, lang),
+                next_deadline=c.next_due_at,
+                provisional=c.deadline_provisional,
+                submitted_at=c.submitted_at or c.created_at,
+                timeline=tuple(timelines[c.id]),
+            )
+            for c in complaints
+        ]
+
+    @staticmethod
+    def _timeline_entry(event: Event, _: Callable[[str], str]) -> str | None:
+        """What the complainant sees of an event: state changes and their own additions.
+
+        Staff notes and other internal steps stay internal.
+        """
+        if event.from_state != event.to_state and event.to_state:
+            return selfservice.state_label(_, event.to_state)
+        if event.actor_role == Role.COMPLAINANT and event.action == Action.SUPPLEMENT:
+            return _("Add information")
+        return None
+
+    def _category_label(self, complaint: Complaint, lang: str) -> str:
+        if not complaint.category:
+            return "—"
+        try:
+            return self.profile.label("category", complaint.category, lang)
+        except KeyError:
+            return complaint.category  # filed under a profile since changed
+
+    # -- the engine's commands ---------------------------------------------------------------
+
+    async def _execute(
+        self,
+        command: Command,
+        channel: Channel,
+        incoming: Incoming,
+        lang: str,
+        clock: Clock,
+        conn: BaseDBAsyncClient,
+    ) -> list[Outgoing]:
+        if isinstance(command, SubmitComplaint):
+            return await self._submit(command, channel, incoming.user_id, clock, conn)
+        if isinstance(command, SetLanguage):
+            await (
+                Complainant.filter(channel=channel, external_id=incoming.user_id)
+                .using_db(conn)
+                .update(language=command.lang)
+            )
+            return []
+        # Self-service on an existing complaint: a refusal is told, the dialog goes on.
+        person = await self._person(channel, incoming.user_id, conn)
+        try:
+            if isinstance(command, Supplement):
+                return await self._supplement(command, channel, person, lang, clock, conn)
+            if isinstance(command, Withdraw):
+                complaint = await self._own_complaint(command.number, person, conn)
+                await self._act(complaint, Action.WITHDRAW, person, clock, {}, conn)
+                return render_withdrawn(command.number, lang)
+            if isinstance(command, Dispute):
+                complaint = await self._own_complaint(command.number, person, conn)
+                payload = {"reason": command.reason}
+                await self._act(complaint, Action.DISPUTE, person, clock, payload, conn)
+                return render_disputed(command.number, lang)
+        except ComplaintNotFound:
+            return render_command_failed("not_found", lang)
+        except ActionRefused as refused:
+            reason = refused.refusal.reason_code
+            code = "invalid_state" if reason == RefusalReason.ILLEGAL_STATE else "not_allowed"
+            return render_command_failed(code, lang)
+        raise TypeError(f"unknown dialog command {command!r}")
+
+    async def _submit(
+        self,
+        command: SubmitComplaint,
+        channel: Channel,
+        user_id: str,
+        clock: Clock,
+        conn: BaseDBAsyncClient,
+    ) -> list[Outgoing]:
+        ids = await self._unlinked_attachments(command.answers.get("photos"), channel, conn)
+        complaint = await submit_complaint(
+            profile=self.profile,
+            channel=channel,
+            external_id=user_id,
+            answers=command.answers,
+            clock=clock,
+            language=supported(command.language),
+            attachment_ids=ids,
+            conn=conn,
+        )
+        await (
+            Complainant.filter(id=complaint.complainant_id)  # type: ignore[attr-defined]
+            .using_db(conn)
+            .update(language=supported(command.language))
+        )
+        return render_submitted(
+            complaint.number,
+            complaint.next_due_at,
+            complaint.deadline_provisional,
+            supported(command.language),
+            self.tz,
+        )
+
+    async def _supplement(
+        self,
+        command: Supplement,
+        channel: Channel,
+        person: Complainant | None,
+        lang: str,
+        clock: Clock,
+        conn: BaseDBAsyncClient,
+    ) -> list[Outgoing]:
+        complaint = await self._own_complaint(command.number, person, conn)
+        ids = await self._unlinked_attachments(list(command.files), channel, conn)
+        payload: dict[str, Any] = {"attachment_ids": ids}
+        if command.text:
+            payload["text"] = command.text
+        state = State(complaint.state)
+        if state == State.WAITING_FOR_COMPLAINANT:
+            # The material asked for: the case goes back in progress and its clock resumes.
+            await self._act(complaint, Action.SUPPLEMENT, person, clock, payload, conn)
+            resumed = True
+        elif state in selfservice.OPEN_STATES:
+            # Nobody asked, so nothing moves: the rule book gives the complainant no note
+            # action; the addition is kept as a supplement event that leaves the state as is.
+            await Event.create(
+                complaint=complaint,
+                actor_role=Role.COMPLAINANT,
+                action=str(Action.SUPPLEMENT),
+                from_state=state,
+                to_state=state,
+                payload={**payload, "unsolicited": True},
+                created_at=clock.now,
+                using_db=conn,
+            )
+            resumed = False
+        else:
+            return render_command_failed("invalid_state", lang)
+        if ids:
+            await Attachment.filter(id__in=ids).using_db(conn).update(complaint_id=complaint.id)
+        return render_supplemented(command.number, resumed, lang)
+
+    async def _act(
+        self,
+        complaint: Complaint,
+        action: Action,
+        person: Complainant | None,
+        clock: Clock,
+        payload: dict[str, Any],
+        conn: BaseDBAsyncClient,
+    ) -> None:
+        actor = Actor(Role.COMPLAINANT, complainant=person)
+        profile = self.profile
+        await act(
+            complaint.id, action, actor, profile=profile, clock=clock, payload=payload, conn=conn
+        )
+
+    async def _own_complaint(
+        self, number: str, person: Complainant | None, conn: BaseDBAsyncClient
+    ) -> Complaint:
+        """The person's complaint by number; someone else's is "not found", never revealed."""
+        complaint = None
+        if person is not None:
+            complaint = (
+                await Complaint.filter(number=number, complainant_id=person.id)
+                .using_db(conn)
+                .first()
+            )
+        if complaint is None:
+            raise ComplaintNotFound(f"no complaint {number!r} of this person")
+        return complaint
+
+    async def _unlinked_attachments(
+        self, files: Sequence[Any] | None, channel: Channel, conn: BaseDBAsyncClient
+    ) -> list[int]:
+        """Stored files named in the engine's file records that no complaint has yet."""
+        wanted = attachment_ids(list(files or []))
+        if not wanted:
+            return []
+        found = set(
+            await Attachment.filter(id__in=wanted, channel=channel, complaint_id=None)
+            .using_db(conn)
+            .values_list("id", flat=True)
+        )
+        return [i for i in wanted if i in found]
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def store_file(self, channel: Channel, file: FileRef) -> FileRef:
+        """Store a downloaded photo or file; the returned FileRef names it "att:<id>".
+
+        Raises `bot.attachments.AttachmentTooLarge` over `max_photo_mb` (nothing is written);
+        adapters then pass the person's message on with its size so the dialog explains.
+        """
+        attachment = await store_attachment(
+            self.settings.data_dir,
+            Channel(channel),
+            file,
+            max_bytes=max_attachment_bytes(self.settings.max_photo_mb),
+        )
+        return attachment_ref(attachment)
+
+    # -- for adapters ------------------------------------------------------------------------
+
+    def failure_reply(self, lang: str | None = None) -> list[Outgoing]:
+        """What to say when a turn failed unexpectedly (it was rolled back: nothing is lost)."""
+        return render_command_failed("error", supported(lang or self.settings.language))
