@@ -148,6 +148,14 @@ class Complaint(Model):
     next_due_stage = fields.CharField(max_length=32, null=True)
     deadline_provisional = fields.BooleanField(default=False)
     paused_at = fields.DatetimeField(null=True)
+    # The scheduler's wake-up: the earliest pending reminder point, due instant, escalation,
+    # survey send, survey reminder or no-response close (scheduler/alarms.py). A sweep reads
+    # only rows with next_alarm_at <= now, so its cost grows with due rows, not open rows.
+    next_alarm_at = fields.DatetimeField(null=True)
+    # What the scheduler has done per stage deadline (reminders sent, escalation level reached,
+    # survey progress), keyed by stage and due instant so a recomputed deadline starts afresh.
+    # Nullable so that adding it to a filled table works, read as {} when NULL.
+    alarm_state = fields.JSONField(default=dict, null=True)
     extensions_used = fields.IntField(default=0)
     extension_pending = fields.JSONField(null=True)
     reply_text = fields.TextField(null=True)
@@ -160,7 +168,7 @@ class Complaint(Model):
 
     class Meta:
         table = "complaint"
-        indexes = (("state", "next_due_at"),)
+        indexes = (("state", "next_due_at"), ("next_alarm_at",))
 
 
 class Attachment(Model):
