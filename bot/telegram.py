@@ -1,0 +1,708 @@
+"""The Telegram channel: Bot API updates in, neutral messages through the conversation, replies out.
+
+    Telegram → (long polling | POST /telegram/webhook) → `incoming_from_update` → files fetched
+    and stored → `Conversation.handle` (one transaction, de-duplicated on "tg:<update_id>")
+    → `render` → sendMessage
+
+`render` is pure: a neutral `Outgoing` becomes one or more Bot API messages —
+- choices as an inline keyboard, one button a row except back/skip/cancel, which share the last
+  row; callback_data is the choice id itself when it fits Telegram's 64 bytes, otherwise
+  "~" + a hash of it, which `incoming_from_update` resolves through the pressed button's label
+  (the dialog engine accepts an offered choice's label as the answer), so nothing has to be
+  remembered between the message and the press;
+- ask="contact" / "location" as a reply keyboard: the request_contact / request_location button,
+  then the choices (back, cancel, skip) as plain buttons whose labels the engine understands;
+- text over 4096 characters split on line boundaries, the keyboard on the last part only;
+- plain text, never a parse mode, so whatever a person typed is shown as typed and cannot break
+  Telegram's HTML/Markdown parser.
+
+`TelegramSender` is the outbox's sender for this channel; it maps Bot API errors onto the
+outbox's RetryLater / TransientFailure / PermanentFailure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import mimetypes
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.attachments import AttachmentTooLarge, parse_attachment_id
+from bot.outbox import TELEGRAM_LIMITS, PermanentFailure, RateLimits, RetryLater, TransientFailure
+from config.settings import Settings
+from handlers.dialog import command_descriptions, render_command_failed
+from handlers.i18n import normalise_language, supported
+from handlers.messages import Choice, FileRef, Incoming, Outgoing
+from models.entities import Attachment, Channel
+
+log = logging.getLogger(__name__)
+
+CHANNEL = Channel.TELEGRAM
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_TEXT_UTF16 = 4096  # Bot API: 1-4096 characters of message text
+MAX_CALLBACK_DATA_BYTES = 64
+MAX_BOT_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile refuses larger files ("file is too big")
+HASHED_CHOICE = "~"  # callback_data prefix of a choice id too long to send as it is
+ALLOWED_UPDATES = ("message", "callback_query")
+UPDATE_PREFIX = "tg:"
+# Choice ids that navigate rather than answer; they share one row under the answers.
+_NAV_CHOICES = frozenset({"back", "skip", "cancel"})
+# A chosen button's label is kept on its message as "✔ label" when the text leaves room.
+_CHOSEN_MARK = "✔ "
+# How many update ids a worker remembers to skip a redelivery without a database round trip.
+_RECENT_UPDATES = 2048
+# Telegram-side flood waits longer than this are not slept through for an interactive reply.
+_MAX_REPLY_WAIT_SECONDS = 30.0
+
+# Labels of the reply-keyboard buttons that share a contact / location. The dialog's catalogs
+# hold no button labels (other channels have no such buttons), so they live here.
+_SHARE_LABELS: dict[str, dict[str, str]] = {
+    "contact": {
+        "zh_CN": "📱 发送我的手机号",
+        "zh_TW": "📱 傳送我的手機號碼",
+        "en": "📱 Share my phone number",
+    },
+    "location": {
+        "zh_CN": "📍 发送我的位置",
+        "zh_TW": "📍 傳送我的位置",
+        "en": "📍 Share my location",
+    },
+}
+# Bot API language codes (two-letter ISO 639-1) for our languages; zh_TW cannot be told apart
+# from zh_CN that way, so its command list is the Chinese one.
+_COMMAND_LANGUAGE_CODES = {"zh_CN": "zh", "en": "en"}
+
+ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+class Conversation(Protocol):
+    """What the channel needs from bot.conversation.Conversation."""
+
+    async def handle(self, incoming: Incoming) -> list[Outgoing]: ...
+
+    async def store_file(self, channel: Channel, file: FileRef) -> FileRef: ...
+
+
+# ------------------------------------------------------------------------- rendering (pure)
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramMessage:
+    """One sendMessage call; `attach_inline` is added by editMessageReplyMarkup right after.
+
+    A message carries one reply_markup when sent. When a reply keyboard must go away
+    (ReplyKeyboardRemove) and the same message offers choices, it is sent with the removal and
+    then given its inline keyboard by an edit — one message, as the person expects.
+    """
+
+    text: str
+    reply_markup: ReplyMarkup | None = None
+    attach_inline: InlineKeyboardMarkup | None = None
+
+    def api_params(self) -> dict[str, Any]:
+        """The sendMessage parameters as JSON (what goes over the wire, for tests and logs)."""
+        params: dict[str, Any] = {"text": self.text}
+        if self.reply_markup is not None:
+            params["reply_markup"] = self.reply_markup.to_dict()
+        return params
+
+
+def render(message: Outgoing, lang: str | None = None) -> list[TelegramMessage]:
+    """The Bot API messages showing `message`; `lang` only names the share-contact/location
+    button (the rest of the text arrives translated)."""
+    parts = split_text(message.text)
+    reply_keyboard = _reply_keyboard(message, supported(lang)) if message.ask else None
+    inline = None if reply_keyboard is not None else inline_keyboard(message.choices)
+    removal = ReplyKeyboardRemove() if message.remove_keyboard and reply_keyboard is None else None
+
+    rendered: list[TelegramMessage] = []
+    for index, text in enumerate(parts):
+        first, last = index == 0, index == len(parts) - 1
+        markup: ReplyMarkup | None = None
+        attach: InlineKeyboardMarkup | None = None
+        if first and removal is not None:
+            markup = removal
+            if last:
+                attach = inline
+        elif last:
+            markup = reply_keyboard or inline
+        rendered.append(TelegramMessage(text, markup, attach))
+    return rendered
+
+
+def inline_keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup | None:
+    if not choices:
+        return None
+    rows: list[list[InlineKeyboardButton]] = []
+    navigation: list[InlineKeyboardButton] = []
+    for choice in choices:
+        button = InlineKeyboardButton(choice.label, callback_data=callback_data(choice.id))
+        if choice.id in _NAV_CHOICES:
+            navigation.append(button)
+        else:
+            rows.append([button])
+    if navigation:
+        rows.append(navigation)
+    return InlineKeyboardMarkup(rows)
+
+
+def _reply_keyboard(message: Outgoing, lang: str) -> ReplyKeyboardMarkup | None:
+    if message.ask not in _SHARE_LABELS:
+        return None  # ask="photo": the person uses Telegram's own attachment button
+    label = _SHARE_LABELS[message.ask][lang]
+    share = KeyboardButton(
+        label,
+        request_contact=True if message.ask == "contact" else None,
+        request_location=True if message.ask == "location" else None,
+    )
+    rows: list[list[KeyboardButton]] = [[share]]
+    answers = [c for c in message.choices if c.id not in _NAV_CHOICES]
+    navigation = [c for c in message.choices if c.id in _NAV_CHOICES]
+    rows.extend([KeyboardButton(c.label)] for c in answers)
+    if navigation:
+        rows.append([KeyboardButton(c.label) for c in navigation])
+    # one_time: the keyboard folds away after use; the next question removes it for good.
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)
+
+
+def callback_data(choice_id: str) -> str:
+    """The callback_data for a choice: the id itself, or "~<hash>" when it would not fit."""
+    if choice_id.startswith(HASHED_CHOICE) or not 0 < _utf8_len(choice_id) <= 64:
+        return HASHED_CHOICE + hashlib.sha256(choice_id.encode()).hexdigest()[:40]
+    return choice_id
+
+
+def split_text(text: str, limit: int = MAX_TEXT_UTF16) -> list[str]:
+    """`text` in parts of at most `limit` UTF-16 units, cut at line ends where possible.
+
+    Telegram counts UTF-16 code units, so an emoji counts twice. Parts that would hold only
+    whitespace are dropped (Telegram refuses empty messages); a text with no visible character
+    stays one part, for the caller to notice.
+    """
+    if _utf16_len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        if _utf16_len(current) + _utf16_len(line) <= limit:
+            current += line
+            continue
+        if current:
+            parts.append(current)
+            current = ""
+        while _utf16_len(line) > limit:
+            head, line = _cut_line(line, limit)
+            parts.append(head)
+        current = line
+    if current:
+        parts.append(current)
+    kept = [part.strip("\n") for part in parts if part.strip()]
+    return kept or [text[:limit]]
+
+
+def _cut_line(line: str, limit: int) -> tuple[str, str]:
+    """Cut an over-long line at the last space that fits, else at the limit itself."""
+    end = _prefix_fitting(line, limit)
+    space = line.rfind(" ", 0, end)
+    if space > end // 2:
+        end = space + 1
+    return line[:end], line[end:]
+
+
+def _prefix_fitting(text: str, limit: int) -> int:
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > limit:
+            return index
+    return len(text)
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode())
+
+
+def command_language_code(lang: str) -> str | None:
+    """The Bot API language_code under which `lang`'s command list is set (None: none)."""
+    return _COMMAND_LANGUAGE_CODES.get(lang)
+
+
+# ------------------------------------------------------------------------- updates → Incoming
+
+
+def incoming_from_update(update: Update) -> Incoming | None:
+    """The neutral message for an update (None: nothing a person said to us).
+
+    Photos and documents come back with the platform's file id and declared size only; the
+    channel fetches and stores the bytes before the conversation sees them.
+    """
+    user = update.effective_user
+    if user is None or user.is_bot:
+        return None
+    base: dict[str, Any] = {
+        "channel": CHANNEL.value,
+        "user_id": str(user.id),
+        "language": user.language_code,
+        "display_name": user.full_name or None,
+        "message_id": f"{UPDATE_PREFIX}{update.update_id}",
+    }
+    query = update.callback_query
+    if query is not None:
+        return _incoming_from_callback(query.data, query.message, base)
+    message = update.message
+    if message is None:
+        return None  # edits, channel posts, reactions: not part of a conversation
+    base["received_at"] = message.date.astimezone(UTC) if message.date else None
+    if message.text is not None:
+        command = _command(message)
+        if command is not None:
+            name, args = command
+            return Incoming(kind="command", command=name, command_args=args, **base)
+        return Incoming(kind="text", text=message.text, **base)
+    if message.contact is not None:
+        return Incoming(kind="contact", phone=message.contact.phone_number, **base)
+    if message.location is not None:
+        venue = message.venue
+        label = ", ".join(p for p in (venue.title, venue.address) if p) if venue else None
+        return Incoming(
+            kind="location",
+            latitude=message.location.latitude,
+            longitude=message.location.longitude,
+            location_label=label or None,
+            **base,
+        )
+    if message.photo:
+        largest = max(message.photo, key=lambda size: (size.file_size or 0, size.width))
+        file = FileRef(
+            file_id=largest.file_id,
+            file_name=f"photo-{largest.file_unique_id}.jpg",
+            mime_type="image/jpeg",
+            size=largest.file_size,
+        )
+        return Incoming(kind="photo", file=file, text=message.caption, **base)
+    if message.document is not None:
+        document = message.document
+        file = FileRef(
+            file_id=document.file_id,
+            file_name=document.file_name,
+            mime_type=document.mime_type,
+            size=document.file_size,
+        )
+        return Incoming(kind="file", file=file, text=message.caption, **base)
+    return Incoming(kind="unsupported", **base)  # stickers, voice, video, polls, ...
+
+
+def _command(message: Message) -> tuple[str, str] | None:
+    """("start", "payload") for "/start@our_bot payload"; None when the text is no command."""
+    entities = message.entities or ()
+    if not entities or entities[0].type != "bot_command" or entities[0].offset != 0:
+        return None
+    text = message.text or ""
+    head, _, args = text.partition(" ")
+    name = head[1:].split("@", 1)[0].lower()
+    return name, args.strip()
+
+
+def _incoming_from_callback(data: str | None, message: Any, base: dict[str, Any]) -> Incoming:
+    if not data:
+        return Incoming(kind="unsupported", **base)
+    if not data.startswith(HASHED_CHOICE):
+        return Incoming(kind="choice", choice=data, **base)
+    # A long choice id travelled as its hash: answer with the pressed button's label instead.
+    label = _button_label(message, data)
+    if label is None:
+        return Incoming(kind="unsupported", **base)
+    return Incoming(kind="text", text=label, **base)
+
+
+def _button_label(message: Any, data: str) -> str | None:
+    markup = getattr(message, "reply_markup", None)
+    if not isinstance(markup, InlineKeyboardMarkup):
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == data:
+                return button.text
+    return None
+
+
+# ------------------------------------------------------------------------- sending
+
+
+async def send_rendered(bot: Bot, chat_id: int | str, parts: Sequence[TelegramMessage]) -> None:
+    for part in parts:
+        sent = await bot.send_message(chat_id, part.text, reply_markup=part.reply_markup)
+        if part.attach_inline is not None:
+            await bot.edit_message_reply_markup(
+                chat_id, sent.message_id, reply_markup=part.attach_inline
+            )
+
+
+def retry_seconds(error: RetryAfter) -> float:
+    """RetryAfter's wait in seconds (PTB 22 gives int or timedelta depending on PTB_TIMEDELTA)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        delay = error.retry_after
+    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+
+
+def outbox_failure(error: TelegramError) -> Exception:
+    """The outbox exception for a Bot API error: wait, retry with backoff, or give up."""
+    if isinstance(error, RetryAfter):
+        return RetryLater(retry_seconds(error), str(error))
+    if isinstance(error, ChatMigrated):
+        # The group became a supergroup: the recipient's chat id must be updated by a human.
+        return PermanentFailure(f"chat migrated to {error.new_chat_id}")
+    if isinstance(error, InvalidToken):
+        # Our configuration, not the recipient: keep the rows until the token is fixed.
+        return TransientFailure(f"invalid bot token: {error}")
+    if isinstance(error, Forbidden):
+        return PermanentFailure(error.message)  # blocked by the user, kicked, deactivated
+    if isinstance(error, BadRequest):
+        # "chat not found", and any request Telegram refuses as such: sending it again is futile.
+        return PermanentFailure(error.message)
+    if isinstance(error, NetworkError):
+        return TransientFailure(str(error))  # timeouts, 5xx, connection errors
+    return TransientFailure(str(error))  # Conflict and other server-side states
+
+
+class TelegramSender:
+    """The outbox's sender for Telegram: `send` raises only the outbox's exceptions."""
+
+    channel = CHANNEL
+    limits: RateLimits = TELEGRAM_LIMITS
+
+    def __init__(self, bot: Bot, *, language: str = "zh_CN") -> None:
+        self.bot = bot
+        self.language = language
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        """Send `message` and its attachments. A message split in parts is sent part by part,
+        so a failure after the first part resends the earlier parts on retry."""
+        try:
+            await send_rendered(self.bot, chat_id, render(message, self.language))
+            for attachment_id in message.attachments:
+                await self._send_attachment(chat_id, attachment_id)
+        except TelegramError as error:
+            raise outbox_failure(error) from error
+
+    async def _send_attachment(self, chat_id: str, attachment_id: str) -> None:
+        row_id = parse_attachment_id(attachment_id)
+        if row_id is None and attachment_id.isdigit():
+            row_id = int(attachment_id)
+        attachment = await Attachment.get_or_none(id=row_id) if row_id is not None else None
+        if attachment is None:
+            raise PermanentFailure(f"attachment {attachment_id} does not exist")
+        # Uploaded from our copy: a platform file id may belong to another bot or another type.
+        content = await asyncio.to_thread(Path(attachment.stored_path).read_bytes)
+        mime = attachment.mime_type or mimetypes.guess_type(attachment.file_name or "")[0] or ""
+        if mime.startswith("image/") and attachment.size <= 10 * 1024 * 1024:
+            await self.bot.send_photo(chat_id, content)
+        else:
+            await self.bot.send_document(chat_id, content, filename=attachment.file_name)
+
+
+# ------------------------------------------------------------------------- the channel
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured secret, else one derived from the bot token: stable across workers,
+    unguessable without the token, and made of the characters Telegram allows."""
+    if settings.telegram_webhook_secret:
+        return settings.telegram_webhook_secret
+    token = settings.telegram_token or ""
+    return hmac.new(token.encode(), b"complaintdesk telegram webhook", hashlib.sha256).hexdigest()
+
+
+def build_application(settings: Settings, *, webhook: bool) -> Application:  # type: ignore[type-arg]
+    if not settings.telegram_token:
+        raise ValueError("COMPLAINTDESK_TELEGRAM_TOKEN is not set")
+    builder = ApplicationBuilder().token(settings.telegram_token)
+    if settings.telegram_api_base:
+        base = settings.telegram_api_base.rstrip("/")
+        builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+    if webhook:
+        builder = builder.updater(None)  # updates arrive through our own aiohttp route
+    return builder.build()
+
+
+class TelegramChannel:
+    """One bot: receives updates (long polling or webhook), answers through the conversation."""
+
+    def __init__(
+        self, conversation: Conversation, settings: Settings, *, poll_timeout: float = 10.0
+    ) -> None:
+        self.conversation = conversation
+        self.settings = settings
+        self.webhook_mode = bool(settings.public_url)
+        self.secret = webhook_secret(settings)
+        self.poll_timeout = poll_timeout
+        self.application = build_application(settings, webhook=self.webhook_mode)
+        self.application.add_handler(TypeHandler(Update, self._on_polled_update))
+        self._recent: OrderedDict[int, None] = OrderedDict()
+        self._running = False
+
+    @property
+    def bot(self) -> Bot:
+        return self.application.bot
+
+    @property
+    def webhook_url(self) -> str:
+        return (self.settings.public_url or "").rstrip("/") + WEBHOOK_PATH
+
+    async def start(self) -> None:
+        await self.application.initialize()
+        await self.set_commands()
+        if self.webhook_mode:
+            await self.bot.set_webhook(
+                self.webhook_url, secret_token=self.secret, allowed_updates=list(ALLOWED_UPDATES)
+            )
+        else:
+            await self.application.start()
+            updater = self.application.updater
+            assert updater is not None  # built with one in polling mode
+            # start_polling deletes any webhook first, so switching modes needs no manual step.
+            await updater.start_polling(
+                poll_interval=0,
+                timeout=timedelta(seconds=self.poll_timeout),
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+        self._running = True
+
+    async def stop(self) -> None:
+        """Stop taking updates. In webhook mode the webhook stays set: other workers (or this
+        one after a restart) keep serving it, and Telegram retries while none answers."""
+        if not self._running:
+            return
+        self._running = False
+        if not self.webhook_mode:
+            updater = self.application.updater
+            if updater is not None and updater.running:
+                await updater.stop()
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def set_commands(self) -> None:
+        """The /command menu in each language Telegram can tell apart, and a default one."""
+        lists: list[tuple[str | None, str]] = [(None, self.settings.language)]
+        lists += [(code, lang) for lang, code in _COMMAND_LANGUAGE_CODES.items()]
+        for code, lang in lists:
+            commands = [BotCommand(name, text) for name, text in command_descriptions(lang)]
+            try:
+                await self.bot.set_my_commands(commands, language_code=code)
+            except TelegramError as error:  # a cosmetic menu must not keep the bot down
+                log.warning("setMyCommands(%s) failed: %s", code or "default", error)
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        """POST /telegram/webhook: 403 without the right secret, 400 for a body that is not an
+        update, 500 when it could not be handled (Telegram then delivers it again), else 200."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            return web.Response(status=403, text="forbidden")
+        try:
+            data = await request.json(loads=json.loads)
+        except (ValueError, UnicodeDecodeError):
+            return web.Response(status=400, text="body is not JSON")
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            return web.Response(status=400, text="body is not a Telegram update")
+        try:
+            update = Update.de_json(data, self.bot)
+        except (KeyError, TypeError, ValueError):
+            return web.Response(status=400, text="body is not a Telegram update")
+        try:
+            await self.process(update)
+        except Exception:  # the conversation's transaction did not commit: let Telegram retry
+            log.exception(
+                "Telegram update %s failed; Telegram will deliver it again", update.update_id
+            )
+            return web.Response(status=500, text="try again")
+        return web.Response(status=200, text="ok")
+
+    async def _on_polled_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert isinstance(update, Update)
+        try:
+            await self.process(update)
+        except Exception:
+            # A polled update is already confirmed to Telegram: apologise instead of losing it
+            # silently, so the person sends it again.
+            log.exception("Telegram update %s failed", update.update_id)
+            chat = update.effective_chat
+            if chat is not None:
+                lang = self._language(update)
+                await self._reply(chat.id, render_command_failed("error", lang), lang)
+
+    async def process(self, update: Update) -> None:
+        """Handle one update. Raises only when the conversation did not take it (nothing was
+        committed), so the caller may have it delivered again."""
+        if update.update_id in self._recent:
+            return  # a redelivery this worker has handled; the conversation would skip it too
+        incoming = incoming_from_update(update)
+        chat = update.effective_chat
+        query = update.callback_query
+        if query is not None:
+            await self._answer(query.id)
+        if incoming is None or chat is None:
+            self._remember(update.update_id)
+            return
+        lang = self._language(update)
+        if incoming.file is not None:
+            fetched = await self._fetch_file(incoming)
+            if fetched is None:
+                await self._reply(chat.id, render_command_failed("too_large", lang), lang)
+                self._remember(update.update_id)
+                return
+            incoming = fetched
+        replies = await self.conversation.handle(incoming)
+        try:
+            if query is not None and query.message is not None and replies:
+                await self._mark_chosen(chat.id, query.message, query.data)
+            await self._reply(chat.id, replies, lang)
+        finally:
+            self._remember(update.update_id)
+
+    def has_processed(self, update_id: int) -> bool:
+        """Whether this worker has handled `update_id` (replies sent), among its recent ones."""
+        return update_id in self._recent
+
+    def _remember(self, update_id: int) -> None:
+        self._recent[update_id] = None
+        while len(self._recent) > _RECENT_UPDATES:
+            self._recent.popitem(last=False)
+
+    def _language(self, update: Update) -> str:
+        user = update.effective_user
+        hint = user.language_code if user is not None else None
+        return normalise_language(hint) or self.settings.language
+
+    async def _answer(self, query_id: str) -> None:
+        """Always answer a button press, or the person's client shows a spinner for a while."""
+        try:
+            await self.bot.answer_callback_query(query_id)
+        except TelegramError as error:  # too old, or answered by another worker already
+            log.info("answerCallbackQuery %s: %s", query_id, error)
+
+    async def _mark_chosen(self, chat_id: int, message: Any, data: str | None) -> None:
+        """Take the keyboard off the pressed message, keeping the chosen label under its text,
+        so an old question cannot be answered twice and the chat reads as a record."""
+        label = _button_label(message, data or "")
+        text = getattr(message, "text", None)
+        try:
+            if label and text and _utf16_len(text) + _utf16_len(label) + 3 <= MAX_TEXT_UTF16:
+                await self.bot.edit_message_text(
+                    f"{text}\n\n{_CHOSEN_MARK}{label}", chat_id, message.message_id
+                )
+            else:
+                await self.bot.edit_message_reply_markup(chat_id, message.message_id)
+        except TelegramError as error:  # already edited, deleted, or too old to edit
+            log.info("could not mark the pressed message in chat %s: %s", chat_id, error)
+
+    async def _fetch_file(self, incoming: Incoming) -> Incoming | None:
+        """The incoming message with its file stored ("att:<id>"); the platform reference with
+        its size when the file is over our limit (the dialog tells the person the sizes); None
+        when only Telegram's own download limit stands in the way."""
+        file = incoming.file
+        assert file is not None
+        limit = int(self.settings.max_photo_mb * 1024 * 1024)
+        if file.size is not None and file.size > limit:
+            return incoming  # refused by size, without downloading it
+        if file.size is not None and file.size > MAX_BOT_DOWNLOAD_BYTES:
+            return None
+        try:
+            telegram_file = await self.bot.get_file(file.file_id)
+            data = bytes(await telegram_file.download_as_bytearray())
+        except BadRequest as error:
+            if "too big" in error.message.lower():
+                return None
+            raise
+        try:
+            stored = await self.conversation.store_file(CHANNEL, replace(file, data=data))
+        except AttachmentTooLarge as error:
+            return replace(incoming, file=replace(file, size=error.size, data=None))
+        return replace(incoming, file=stored)
+
+    async def _reply(self, chat_id: int, replies: Sequence[Outgoing], lang: str) -> None:
+        """Send the answers now; failures are logged (the person's message is already taken)."""
+        for reply in replies:
+            try:
+                await self._send_waiting(chat_id, render(reply, lang))
+            except TelegramError as error:
+                log.warning("reply to chat %s failed: %s", chat_id, error)
+                return
+
+    async def _send_waiting(self, chat_id: int, parts: list[TelegramMessage]) -> None:
+        try:
+            await send_rendered(self.bot, chat_id, parts)
+        except RetryAfter as error:
+            wait = retry_seconds(error)
+            if wait > _MAX_REPLY_WAIT_SECONDS:
+                raise
+            await asyncio.sleep(wait)
+            await send_rendered(self.bot, chat_id, parts)
+
+
+TELEGRAM_CHANNEL = web.AppKey("telegram_channel", TelegramChannel)
+
+
+def setup_telegram(
+    app: web.Application,
+    conversation: Conversation,
+    settings: Settings,
+    *,
+    poll_timeout: float = 10.0,
+) -> TelegramChannel:
+    """Serve the bot with `app`: webhook route when settings.public_url is set, long polling
+    otherwise; started on the app's startup and stopped on its cleanup."""
+    channel = TelegramChannel(conversation, settings, poll_timeout=poll_timeout)
+    app[TELEGRAM_CHANNEL] = channel
+    if channel.webhook_mode:
+        app.router.add_post(WEBHOOK_PATH, channel.webhook)
+
+    async def start(_: web.Application) -> None:
+        await channel.start()
+
+    async def stop(_: web.Application) -> None:
+        await channel.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return channel
