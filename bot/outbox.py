@@ -7,11 +7,30 @@ up on a row.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+from aiohttp import web
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import BaseORMException
+from tortoise.expressions import F, Q, Subquery
+from tortoise.functions import Min
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from handlers.messages import Outgoing
-from models.entities import Channel
+from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus, Staff
+from models.outbox import outgoing_from_json
+from models.workflow import Role
+
+log = logging.getLogger(__name__)
 
 
 class RetryLater(Exception):
@@ -54,3 +73,634 @@ class Sender(Protocol):
     limits: RateLimits
 
     async def send(self, chat_id: str, message: Outgoing) -> None: ...
+
+
+def is_group_chat(chat_id: str) -> bool:
+    """Telegram group and channel chats have negative ids; private chats positive ones."""
+    return chat_id.startswith("-")
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float = 2.0,
+    cap: float = 600.0,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait after the `attempt`-th failed try (1-based): exponential, capped, and
+    jittered into [half, full] of the step so retries of many rows do not arrive in lockstep."""
+    step = min(cap, base * 2 ** max(attempt - 1, 0))
+    return step / 2 + step / 2 * rng()
+
+
+class TokenBucket:
+    """A token bucket in its GCRA form: `tat` is when the bucket will be full again.
+
+    Capacity 1 (the default) spaces sends evenly, which keeps us under Telegram's limits
+    whatever window Telegram measures them over.
+    """
+
+    def __init__(self, rate: float, per: float = 1.0, capacity: int = 1) -> None:
+        self.interval = per / rate
+        self.tolerance = (capacity - 1) * self.interval
+        self.tat = 0.0
+
+    def ready_at(self, now: float) -> float:
+        return max(now, self.tat - self.tolerance)
+
+    def reserve(self, at: float) -> None:
+        """Take one token at instant `at` (not before `ready_at`)."""
+        self.tat = max(self.tat, at) + self.interval
+
+    def pause(self, until: float) -> None:
+        self.tat = max(self.tat, until + self.tolerance)
+
+
+class RateLimiter:
+    """Per-channel global buckets and per-chat buckets; times are POSIX seconds from `clock`.
+
+    Reservations are made without awaiting in between, so concurrent sends share the buckets
+    without a lock: each gets its own future slot and sleeps until it.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._global: dict[Channel, TokenBucket] = {}
+        self._chats: dict[tuple[Channel, str], TokenBucket] = {}
+        self._paused: dict[tuple[Channel, str | None], float] = {}
+
+    def _global_bucket(self, channel: Channel, limits: RateLimits) -> TokenBucket | None:
+        if limits.global_per_second is None:
+            return None
+        if channel not in self._global:
+            self._global[channel] = TokenBucket(limits.global_per_second)
+        return self._global[channel]
+
+    def _chat_bucket(
+        self, channel: Channel, chat_id: str, limits: RateLimits
+    ) -> TokenBucket | None:
+        key = (channel, chat_id)
+        bucket = self._chats.get(key)
+        if bucket is None:
+            if limits.per_group_per_minute is not None and is_group_chat(chat_id):
+                bucket = TokenBucket(limits.per_group_per_minute, per=60.0)
+            elif limits.per_chat_per_second is not None:
+                bucket = TokenBucket(limits.per_chat_per_second)
+            else:
+                return None
+            self._chats[key] = bucket
+        return bucket
+
+    def reserve(self, channel: Channel, chat_id: str, limits: RateLimits) -> tuple[float, bool]:
+        """The instant a message to `chat_id` may go, and whether that slot is booked.
+
+        A slot is booked only when the channel-wide bucket is what it waits for: a chat that
+        must wait longer (its own limit, a pause) takes no global token, so it cannot hold back
+        other chats; the caller sleeps until the instant returned and asks again.
+        """
+        now = self.clock()
+        overall = self._global_bucket(channel, limits)
+        chat = self._chat_bucket(channel, chat_id, limits)
+        chat_ready = max(now, self.paused_until(channel, chat_id))
+        if chat is not None:
+            chat_ready = max(chat_ready, chat.ready_at(now))
+        at = max(chat_ready, overall.ready_at(now)) if overall is not None else chat_ready
+        if chat_ready > now and (overall is None or chat_ready > overall.ready_at(now)):
+            return chat_ready, False
+        for bucket in (overall, chat):
+            if bucket is not None:
+                bucket.reserve(at)
+        return at, True
+
+    def paused_until(self, channel: Channel, chat_id: str) -> float:
+        return max(
+            self._paused.get((channel, None), 0.0), self._paused.get((channel, chat_id), 0.0)
+        )
+
+    def pause(self, channel: Channel, chat_id: str | None, until: float) -> None:
+        """Nothing to `chat_id` (None: to anyone on the channel) before `until`."""
+        key = (channel, chat_id)
+        self._paused[key] = max(self._paused.get(key, 0.0), until)
+        if chat_id is None:
+            if channel in self._global:
+                self._global[channel].pause(until)
+        elif key in self._chats:
+            self._chats[key].pause(until)
+
+    def busy_chats(self) -> dict[Channel, list[str]]:
+        """Chats that cannot take a message now; also forgets buckets that are full again."""
+        now = self.clock()
+        busy: dict[Channel, list[str]] = {}
+        for key, bucket in list(self._chats.items()):
+            ready = max(bucket.ready_at(now), self._paused.get(key, 0.0))
+            if ready > now:
+                busy.setdefault(key[0], []).append(key[1])
+            else:
+                del self._chats[key]
+        for key, until in list(self._paused.items()):
+            if until <= now:
+                del self._paused[key]
+            elif key[1] is not None and key not in self._chats:
+                busy.setdefault(key[0], []).append(key[1])
+        return busy
+
+    def next_ready(self) -> float | None:
+        """When the earliest busy chat or paused channel can take a message again (None: none
+        is waiting)."""
+        now = self.clock()
+        times = [max(b.ready_at(now), self._paused.get(k, 0.0)) for k, b in self._chats.items()]
+        times += self._paused.values()
+        future = [t for t in times if t > now]
+        return min(future) if future else None
+
+
+# ------------------------------------------------------------------------- the dispatcher
+
+_LOCK_KEY = 0x636F6D706C61696E  # "complain": the one outbox dispatcher lock per database
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A row this dispatcher claimed; `until` doubles as the claim's token in every update."""
+
+    id: int
+    channel: Channel
+    chat_id: str
+    payload: dict[str, Any]
+    attempts: int  # including this one
+    complaint_id: int | None
+    until: datetime
+
+
+class _AdvisoryLock:
+    """`pg_try_advisory_lock` held on a connection of its own for as long as it stays open."""
+
+    def __init__(self, client: BaseDBAsyncClient) -> None:
+        self._client = client
+        self._conn: asyncpg.Connection | None = None
+
+    async def acquire(self) -> bool:
+        if self._conn is None or self._conn.is_closed():
+            c = self._client
+            self._conn = await asyncpg.connect(
+                host=c.host, port=c.port, user=c.user, password=c.password, database=c.database
+            )
+        return bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY))
+
+    async def held(self) -> bool:
+        """True while our session lives (a lost connection has lost the lock with it)."""
+        if self._conn is None or self._conn.is_closed():
+            return False
+        try:
+            await self._conn.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        return True
+
+    async def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            finally:
+                await conn.close()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    """Sends due outbox rows through `senders`, one channel each.
+
+    Claiming: a short transaction selects the due rows (PostgreSQL: `FOR UPDATE SKIP LOCKED`;
+    SQLite: its single writer) and marks them `sending` with `claimed_until`; the sends happen
+    outside it, and each outcome is written right after its send. Only the oldest unsent row of
+    each chat is claimable, so a chat receives its messages in queue order even across retries.
+    A row left `sending` past `claimed_until` (the dispatcher died) is claimed again.
+
+    The one window: if the process dies after the platform accepted a message and before the
+    row is marked sent, that row is sent again once its claim expires (Telegram's sendMessage
+    has no idempotency key). The window is one HTTP response plus one UPDATE, for the rows in
+    flight at that instant — at most one per chat and `batch` in all.
+
+    On PostgreSQL `run_forever` sends only while holding an advisory lock, so one dispatcher in
+    the whole deployment paces the bot's global limit; the others stand by and retry the lock.
+    SQLite deployments are one process, so there is nothing to coordinate.
+    """
+
+    def __init__(
+        self,
+        senders: Mapping[Channel, Sender],
+        *,
+        now: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        batch: int = 30,
+        claim_seconds: float = 60.0,
+        max_attempts: int = 8,
+        backoff_base: float = 2.0,
+        backoff_cap: float = 600.0,
+        poll_seconds: float = 1.0,
+        lock_retry_seconds: float = 5.0,
+        rng: Callable[[], float] = random.random,
+        connection: str = "default",
+    ) -> None:
+        self.senders = {Channel(channel): sender for channel, sender in senders.items()}
+        self._now = now
+        self._sleep = sleep
+        self.batch = batch
+        self.claim_seconds = claim_seconds
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.poll_seconds = poll_seconds
+        self.lock_retry_seconds = lock_retry_seconds
+        self._rng = rng
+        self._connection = connection
+        self.limiter = RateLimiter(lambda: self._now().timestamp())
+        self._wake = asyncio.Event()
+        self._lock: _AdvisoryLock | None = None
+        self.holds_lock = False
+
+    def wake(self) -> None:
+        """Look for due rows now (after an enqueue in this process) instead of at the next poll."""
+        self._wake.set()
+
+    # -- one round ---------------------------------------------------------------------
+
+    async def dispatch_once(self) -> int:
+        """Claim up to `batch` due rows, send them, record each outcome; returns how many were
+        sent. Rows of different chats go out concurrently, each when the limits allow."""
+        claims = await self._claim()
+        if not claims:
+            return 0
+        results = await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        return sum(results)
+
+    def _open_heads(self) -> QuerySet[OutboxMessage] | None:
+        """The oldest unsent row of each chat this dispatcher may send to now: later rows of a
+        chat wait for it, which keeps each chat's order. None when every channel is paused."""
+        busy = self.limiter.busy_chats()
+        now = self._now().timestamp()
+        per_channel = [
+            Q(channel=channel, chat_id__not_in=busy[channel])
+            if busy.get(channel)
+            else Q(channel=channel)
+            for channel in self.senders
+            if self.limiter.paused_until(channel, None) <= now
+        ]
+        if not per_channel:
+            return None
+        heads = Subquery(
+            OutboxMessage.filter(status__in=(OutboxStatus.PENDING, OutboxStatus.SENDING))
+            .group_by("channel", "chat_id")
+            .annotate(head=Min("id"))
+            .values("head")
+        )
+        return OutboxMessage.filter(id__in=heads).filter(Q(*per_channel, join_type="OR"))
+
+    async def _claim(self) -> list[_Claim]:
+        now = self._now()
+        heads = self._open_heads()
+        if heads is None:
+            return []
+        until = now + timedelta(seconds=self.claim_seconds)
+        async with in_transaction(self._connection) as conn:
+            rows = (
+                await heads.filter(
+                    Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+                    | Q(status=OutboxStatus.SENDING, claimed_until__lt=now)
+                )
+                .order_by("id")
+                .limit(self.batch)
+                .select_for_update(skip_locked=True, of=("outbox",))
+                .using_db(conn)
+            )
+            if not rows:
+                return []
+            await (
+                OutboxMessage.filter(id__in=[row.id for row in rows])
+                .using_db(conn)
+                .update(
+                    status=OutboxStatus.SENDING, claimed_until=until, attempts=F("attempts") + 1
+                )
+            )
+        return [
+            _Claim(
+                id=row.id,
+                channel=Channel(row.channel),
+                chat_id=row.chat_id,
+                payload=row.payload,
+                attempts=row.attempts + 1,
+                complaint_id=row.complaint_id,  # type: ignore[attr-defined]
+                until=until,
+            )
+            for row in rows
+        ]
+
+    async def _deliver(self, claim: _Claim) -> bool:
+        sender = self.senders[claim.channel]
+        if not await self._wait_for_slot(claim, sender.limits):
+            return False
+        try:
+            message = outgoing_from_json(claim.payload)
+        except (KeyError, TypeError, ValueError) as error:
+            await self._fail(claim, f"unreadable payload: {error!r}")
+            return False
+        try:
+            await sender.send(claim.chat_id, message)
+        except RetryLater as error:
+            await self._retry_later(claim, error)
+        except PermanentFailure as error:
+            await self._fail(claim, error.reason)
+        except Exception as error:  # TransientFailure, or a sender's bug: retried, then given up
+            if not isinstance(error, TransientFailure):
+                log.exception(
+                    "outbox row %s: unexpected error from the %s sender", claim.id, claim.channel
+                )
+            await self._transient(claim, error)
+        else:
+            # Right after the send: this UPDATE closes the resend-after-crash window.
+            await self._settle(
+                claim, status=OutboxStatus.SENT, sent_at=self._now(), last_error=None
+            )
+            return True
+        return False
+
+    async def _wait_for_slot(self, claim: _Claim, limits: RateLimits) -> bool:
+        """Sleep until the limits allow a send to this chat; False (row released) when that
+        would run past the claim, so another round picks the row up with a fresh claim."""
+        margin = min(5.0, self.claim_seconds / 4)
+        while True:
+            at, booked = self.limiter.reserve(claim.channel, claim.chat_id, limits)
+            if at > claim.until.timestamp() - margin:
+                await self._settle(claim, status=OutboxStatus.PENDING, attempts=claim.attempts - 1)
+                return False
+            now = self._now().timestamp()
+            if at > now:
+                await self._sleep(at - now)
+            # A 429 seen by a concurrent send while we slept moves our slot past its pause.
+            if booked and self.limiter.paused_until(claim.channel, claim.chat_id) <= at:
+                return True
+
+    async def _retry_later(self, claim: _Claim, error: RetryLater) -> None:
+        now = self._now()
+        until = now + timedelta(seconds=error.seconds)
+        # Telegram does not say which limit a 429 is for; like PTB's AIORateLimiter we hold the
+        # whole bot back, and the chat itself, for the time it names.
+        self.limiter.pause(claim.channel, None, until.timestamp())
+        self.limiter.pause(claim.channel, claim.chat_id, until.timestamp())
+        # A 429 is the platform's pacing, not a fault of this message: it costs no attempt.
+        await self._settle(
+            claim,
+            status=OutboxStatus.PENDING,
+            next_attempt_at=until,
+            attempts=claim.attempts - 1,
+            last_error=str(error),
+        )
+
+    async def _transient(self, claim: _Claim, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        if claim.attempts >= self.max_attempts:
+            await self._fail(claim, f"gave up after {claim.attempts} attempts; last: {reason}")
+            return
+        delay = backoff_delay(
+            claim.attempts, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
+        )
+        await self._settle(
+            claim,
+            status=OutboxStatus.PENDING,
+            next_attempt_at=self._now() + timedelta(seconds=delay),
+            last_error=reason,
+        )
+
+    async def _fail(self, claim: _Claim, reason: str) -> None:
+        """Give the row up and leave a trace a person will see on the complaint."""
+        now = self._now()
+        async with in_transaction(self._connection) as conn:
+            settled = await self._settle(
+                claim, status=OutboxStatus.FAILED, last_error=reason, conn=conn
+            )
+            if settled and claim.complaint_id is not None:
+                recipient = await _recipient_kind(claim, conn)
+                await Event.create(
+                    complaint_id=claim.complaint_id,
+                    actor_role=Role.SYSTEM,
+                    action=DELIVERY_FAILED,
+                    payload={
+                        "outbox_id": claim.id,
+                        "channel": str(claim.channel),
+                        "chat_id": claim.chat_id,
+                        "recipient": recipient,
+                        "reason": reason,
+                    },
+                    created_at=now,
+                    using_db=conn,
+                )
+        log.warning(
+            "outbox row %s to %s:%s failed: %s", claim.id, claim.channel, claim.chat_id, reason
+        )
+
+    async def _settle(
+        self, claim: _Claim, *, conn: BaseDBAsyncClient | None = None, **changes: Any
+    ) -> bool:
+        """Write an outcome if the claim is still ours (status sending, our `claimed_until`)."""
+        updated = await (
+            OutboxMessage.filter(
+                id=claim.id, status=OutboxStatus.SENDING, claimed_until=claim.until
+            )
+            .using_db(conn)
+            .update(claimed_until=None, **changes)
+        )
+        if not updated:
+            log.warning("outbox row %s: claim expired before its outcome was recorded", claim.id)
+        return bool(updated)
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Dispatch until `stop` is set; on PostgreSQL only while holding the dispatcher lock."""
+        client = connections.get(self._connection)
+        if client.capabilities.dialect == "postgres":
+            self._lock = _AdvisoryLock(client)
+        try:
+            while not stop.is_set():
+                if self._lock is not None and not await self._hold_lock():
+                    await self._pause(self.lock_retry_seconds, stop)
+                    continue
+                try:
+                    claims = await self._claim()
+                    if claims:
+                        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+                        continue
+                    delay = await self._idle_delay()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, BaseORMException):
+                    log.exception("outbox dispatch round failed; retrying")
+                    delay = self.poll_seconds
+                await self._pause(delay, stop)
+        finally:
+            if self._lock is not None:
+                await self._lock.release()
+                self.holds_lock = False
+
+    async def _hold_lock(self) -> bool:
+        assert self._lock is not None
+        if self.holds_lock and await self._lock.held():
+            return True
+        if self.holds_lock:
+            log.warning("outbox dispatcher lost its lock connection; standing by")
+            self.holds_lock = False
+        try:
+            self.holds_lock = await self._lock.acquire()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.exception("outbox dispatcher could not reach PostgreSQL for its lock")
+            self.holds_lock = False
+        return self.holds_lock
+
+    async def _idle_delay(self) -> float:
+        """Until the next row falls due or a busy chat frees up, at most `poll_seconds`."""
+        now = self._now()
+        delay = self.poll_seconds
+        heads = self._open_heads()
+        if heads is not None:
+            db = connections.get(self._connection)
+            due = [
+                await heads.filter(status=OutboxStatus.PENDING)
+                .using_db(db)
+                .order_by("next_attempt_at")
+                .first()
+                .values_list("next_attempt_at", flat=True),
+                await heads.filter(status=OutboxStatus.SENDING)
+                .using_db(db)
+                .order_by("claimed_until")
+                .first()
+                .values_list("claimed_until", flat=True),
+            ]
+            for at in due:
+                if at is not None:
+                    delay = min(delay, (at - now).total_seconds())
+        ready = self.limiter.next_ready()
+        if ready is not None:
+            delay = min(delay, ready - now.timestamp())
+        return max(delay, 0.0)
+
+    async def _pause(self, seconds: float, stop: asyncio.Event) -> None:
+        """`sleep(seconds)`, cut short by `stop` or `wake()`."""
+        waits = [
+            asyncio.ensure_future(self._sleep(seconds)),
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+            self._wake.clear()
+
+
+# ------------------------------------------------------------------------- surfacing failures
+
+DELIVERY_FAILED = "delivery_failed"  # Event.action of a message that could not be delivered
+
+
+async def _recipient_kind(claim: _Claim, conn: BaseDBAsyncClient) -> str:
+    """ "complainant" when the failed message was for the case's complainant, else "staff" or
+    "other": staff lists mark a case whose complainant cannot be reached."""
+    complaint = (
+        await Complaint.filter(id=claim.complaint_id)
+        .using_db(conn)
+        .select_related("complainant")
+        .first()
+    )
+    person = complaint.complainant if complaint is not None else None
+    if person is not None and person.channel == claim.channel and person.chat_id == claim.chat_id:
+        return "complainant"
+    staff_field = {Channel.TELEGRAM: "telegram_chat_id", Channel.WECHAT: "wechat_openid"}.get(
+        claim.channel
+    )
+    if staff_field and await Staff.filter(**{staff_field: claim.chat_id}).using_db(conn).exists():
+        return "staff"
+    return "other"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """Why a complainant could not be told about their case, for staff lists."""
+
+    complaint_id: int
+    channel: Channel
+    chat_id: str
+    reason: str
+    failed_at: datetime
+
+
+async def undeliverable_complaints(
+    complaint_ids: Iterable[int] | None = None,
+    *,
+    conn: BaseDBAsyncClient | None = None,
+) -> dict[int, DeliveryFailure]:
+    """Complaints whose complainant is unreachable: the latest message to them failed for good
+    and nothing sent to the same chat since got through. Limit to `complaint_ids` (a page of a
+    staff list) or, when None, look at all complaints."""
+    events = Event.filter(action=DELIVERY_FAILED).using_db(conn).order_by("id")
+    if complaint_ids is not None:
+        events = events.filter(complaint_id__in=list(complaint_ids))
+    latest: dict[int, DeliveryFailure] = {}
+    for event in await events:
+        payload = event.payload or {}
+        if payload.get("recipient") != "complainant":
+            continue
+        latest[event.complaint_id] = DeliveryFailure(  # type: ignore[attr-defined]
+            complaint_id=event.complaint_id,  # type: ignore[attr-defined]
+            channel=Channel(payload["channel"]),
+            chat_id=str(payload["chat_id"]),
+            reason=str(payload.get("reason", "")),
+            failed_at=event.created_at,
+        )
+    if not latest:
+        return {}
+    delivered_since = (
+        await OutboxMessage.filter(complaint_id__in=list(latest), status=OutboxStatus.SENT)
+        .using_db(conn)
+        .values_list("complaint_id", "channel", "chat_id", "sent_at")
+    )
+    for complaint_id, channel, chat_id, sent_at in delivered_since:
+        failure = latest.get(complaint_id)
+        if (
+            failure is not None
+            and Channel(channel) == failure.channel
+            and chat_id == failure.chat_id
+            and sent_at is not None
+            and sent_at > failure.failed_at
+        ):
+            del latest[complaint_id]
+    return latest
+
+
+# ------------------------------------------------------------------------- aiohttp wiring
+
+DISPATCHER_KEY = web.AppKey("outbox_dispatcher", Dispatcher)
+
+
+def setup_dispatcher(
+    app: web.Application, senders: Mapping[Channel, Sender], **options: Any
+) -> Dispatcher:
+    """Run a dispatcher for as long as `app` runs; `app[DISPATCHER_KEY]` lets handlers `wake()`
+    it after they queue messages. `options` go to `Dispatcher`."""
+    dispatcher = Dispatcher(senders, **options)
+    app[DISPATCHER_KEY] = dispatcher
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(dispatcher.run_forever(stop), name="outbox-dispatcher")
+        yield
+        stop.set()
+        try:
+            # A round in progress finishes its sends so their outcomes are recorded.
+            await asyncio.wait_for(task, timeout=dispatcher.claim_seconds / 2)
+        except TimeoutError:
+            log.warning("outbox dispatcher did not stop in time; its claimed rows will expire")
+
+    app.cleanup_ctx.append(run)
+    return dispatcher
