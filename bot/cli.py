@@ -11,6 +11,7 @@ from collections.abc import Sequence
 REGISTRARS = (
     "bot.cli_db",
     "bot.cli_profiles",
+    "bot.cli_serve",
 )
 
 

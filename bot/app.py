@@ -1,0 +1,95 @@
+"""The aiohttp application: database lifetime, the conversation, the web chat and the channels.
+
+Workers are stateless: every worker built by `create_app` on the same database serves any
+person, so scaling out is N of them behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+from tortoise import Tortoise
+
+from bot.conversation import Conversation, utc_now
+from config.profiles import Profile, load_profile
+from config.settings import Settings
+from models.db import close_db, init_db
+from scheduler.calendar import WorkingCalendar
+from web.webchat import setup_webchat
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+PROFILE = web.AppKey("profile", Profile)
+CONVERSATION = web.AppKey("conversation", Conversation)
+
+# Uploads are streamed by the web chat; other bodies stay small.
+CLIENT_MAX_SIZE = 1024 * 1024
+
+
+def create_app(
+    settings: Settings,
+    *,
+    profile: Profile | None = None,
+    calendar: WorkingCalendar | None = None,
+    now: Callable[[], datetime] | None = None,
+    manage_db: bool = True,
+) -> web.Application:
+    """Build a worker. With `manage_db` (the default) it migrates and opens the database on
+    startup and closes it on cleanup; tests that already opened one pass False."""
+    profile = profile or load_profile(settings.profile, settings.profiles_dir)
+    calendar = calendar or WorkingCalendar.from_settings(settings)
+    conversation = Conversation(settings, profile, calendar, now=now or utc_now)
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+    app[SETTINGS] = settings
+    app[PROFILE] = profile
+    app[CONVERSATION] = conversation
+    if manage_db:
+        app.on_startup.append(_open_database)
+        app.on_cleanup.append(_close_database)
+    app.router.add_get("/", _to_webchat)
+    app.router.add_get("/healthz", _healthz)
+    setup_webchat(app, conversation, settings)
+    _setup_channels(app, conversation, settings)
+    return app
+
+
+def _setup_channels(app: web.Application, conversation: Conversation, settings: Settings) -> None:
+    """Mount each messaging platform whose settings are present.
+
+    Imported only when configured, so the web chat runs without the platform libraries'
+    adapters, and no module has to import both python-telegram-bot and wechatpy.
+    """
+    if settings.telegram_token:
+        from bot.telegram import setup_telegram
+
+        setup_telegram(app, conversation, settings)
+    if settings.wechat_token:
+        from bot.wechat import setup_wechat
+
+        setup_wechat(app, conversation, settings)
+
+
+async def _open_database(app: web.Application) -> None:
+    await init_db(app[SETTINGS].database_url)
+
+
+async def _close_database(app: web.Application) -> None:
+    await close_db()
+
+
+async def _to_webchat(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/webchat")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    """Up and able to reach the database (what a load balancer should ask)."""
+    try:
+        await Tortoise.get_connection("default").execute_query("SELECT 1")
+    except Exception as error:  # any failure to reach the database makes this worker unhealthy
+        log.warning("health check: database unreachable: %r", error)
+        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ok"})

@@ -1,0 +1,149 @@
+"""`complaintdesk demo` and `complaintdesk run`: serve the web chat (and configured channels)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.demo import ensure_demo_organisation
+from config.profiles import ProfileError, load_profile
+from config.settings import Settings, get_settings, settings_with
+
+DEFAULT_DEMO_DB = "complaintdesk-demo.sqlite3"
+DEFAULT_DEMO_PROFILE = "gov-window"
+
+
+def _display_host(host: str) -> str:
+    """A host to put in a URL the person can open (a wildcard address is not one)."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def webchat_url(settings: Settings) -> str:
+    return f"http://{_display_host(settings.host)}:{settings.port}/webchat"
+
+
+def serve(app: web.Application, settings: Settings, banner: str) -> int:
+    """Run until Ctrl-C (or SIGTERM); print `banner` once the port is listening."""
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per request is noise
+
+    def announce(_: str) -> None:
+        print(banner, flush=True)
+
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=announce)
+    except OSError as error:
+        print(f"cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_profile(settings: Settings) -> bool:
+    try:
+        load_profile(settings.profile, settings.profiles_dir)
+    except (ProfileError, FileNotFoundError, KeyError, ValueError) as error:
+        print(f"profile {settings.profile!r}: {error}", file=sys.stderr)
+        return False
+    return True
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    db = Path(args.db).expanduser().resolve()
+    settings = settings_with(
+        database_url=f"sqlite://{db}",
+        profile=args.profile,
+        host=args.host,
+        port=args.port,
+        # Uploaded photos next to the demo database, so deleting both starts afresh.
+        data_dir=db.parent / f"{db.stem}-files",
+    )
+    if not _check_profile(settings):
+        return 2
+    app = create_app(settings)
+
+    async def seed(_: web.Application) -> None:
+        await ensure_demo_organisation()
+
+    app.on_startup.append(seed)  # after the database is opened
+    url = webchat_url(settings)
+    banner = (
+        f"complaintdesk demo ({settings.profile}) on {db}\n"
+        f"Open {url} in a browser (Ctrl-C to stop)."
+    )
+    return serve(app, settings, banner)
+
+
+def _run(args: argparse.Namespace) -> int:
+    base = get_settings()
+    overrides = {"host": args.host, "port": args.port}
+    settings = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if not _check_profile(settings):
+        return 2
+    channels = ["web chat"]
+    if settings.telegram_token:
+        channels.append("Telegram (webhook)" if settings.public_url else "Telegram (polling)")
+    if settings.wechat_token:
+        channels.append("WeChat")
+    banner = f"complaintdesk serving {', '.join(channels)}; web chat at {webchat_url(settings)}"
+    return serve(create_app(settings), settings, banner)
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError("a port is 1-65535")
+    return port
+
+
+def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    host = os.environ.get("COMPLAINTDESK_HOST", "127.0.0.1")
+    port = os.environ.get("COMPLAINTDESK_PORT", "8080")
+    parser.add_argument("--host", help=f"address to listen on (COMPLAINTDESK_HOST, now {host})")
+    parser.add_argument(
+        "--port", type=_port, help=f"port to listen on (COMPLAINTDESK_PORT, now {port})"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="try it: the web chat on SQLite at http://127.0.0.1:8080/webchat",
+        description=(
+            "Start the web chat on an SQLite file with a demo organisation, print its URL and "
+            "serve until Ctrl-C. File a complaint in the browser and get its number."
+        ),
+    )
+    demo.add_argument(
+        "--db", default=DEFAULT_DEMO_DB, help=f"SQLite file (default: ./{DEFAULT_DEMO_DB})"
+    )
+    demo.add_argument(
+        "--profile",
+        default=DEFAULT_DEMO_PROFILE,
+        help=f"policy profile id or TOML path (default: {DEFAULT_DEMO_PROFILE})",
+    )
+    _add_listen_arguments(demo)
+    demo.set_defaults(func=_run_demo)
+
+    run = subparsers.add_parser(
+        "run",
+        help="serve the web chat and the configured channels (Telegram, WeChat)",
+        description=(
+            "Serve from the settings (COMPLAINTDESK_* or COMPLAINTDESK_CONFIG): the web chat "
+            "always; Telegram when COMPLAINTDESK_TELEGRAM_TOKEN is set (webhook mode when "
+            "COMPLAINTDESK_PUBLIC_URL is set, else long polling); WeChat at /wechat when "
+            "COMPLAINTDESK_WECHAT_TOKEN is set."
+        ),
+    )
+    _add_listen_arguments(run)
+    run.set_defaults(func=_run)
