@@ -1,0 +1,456 @@
+"""The outbox dispatcher against the fake Telegram server, on SQLite and PostgreSQL.
+
+Time is virtual where the behaviour depends on it (retry_after, backoff, rate limits, claim
+expiry): the dispatcher gets a `FakeClock`, whose sleep moves the clock instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+import pytest
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.outbox import (
+    DELIVERY_FAILED,
+    TELEGRAM_LIMITS,
+    Dispatcher,
+    PermanentFailure,
+    RateLimiter,
+    RateLimits,
+    RetryLater,
+    TokenBucket,
+    TransientFailure,
+    backoff_delay,
+    undeliverable_complaints,
+)
+from config.profiles import load_profile
+from handlers.messages import Outgoing
+from models.actions import Clock, submit_complaint
+from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus, Staff
+from models.outbox import enqueue
+from scheduler.calendar import WorkingCalendar
+from tests.fakes import FakeTelegram
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+T0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
+GROUP = "-100777"  # Telegram group chats have negative ids
+
+
+class FakeClock:
+    """Virtual time: `sleep` advances the clock to the sleeper's wake-up instant."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.at = start
+
+    def now(self) -> datetime:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        wake = self.at + timedelta(seconds=max(seconds, 0.0))
+        await asyncio.sleep(0)  # let concurrent sends interleave as they would in real time
+        self.at = max(self.at, wake)
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+@dataclass
+class Attempt:
+    chat_id: str
+    text: str
+    at: datetime
+    outcome: str  # "sent" or the exception's class name
+
+
+@dataclass
+class PtbSender:
+    """A Telegram sender through a real python-telegram-bot `Bot`, errors mapped for the outbox."""
+
+    bot: Bot
+    clock: Callable[[], datetime]
+    limits: RateLimits = TELEGRAM_LIMITS
+    channel: Channel = Channel.TELEGRAM
+    attempts: list[Attempt] = field(default_factory=list)
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        try:
+            await self.bot.send_message(chat_id, message.text)
+        except RetryAfter as error:
+            self._record(chat_id, message, "RetryLater")
+            raise RetryLater(_retry_seconds(error)) from error
+        except (Forbidden, BadRequest) as error:  # blocked, chat not found: retrying cannot help
+            self._record(chat_id, message, "PermanentFailure")
+            raise PermanentFailure(error.message) from error
+        except (NetworkError, TelegramError) as error:  # 5xx arrive as NetworkError
+            self._record(chat_id, message, "TransientFailure")
+            raise TransientFailure(str(error)) from error
+        self._record(chat_id, message, "sent")
+
+    def _record(self, chat_id: str, message: Outgoing, outcome: str) -> None:
+        # The instant of Telegram's answer: retry_after counts from there.
+        self.attempts.append(Attempt(chat_id, message.text, self.clock(), outcome))
+
+    def sent_at(self, chat_id: str) -> list[datetime]:
+        return [a.at for a in self.attempts if a.chat_id == chat_id and a.outcome == "sent"]
+
+
+def _retry_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        delay = error.retry_after
+    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
+    async with Bot(tg.token, base_url=tg.api_url, base_file_url=tg.file_url) as client:
+        yield client
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sender(bot: Bot, clock: FakeClock) -> PtbSender:
+    return PtbSender(bot, clock.now)
+
+
+def dispatcher_for(sender: PtbSender, clock: FakeClock, **options: object) -> Dispatcher:
+    return Dispatcher(
+        {Channel.TELEGRAM: sender},
+        now=clock.now,
+        sleep=clock.sleep,
+        rng=lambda: 0.5,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def queue(chat_id: str, text: str, *, complaint: Complaint | None = None) -> None:
+    await enqueue(
+        channel=Channel.TELEGRAM,
+        chat_id=chat_id,
+        message=Outgoing(text=text),
+        idempotency_key=f"test:{chat_id}:{text}",
+        now=T0,
+        complaint=complaint,
+    )
+
+
+async def queue_interleaved(chats: list[str], per_chat: int) -> dict[str, list[str]]:
+    """Rows for several chats in round-robin order; returns each chat's texts in queue order."""
+    expected: dict[str, list[str]] = {chat: [] for chat in chats}
+    for i in range(per_chat):
+        for chat in chats:
+            text = f"{chat} message {i + 1}"
+            await queue(chat, text)
+            expected[chat].append(text)
+    return expected
+
+
+async def drain(dispatcher: Dispatcher, clock: FakeClock, *, rounds: int = 2000) -> int:
+    """Dispatch until no row is pending or sending, moving virtual time over idle gaps."""
+    sent = 0
+    for _ in range(rounds):
+        sent += await dispatcher.dispatch_once()
+        open_rows = OutboxMessage.filter(status__in=(OutboxStatus.PENDING, OutboxStatus.SENDING))
+        if not await open_rows.exists():
+            return sent
+        clock.advance(0.25)
+    raise AssertionError(f"outbox not drained after {rounds} rounds")
+
+
+async def statuses() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in await OutboxMessage.all().values_list("status", flat=True):
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    return counts
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    assert backoff_delay(1, base=2, rng=lambda: 0.0) == 1.0
+    assert backoff_delay(1, base=2, rng=lambda: 1.0) == 2.0
+    assert backoff_delay(4, base=2, rng=lambda: 1.0) == 16.0
+    assert backoff_delay(4, base=2, rng=lambda: 0.5) == 12.0
+    assert backoff_delay(30, base=2, cap=600, rng=lambda: 1.0) == 600.0
+
+
+def test_token_bucket_spaces_sends_by_its_rate() -> None:
+    bucket = TokenBucket(rate=20, per=60.0)  # a Telegram group: 20 a minute
+    assert bucket.ready_at(100.0) == 100.0
+    bucket.reserve(100.0)
+    assert bucket.ready_at(100.0) == 103.0
+    bucket.pause(200.0)
+    assert bucket.ready_at(104.0) == 200.0
+
+
+def test_token_bucket_capacity_allows_a_burst() -> None:
+    bucket = TokenBucket(rate=1, capacity=3)
+    for _ in range(3):
+        assert bucket.ready_at(10.0) == 10.0
+        bucket.reserve(10.0)
+    assert bucket.ready_at(10.0) == 11.0
+
+
+def test_rate_limiter_applies_telegram_limits() -> None:
+    now = [1000.0]
+    limiter = RateLimiter(lambda: now[0])
+    tg = Channel.TELEGRAM
+    assert limiter.reserve(tg, "42", TELEGRAM_LIMITS) == (1000.0, True)
+    assert limiter.reserve(tg, "42", TELEGRAM_LIMITS) == (1001.0, False)  # 1 a second per chat
+    assert limiter.reserve(tg, GROUP, TELEGRAM_LIMITS) == (pytest.approx(1000 + 1 / 30), True)
+    assert limiter.busy_chats() == {tg: ["42", GROUP]}
+    now[0] = 1001.0
+    assert limiter.reserve(tg, "42", TELEGRAM_LIMITS) == (1001.0, True)
+    assert limiter.reserve(tg, GROUP, TELEGRAM_LIMITS)[0] == pytest.approx(1003 + 1 / 30)
+    assert limiter.busy_chats() == {tg: ["42", GROUP]}  # 20 a minute per group: 3 s apart
+    # Across 300 chats the global bucket spaces sends 1/30 s apart: 30 in any second.
+    fresh = RateLimiter(lambda: now[0])
+    slots = [fresh.reserve(tg, str(chat), TELEGRAM_LIMITS)[0] for chat in range(300)]
+    assert slots[-1] - slots[0] == pytest.approx(299 / 30)
+    assert max(sum(1 for s in slots if t <= s < t + 0.999) for t in slots) == 30
+
+
+def test_rate_limiter_pause_holds_a_chat_or_the_whole_channel() -> None:
+    now = [0.0]
+    limiter = RateLimiter(lambda: now[0])
+    tg = Channel.TELEGRAM
+    limiter.pause(tg, "7", 30.0)
+    assert limiter.reserve(tg, "7", TELEGRAM_LIMITS) == (30.0, False)
+    assert limiter.reserve(tg, "8", TELEGRAM_LIMITS) == (0.0, True)  # other chats go on
+    limiter.pause(tg, None, 10.0)
+    assert limiter.reserve(tg, "9", TELEGRAM_LIMITS) == (10.0, True)  # first after the pause
+    assert limiter.reserve(tg, "10", TELEGRAM_LIMITS) == (pytest.approx(10 + 1 / 30), True)
+    assert limiter.next_ready() is not None
+    now[0] = 100.0
+    assert limiter.busy_chats() == {}
+    assert limiter.next_ready() is None
+
+
+# --------------------------------------------------------------------------- sending
+
+
+async def test_rows_are_sent_in_order_and_marked(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    expected = await queue_interleaved(["101", "102", GROUP], per_chat=3)
+    dispatcher = dispatcher_for(sender, clock)
+    assert await drain(dispatcher, clock) == 9
+    for chat, texts in expected.items():
+        assert tg.texts_to(chat) == texts
+    rows = await OutboxMessage.all().order_by("id")
+    assert {row.status for row in rows} == {OutboxStatus.SENT}
+    assert all(row.sent_at is not None and row.claimed_until is None for row in rows)
+    assert all(row.attempts == 1 for row in rows)
+    # Limits held in virtual time: a private chat 1 s apart, the group 3 s apart.
+    for chat, gap in (("101", 1.0), (GROUP, 3.0)):
+        times = sender.sent_at(chat)
+        assert all((b - a).total_seconds() >= gap for a, b in pairwise(times))
+
+
+async def test_dispatch_once_sends_one_row_per_chat_and_nothing_twice(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    await queue_interleaved(["201", "202"], per_chat=2)
+    dispatcher = dispatcher_for(sender, clock)
+    assert await dispatcher.dispatch_once() == 2  # the head of each chat
+    assert await dispatcher.dispatch_once() == 0  # both chats just had their one a second
+    clock.advance(1.5)
+    assert await dispatcher.dispatch_once() == 2
+    assert await dispatcher.dispatch_once() == 0
+    clock.advance(60)
+    assert await dispatcher.dispatch_once() == 0
+    assert tg.texts_to("201") == ["201 message 1", "201 message 2"]
+    assert len(tg.calls_of("sendMessage")) == 4
+
+
+async def test_rows_of_channels_without_a_sender_stay_queued(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    await enqueue(
+        channel=Channel.WECHAT,
+        chat_id="openid-1",
+        message=Outgoing(text="微信消息"),
+        idempotency_key="wx:1",
+        now=T0,
+    )
+    await queue("301", "telegram message")
+    dispatcher = dispatcher_for(sender, clock)
+    assert await dispatcher.dispatch_once() == 1
+    wechat = await OutboxMessage.get(idempotency_key="wx:1")
+    assert wechat.status == OutboxStatus.PENDING and wechat.attempts == 0
+
+
+# --------------------------------------------------------------------------- failures
+
+
+async def test_retry_after_is_honoured_exactly_and_pauses_the_bot(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    await queue("401", "first")
+    await queue("401", "second")
+    tg.fail_next("sendMessage", 429, retry_after=7, chat_id=401)
+    dispatcher = dispatcher_for(sender, clock)
+    await dispatcher.dispatch_once()
+    row = await OutboxMessage.get(idempotency_key="test:401:first")
+    refused_at = sender.attempts[0].at
+    assert sender.attempts[0].outcome == "RetryLater"
+    assert row.status == OutboxStatus.PENDING
+    assert row.next_attempt_at == refused_at + timedelta(seconds=7)
+    assert row.attempts == 0  # a 429 is pacing, not a fault of the message
+    assert "retry after 7" in (row.last_error or "")
+
+    await queue("402", "other chat")
+    await drain(dispatcher, clock)
+    assert tg.texts_to("401") == ["first", "second"]
+    assert tg.texts_to("402") == ["other chat"]
+    retried = [a for a in sender.attempts if a.chat_id == "401" and a.outcome == "sent"]
+    assert retried[0].at >= refused_at + timedelta(seconds=7)
+    # The whole bot held back too: Telegram does not say which limit the 429 was for.
+    assert sender.sent_at("402")[0] >= refused_at + timedelta(seconds=7)
+
+
+async def test_transient_failures_back_off_then_succeed(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    await queue("501", "after a bad gateway")
+    tg.fail_next("sendMessage", 502, count=2)
+    dispatcher = dispatcher_for(sender, clock, backoff_base=2.0)
+    await dispatcher.dispatch_once()
+    row = await OutboxMessage.get(idempotency_key="test:501:after a bad gateway")
+    # rng 0.5: attempt 1 waits 0.75 × 2 s.
+    assert row.next_attempt_at == sender.attempts[0].at + timedelta(seconds=1.5)
+    await drain(dispatcher, clock)
+    outcomes = [a.outcome for a in sender.attempts]
+    assert outcomes == ["TransientFailure", "TransientFailure", "sent"]
+    gaps = [(b.at - a.at).total_seconds() for a, b in pairwise(sender.attempts)]
+    assert gaps[0] >= 1.5 and gaps[1] >= 3.0  # doubled
+    assert tg.texts_to("501") == ["after a bad gateway"]
+    row = await OutboxMessage.get(id=row.id)
+    assert row.status == OutboxStatus.SENT and row.attempts == 3
+
+
+async def test_transient_failures_give_up_after_max_attempts(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    complaint = await file_complaint("601")
+    await queue("601", "never arrives", complaint=complaint)
+    tg.fail_next("sendMessage", 500, count=10)
+    dispatcher = dispatcher_for(sender, clock, max_attempts=3)
+    await drain(dispatcher, clock)
+    row = await OutboxMessage.get(idempotency_key="test:601:never arrives")
+    assert row.status == OutboxStatus.FAILED
+    assert row.attempts == 3
+    assert (row.last_error or "").startswith("gave up after 3 attempts")
+    assert len(sender.attempts) == 3
+    event = await Event.get(complaint=complaint, action=DELIVERY_FAILED)
+    assert event.payload["recipient"] == "complainant"
+
+
+async def file_complaint(chat_id: str) -> Complaint:
+    """A complaint filed on Telegram from `chat_id` (private chat: user id == chat id)."""
+    return await submit_complaint(
+        profile=load_profile("gov-window"),
+        channel=Channel.TELEGRAM,
+        external_id=chat_id,
+        chat_id=chat_id,
+        answers=ANSWERS,
+        clock=Clock(WorkingCalendar(), ZoneInfo("Asia/Shanghai"), T0),
+    )
+
+
+ANSWERS = {
+    "category": "service_attitude",
+    "subcategory": "rude",
+    "target_kind": "department",
+    "target_text": "不动产登记窗口",
+    "incident_time": "2026-10-29T02:00:00+00:00",
+    "place_text": "市民中心 3 楼",
+    "facts": "窗口工作人员态度恶劣，拒绝解释材料要求。",
+    "request_type": "apology",
+    "name": "张三",
+    "phone": "+8613812345678",
+}
+
+
+async def test_blocked_complainant_fails_the_row_and_marks_the_case(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    complaint = await file_complaint("701")
+    other = await file_complaint("702")
+    await queue("701", "您的投诉已受理", complaint=complaint)
+    await queue("701", "处理结果", complaint=complaint)
+    await queue("702", "您的投诉已受理", complaint=other)
+    tg.block_chat(701)
+    dispatcher = dispatcher_for(sender, clock)
+    await drain(dispatcher, clock)
+
+    rows = await OutboxMessage.filter(chat_id="701")
+    assert {row.status for row in rows} == {OutboxStatus.FAILED}
+    assert all(row.last_error == "Forbidden: bot was blocked by the user" for row in rows)
+    assert all(row.attempts == 1 for row in rows)  # never retried
+    events = await Event.filter(complaint=complaint, action=DELIVERY_FAILED)
+    assert len(events) == 2
+    assert events[0].payload == {
+        "outbox_id": rows[0].id,
+        "channel": "telegram",
+        "chat_id": "701",
+        "recipient": "complainant",
+        "reason": "Forbidden: bot was blocked by the user",
+    }
+    assert events[0].actor_role == "system"
+    assert events[0].from_state is None and events[0].to_state is None
+
+    unreachable = await undeliverable_complaints()
+    assert set(unreachable) == {complaint.id}
+    assert unreachable[complaint.id].reason == "Forbidden: bot was blocked by the user"
+    assert await undeliverable_complaints([other.id]) == {}
+
+    # The person unblocks the bot and a later message gets through: reachable again.
+    tg.restore_chat(701)
+    clock.advance(10)
+    await enqueue(
+        channel=Channel.TELEGRAM,
+        chat_id="701",
+        message=Outgoing(text="回访"),
+        idempotency_key="test:701:revisit",
+        now=clock.now(),
+        complaint=complaint,
+    )
+    await drain(dispatcher, clock)
+    assert tg.texts_to("701") == ["回访"]
+    assert await undeliverable_complaints() == {}
+
+
+async def test_failed_message_to_staff_is_recorded_but_does_not_mark_the_case(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    complaint = await file_complaint("801")
+    await Staff.create(name="李四", role="handler", telegram_chat_id="802")
+    await queue("802", "新案件待处理", complaint=complaint)
+    tg.lose_chat(802)
+    await drain(dispatcher_for(sender, clock), clock)
+    event = await Event.get(complaint=complaint, action=DELIVERY_FAILED)
+    assert event.payload["recipient"] == "staff"
+    assert event.payload["reason"] == "Chat not found"  # PTB's wording of the 400
+    assert await undeliverable_complaints() == {}
