@@ -111,9 +111,7 @@ def test_mask_leaves_missing_values_alone() -> None:
     anonymous = {**VIEW, "complainant_name": None, "complainant_phone": ""}
     masked = mask_complaint(anonymous, Role.HANDLER, Relation.TARGET_PERSON)
     assert masked["complainant_name"] is None and masked["complainant_phone"] == ""
-    assert unmasked_identity(anonymous, Role.SUPERVISOR, Relation.SUPERVISOR) == [
-        "chat_identity"
-    ]
+    assert unmasked_identity(anonymous, Role.SUPERVISOR, Relation.SUPERVISOR) == ["chat_identity"]
 
 
 def test_unmasked_identity_lists_what_an_audit_event_records() -> None:
