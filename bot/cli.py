@@ -12,6 +12,8 @@ REGISTRARS = (
     "bot.cli_db",
     "bot.cli_profiles",
     "bot.cli_serve",
+    "bot.cli_staff",
+    "bot.cli_wechat",
 )
 
 
