@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import secrets
 import socket
 import string
@@ -180,6 +181,11 @@ def _nonce() -> str:
     return "".join(secrets.choice(string.digits) for _ in range(10))
 
 
+def _xml_field(xml: str, name: str) -> str:
+    match = re.search(rf"<{name}>(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?</{name}>", xml, re.S)
+    return match.group(1) if match else ""
+
+
 def message_xml(fields: dict[str, str | int | float]) -> str:
     """An incoming-message XML document as WeChat builds it (strings in CDATA)."""
     nodes = []
@@ -309,10 +315,15 @@ class FakeWeChat:
     # ------------------------------------------------------------------ test controls
 
     def register_media(
-        self, data: bytes, content_type: str = "image/jpeg", filename: str | None = None
+        self,
+        data: bytes,
+        content_type: str = "image/jpeg",
+        filename: str | None = None,
+        *,
+        media_id: str | None = None,
     ) -> str:
         """Make `data` downloadable as a temporary media item; returns its media_id."""
-        media_id = f"MEDIA_{next(self._seq)}_{secrets.token_hex(8)}"
+        media_id = media_id or f"MEDIA_{next(self._seq)}_{secrets.token_hex(8)}"
         extension = content_type.split("/")[-1]
         self._media[media_id] = _Media(data, content_type, filename or f"{media_id}.{extension}")
         return media_id
@@ -416,10 +427,10 @@ class FakeWeChat:
         `safe` encrypts (安全模式, `encrypt_type=aes` + `msg_signature`); `tamper` spoils the
         signatures. The passive reply is decrypted and its signature checked, as WeChat does.
         """
-        fields = xmltodict.parse(xml)["xml"]
-        openid = fields.get("FromUserName", "")
-        kind = str(fields.get("MsgType", "")).lower()
-        event = str(fields.get("Event", "")).lower()
+        # Read with a regex, not a parser: tests also push hostile XML through here.
+        openid = _xml_field(xml, "FromUserName")
+        kind = _xml_field(xml, "MsgType").lower()
+        event = _xml_field(xml, "Event").lower()
         if kind != "event" or event in WINDOW_EVENTS:
             self.user_interacted(openid)
         elif event == "unsubscribe":

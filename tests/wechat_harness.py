@@ -1,0 +1,104 @@
+"""A running `/wechat` endpoint wired to a real Conversation and a FakeWeChat, for test_wechat_*.
+
+Everything talks over real HTTP on loopback: the fake pushes signed (and in safe mode encrypted)
+messages to the app, and wechatpy's client in the app calls the fake's API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot.conversation import Conversation
+from bot.wechat import (
+    WECHAT_ENDPOINT,
+    WECHAT_SENDER,
+    ConversationPort,
+    WeChatEndpoint,
+    WeChatSender,
+    setup_wechat,
+)
+from config.profiles import load_profile
+from config.settings import Settings
+from scheduler.calendar import WorkingCalendar
+from tests.fakes.wechat_server import FakeWeChat
+
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
+PROFILE = load_profile("gov-window")
+CALENDAR = WorkingCalendar()
+
+
+class FixedClock:
+    """The one clock shared by the app, the conversation and the fake WeChat."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def timestamp(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Desk:
+    fake: FakeWeChat
+    url: str  # the app's /wechat URL
+    app: web.Application
+    conversation: Conversation
+    clock: FixedClock
+
+    @property
+    def endpoint(self) -> WeChatEndpoint:
+        return self.app[WECHAT_ENDPOINT]
+
+    @property
+    def sender(self) -> WeChatSender:
+        return self.app[WECHAT_SENDER]
+
+
+def wechat_settings(db_url: str, tmp_path: Path, fake: FakeWeChat, **extra: object) -> Settings:
+    return Settings(  # type: ignore[arg-type]
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        wechat_appid=fake.appid,
+        wechat_secret=fake.secret,
+        wechat_token=fake.token,
+        wechat_aes_key=fake.aes_key,
+        wechat_api_base=fake.base_url,
+        **extra,
+    )
+
+
+@asynccontextmanager
+async def running_desk(
+    db_url: str,
+    tmp_path: Path,
+    *,
+    wrap: Callable[[Conversation], ConversationPort] | None = None,
+    reply_deadline: float = 4.0,
+    templates: tuple[str, ...] = (),
+) -> AsyncIterator[Desk]:
+    clock = FixedClock()
+    async with FakeWeChat(clock=clock.timestamp, templates=templates) as fake:
+        settings = wechat_settings(db_url, tmp_path, fake)
+        conversation = Conversation(settings, PROFILE, CALENDAR, now=clock)
+        app = web.Application()
+        port = wrap(conversation) if wrap else conversation
+        setup_wechat(app, port, settings, clock=clock, reply_deadline=reply_deadline)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            yield Desk(fake, str(server.make_url("/wechat")), app, conversation, clock)
+        finally:
+            await server.close()
