@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 
+from bot.app import create_app
 from bot.conversation import Conversation
 from bot.telegram import TELEGRAM_CHANNEL, TelegramChannel, setup_telegram
-from config.profiles import load_profile
+from config.profiles import Profile, load_profile
 from config.settings import Settings
 from handlers.dialog import COMMANDS
 from models.entities import Attachment, Complainant, Complaint, DialogSession
@@ -56,10 +57,18 @@ class Desk:
     """The product's web app serving the bot; stop and start it again to restart the process."""
 
     def __init__(
-        self, tg: FakeTelegram, db_url: str, data_dir: Path, *, webhook: bool, **extra: Any
+        self,
+        tg: FakeTelegram,
+        db_url: str,
+        data_dir: Path,
+        *,
+        webhook: bool,
+        profile: Profile = PROFILE,
+        **extra: Any,
     ) -> None:
         self.tg = tg
         self.webhook = webhook
+        self.profile = profile
         self.port = free_port()
         self.settings = Settings(
             database_url=db_url,
@@ -73,7 +82,7 @@ class Desk:
         self.channel: TelegramChannel | None = None
 
     async def start(self) -> None:
-        conversation = Conversation(self.settings, PROFILE, CALENDAR)
+        conversation = Conversation(self.settings, self.profile, CALENDAR)
         app = web.Application()
         setup_telegram(app, conversation, self.settings, poll_timeout=1)
         self.channel = app[TELEGRAM_CHANNEL]
@@ -554,3 +563,64 @@ async def test_complainant_row_is_reachable_by_chat(
         await desk.stop()
     person_row = await Complainant.get(external_id=str(CITIZEN))
     assert person_row.channel == "telegram"
+
+
+LONG_ID_PROFILE = """
+id = "long-ids"
+extends = "gov-window"
+
+[[exclusions]]
+id = "%s"
+label = { zh_CN = "已进入诉讼、仲裁或行政复议", en = "In court or arbitration" }
+reason = { zh_CN = "该事项已进入诉讼程序。", en = "The matter is before a court." }
+guidance = { zh_CN = "请向受理的人民法院了解进展。", en = "Ask the court handling it." }
+""" % ("legal_proceedings_" + "x" * 46)
+
+
+async def test_a_choice_id_too_long_for_callback_data_still_works(
+    tg: FakeTelegram, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "long-ids.toml"
+    path.write_text(LONG_ID_PROFILE, encoding="utf-8")
+    desk = await serve(tg, db_url, tmp_path, "polling", profile=load_profile(path))
+    person = Citizen(tg, desk)
+    try:
+        await person.command("start")
+        question = tg.last_bot_message(CITIZEN)
+        assert question is not None
+        [hashed] = [
+            button["callback_data"]
+            for row in question["reply_markup"]["inline_keyboard"]
+            for button in row
+            if button["text"] == "已进入诉讼、仲裁或行政复议"
+        ]
+        assert hashed.startswith("~") and len(hashed.encode()) <= 64
+        replies = await person.choose(hashed)
+    finally:
+        await desk.stop()
+    assert "该事项已进入诉讼程序。" in "\n".join(replies)
+
+
+async def test_the_product_app_serves_the_bot_when_a_token_is_set(
+    tg: FakeTelegram, db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = Settings(
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        telegram_token=tg.token,
+        telegram_api_base=tg.base_url,
+        public_url=f"http://127.0.0.1:{port}/",
+    )
+    app = create_app(settings, profile=PROFILE, calendar=CALENDAR, manage_db=False)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        assert tg.webhook is not None
+        assert tg.webhook["url"] == f"http://127.0.0.1:{port}/telegram/webhook"
+        update = tg.push_message(CITIZEN, CITIZEN, text="/start", enqueue=False)
+        assert await tg.deliver_webhook(None, update) == 200
+    finally:
+        await runner.cleanup()
+    assert tg.texts_to(CITIZEN)[0].startswith("欢迎使用")
