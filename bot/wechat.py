@@ -15,6 +15,10 @@ API (`WeChatSender`). A retry of a message still being worked on joins that turn
 starting another; the Conversation de-duplicates on `wx:<MsgId>` (events: `wx:<openid>:
 <CreateTime>:<Event>`) so a message is processed once even across workers.
 
+Choices are rendered as numbered lines ("1. …"); the options shown last are remembered per
+person (KeyValue, shared by the workers), so a typed number becomes that choice — labels typed
+as text work as well, the dialog engine matches them.
+
 Handled messages and events:
 
     text        → Incoming text ("/status" and the like → command)
@@ -49,7 +53,7 @@ import os
 import re
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from xml.etree.ElementTree import ParseError
@@ -58,6 +62,7 @@ import requests
 from aiohttp import web
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 from wechatpy import WeChatClient, parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -91,6 +96,8 @@ RETRY_MEMORY_SECONDS = 60.0  # WeChat retries a message three times within about
 # A passive text reply longer than this is cut by WeChat; the rest goes through the outbox.
 PASSIVE_TEXT_BYTES = 2048
 TOKEN_REFRESH_MARGIN = timedelta(minutes=5)
+# How long typed numbers keep referring to the options shown last (a dialog expires sooner).
+OPTIONS_MEMORY = timedelta(days=2)
 API_TIMEOUT_SECONDS = 10.0
 # Access-token errors after which a fresh token and one retry can help.
 STALE_TOKEN_ERRORS = frozenset({40001, 40014, 42001})
@@ -654,7 +661,49 @@ class WeChatEndpoint:
             return []
         if isinstance(message, BaseEvent) and message.event.startswith("subscribe"):
             await self._set_unsubscribed(openid, False)
-        return await self.conversation.handle(incoming)
+        incoming = await self._resolve_number(incoming)
+        replies = await self.conversation.handle(incoming)
+        if replies:
+            await self._remember_options(openid, replies)
+        return replies
+
+    # -- numbered options ---------------------------------------------------------------------
+    # WeChat shows choices as numbered lines; the number refers to *our* numbering, so the
+    # adapter resolves it back to the choice (including Skip / Done / Back, and on free-text
+    # questions, where the engine would otherwise take "1" as the answer). The options shown
+    # last are kept in the database so any worker resolves the next message the same way.
+
+    @staticmethod
+    def _options_key(openid: str) -> str:
+        return f"wechat:options:{openid}"
+
+    async def _resolve_number(self, incoming: Incoming) -> Incoming:
+        typed = (incoming.text or "").strip()
+        if incoming.kind != "text" or not typed.isdigit() or len(typed) > 3:
+            return incoming
+        row = await KeyValue.get_or_none(key=self._options_key(incoming.user_id))
+        if row is None or (row.expires_at is not None and row.expires_at <= self.clock()):
+            return incoming
+        shown = row.value.get("choices", []) if isinstance(row.value, dict) else []
+        number = int(typed)
+        if not 1 <= number <= len(shown):
+            return incoming
+        return replace(incoming, kind="choice", choice=str(shown[number - 1][0]), text=None)
+
+    async def _remember_options(self, openid: str, replies: Sequence[Outgoing]) -> None:
+        key = self._options_key(openid)
+        shown = next((m.choices for m in reversed(replies) if m.choices), ())
+        if not shown:
+            await KeyValue.filter(key=key).delete()
+            return
+        value = {"choices": [[c.id, c.label] for c in shown]}
+        expires_at = self.clock() + OPTIONS_MEMORY
+        if await KeyValue.filter(key=key).update(value=value, expires_at=expires_at):
+            return
+        try:
+            await KeyValue.create(key=key, value=value, expires_at=expires_at)
+        except IntegrityError:  # another worker stored options for this person just now
+            await KeyValue.filter(key=key).update(value=value, expires_at=expires_at)
 
     async def _set_unsubscribed(self, openid: str, unsubscribed: bool) -> None:
         await Complainant.filter(channel=Channel.WECHAT, external_id=openid).update(

@@ -1,0 +1,198 @@
+"""Conversations over /wechat in safe mode: a complete filing, WeChat's retries and the
+five-second rule (late answers through the outbox) — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from bot.conversation import Conversation
+from handlers.messages import FileRef, Incoming, Outgoing
+from models.entities import (
+    Attachment,
+    Channel,
+    Complaint,
+    DialogSession,
+    OutboxMessage,
+    ProcessedUpdate,
+)
+from models.outbox import outgoing_from_json
+from models.workflow import State
+from tests.fakes.wechat_server import Delivery
+from tests.wechat_harness import Desk, running_desk
+
+OPENID = "oCitizenLiLei00000000000001"
+JPEG = b"\xff\xd8\xff\xe0" + b"evidence" * 64
+
+
+def options(delivery: Delivery) -> dict[str, str]:
+    """The numbered options of a reply: label -> the number to type."""
+    text = delivery.text or ""
+    return {m.group(2): m.group(1) for m in re.finditer(r"^(\d+)\. (.+)$", text, re.M)}
+
+
+class Citizen:
+    """One person typing in WeChat (safe mode), reading each passive reply."""
+
+    def __init__(self, desk: Desk, openid: str = OPENID) -> None:
+        self.desk = desk
+        self.openid = openid
+        self.last: Delivery | None = None
+
+    async def say(self, text: str) -> Delivery:
+        self.last = await self.desk.fake.push_text(self.desk.url, self.openid, text)
+        assert self.last.status == 200, self.last.body
+        return self.last
+
+    async def pick(self, label: str) -> Delivery:
+        """Answer a question by the number shown next to `label`."""
+        assert self.last is not None
+        number = options(self.last).get(label)
+        assert number is not None, f"{label!r} not offered in:\n{self.last.text}"
+        return await self.say(number)
+
+    async def click(self, key: str) -> Delivery:
+        self.last = await self.desk.fake.push_event(
+            self.desk.url, self.openid, "CLICK", EventKey=key
+        )
+        return self.last
+
+    async def photo(self, data: bytes) -> Delivery:
+        media_id = self.desk.fake.register_media(data, "image/jpeg")
+        xml = self.desk.fake.media_xml(self.openid, "image", media_id, PicUrl="http://x/1.jpg")
+        self.last = await self.desk.fake.deliver(self.desk.url, xml)
+        return self.last
+
+    async def location(self, lat: float, lon: float, label: str) -> Delivery:
+        fake = self.desk.fake
+        xml = fake.text_xml(self.openid, "").replace(
+            "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[]]></Content>",
+            "<MsgType><![CDATA[location]]></MsgType>"
+            f"<Location_X>{lat}</Location_X><Location_Y>{lon}</Location_Y><Scale>15</Scale>"
+            f"<Label><![CDATA[{label}]]></Label>",
+        )
+        self.last = await fake.deliver(self.desk.url, xml)
+        return self.last
+
+
+async def test_a_complaint_is_filed_entirely_over_wechat_in_safe_mode(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_desk(db_url, tmp_path) as desk:
+        person = Citizen(desk)
+        welcome = await person.desk.fake.push_event(desk.url, OPENID, "subscribe")
+        assert "我要投诉" in options(welcome)
+        await person.click("file")
+        await person.pick("都不是，继续投诉")
+        await person.pick("服务态度")
+        await person.pick("态度生硬、推诿扯皮")
+        await person.say("工作人员")  # answering with the label works as well as the number
+        await person.say("3号窗口 工号1024")
+        await person.say("昨天下午3点")
+        await person.location(31.2304, 121.4737, "市民中心二楼")
+        await person.say("工作人员拒绝受理我的材料，并且态度恶劣，大声呵斥。")
+        await person.pick("赔礼道歉")
+        await person.pick("跳过")
+        await person.pick("跳过")
+        await person.pick("否，留下姓名和电话")
+        await person.say("李雷")
+        await person.say("138 1234 5678")
+        await person.photo(JPEG)
+        await person.pick("完成")
+        summary = person.last
+        assert summary is not None and "市民中心二楼" in (summary.text or "")
+        done = await person.pick("提交")
+        complaint = await Complaint.get(complainant__external_id=OPENID)
+        assert complaint.number == "202611-0001"
+        assert complaint.number in (done.text or "")
+        assert complaint.state == State.SUBMITTED
+        assert complaint.category == "service_attitude"
+        assert complaint.contact_phone == "+8613812345678"
+        # "Skip" answered by its number skipped the free-text questions (not stored as "1").
+        assert complaint.request_text is None and complaint.witnesses is None
+        assert complaint.place_text == "市民中心二楼"
+        assert (complaint.latitude, complaint.longitude) == (31.2304, 121.4737)
+        photos = await Attachment.filter(complaint=complaint)
+        assert [p.size for p in photos] == [len(JPEG)] and photos[0].channel == Channel.WECHAT
+        # Every answer came back passively: nothing was queued for the customer-service API.
+        assert await OutboxMessage.all().count() == 0
+        assert desk.fake.calls_to("/cgi-bin/message/custom/send") == []
+
+
+async def test_wechat_retries_of_one_message_are_processed_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_desk(db_url, tmp_path) as desk:
+        xml = desk.fake.text_xml(OPENID, "/start", msg_id=6_000_000_000_000_000_042)
+        answers = [await desk.fake.deliver(desk.url, xml) for _ in range(3)]
+        assert all(a.status == 200 for a in answers)
+        # The same passive answer each time (WeChat retries when it did not get the first).
+        assert answers[0].text and {a.text for a in answers} == {answers[0].text}
+        assert await ProcessedUpdate.filter(update_key=f"wx:{6_000_000_000_000_000_042}").count()
+        session = await DialogSession.get(channel=Channel.WECHAT, external_id=OPENID)
+        assert session.version == 1
+        assert session.state["flow"] == "screening"
+
+
+async def test_a_retry_reaching_another_worker_is_not_processed_again(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with (
+        running_desk(db_url, tmp_path) as worker_a,
+        running_desk(db_url, tmp_path) as worker_b,
+    ):
+        xml = worker_a.fake.text_xml(OPENID, "/start", msg_id=6_000_000_000_000_000_043)
+        first = await worker_a.fake.deliver(worker_a.url, xml)
+        retried = await worker_b.fake.deliver(worker_b.url, xml)
+        assert first.text and retried.status == 200 and retried.reply is None
+        session = await DialogSession.get(channel=Channel.WECHAT, external_id=OPENID)
+        assert session.version == 1
+
+
+class SlowConversation:
+    """A Conversation whose turns wait until the test lets them finish."""
+
+    def __init__(self, inner: Conversation) -> None:
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.turns = 0
+
+    async def handle(self, incoming: Incoming) -> list[Outgoing]:
+        self.turns += 1
+        await self.release.wait()
+        return await self.inner.handle(incoming)
+
+    async def store_file(self, channel: Channel, file: FileRef) -> FileRef:
+        return await self.inner.store_file(channel, file)
+
+    def failure_reply(self, lang: str | None = None) -> list[Outgoing]:
+        return self.inner.failure_reply(lang)
+
+
+async def test_a_slow_turn_answers_success_then_delivers_through_the_outbox(
+    db_url: str, tmp_path: Path
+) -> None:
+    slow: list[SlowConversation] = []
+
+    def wrap(conversation: Conversation) -> SlowConversation:
+        slow.append(SlowConversation(conversation))
+        return slow[0]
+
+    async with running_desk(db_url, tmp_path, wrap=wrap, reply_deadline=0.05) as desk:
+        xml = desk.fake.text_xml(OPENID, "/start", msg_id=6_000_000_000_000_000_044)
+        first = await desk.fake.deliver(desk.url, xml)
+        assert first.status == 200 and first.body == "success"
+        # WeChat would not retry after "success"; a retry anyway is answered the same way
+        # and does not start a second turn.
+        again = await desk.fake.deliver(desk.url, xml)
+        assert again.body == "success" and slow[0].turns == 1
+        slow[0].release.set()
+        await desk.endpoint.drain()
+        rows = await OutboxMessage.filter(channel=Channel.WECHAT)
+        assert len(rows) == 1 and rows[0].chat_id == OPENID
+        late = outgoing_from_json(rows[0].payload)
+        assert "都不是，继续投诉" in late.text and "\n6. 都不是，继续投诉" in late.text
+        # The dispatcher hands the row to the WeChat sender: a customer-service message.
+        await desk.sender.send(rows[0].chat_id, late)
+        assert desk.fake.texts_to(OPENID) == [late.text]
