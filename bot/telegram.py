@@ -484,6 +484,10 @@ class TelegramChannel:
     def bot(self) -> Bot:
         return self.application.bot
 
+    def sender(self) -> TelegramSender:
+        """The outbox's sender sharing this channel's bot (and its HTTP connection pool)."""
+        return TelegramSender(self.bot, language=self.settings.language)
+
     @property
     def webhook_url(self) -> str:
         return (self.settings.public_url or "").rstrip("/") + WEBHOOK_PATH

@@ -24,6 +24,7 @@ from bot.telegram import TELEGRAM_CHANNEL, TelegramChannel, setup_telegram
 from config.profiles import Profile, load_profile
 from config.settings import Settings
 from handlers.dialog import COMMANDS
+from handlers.messages import Outgoing
 from models.entities import Attachment, Complainant, Complaint, DialogSession
 from models.workflow import State
 from scheduler.calendar import WorkingCalendar
@@ -624,3 +625,15 @@ async def test_the_product_app_serves_the_bot_when_a_token_is_set(
     finally:
         await runner.cleanup()
     assert tg.texts_to(CITIZEN)[0].startswith("欢迎使用")
+
+
+async def test_the_outbox_sender_shares_the_channels_bot(
+    tg: FakeTelegram, db_url: str, tmp_path: Path
+) -> None:
+    desk = await serve(tg, db_url, tmp_path, "polling")
+    try:
+        assert desk.channel is not None
+        await desk.channel.sender().send(str(CITIZEN), Outgoing("您的投诉已受理。"))
+    finally:
+        await desk.stop()
+    assert tg.texts_to(CITIZEN) == ["您的投诉已受理。"]
