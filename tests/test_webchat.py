@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import shutil
+from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -291,3 +295,19 @@ async def test_page_redirect_health_and_static_files(db_url: str, tmp_path: Path
         assert (await client.get("/webchat/static/webchat.css")).status == 200
         health = await client.get("/healthz")
         assert health.status == 200 and await health.json() == {"status": "ok"}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is needed to run the page")
+async def test_the_page_script_drives_the_api(db_url: str, tmp_path: Path) -> None:
+    """webchat.js in Node with a stand-in DOM, against this server (tests/webchat_page_check.js)."""
+    check = Path(__file__).parent / "webchat_page_check.js"
+    async with webchat(db_url, tmp_path) as client:
+        base = str(client.make_url("")).rstrip("/")
+        node = await asyncio.create_subprocess_exec(
+            "node", str(check), base, stdout=PIPE, stderr=STDOUT
+        )
+        output, _ = await node.communicate()
+    assert node.returncode == 0, output.decode()
+    assert output.decode().strip().endswith("ok")
+    # One dialog: the first session's (the greeting of the new chat touches no dialog).
+    assert await DialogSession.filter(channel=Channel.WEB).count() == 1

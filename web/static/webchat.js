@@ -17,6 +17,8 @@
   var locateButton = document.getElementById("locate");
   var restartButton = document.getElementById("restart");
   var busy = false;
+  // The choices the dialog is waiting on: offered again when a message did not get through.
+  var lastChoices = [];
 
   function randomId() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") {
@@ -106,12 +108,22 @@
       showChoices(message.choices, last);
       remember({ who: "bot", text: message.text, choices: last ? message.choices : [] });
     });
-    if (messages.length) setAsk(messages[messages.length - 1].ask);
+    if (messages.length) {
+      lastChoices = messages[messages.length - 1].choices || [];
+      setAsk(messages[messages.length - 1].ask);
+    }
     scrollDown();
   }
 
   function note(text) {
     bubble("note", text);
+    scrollDown();
+  }
+
+  // After a refused or failed request the dialog still waits where it was.
+  function failed(text) {
+    note(text);
+    showChoices(lastChoices, true);
     scrollDown();
   }
 
@@ -129,10 +141,11 @@
 
   function handleResponse(response) {
     return response.json().catch(function () { return {}; }).then(function (body) {
-      if (body.messages && body.messages.length) showReplies(body.messages);
-      if (!response.ok && body.detail) note("⚠ " + body.detail);
-      else if (!response.ok && !(body.messages && body.messages.length)) {
-        note("⚠ 出错了，请重试。 Something went wrong, please try again.");
+      var answered = body.messages && body.messages.length;
+      if (answered) showReplies(body.messages);
+      if (!response.ok && body.detail) failed("⚠ " + body.detail);
+      else if (!response.ok && !answered) {
+        failed("⚠ 出错了，请重试。 Something went wrong, please try again.");
       }
     });
   }
@@ -146,7 +159,7 @@
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
     }).then(handleResponse).catch(function () {
-      note("⚠ 网络错误，请重试。 Network error, please try again.");
+      failed("⚠ 网络错误，请重试。 Network error, please try again.");
     }).then(function () { setBusy(false); });
   }
 
@@ -160,7 +173,7 @@
     setBusy(true);
     return fetch("/webchat/api/upload", { method: "POST", body: data })
       .then(handleResponse)
-      .catch(function () { note("⚠ 上传失败，请重试。 Upload failed, please try again."); })
+      .catch(function () { failed("⚠ 上传失败，请重试。 Upload failed, please try again."); })
       .then(function () { setBusy(false); });
   }
 
@@ -211,6 +224,7 @@
     sessionId = randomId();
     storageSet(SESSION_KEY, sessionId);
     transcript = [];
+    lastChoices = [];
     storageSet(TRANSCRIPT_KEY, "[]");
     log.textContent = "";
     setAsk(null);
@@ -218,10 +232,13 @@
   });
 
   // Show what was said before (this browser's copy); the server knows where the dialog is.
+  var lastBot = -1;
+  transcript.forEach(function (entry, index) { if (entry.who === "bot") lastBot = index; });
   transcript.forEach(function (entry, index) {
     bubble(entry.who, entry.text);
-    if (entry.who === "bot") showChoices(entry.choices, index === transcript.length - 1);
+    if (entry.who === "bot") showChoices(entry.choices, index === lastBot);
   });
+  if (lastBot >= 0) lastChoices = transcript[lastBot].choices || [];
   scrollDown();
   if (!transcript.length) post("/webchat/api/hello", {});
 })();
