@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -355,3 +356,32 @@ async def test_an_idle_draft_expires_with_a_message(db_url: str, tmp_path: Path)
     assert "60" in later.said
     state = await session_state()
     assert state["flow"] == "idle" and state["answers"] == {}
+
+
+async def test_simultaneous_messages_from_one_person_take_turns(
+    db_url: str, tmp_path: Path
+) -> None:
+    worker_a = conversation(tmp_path, db_url)
+    worker_b = conversation(tmp_path, db_url)
+
+    def incoming(message_id: str, choice: str | None = None) -> Incoming:
+        if choice:
+            return Incoming("web", "web-user-1", "choice", choice=choice, message_id=message_id)
+        return Incoming("web", "web-user-1", "command", command="start", message_id=message_id)
+
+    await worker_a.handle(incoming("first"))
+    # The same update delivered to both workers at once: handled exactly once.
+    both = await asyncio.gather(
+        worker_a.handle(incoming("twice", "screen:none")),
+        worker_b.handle(incoming("twice", "screen:none")),
+    )
+    assert sorted(len(replies) for replies in both)[0] == 0 and any(both)
+    # Two different messages at once: both applied, one after the other.
+    await asyncio.gather(
+        worker_a.handle(incoming("cat", "opt:service_attitude")),
+        worker_b.handle(incoming("start-again")),
+    )
+    row = await DialogSession.get(channel=Channel.WEB, external_id="web-user-1")
+    assert row.version == 4
+    assert row.state["answers"].get("category") == "service_attitude"
+    assert await ProcessedUpdate.filter(channel=Channel.WEB).count() == 4
