@@ -26,6 +26,7 @@ from models.entities import (
     Staff,
     TargetKind,
 )
+from models.notifications import emit_notifications
 from models.workflow import (
     Action,
     CaseFacts,
@@ -339,7 +340,7 @@ async def submit_complaint(
             .using_db(conn)
             .update(complaint_id=complaint.id)
         )
-    await Event.create(
+    event = await Event.create(
         complaint=complaint,
         actor_role=Role.COMPLAINANT,
         action=Action.SUBMIT,
@@ -348,6 +349,15 @@ async def submit_complaint(
         payload={"channel": str(channel), "effects": list(transition.effects)},
         created_at=clock.now,
         using_db=conn,
+    )
+    await emit_notifications(
+        complaint,
+        transition,
+        Actor(Role.COMPLAINANT, complainant=person),
+        clock,
+        profile,
+        conn,
+        event=event,
     )
     return complaint
 
@@ -432,6 +442,7 @@ async def act(
         created_at=clock.now,
         using_db=conn,
     )
+    await emit_notifications(complaint, decision, actor, clock, profile, conn, event=event)
     return ActionResult(complaint, decision, event, extra)
 
 

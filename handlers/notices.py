@@ -1,0 +1,116 @@
+"""Messages that tell a complainant how their complaint moves on (milestones).
+
+Pure rendering in the complainant's language; models/notifications.py decides when each is
+sent and queues it in the outbox. The submission itself is answered in the intake dialog
+(handlers.dialog.render_submitted), so it has no milestone here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from handlers.i18n import append_note, format_datetime, translator
+from handlers.messages import Outgoing
+from models.workflow import Action
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """What the complainant is told about; fields unused by an action stay None."""
+
+    action: str
+    number: str
+    due: datetime | None = None  # the answer deadline now running
+    provisional: bool = False
+    department: str | None = None  # assigned to
+    question: str | None = None  # material requested
+    reply_text: str | None = None  # the result
+    reason: str | None = None  # refusal or extension reason
+    guidance: str | None = None  # where to turn instead (refusal)
+
+
+MILESTONE_ACTIONS = frozenset(
+    {
+        Action.ACCEPT,
+        Action.REFUSE,
+        Action.ASSIGN,
+        Action.REQUEST_MATERIAL,
+        Action.APPROVE_EXTENSION,
+        Action.NOTIFY_RESULT,
+        Action.CLOSE,
+        Action.REOPEN,
+    }
+)
+
+
+def _when(milestone: Milestone, lang: str, tz: ZoneInfo) -> str:
+    _ = translator(lang)
+    assert milestone.due is not None
+    text = format_datetime(milestone.due, lang, tz)
+    if milestone.provisional:
+        text = append_note(
+            text, _("(provisional: the official holiday calendar for that year is not out yet)")
+        )
+    return text
+
+
+def render_milestone(milestone: Milestone, lang: str, tz: ZoneInfo) -> Outgoing | None:
+    """The complainant's message for `milestone`, or None when the action tells them nothing."""
+    _ = translator(lang)
+    number, action = milestone.number, milestone.action
+    if action == Action.ACCEPT:
+        text = _("Your complaint {number} has been accepted.").format(number=number)
+        if milestone.due is not None:
+            text = append_note(
+                text,
+                _("We will answer by {when}.").format(when=_when(milestone, lang, tz)),
+            )
+    elif action == Action.REFUSE:
+        text = _("We cannot accept complaint {number}.").format(number=number)
+        if milestone.reason:
+            text += "\n\n" + _("Reason: {reason}").format(reason=milestone.reason)
+        if milestone.guidance:
+            text += "\n\n" + _("Where to turn: {guidance}").format(guidance=milestone.guidance)
+    elif action == Action.ASSIGN:
+        if milestone.department:
+            text = _("Your complaint {number} has been passed to {department} for handling.")
+            text = text.format(number=number, department=milestone.department)
+        else:
+            text = _("Your complaint {number} has been passed on for handling.").format(
+                number=number
+            )
+    elif action == Action.REQUEST_MATERIAL:
+        text = _("To handle complaint {number} we need more from you:").format(number=number)
+        text += "\n\n" + (milestone.question or "")
+        text += "\n\n" + _(
+            "Send it with /supplement. The time limit is paused until we receive it."
+        )
+    elif action == Action.APPROVE_EXTENSION:
+        if milestone.due is not None:
+            text = _("The time limit for complaint {number} has been extended to {when}.").format(
+                number=number, when=_when(milestone, lang, tz)
+            )
+        else:
+            text = _("The time limit for complaint {number} has been extended.").format(
+                number=number
+            )
+        if milestone.reason:
+            text = append_note(text, _("Reason: {reason}").format(reason=milestone.reason))
+    elif action == Action.NOTIFY_RESULT:
+        text = _("Complaint {number} has been handled. Our reply:").format(number=number)
+        text += "\n\n" + (milestone.reply_text or "")
+    elif action == Action.CLOSE:
+        text = _("Complaint {number} is now closed. Thank you.").format(number=number)
+    elif action == Action.REOPEN:
+        text = _("Complaint {number} has been reopened and will be looked into again.").format(
+            number=number
+        )
+        if milestone.due is not None:
+            text = append_note(
+                text, _("We will answer by {when}.").format(when=_when(milestone, lang, tz))
+            )
+    else:
+        return None
+    return Outgoing(text)

@@ -1,0 +1,1042 @@
+"""The staff desk dialog, platform-neutral: acting on cases from notification buttons.
+
+    handle(state, incoming, ctx) -> StaffResult(state, replies, commands, shown)
+
+No database and no I/O. The shell (bot/staff_desk.py) loads the staff member, the case their
+button or current input refers to (`complaint_in_question`) already masked for them, and their
+open cases when a list is wanted (`wants_case_list`); it runs the `StaffAct` commands through
+models.actions.act in the same transaction, then tells the staff member the outcome with
+`render_done` / `render_refused`.
+
+Every case button carries "cs:<action>:<complaint id>:<case version>" (at most 64 bytes, the
+Telegram callback limit). The version counts the case's workflow events, so a button from an
+older notification is refused as out of date instead of acting on a case that has moved on.
+An action that needs input (a reason, a reply, a department) collects it step by step; the
+steps live in the dialog state (flow "staff") so any worker continues them.
+
+Also here: the staff notifications (`render_notification`) and the case card, so what a
+staff member reads is written in one place, in their language.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from handlers.i18n import N_, Gettext, append_note, format_datetime, supported, translator
+from handlers.messages import Choice, Incoming, Outgoing
+from handlers.turn import CANCEL, SKIP, DialogState
+from handlers.validators import InvalidInput, validate_text
+from models.workflow import Action, Role, State
+
+FLOW = "staff"
+CALLBACK_PREFIX = "cs"
+PAGE = "cl:page:"
+OPEN = "cl:open:"
+PICK = "sf:"
+NONE = "sf:none"
+DONE = "sf:done"
+OTHER = "sf:other"
+PAGE_SIZE = 5
+MAX_TEXT = 2000
+MAX_EXTENSION_BUTTONS = 10
+STALE = "stale"  # refusal code for an out-of-date button
+
+# The actions offered as buttons, in this order. Automatic steps (result notice, revisit,
+# closing, archiving) are the scheduler's, not buttons.
+BUTTON_ACTIONS: tuple[Action, ...] = (
+    Action.ACCEPT,
+    Action.REFUSE,
+    Action.ASSIGN,
+    Action.TRANSFER,
+    Action.ADD_CO_HANDLER,
+    Action.ACKNOWLEDGE,
+    Action.REQUEST_MATERIAL,
+    Action.RESUME,
+    Action.REQUEST_EXTENSION,
+    Action.APPROVE_EXTENSION,
+    Action.DENY_EXTENSION,
+    Action.ADD_NOTE,
+    Action.RESOLVE,
+    Action.HAND_BACK,
+)
+
+ACTION_LABELS: Mapping[str, str] = {
+    Action.ACCEPT: N_("Accept"),
+    Action.REFUSE: N_("Refuse"),
+    Action.ASSIGN: N_("Assign"),
+    Action.TRANSFER: N_("Transfer"),
+    Action.ADD_CO_HANDLER: N_("Add co-handling department"),
+    Action.ACKNOWLEDGE: N_("Acknowledge"),
+    Action.REQUEST_MATERIAL: N_("Ask for material"),
+    Action.RESUME: N_("Resume handling"),
+    Action.REQUEST_EXTENSION: N_("Request extension"),
+    Action.APPROVE_EXTENSION: N_("Approve extension"),
+    Action.DENY_EXTENSION: N_("Deny extension"),
+    Action.ADD_NOTE: N_("Add note"),
+    Action.RESOLVE: N_("Resolve"),
+    Action.HAND_BACK: N_("Hand back"),
+    Action.NOTIFY_RESULT: N_("Tell the result"),
+}
+
+STATE_LABELS: Mapping[str, str] = {
+    State.DRAFT: N_("Draft"),
+    State.SUBMITTED: N_("Submitted"),
+    State.ACCEPTED: N_("Accepted"),
+    State.REFUSED: N_("Not accepted"),
+    State.ASSIGNED: N_("Assigned"),
+    State.IN_PROGRESS: N_("In progress"),
+    State.WAITING_FOR_COMPLAINANT: N_("Waiting for the complainant"),
+    State.RESOLVED: N_("Resolved"),
+    State.REPLIED: N_("Replied"),
+    State.REVISIT: N_("Follow-up visit"),
+    State.CLOSED: N_("Closed"),
+    State.REOPENED: N_("Reopened"),
+    State.WITHDRAWN: N_("Withdrawn"),
+    State.ARCHIVED: N_("Archived"),
+}
+
+STAGE_LABELS: Mapping[str, str] = {
+    "acceptance": N_("acceptance"),
+    "dispatch": N_("dispatch"),
+    "first_contact": N_("first contact"),
+    "manager_notice": N_("manager notice"),
+    "resolution": N_("resolution"),
+    "result_notice": N_("result notice"),
+    "revisit": N_("revisit"),
+    "survey_reminder": N_("survey reminder"),
+    "auto_close": N_("closing"),
+}
+
+UNIT_LABELS: Mapping[str, str] = {
+    "minutes": N_("minutes"),
+    "hours": N_("hours"),
+    "calendar_days": N_("calendar days"),
+    "working_days": N_("working days"),
+}
+
+REFUSAL_TEXTS: Mapping[str, str] = {
+    "role_not_permitted": N_("your role may not do this."),
+    "illegal_state": N_("this action is not possible in the case's current status."),
+    "not_lead_handler": N_("only the lead handler may do this."),
+    "not_assigned": N_("only a handler assigned to the case may do this."),
+    "extension_already_pending": N_("an extension request is already awaiting approval."),
+    "no_extension_pending": N_("no extension request is pending."),
+    "extension_limit_reached": N_("the extension limit has been reached."),
+    "own_extension_request": N_("nobody may decide on their own extension request."),
+    STALE: N_("this button is out of date: the case has moved on since it was sent."),
+    "not_found": N_("the complaint no longer exists."),
+    "invalid": N_("the input was not accepted ({detail})."),
+}
+
+INVITE_REFUSALS: Mapping[str, str] = {
+    "unknown": N_("This invitation code is not valid. Please check the link you received."),
+    "used": N_("This invitation code has already been used. Ask for a new invitation."),
+    "expired": N_("This invitation code has expired. Ask for a new invitation."),
+    "disabled": N_("This staff account is disabled."),
+    "chat_taken": N_("This chat is already linked to another staff account."),
+    "unsupported_channel": N_("Staff accounts can only be linked on Telegram or WeChat."),
+}
+
+# Notifications that ask one decision offer only its buttons (the approver: approve or deny).
+FOCUSED_BUTTONS: Mapping[str, frozenset[str]] = {
+    Action.REQUEST_EXTENSION: frozenset({Action.APPROVE_EXTENSION, Action.DENY_EXTENSION}),
+}
+CHANGED = N_("Complaint {number} has changed.")  # the headline for any other action
+# Headlines of staff notifications, by the action that caused them.
+HEADLINES: Mapping[str, str] = {
+    Action.SUBMIT: N_("New complaint {number} awaits acceptance."),
+    Action.ASSIGN: N_("Complaint {number} has been assigned for handling."),
+    Action.TRANSFER: N_("Complaint {number} has been transferred to your department."),
+    Action.ADD_CO_HANDLER: N_(
+        "Your department joins the handling of complaint {number}. Add your findings as "
+        "notes; the lead department answers the complainant."
+    ),
+    Action.SUPPLEMENT: N_(
+        "The complainant has supplied material for complaint {number}; handling continues."
+    ),
+    Action.RESUME: N_("Handling of complaint {number} has resumed."),
+    Action.REQUEST_EXTENSION: N_(
+        "An extension of {amount} {unit} is requested for complaint {number}. Reason: {reason}"
+    ),
+    Action.APPROVE_EXTENSION: N_(
+        "The extension for complaint {number} was approved. New deadline: {due}."
+    ),
+    Action.DENY_EXTENSION: N_("The extension for complaint {number} was denied."),
+    Action.HAND_BACK: N_("Complaint {number} has been handed back for dispatch. Reason: {reason}"),
+    Action.REOPEN: N_("Complaint {number} has been reopened for re-investigation."),
+    Action.DISPUTE: N_(
+        "The complainant disputes the result of complaint {number}; it is reopened."
+    ),
+    Action.WITHDRAW: N_(
+        "The complainant has withdrawn complaint {number}. No further action is needed."
+    ),
+}
+
+
+# -- what the shell provides ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    id: int
+    name: str
+    role: Role
+    department_id: int | None
+    language: str = "zh_CN"
+
+
+@dataclass(frozen=True)
+class DepartmentOption:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class HandlerOption:
+    id: int
+    name: str
+    department_id: int
+
+
+@dataclass(frozen=True)
+class CaseCard:
+    """One complaint as one staff member may see it: identity fields already masked."""
+
+    id: int
+    number: str
+    state: str
+    version: int
+    category: str | None = None
+    category_label: str | None = None
+    severity: str | None = None
+    severity_label: str | None = None
+    target: str | None = None
+    facts: str | None = None
+    complainant_name: str | None = None
+    complainant_phone: str | None = None
+    anonymous: bool = False
+    lead_department_id: int | None = None
+    lead_department: str | None = None
+    co_departments: tuple[str, ...] = ()
+    handler: str | None = None
+    due: datetime | None = None
+    due_stage: str | None = None
+    provisional: bool = False
+    extension_request: Mapping[str, Any] | None = None
+    actions: tuple[str, ...] = ()  # the actions this viewer may take now
+
+    @property
+    def shows_identity(self) -> bool:
+        return any(
+            value not in (None, "", "***")
+            for value in (self.complainant_name, self.complainant_phone)
+        )
+
+
+@dataclass(frozen=True)
+class StaffContext:
+    profile: Any  # config.profiles.Profile
+    now: datetime
+    me: StaffMember
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    case: CaseCard | None = None  # the complaint in question (see complaint_in_question)
+    departments: Sequence[DepartmentOption] = ()
+    handlers: Sequence[HandlerOption] = ()  # active handlers and heads, with their departments
+    my_cases: Sequence[CaseCard] = ()  # open cases, most urgent first (see wants_case_list)
+    page_size: int = PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class StaffAct:
+    """Run `action` on the complaint through models.actions.act as this staff member.
+
+    `expected_version` set: refuse as stale unless the case is still at that version.
+    """
+
+    complaint_id: int
+    action: str
+    payload: dict[str, Any]
+    expected_version: int | None
+
+
+@dataclass
+class StaffResult:
+    state: DialogState
+    replies: list[Outgoing]
+    commands: list[StaffAct]
+    shown: list[int] = field(default_factory=list)  # complaint ids whose card was shown
+
+
+# -- callback data ----------------------------------------------------------------------------
+
+
+def action_callback(action: str, complaint_id: int, version: int) -> str:
+    data = f"{CALLBACK_PREFIX}:{action}:{complaint_id}:{version}"
+    if len(data.encode()) > 64:  # Telegram's callback_data limit; cannot happen with int ids
+        raise ValueError(f"callback data too long: {data!r}")
+    return data
+
+
+def parse_action_callback(data: str | None) -> tuple[Action, int, int] | None:
+    if not data or not data.startswith(CALLBACK_PREFIX + ":"):
+        return None
+    parts = data.split(":")
+    if len(parts) != 4:
+        return None
+    try:
+        return Action(parts[1]), int(parts[2]), int(parts[3])
+    except ValueError:
+        return None
+
+
+def button_actions(allowed: Iterable[str]) -> tuple[str, ...]:
+    chosen = {str(a) for a in allowed}
+    return tuple(str(a) for a in BUTTON_ACTIONS if a in chosen)
+
+
+def case_buttons(card: CaseCard, lang: str) -> tuple[Choice, ...]:
+    _ = translator(lang)
+    return tuple(
+        Choice(action_callback(a, card.id, card.version), _(ACTION_LABELS[a]))
+        for a in card.actions
+        if a in ACTION_LABELS
+    )
+
+
+def complaint_in_question(state: DialogState | None, incoming: Incoming) -> int | None:
+    """The complaint the shell must load (as `ctx.case`) for this message, if any."""
+    if incoming.kind == "choice" and incoming.choice:
+        parsed = parse_action_callback(incoming.choice)
+        if parsed is not None:
+            return parsed[1]
+        if incoming.choice.startswith(OPEN):
+            try:
+                return int(incoming.choice.removeprefix(OPEN))
+            except ValueError:
+                return None
+    if state is not None and state.flow == FLOW and state.step:
+        value = state.scratch.get("complaint_id")
+        return int(value) if value is not None else None
+    return None
+
+
+def wants_case_list(incoming: Incoming) -> bool:
+    """Whether the shell must load `ctx.my_cases` for this message."""
+    if incoming.kind == "command":
+        return incoming.command == "cases"
+    return incoming.kind == "choice" and bool(incoming.choice) and incoming.choice.startswith(PAGE)
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def state_label(state: str, lang: str) -> str:
+    return translator(lang)(STATE_LABELS.get(state, state))
+
+
+def action_label(action: str, lang: str) -> str:
+    return translator(lang)(ACTION_LABELS.get(action, action))
+
+
+def unit_label(unit: str, lang: str) -> str:
+    return translator(lang)(UNIT_LABELS.get(unit, unit))
+
+
+def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
+    """The case as a staff member reads it: what, about whom, by whom, by when."""
+    _ = translator(lang)
+    lines = [
+        _("Complaint {number}").format(number=card.number),
+        _("Status: {state}").format(state=state_label(card.state, lang)),
+    ]
+    if card.category_label:
+        kind = card.category_label
+        if card.severity_label:
+            kind = f"{kind} · {card.severity_label}"
+        lines.append(_("Category: {category}").format(category=kind))
+    else:
+        lines.append(_("Category: not set"))
+    if card.target:
+        lines.append(_("About: {target}").format(target=card.target))
+    if card.anonymous:
+        lines.append(_("Complainant: anonymous"))
+    else:
+        who = " ".join(v for v in (card.complainant_name, card.complainant_phone) if v)
+        if who:
+            lines.append(_("Complainant: {who}").format(who=who))
+    if card.facts:
+        lines.append(_("Facts: {facts}").format(facts=card.facts))
+    if card.lead_department:
+        lines.append(_("Lead department: {name}").format(name=card.lead_department))
+    if card.co_departments:
+        lines.append(_("Co-handling: {names}").format(names=", ".join(card.co_departments)))
+    if card.handler:
+        lines.append(_("Handler: {name}").format(name=card.handler))
+    if card.due is not None:
+        due = _("Due ({stage}): {when}").format(
+            stage=_(STAGE_LABELS.get(card.due_stage or "", card.due_stage or "")),
+            when=format_datetime(card.due, lang, tz),
+        )
+        if card.provisional:
+            due = append_note(due, _("(provisional)"))
+        lines.append(due)
+    if card.extension_request:
+        request = card.extension_request
+        lines.append(
+            _("Extension requested: {amount} {unit}. Reason: {reason}").format(
+                amount=request.get("amount"),
+                unit=unit_label(str(request.get("unit", "")), lang),
+                reason=request.get("reason") or "-",
+            )
+        )
+    return "\n".join(lines)
+
+
+def render_notification(
+    action: str,
+    card: CaseCard,
+    lang: str,
+    tz: ZoneInfo,
+    payload: Mapping[str, Any] | None = None,
+) -> Outgoing:
+    """A staff notification: what happened, the case card, and the recipient's buttons."""
+    _ = translator(lang)
+    payload = payload or {}
+    pending = payload.get("extension") or card.extension_request or {}
+    headline = _(HEADLINES.get(action, CHANGED)).format(
+        number=card.number,
+        amount=pending.get("amount", payload.get("amount", "")),
+        unit=unit_label(str(pending.get("unit", payload.get("unit", ""))), lang),
+        reason=payload.get("reason") or pending.get("reason") or "-",
+        due=format_datetime(card.due, lang, tz) if card.due else "-",
+    )
+    if action == Action.WITHDRAW:  # nothing to do: no card, no buttons
+        return Outgoing(headline)
+    focus = FOCUSED_BUTTONS.get(action)
+    if focus is not None:
+        card = replace(card, actions=tuple(a for a in card.actions if a in focus))
+    return Outgoing(f"{headline}\n\n{render_card(card, lang, tz)}", case_buttons(card, lang))
+
+
+def render_done(
+    action: str, card: CaseCard | None, number: str, lang: str, tz: ZoneInfo
+) -> Outgoing:
+    """After a successful action: confirmation, and the case's next buttons for the actor."""
+    _ = translator(lang)
+    text = _("Done: {action} — complaint {number}.").format(
+        action=action_label(action, lang), number=number
+    )
+    if card is None:
+        return Outgoing(text)
+    text = append_note(text, _("Status: {state}").format(state=state_label(card.state, lang)))
+    return Outgoing(text, case_buttons(card, lang))
+
+
+def render_refused(
+    code: str,
+    number: str | None,
+    state: str | None,
+    lang: str,
+    detail: str = "",
+    card: CaseCard | None = None,
+) -> Outgoing:
+    """Why an action was not taken, naming the case's current status."""
+    _ = translator(lang)
+    reason = _(REFUSAL_TEXTS.get(code, REFUSAL_TEXTS["illegal_state"])).format(detail=detail)
+    if number and state:
+        text = _("Not done: complaint {number} is “{state}”: {reason}").format(
+            number=number, state=state_label(state, lang), reason=reason
+        )
+    else:
+        text = _("Not done: {reason}").format(reason=reason)
+    return Outgoing(text, case_buttons(card, lang) if card is not None else ())
+
+
+def render_invite_refusal(code: str, lang: str) -> Outgoing:
+    _ = translator(lang)
+    return Outgoing(_(INVITE_REFUSALS.get(code, INVITE_REFUSALS["unknown"])))
+
+
+def render_welcome(name: str, lang: str) -> Outgoing:
+    _ = translator(lang)
+    text = _(
+        "Welcome, {name}. This chat is now linked to your staff account: new cases arrive "
+        "here with buttons to act on them. Send /cases to list your open cases."
+    ).format(name=name)
+    return Outgoing(text, (Choice(PAGE + "0", _("My cases")),))
+
+
+# -- the dialog -------------------------------------------------------------------------------
+
+
+class _Turn:
+    def __init__(self, state: DialogState, incoming: Incoming, ctx: StaffContext) -> None:
+        self.state = state
+        self.incoming = incoming
+        self.ctx = ctx
+        self.replies: list[Outgoing] = []
+        self.commands: list[StaffAct] = []
+        self.shown: list[int] = []
+
+    @property
+    def lang(self) -> str:
+        return supported(self.ctx.me.language)
+
+    @property
+    def _(self) -> Gettext:
+        return translator(self.lang)
+
+    def say(self, text: str, choices: Sequence[Choice] = ()) -> None:
+        self.replies.append(Outgoing(text, tuple(choices)))
+
+    def go(self, step: str | None) -> None:
+        self.state.flow = FLOW if step else "idle"
+        self.state.step = step
+        if step is None:
+            self.state.scratch = {}
+
+    def cancel_choice(self) -> Choice:
+        return Choice(CANCEL, self._("Cancel"))
+
+    def act(self, action: str, payload: dict[str, Any], *, first: bool = True) -> None:
+        scratch = self.state.scratch
+        self.commands.append(
+            StaffAct(
+                int(scratch["complaint_id"]),
+                str(action),
+                payload,
+                int(scratch["version"]) if first else None,
+            )
+        )
+
+    def picked(self, offered: Sequence[Choice]) -> str | None:
+        message = self.incoming
+        if message.kind == "choice":
+            return message.choice if any(c.id == message.choice for c in offered) else None
+        if message.kind == "text" and message.text:
+            typed = message.text.strip().casefold()
+            for choice in offered:
+                if choice.label.casefold() == typed:
+                    return choice.id
+            if typed.isdigit() and 1 <= int(typed) <= len(offered):
+                return offered[int(typed) - 1].id
+        return None
+
+    def text_input(self) -> str | None:
+        """Free text for the current step, or None after telling the person what is wrong."""
+        if self.incoming.kind != "text" or not (self.incoming.text or "").strip():
+            self.say(self._("Please type the text, or press Cancel."), [self.cancel_choice()])
+            return None
+        try:
+            return validate_text(self.incoming.text or "", max_length=MAX_TEXT)
+        except InvalidInput:
+            self.say(
+                self._("That text is too long (at most {limit} characters).").format(
+                    limit=MAX_TEXT
+                ),
+                [self.cancel_choice()],
+            )
+            return None
+
+
+def handle(state: DialogState | None, incoming: Incoming, ctx: StaffContext) -> StaffResult:
+    """One staff message: a button, a command or the text a step asked for."""
+    working = state.copy() if state is not None else DialogState()
+    if working.flow != FLOW:
+        working.flow, working.step, working.scratch = "idle", None, {}
+    working.language = ctx.me.language
+    working.updated_at = ctx.now.isoformat()
+    turn = _Turn(working, incoming, ctx)
+    _dispatch(turn)
+    return StaffResult(turn.state, turn.replies, turn.commands, turn.shown)
+
+
+def _is_cancel(turn: _Turn) -> bool:
+    message = turn.incoming
+    if message.kind == "choice":
+        return message.choice == CANCEL
+    if message.kind == "command":
+        return message.command == "cancel"
+    word = (message.text or "").strip().casefold()
+    return message.kind == "text" and word in {"cancel", "取消", "放弃", "放棄"}
+
+
+def _dispatch(turn: _Turn) -> None:
+    message = turn.incoming
+    parsed = parse_action_callback(message.choice) if message.kind == "choice" else None
+    if parsed is not None:
+        turn.go(None)
+        _start_action(turn, *parsed)
+    elif message.kind == "choice" and (message.choice or "").startswith(PAGE):
+        turn.go(None)
+        _show_cases(turn, (message.choice or "").removeprefix(PAGE))
+    elif message.kind == "choice" and (message.choice or "").startswith(OPEN):
+        turn.go(None)
+        _show_case(turn)
+    elif message.kind == "command" and message.command == "cases":
+        turn.go(None)
+        _show_cases(turn, message.command_args or "0")
+    elif _is_cancel(turn):
+        was_busy = turn.state.step is not None
+        turn.go(None)
+        turn.say(turn._("Cancelled.") if was_busy else turn._("Nothing to cancel."), _menu(turn))
+    elif turn.state.step is not None and message.kind != "command":
+        _continue_step(turn)
+    else:
+        turn.go(None)
+        turn.say(
+            turn._(
+                "Cases reach you here as notifications with buttons. Send /cases to list "
+                "your open cases, most urgent first."
+            ),
+            _menu(turn),
+        )
+
+
+def _menu(turn: _Turn) -> list[Choice]:
+    return [Choice(PAGE + "0", turn._("My cases"))]
+
+
+def _show_cases(turn: _Turn, page_text: str) -> None:
+    _ = turn._
+    cases = list(turn.ctx.my_cases)
+    if not cases:
+        turn.say(_("You have no open cases."))
+        return
+    size = max(1, turn.ctx.page_size)
+    pages = math.ceil(len(cases) / size)
+    page = int(page_text) if page_text.strip().isdigit() else 0
+    page = min(max(page, 0), pages - 1)
+    shown = cases[page * size : (page + 1) * size]
+    lines = [_("Your open cases (page {page} of {pages}):").format(page=page + 1, pages=pages)]
+    choices = []
+    for index, card in enumerate(shown, start=page * size + 1):
+        line = f"{index}. {card.number} · {state_label(card.state, turn.lang)}"
+        if card.due is not None:
+            due = _("due {when}").format(when=format_datetime(card.due, turn.lang, turn.ctx.tz))
+            line = f"{line} · {due}"
+        lines.append(line)
+        choices.append(Choice(OPEN + str(card.id), card.number))
+    if page > 0:
+        choices.append(Choice(PAGE + str(page - 1), _("Previous page")))
+    if page + 1 < pages:
+        choices.append(Choice(PAGE + str(page + 1), _("Next page")))
+    turn.say("\n".join(lines), choices)
+
+
+def _show_case(turn: _Turn) -> None:
+    card = turn.ctx.case
+    if card is None:
+        turn.replies.append(render_refused("not_found", None, None, turn.lang))
+        return
+    turn.shown.append(card.id)
+    turn.say(render_card(card, turn.lang, turn.ctx.tz), case_buttons(card, turn.lang))
+
+
+def _start_action(turn: _Turn, action: Action, complaint_id: int, version: int) -> None:
+    card = turn.ctx.case
+    if card is None or card.id != complaint_id:
+        turn.replies.append(render_refused("not_found", None, None, turn.lang))
+        return
+    if card.version != version:
+        turn.replies.append(render_refused(STALE, card.number, card.state, turn.lang, card=card))
+        return
+    turn.state.scratch = {
+        "complaint_id": card.id,
+        "number": card.number,
+        "version": version,
+        "action": str(action),
+        "payload": {},
+    }
+    if str(action) not in card.actions:
+        # Let the rule book say exactly why (models.actions.act refuses; nothing is written).
+        turn.act(action, {})
+        turn.go(None)
+        return
+    prompt = _FIRST_STEP.get(action)
+    if prompt is None:
+        turn.act(action, {})
+        turn.go(None)
+        return
+    prompt(turn)
+
+
+# -- steps: each `_ask_*` asks and sets the step; `_STEPS[step]` handles the answer ------------
+
+
+def _ask_category(turn: _Turn) -> None:
+    profile = turn.ctx.profile
+    choices = [
+        Choice(PICK + c.id, profile.label("category", c.id, turn.lang)) for c in profile.categories
+    ]
+    turn.go("category")
+    turn.say(turn._("Choose the category:"), [*choices, turn.cancel_choice()])
+
+
+def _ask_severity(turn: _Turn) -> None:
+    profile = turn.ctx.profile
+    choices = [
+        Choice(PICK + s.id, profile.label("severity", s.id, turn.lang)) for s in profile.severities
+    ]
+    turn.go("severity")
+    turn.say(turn._("Choose the severity:"), [*choices, turn.cancel_choice()])
+
+
+def _start_accept(turn: _Turn) -> None:
+    card = turn.ctx.case
+    assert card is not None
+    if card.category is None and turn.ctx.profile.categories:
+        _ask_category(turn)
+    elif card.severity is None and turn.ctx.profile.severities:
+        _ask_severity(turn)
+    else:
+        turn.act(Action.ACCEPT, {})
+        turn.go(None)
+
+
+def _category_choices(turn: _Turn) -> list[Choice]:
+    profile = turn.ctx.profile
+    return [
+        Choice(PICK + c.id, profile.label("category", c.id, turn.lang)) for c in profile.categories
+    ]
+
+
+def _on_category(turn: _Turn) -> None:
+    picked = turn.picked(_category_choices(turn))
+    if picked is None:
+        _ask_category(turn)
+        return
+    turn.state.scratch["payload"]["category"] = picked.removeprefix(PICK)
+    card = turn.ctx.case
+    if card is not None and card.severity is None and turn.ctx.profile.severities:
+        _ask_severity(turn)
+        return
+    turn.act(Action.ACCEPT, turn.state.scratch["payload"])
+    turn.go(None)
+
+
+def _on_severity(turn: _Turn) -> None:
+    profile = turn.ctx.profile
+    offered = [
+        Choice(PICK + s.id, profile.label("severity", s.id, turn.lang)) for s in profile.severities
+    ]
+    picked = turn.picked(offered)
+    if picked is None:
+        _ask_severity(turn)
+        return
+    turn.state.scratch["payload"]["severity"] = picked.removeprefix(PICK)
+    turn.act(Action.ACCEPT, turn.state.scratch["payload"])
+    turn.go(None)
+
+
+def _exclusion_choices(turn: _Turn) -> list[Choice]:
+    profile = turn.ctx.profile
+    return [
+        Choice(PICK + e.id, profile.label("exclusion", e.id, turn.lang)) for e in profile.exclusions
+    ]
+
+
+def _start_refuse(turn: _Turn) -> None:
+    turn.go("refuse_reason")
+    turn.say(
+        turn._("Why is the complaint not accepted? Choose a reason or type your own."),
+        [*_exclusion_choices(turn), Choice(OTHER, turn._("Other reason")), turn.cancel_choice()],
+    )
+
+
+def _on_refuse_reason(turn: _Turn) -> None:
+    picked = turn.picked([*_exclusion_choices(turn), Choice(OTHER, turn._("Other reason"))])
+    if picked is not None and picked != OTHER:
+        turn.act(Action.REFUSE, {"exclusion": picked.removeprefix(PICK)})
+        turn.go(None)
+        return
+    if picked == OTHER:
+        turn.go("refuse_text")
+        turn.say(turn._("Type the reason the complainant will read:"), [turn.cancel_choice()])
+        return
+    _on_refuse_text(turn)  # typed straight away: that is the reason
+
+
+def _on_refuse_text(turn: _Turn) -> None:
+    text = turn.text_input()
+    if text is None:
+        return
+    turn.state.scratch["payload"]["reason"] = text
+    turn.go("refuse_guidance")
+    turn.say(
+        turn._("Where can the complainant turn instead? Type the guidance, or skip."),
+        [Choice(SKIP, turn._("Skip")), turn.cancel_choice()],
+    )
+
+
+def _on_refuse_guidance(turn: _Turn) -> None:
+    payload = turn.state.scratch["payload"]
+    if turn.incoming.kind == "choice" and turn.incoming.choice == SKIP:
+        turn.act(Action.REFUSE, payload)
+        turn.go(None)
+        return
+    text = turn.text_input()
+    if text is None:
+        return
+    payload["guidance"] = text
+    turn.act(Action.REFUSE, payload)
+    turn.go(None)
+
+
+def _department_choices(turn: _Turn, exclude: Iterable[int] = ()) -> list[Choice]:
+    skip = set(exclude)
+    return [Choice(PICK + str(d.id), d.name) for d in turn.ctx.departments if d.id not in skip]
+
+
+def _start_assign(turn: _Turn) -> None:
+    turn.go("assign_department")
+    turn.say(
+        turn._("Which department leads the handling?"),
+        [*_department_choices(turn), turn.cancel_choice()],
+    )
+
+
+def _on_assign_department(turn: _Turn) -> None:
+    picked = turn.picked(_department_choices(turn))
+    if picked is None:
+        _start_assign(turn)
+        return
+    department_id = int(picked.removeprefix(PICK))
+    turn.state.scratch["payload"] = {"department_id": department_id, "co_department_ids": []}
+    _ask_handler(turn)
+
+
+def _handler_choices(turn: _Turn) -> list[Choice]:
+    department_id = turn.state.scratch["payload"]["department_id"]
+    return [
+        Choice(PICK + str(h.id), h.name)
+        for h in turn.ctx.handlers
+        if h.department_id == department_id
+    ]
+
+
+def _ask_handler(turn: _Turn) -> None:
+    turn.go("assign_handler")
+    turn.say(
+        turn._("Who handles it? Choose a handler, or leave it to the department."),
+        [
+            *_handler_choices(turn),
+            Choice(NONE, turn._("The department decides")),
+            turn.cancel_choice(),
+        ],
+    )
+
+
+def _on_assign_handler(turn: _Turn) -> None:
+    picked = turn.picked([*_handler_choices(turn), Choice(NONE, turn._("The department decides"))])
+    if picked is None:
+        _ask_handler(turn)
+        return
+    if picked != NONE:
+        turn.state.scratch["payload"]["handler_id"] = int(picked.removeprefix(PICK))
+    _ask_co_departments(turn)
+
+
+def _co_choices(turn: _Turn) -> list[Choice]:
+    payload = turn.state.scratch["payload"]
+    return _department_choices(turn, [payload["department_id"], *payload["co_department_ids"]])
+
+
+def _ask_co_departments(turn: _Turn) -> None:
+    turn.go("assign_co")
+    chosen = turn.state.scratch["payload"]["co_department_ids"]
+    text = turn._("Joint handling: add co-handling departments, or press Done.")
+    if chosen:
+        names = [d.name for d in turn.ctx.departments if d.id in chosen]
+        text = append_note(text, turn._("Added: {names}.").format(names=", ".join(names)))
+    turn.say(text, [*_co_choices(turn), Choice(DONE, turn._("Done")), turn.cancel_choice()])
+
+
+def _on_assign_co(turn: _Turn) -> None:
+    picked = turn.picked([*_co_choices(turn), Choice(DONE, turn._("Done"))])
+    if picked is None:
+        _ask_co_departments(turn)
+        return
+    payload = turn.state.scratch["payload"]
+    if picked != DONE:
+        payload["co_department_ids"].append(int(picked.removeprefix(PICK)))
+        if _co_choices(turn):
+            _ask_co_departments(turn)
+            return
+    co_ids = payload.pop("co_department_ids")
+    turn.act(Action.ASSIGN, payload)
+    for department_id in co_ids:
+        turn.act(Action.ADD_CO_HANDLER, {"department_id": department_id}, first=False)
+    turn.go(None)
+
+
+def _start_transfer(turn: _Turn) -> None:
+    card = turn.ctx.case
+    exclude = [card.lead_department_id] if card and card.lead_department_id else []
+    turn.go("transfer_department")
+    turn.say(
+        turn._("Transfer to which department?"),
+        [*_department_choices(turn, exclude), turn.cancel_choice()],
+    )
+
+
+def _on_transfer_department(turn: _Turn) -> None:
+    picked = turn.picked(_department_choices(turn))
+    if picked is None:
+        _start_transfer(turn)
+        return
+    turn.act(Action.TRANSFER, {"department_id": int(picked.removeprefix(PICK))})
+    turn.go(None)
+
+
+def _start_co_handler(turn: _Turn) -> None:
+    card = turn.ctx.case
+    exclude = [card.lead_department_id] if card and card.lead_department_id else []
+    turn.go("co_department")
+    turn.say(
+        turn._("Which department joins the handling?"),
+        [*_department_choices(turn, exclude), turn.cancel_choice()],
+    )
+
+
+def _on_co_department(turn: _Turn) -> None:
+    picked = turn.picked(_department_choices(turn))
+    if picked is None:
+        _start_co_handler(turn)
+        return
+    turn.act(Action.ADD_CO_HANDLER, {"department_id": int(picked.removeprefix(PICK))})
+    turn.go(None)
+
+
+def _text_step(step: str, prompt: str, action: Action, key: str) -> tuple[Any, Any]:
+    """A step that asks for one text and then acts with it as `payload[key]`."""
+
+    def ask(turn: _Turn) -> None:
+        turn.go(step)
+        turn.say(turn._(prompt), [turn.cancel_choice()])
+
+    def answer(turn: _Turn) -> None:
+        text = turn.text_input()
+        if text is None:
+            return
+        payload = {**turn.state.scratch["payload"], key: text}
+        turn.act(action, payload)
+        if action == Action.RESOLVE:
+            # The reply goes to the complainant at once: the result notice follows the
+            # resolution in the same transaction.
+            turn.act(Action.NOTIFY_RESULT, {}, first=False)
+        turn.go(None)
+
+    return ask, answer
+
+
+_ask_question, _on_question = _text_step(
+    "question",
+    N_("Type the question for the complainant (what material is needed):"),
+    Action.REQUEST_MATERIAL,
+    "question",
+)
+_ask_note, _on_note = _text_step("note", N_("Type the note:"), Action.ADD_NOTE, "note")
+_ask_reply, _on_reply = _text_step(
+    "reply", N_("Type the reply the complainant will receive:"), Action.RESOLVE, "reply_text"
+)
+_ask_hand_back, _on_hand_back = _text_step(
+    "hand_back", N_("Why do you hand the case back?"), Action.HAND_BACK, "reason"
+)
+_ask_extension_reason, _on_extension_reason = _text_step(
+    "extension_reason",
+    N_("Why is more time needed?"),
+    Action.REQUEST_EXTENSION,
+    "reason",
+)
+
+
+def _extension_limit(turn: _Turn) -> tuple[int, str]:
+    extension = turn.ctx.profile.extension
+    if extension is None:
+        return 0, "working_days"
+    return extension.max.amount, extension.max.unit
+
+
+def _amount_choices(turn: _Turn) -> list[Choice]:
+    limit, unit = _extension_limit(turn)
+    label = unit_label(unit, turn.lang)
+    return [
+        Choice(PICK + str(n), f"{n} {label}")
+        for n in range(1, min(limit, MAX_EXTENSION_BUTTONS) + 1)
+    ]
+
+
+def _start_extension(turn: _Turn) -> None:
+    limit, unit = _extension_limit(turn)
+    turn.go("extension_amount")
+    turn.say(
+        turn._("How much more time? At most {limit} {unit}; choose or type a number.").format(
+            limit=limit, unit=unit_label(unit, turn.lang)
+        ),
+        [*_amount_choices(turn), turn.cancel_choice()],
+    )
+
+
+def _on_extension_amount(turn: _Turn) -> None:
+    limit, unit = _extension_limit(turn)
+    picked = turn.picked(_amount_choices(turn)) if turn.incoming.kind == "choice" else None
+    typed = (turn.incoming.text or "").strip()
+    amount: int | None = None
+    if picked is not None:
+        amount = int(picked.removeprefix(PICK))
+    elif turn.incoming.kind == "text" and typed.isdigit() and 1 <= int(typed) <= limit:
+        amount = int(typed)
+    if amount is None:
+        _start_extension(turn)
+        return
+    turn.state.scratch["payload"] = {"amount": amount, "unit": unit}
+    _ask_extension_reason(turn)
+
+
+_FIRST_STEP: Mapping[Action, Any] = {
+    Action.ACCEPT: _start_accept,
+    Action.REFUSE: _start_refuse,
+    Action.ASSIGN: _start_assign,
+    Action.TRANSFER: _start_transfer,
+    Action.ADD_CO_HANDLER: _start_co_handler,
+    Action.REQUEST_MATERIAL: _ask_question,
+    Action.REQUEST_EXTENSION: _start_extension,
+    Action.ADD_NOTE: _ask_note,
+    Action.RESOLVE: _ask_reply,
+    Action.HAND_BACK: _ask_hand_back,
+}
+
+_STEPS: Mapping[str, Any] = {
+    "category": _on_category,
+    "severity": _on_severity,
+    "refuse_reason": _on_refuse_reason,
+    "refuse_text": _on_refuse_text,
+    "refuse_guidance": _on_refuse_guidance,
+    "assign_department": _on_assign_department,
+    "assign_handler": _on_assign_handler,
+    "assign_co": _on_assign_co,
+    "transfer_department": _on_transfer_department,
+    "co_department": _on_co_department,
+    "question": _on_question,
+    "note": _on_note,
+    "reply": _on_reply,
+    "hand_back": _on_hand_back,
+    "extension_amount": _on_extension_amount,
+    "extension_reason": _on_extension_reason,
+}
+
+
+def _continue_step(turn: _Turn) -> None:
+    step = turn.state.step or ""
+    handler = _STEPS.get(step)
+    if handler is None or "complaint_id" not in turn.state.scratch:
+        turn.go(None)  # a step this version does not know: start over cleanly
+        turn.say(turn._("Let us start over."), _menu(turn))
+        return
+    handler(turn)

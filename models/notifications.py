@@ -1,0 +1,520 @@
+"""Notifications: a transition's notify_* effects become outbox rows, in its transaction.
+
+`emit_notifications` is called by models.actions right after the event row is written. It
+works out who stands in each relation the effects name, renders each recipient's message in
+their language (staff: handlers.staff, with the buttons the rule book allows *them*;
+complainant: handlers.notices), and queues it with the idempotency key
+"<event id>:<recipient>", so re-running the same event can never queue a message twice.
+
+Recipients:
+- notify_intake: active intake clerks; when there are none, the heads of the root departments.
+- notify_department: the department the case was transferred to / joined (payload
+  department_id), else its lead department: the department's head and handlers.
+- notify_handlers: the lead handler (or, with none named, the lead department) and the staff of
+  co-handling departments.
+- notify_case_staff: the handlers once the case is assigned, else the intake desk.
+- notify_approver: the lead department's head, unless they made the request or there is none:
+  then the supervisors (or admins).
+- notify_supervisor: supervisors, or admins when there are none.
+The acting staff member is never notified of their own action. Staff are reached at their
+Telegram chat, else their WeChat openid; a staff member bound to neither is skipped.
+
+Confidentiality: each staff card is masked for its reader (models.confidentiality), and every
+card that shows the complainant's identity unmasked is recorded as a "viewed_identity" event.
+Those audit events carry from_state = to_state = the current state and do not count towards
+the case version that makes old buttons stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+
+from handlers.i18n import pick_label, supported
+from handlers.notices import Milestone, render_milestone
+from handlers.staff import CaseCard, button_actions, render_notification
+from models.confidentiality import Field, mask_complaint, relation_of, unmasked_identity
+from models.entities import (
+    Channel,
+    Complainant,
+    Complaint,
+    Department,
+    Event,
+    Staff,
+    TargetKind,
+)
+from models.outbox import enqueue
+from models.workflow import (
+    OPEN_STATES,
+    Action,
+    CaseFacts,
+    Effect,
+    Role,
+    State,
+    Transition,
+    allowed_actions,
+)
+
+if TYPE_CHECKING:
+    from config.profiles import Profile
+    from models.actions import Actor, Clock
+
+VIEWED_IDENTITY = "viewed_identity"
+# Events that do not move the case: they leave its buttons valid.
+UNVERSIONED_ACTIONS = (VIEWED_IDENTITY, str(Action.ADD_NOTE))
+# States in which a case is on someone's desk (replied/revisit wait for the complainant).
+DESK_STATES = OPEN_STATES - {State.REPLIED, State.REVISIT}
+_DEPARTMENT_ROLES = (Role.DEPARTMENT_HEAD, Role.HANDLER)
+
+
+# -- the case as one staff member sees it ----------------------------------------------------
+
+
+async def case_version(complaint_id: int, conn: BaseDBAsyncClient | None = None) -> int:
+    """How many workflow events the case has had: the version its buttons carry."""
+    return (
+        await Event.filter(complaint_id=complaint_id)
+        .exclude(action__in=UNVERSIONED_ACTIONS)
+        .using_db(conn)
+        .count()
+    )
+
+
+async def co_department_ids(complaint: Complaint, conn: BaseDBAsyncClient | None) -> set[int]:
+    rows = await complaint.co_departments.all().using_db(conn).values_list("id", flat=True)
+    return {int(r) for r in rows}  # type: ignore[arg-type]
+
+
+def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[int]) -> CaseFacts:
+    """The rule book's facts for `staff` on this case (as models.actions.case_facts)."""
+    is_lead = complaint.handler_id == staff.id  # type: ignore[attr-defined]
+    is_co = not is_lead and staff.department_id in co_ids  # type: ignore[attr-defined]
+    pending = complaint.extension_pending or None
+    return CaseFacts(
+        actor_is_assignee=is_lead or is_co,
+        actor_is_lead=is_lead,
+        extension_pending=pending is not None,
+        actor_is_extension_requester=pending is not None and pending.get("staff_id") == staff.id,
+        extensions_used=complaint.extensions_used,
+        max_extensions=profile.extension.max_count if profile.extension is not None else 0,
+    )
+
+
+def _same_name(typed: str | None, name: str | None) -> bool:
+    return bool(typed and name) and typed.strip().casefold() == name.strip().casefold()  # type: ignore[union-attr]
+
+
+def relation_for(
+    staff: Staff, complaint: Complaint, co_ids: set[int], department_name: str | None = None
+) -> Any:
+    """`staff`'s relation to the case. Besides the linked target, a target the complainant
+    typed that names the viewer or the viewer's department exactly counts as targeting them:
+    masking on a plain name match fails closed while nobody has linked the target yet."""
+    target_staff_id = complaint.target_staff_id  # type: ignore[attr-defined]
+    target_department_id = complaint.target_department_id  # type: ignore[attr-defined]
+    if target_staff_id is None and complaint.target_kind == TargetKind.STAFF:
+        if _same_name(complaint.target_text, staff.name):
+            target_staff_id = staff.id
+    if target_department_id is None and complaint.target_kind == TargetKind.DEPARTMENT:
+        if _same_name(complaint.target_text, department_name):
+            target_department_id = staff.department_id  # type: ignore[attr-defined]
+    return relation_of(
+        role=Role(staff.role),
+        staff_id=staff.id,
+        department_id=staff.department_id,  # type: ignore[attr-defined]
+        target_staff_id=target_staff_id,
+        target_department_id=target_department_id,
+        handler_id=complaint.handler_id,  # type: ignore[attr-defined]
+        lead_department_id=complaint.lead_department_id,  # type: ignore[attr-defined]
+        co_department_ids=co_ids,
+    )
+
+
+def _label(profile: Profile, kind: str, item: str | None, lang: str) -> str | None:
+    if not item:
+        return None
+    try:
+        return profile.label(kind, item, lang)
+    except KeyError:
+        return item
+
+
+async def build_card(
+    complaint: Complaint,
+    staff: Staff,
+    profile: Profile,
+    conn: BaseDBAsyncClient | None,
+    *,
+    version: int | None = None,
+) -> tuple[CaseCard, list[str]]:
+    """The case card for `staff`, masked for them, and the identity fields it shows."""
+    lang = supported(staff.language)
+    co_ids = await co_department_ids(complaint, conn)
+    own_department = (
+        await Department.filter(id=staff.department_id).using_db(conn).first()  # type: ignore[attr-defined]
+        if staff.department_id  # type: ignore[attr-defined]
+        else None
+    )
+    relation = relation_for(
+        staff, complaint, co_ids, own_department.name if own_department else None
+    )
+    state = State(complaint.state)
+    view = mask_complaint(
+        {
+            Field.COMPLAINANT_NAME: complaint.contact_name,
+            Field.COMPLAINANT_PHONE: complaint.contact_phone,
+            Field.FACTS: complaint.facts,
+        },
+        Role(staff.role),
+        relation,
+    )
+    if state not in OPEN_STATES:  # a closed matter needs nobody's identity
+        view[Field.COMPLAINANT_NAME] = view[Field.COMPLAINANT_PHONE] = None
+    shown = unmasked_identity(view, Role(staff.role), relation)
+    lead = (
+        await Department.filter(id=complaint.lead_department_id).using_db(conn).first()  # type: ignore[attr-defined]
+        if complaint.lead_department_id  # type: ignore[attr-defined]
+        else None
+    )
+    handler = (
+        await Staff.filter(id=complaint.handler_id).using_db(conn).first()  # type: ignore[attr-defined]
+        if complaint.handler_id  # type: ignore[attr-defined]
+        else None
+    )
+    co_names = (
+        await Department.filter(id__in=sorted(co_ids))
+        .using_db(conn)
+        .order_by("id")
+        .values_list("name", flat=True)
+        if co_ids
+        else []
+    )
+    facts = facts_for(complaint, staff, profile, co_ids)
+    actions = (
+        button_actions(allowed_actions(state, Role(staff.role), facts)) if staff.active else ()
+    )
+    card = CaseCard(
+        id=complaint.id,
+        number=complaint.number,
+        state=str(state),
+        version=version if version is not None else await case_version(complaint.id, conn),
+        category=complaint.category,
+        category_label=_label(profile, "category", complaint.category, lang),
+        severity=complaint.severity,
+        severity_label=_label(profile, "severity", complaint.severity, lang),
+        target=complaint.target_text,
+        facts=view.get(Field.FACTS),
+        complainant_name=view.get(Field.COMPLAINANT_NAME),
+        complainant_phone=view.get(Field.COMPLAINANT_PHONE),
+        anonymous=complaint.anonymous,
+        lead_department_id=lead.id if lead else None,
+        lead_department=lead.name if lead else None,
+        co_departments=tuple(str(n) for n in co_names),
+        handler=handler.name if handler else None,
+        due=complaint.next_due_at,
+        due_stage=complaint.next_due_stage,
+        provisional=complaint.deadline_provisional,
+        extension_request=complaint.extension_pending,
+        actions=actions,
+    )
+    return card, shown
+
+
+async def record_identity_view(
+    complaint: Complaint,
+    staff: Staff,
+    fields: list[str],
+    *,
+    via: str,
+    now: datetime,
+    conn: BaseDBAsyncClient | None,
+) -> None:
+    """Audit: `staff` was shown the complainant's `fields` unmasked (no-op when none)."""
+    if not fields:
+        return
+    await Event.create(
+        complaint=complaint,
+        actor_role=Role(staff.role),
+        actor_staff=staff,
+        action=VIEWED_IDENTITY,
+        from_state=str(complaint.state),
+        to_state=str(complaint.state),
+        payload={"fields": fields, "via": via},
+        created_at=now,
+        using_db=conn,
+    )
+
+
+async def desk_cases(
+    staff: Staff, conn: BaseDBAsyncClient | None = None, limit: int = 500
+) -> list[CaseCard]:
+    """The staff member's open cases, most urgent first (no deadline last), for /cases."""
+    role = Role(staff.role)
+    query = Complaint.filter(state__in=[str(s) for s in DESK_STATES])
+    department_id = staff.department_id  # type: ignore[attr-defined]
+    if role in (Role.HANDLER, Role.DEPARTMENT_HEAD):
+        mine = Q(handler_id=staff.id)
+        if department_id is not None:
+            mine |= Q(lead_department_id=department_id) | Q(co_departments__id=department_id)
+        query = query.filter(mine)
+    elif role == Role.INTAKE_CLERK:
+        query = query.filter(
+            Q(state__in=[str(State.SUBMITTED), str(State.ACCEPTED)]) | Q(lead_department_id=None)
+        )
+    rows = await query.distinct().using_db(conn).limit(limit)
+    rows.sort(key=lambda c: (c.next_due_at is None, c.next_due_at or datetime.max, c.id))
+    return [
+        CaseCard(
+            id=c.id,
+            number=c.number,
+            state=str(c.state),
+            version=0,
+            due=c.next_due_at,
+            due_stage=c.next_due_stage,
+            provisional=c.deadline_provisional,
+        )
+        for c in rows
+    ]
+
+
+# -- recipients --------------------------------------------------------------------------------
+
+
+async def _department_staff(department_id: int | None, conn: BaseDBAsyncClient) -> list[Staff]:
+    if department_id is None:
+        return []
+    return (
+        await Staff.filter(department_id=department_id, active=True, role__in=_DEPARTMENT_ROLES)
+        .using_db(conn)
+        .order_by("id")
+    )
+
+
+async def intake_desk(conn: BaseDBAsyncClient | None) -> list[Staff]:
+    clerks = await Staff.filter(role=Role.INTAKE_CLERK, active=True).using_db(conn).order_by("id")
+    if clerks:
+        return clerks
+    roots = await Department.filter(parent_id=None).using_db(conn).values_list("id", flat=True)
+    return (
+        await Staff.filter(role=Role.DEPARTMENT_HEAD, active=True, department_id__in=list(roots))
+        .using_db(conn)
+        .order_by("id")
+    )
+
+
+async def _supervisors(conn: BaseDBAsyncClient) -> list[Staff]:
+    for role in (Role.SUPERVISOR, Role.ADMIN):
+        found = await Staff.filter(role=role, active=True).using_db(conn).order_by("id")
+        if found:
+            return found
+    return []
+
+
+async def _handlers(complaint: Complaint, conn: BaseDBAsyncClient) -> list[Staff]:
+    people: list[Staff] = []
+    handler_id = complaint.handler_id  # type: ignore[attr-defined]
+    if handler_id is not None:
+        people += await Staff.filter(id=handler_id, active=True).using_db(conn)
+    else:
+        people += await _department_staff(complaint.lead_department_id, conn)  # type: ignore[attr-defined]
+    for department_id in sorted(await co_department_ids(complaint, conn)):
+        people += await _department_staff(department_id, conn)
+    return people
+
+
+async def _approvers(complaint: Complaint, conn: BaseDBAsyncClient) -> list[Staff]:
+    requester = (complaint.extension_pending or {}).get("staff_id")
+    lead_id = complaint.lead_department_id  # type: ignore[attr-defined]
+    if lead_id is not None:
+        heads = (
+            await Staff.filter(department_id=lead_id, role=Role.DEPARTMENT_HEAD, active=True)
+            .using_db(conn)
+            .order_by("id")
+        )
+        heads = [h for h in heads if h.id != requester]
+        if heads:
+            return heads[:1]
+    return [s for s in await _supervisors(conn) if s.id != requester]
+
+
+async def recipients(
+    effects: Iterable[str], complaint: Complaint, payload: dict[str, Any], conn: BaseDBAsyncClient
+) -> list[Staff]:
+    """The staff the effects address, each once, in a stable order."""
+    found: dict[int, Staff] = {}
+    for effect in effects:
+        people: list[Staff] = []
+        if effect == Effect.NOTIFY_INTAKE:
+            people = await intake_desk(conn)
+        elif effect == Effect.NOTIFY_DEPARTMENT:
+            department_id = payload.get("department_id") or complaint.lead_department_id  # type: ignore[attr-defined]
+            people = await _department_staff(
+                int(department_id) if department_id is not None else None, conn
+            )
+        elif effect == Effect.NOTIFY_HANDLERS:
+            people = await _handlers(complaint, conn)
+        elif effect == Effect.NOTIFY_CASE_STAFF:
+            assigned = complaint.handler_id or complaint.lead_department_id  # type: ignore[attr-defined]
+            people = await (_handlers(complaint, conn) if assigned else intake_desk(conn))
+        elif effect == Effect.NOTIFY_APPROVER:
+            people = await _approvers(complaint, conn)
+        elif effect == Effect.NOTIFY_SUPERVISOR:
+            people = await _supervisors(conn)
+        for person in people:
+            found.setdefault(person.id, person)
+    return list(found.values())
+
+
+def reach(staff: Staff) -> tuple[Channel, str] | None:
+    """Where a staff member is notified: their Telegram chat, else their WeChat openid."""
+    if staff.telegram_chat_id:
+        return Channel.TELEGRAM, staff.telegram_chat_id
+    if staff.wechat_openid:
+        return Channel.WECHAT, staff.wechat_openid
+    return None
+
+
+# -- the complainant ---------------------------------------------------------------------------
+
+
+def _stage_due(complaint: Complaint, stage: str) -> tuple[datetime | None, bool]:
+    entry = (complaint.deadlines or {}).get(stage)
+    if not entry:
+        return None, False
+    return datetime.fromisoformat(entry["due"]), bool(entry.get("provisional"))
+
+
+async def _milestone(
+    complaint: Complaint,
+    action: str,
+    payload: dict[str, Any],
+    profile: Profile,
+    lang: str,
+    conn: BaseDBAsyncClient,
+) -> Milestone:
+    due, provisional = _stage_due(complaint, "resolution")
+    milestone = Milestone(action=action, number=complaint.number, due=due, provisional=provisional)
+    if action == Action.ASSIGN and complaint.lead_department_id:  # type: ignore[attr-defined]
+        department = await Department.filter(id=complaint.lead_department_id).using_db(conn).first()  # type: ignore[attr-defined]
+        return Milestone(
+            action, complaint.number, department=department.name if department else None
+        )
+    if action == Action.REQUEST_MATERIAL:
+        return Milestone(action, complaint.number, question=payload.get("question"))
+    if action == Action.NOTIFY_RESULT:
+        return Milestone(action, complaint.number, reply_text=complaint.reply_text)
+    if action == Action.REFUSE:
+        reason, guidance = payload.get("reason"), payload.get("guidance")
+        for exclusion in profile.exclusions:
+            if exclusion.id == payload.get("exclusion"):
+                reason = pick_label(exclusion.reason, lang)
+                guidance = pick_label(exclusion.guidance, lang)
+        return Milestone(action, complaint.number, reason=reason, guidance=guidance)
+    if action == Action.APPROVE_EXTENSION:
+        request = (
+            await Event.filter(complaint_id=complaint.id, action=str(Action.REQUEST_EXTENSION))
+            .using_db(conn)
+            .order_by("-id")
+            .first()
+        )
+        reason = (request.payload or {}).get("reason") if request else None
+        return Milestone(action, complaint.number, due=due, provisional=provisional, reason=reason)
+    return milestone
+
+
+async def _notify_complainant(
+    complaint: Complaint,
+    action: str,
+    event: Event,
+    profile: Profile,
+    clock: Clock,
+    conn: BaseDBAsyncClient,
+) -> None:
+    person = (
+        await Complainant.filter(id=complaint.complainant_id).using_db(conn).first()  # type: ignore[attr-defined]
+        if complaint.complainant_id  # type: ignore[attr-defined]
+        else None
+    )
+    if person is None or not person.chat_id:
+        return
+    lang = supported(person.language)
+    milestone = await _milestone(complaint, action, dict(event.payload or {}), profile, lang, conn)
+    message = render_milestone(milestone, lang, clock.tz)
+    if message is None:
+        return
+    await enqueue(
+        channel=person.channel,
+        chat_id=person.chat_id,
+        message=message,
+        idempotency_key=f"{event.id}:complainant:{person.id}",
+        now=clock.now,
+        complaint=complaint,
+        conn=conn,
+    )
+
+
+# -- the entry point ---------------------------------------------------------------------------
+
+
+async def emit_notifications(
+    complaint: Complaint,
+    transition: Transition,
+    actor: Actor,
+    clock: Clock,
+    profile: Profile,
+    conn: BaseDBAsyncClient,
+    *,
+    event: Event | None = None,
+) -> None:
+    """Queue the messages `transition`'s effects call for (call inside its transaction).
+
+    `event` is the row just written for the transition (default: the complaint's latest).
+    """
+    if event is None:
+        event = (
+            await Event.filter(complaint_id=complaint.id)
+            .exclude(action=VIEWED_IDENTITY)
+            .using_db(conn)
+            .order_by("-id")
+            .first()
+        )
+        if event is None:
+            raise LookupError(f"complaint {complaint.number} has no event to notify about")
+    action = str(transition.action)
+    effects = set(transition.effects)
+    payload = dict(event.payload or {})
+    # The submission is answered in the intake dialog itself; assignment is a milestone the
+    # complainant hears about although the rule book names no complainant effect for it.
+    tell_complainant = (
+        Effect.NOTIFY_COMPLAINANT in effects and transition.action != Action.SUBMIT
+    ) or transition.action == Action.ASSIGN
+    if tell_complainant:
+        await _notify_complainant(complaint, action, event, profile, clock, conn)
+    actor_id = actor.staff.id if actor.staff is not None else None
+    people = [p for p in await recipients(effects, complaint, payload, conn) if p.id != actor_id]
+    if not people:
+        return
+    version = await case_version(complaint.id, conn)
+    for person in people:
+        address = reach(person)
+        if address is None:
+            continue
+        card, shown = await build_card(complaint, person, profile, conn, version=version)
+        message = render_notification(action, card, supported(person.language), clock.tz, payload)
+        queued = await enqueue(
+            channel=address[0],
+            chat_id=address[1],
+            message=message,
+            idempotency_key=f"{event.id}:staff:{person.id}",
+            now=clock.now,
+            complaint=complaint,
+            conn=conn,
+        )
+        if queued is not None and action != Action.WITHDRAW:
+            await record_identity_view(
+                complaint, person, shown, via="notification", now=clock.now, conn=conn
+            )
