@@ -37,6 +37,7 @@ def serve(app: web.Application, settings: Settings, banner: str) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per request is noise
+    logging.getLogger("tortoise").setLevel(logging.WARNING)  # connection open/close chatter
 
     def announce(_: str) -> None:
         print(banner, flush=True)

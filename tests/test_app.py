@@ -1,0 +1,76 @@
+"""create_app mounts each channel whose settings are present, beside the web chat."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import create_app
+from config.settings import Settings
+from models.entities import Channel, DialogSession
+from tests.fakes.telegram_server import FakeTelegram
+
+# A limit for the bot's long poll to bring the person's message in (not a measurement).
+REPLY_LIMIT_SECONDS = 30
+
+
+def app_for(db_url: str, tmp_path: Path, **channel_settings: Any) -> TestClient:
+    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", **channel_settings)
+    return TestClient(TestServer(create_app(settings, manage_db=False)))
+
+
+async def test_only_the_web_chat_without_channel_settings(db_url: str, tmp_path: Path) -> None:
+    async with app_for(db_url, tmp_path) as client:
+        assert (await client.post("/telegram/webhook", json={})).status == 404
+        assert (await client.get("/wechat")).status == 404
+        assert (await client.get("/webchat")).status == 200
+
+
+async def test_telegram_long_polling_beside_the_web_chat(db_url: str, tmp_path: Path) -> None:
+    async with FakeTelegram() as telegram:
+        client = app_for(
+            db_url, tmp_path, telegram_token=telegram.token, telegram_api_base=telegram.base_url
+        )
+        async with client:
+            telegram.push_message(chat_id=4242, user_id=4242, text="/start")
+            for _ in range(REPLY_LIMIT_SECONDS * 10):
+                if telegram.texts_to(4242):
+                    break
+                await asyncio.sleep(0.1)
+            assert "欢迎使用政务服务窗口投诉服务" in telegram.texts_to(4242)[0]
+            web = await client.post(
+                "/webchat/api/message", json={"session_id": "web-beside-1", "text": "/start"}
+            )
+            assert web.status == 200
+    channels = await DialogSession.all().values_list("channel", flat=True)
+    assert sorted(channels) == [Channel.TELEGRAM, Channel.WEB]
+
+
+async def test_telegram_webhook_mode_checks_the_secret(db_url: str, tmp_path: Path) -> None:
+    async with FakeTelegram() as telegram:
+        client = app_for(
+            db_url,
+            tmp_path,
+            telegram_token=telegram.token,
+            telegram_api_base=telegram.base_url,
+            public_url="https://complaints.example.org",
+            telegram_webhook_secret="s3cret-token",
+        )
+        async with client:
+            forged = await client.post(
+                "/telegram/webhook",
+                json={"update_id": 1},
+                headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+            )
+            assert forged.status == 403
+        assert telegram.webhook is not None
+        assert telegram.webhook["url"] == "https://complaints.example.org/telegram/webhook"
+
+
+async def test_wechat_is_mounted_when_its_token_is_set(db_url: str, tmp_path: Path) -> None:
+    async with app_for(db_url, tmp_path, wechat_token="wechat-token") as client:
+        unsigned = await client.get("/wechat", params={"echostr": "hello"})
+        assert unsigned.status != 404 and await unsigned.text() != "hello"
