@@ -13,7 +13,7 @@ back joined into one passive text reply; otherwise the request answers "success"
 turn, when done, writes its answer to the outbox, which sends it through the customer-service
 API (`WeChatSender`). A retry of a message still being worked on joins that turn instead of
 starting another; the Conversation de-duplicates on `wx:<MsgId>` (events: `wx:<openid>:
-<CreateTime>:<Event>`) so a message is processed once even across workers.
+<CreateTime>:<Event>:<EventKey>`) so a message is processed once even across workers.
 
 Choices are rendered as numbered lines ("1. …"); the options shown last are remembered per
 person (KeyValue, shared by the workers), so a typed number becomes that choice — labels typed
@@ -168,12 +168,16 @@ def parse_untrusted_xml(body: bytes | str) -> dict[str, str]:
 
 
 def update_key(fields: dict[str, str]) -> str:
-    """The de-duplication key WeChat recommends: MsgId, or for events openid+time+event."""
+    """The de-duplication key WeChat recommends: MsgId, or for events openid+time+event.
+
+    The event key is added so two different menu clicks within one second stay two events
+    (a retry carries the same EventKey).
+    """
     msg_id = fields.get("MsgId")
     if msg_id:
         return f"wx:{msg_id}"
-    parts = (fields.get("FromUserName", ""), fields.get("CreateTime", ""), fields.get("Event", ""))
-    return "wx:" + ":".join(parts)
+    names = ("FromUserName", "CreateTime", "Event", "EventKey")
+    return "wx:" + ":".join(fields.get(name, "") for name in names)
 
 
 def render_text(messages: Sequence[Outgoing]) -> str:

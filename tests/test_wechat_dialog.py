@@ -115,6 +115,9 @@ async def test_a_complaint_is_filed_entirely_over_wechat_in_safe_mode(
         assert (complaint.latitude, complaint.longitude) == (31.2304, 121.4737)
         photos = await Attachment.filter(complaint=complaint)
         assert [p.size for p in photos] == [len(JPEG)] and photos[0].channel == Channel.WECHAT
+        # "My complaints" in the custom menu shows it.
+        status = await person.click("status")
+        assert complaint.number in (status.text or "")
         # Every answer came back passively: nothing was queued for the customer-service API.
         assert await OutboxMessage.all().count() == 0
         assert desk.fake.calls_to("/cgi-bin/message/custom/send") == []

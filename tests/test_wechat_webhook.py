@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 
-from bot.wechat import MAX_BODY_BYTES
+from bot.app import create_app
+from bot.wechat import MAX_BODY_BYTES, WECHAT_SENDER, WeChatSender
 from models.entities import (
     Attachment,
     Channel,
@@ -17,8 +19,8 @@ from models.entities import (
     DialogSession,
     ProcessedUpdate,
 )
-from tests.fakes.wechat_server import SAMPLES, message_xml
-from tests.wechat_harness import running_desk
+from tests.fakes.wechat_server import SAMPLES, FakeWeChat, message_xml
+from tests.wechat_harness import running_desk, wechat_settings
 
 OPENID = "oWeChatCitizen0001"
 JPEG = b"\xff\xd8\xff\xe0" + b"jpeg-bytes" * 50
@@ -194,3 +196,27 @@ async def test_oversized_and_malformed_bodies_are_refused(db_url: str, tmp_path:
         assert broken.status == 400
         wrong_root = await desk.fake.post_raw(desk.url, b"<html></html>", params=params)
         assert wrong_root.status == 400
+
+
+async def test_media_wechat_no_longer_has_is_answered_as_unreadable(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_desk(db_url, tmp_path) as desk:
+        delivery = await desk.fake.deliver(desk.url, SAMPLES["image"])  # media_id never registered
+        assert delivery.status == 200
+        assert "无法识别" in (delivery.text or "") or "cannot read" in (delivery.text or "")
+        assert await Attachment.all().count() == 0
+
+
+async def test_the_application_mounts_wechat_when_configured(db_url: str, tmp_path: Path) -> None:
+    async with FakeWeChat() as fake:
+        settings = wechat_settings(db_url, tmp_path, fake)
+        app = create_app(settings, manage_db=False)
+        assert isinstance(app[WECHAT_SENDER], WeChatSender)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            delivery = await fake.push_text(str(server.make_url("/wechat")), OPENID, "/help")
+            assert delivery.status == 200 and delivery.text
+        finally:
+            await server.close()
