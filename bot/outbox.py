@@ -217,6 +217,9 @@ class RateLimiter:
 # ------------------------------------------------------------------------- the dispatcher
 
 _LOCK_KEY = 0x636F6D706C61696E  # "complain": the one outbox dispatcher lock per database
+# Shortest wait: datetimes have microsecond resolution while bucket times are floats, so a
+# sub-microsecond wait could leave the clock where it was and the loop spinning.
+_MIN_WAIT = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +441,7 @@ class Dispatcher:
                 return False
             now = self._now().timestamp()
             if at > now:
-                await self._sleep(at - now)
+                await self._sleep(max(at - now, _MIN_WAIT))
             # A 429 seen by a concurrent send while we slept moves our slot past its pause.
             if booked and self.limiter.paused_until(claim.channel, claim.chat_id) <= at:
                 return True
@@ -582,7 +585,7 @@ class Dispatcher:
         ready = self.limiter.next_ready()
         if ready is not None:
             delay = min(delay, ready - now.timestamp())
-        return max(delay, 0.0)
+        return max(delay, _MIN_WAIT)
 
     async def _pause(self, seconds: float, stop: asyncio.Event) -> None:
         """`sleep(seconds)`, cut short by `stop` or `wake()`."""

@@ -7,6 +7,8 @@ expiry): the dispatcher gets a `FakeClock`, whose sleep moves the clock instead 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,12 +17,14 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.outbox import (
     DELIVERY_FAILED,
+    DISPATCHER_KEY,
     TELEGRAM_LIMITS,
     Dispatcher,
     PermanentFailure,
@@ -30,11 +34,13 @@ from bot.outbox import (
     TokenBucket,
     TransientFailure,
     backoff_delay,
+    setup_dispatcher,
     undeliverable_complaints,
 )
 from config.profiles import load_profile
 from handlers.messages import Outgoing
 from models.actions import Clock, submit_complaint
+from models.db import is_postgres
 from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus, Staff
 from models.outbox import enqueue
 from scheduler.calendar import WorkingCalendar
@@ -175,6 +181,15 @@ async def drain(dispatcher: Dispatcher, clock: FakeClock, *, rounds: int = 2000)
             return sent
         clock.advance(0.25)
     raise AssertionError(f"outbox not drained after {rounds} rounds")
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait for something the sender records just after Telegram answered."""
+    async with asyncio.timeout(within):
+        for _ in itertools.count():
+            if condition():
+                return
+            await asyncio.sleep(0.01)
 
 
 async def statuses() -> dict[str, int]:
@@ -454,3 +469,217 @@ async def test_failed_message_to_staff_is_recorded_but_does_not_mark_the_case(
     assert event.payload["recipient"] == "staff"
     assert event.payload["reason"] == "Chat not found"  # PTB's wording of the 400
     assert await undeliverable_complaints() == {}
+
+
+# --------------------------------------------------------------------------- storms and crashes
+
+
+async def test_429_and_5xx_storm_delivers_everything_once_in_order(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    chats = ["901", "902", "903", "904", "905", "906", "907", GROUP]
+    expected = await queue_interleaved(chats, per_chat=10)
+    # The storm is harsher than Telegram ever is: allow the rows enough attempts to get through.
+    dispatcher = dispatcher_for(sender, clock, max_attempts=30)
+    storm = random.Random(4)
+    for _ in range(40):  # failures injected between rounds, mixed kinds
+        tg.fail_next("sendMessage", 429, retry_after=storm.choice((1, 2, 5)))
+        tg.fail_next("sendMessage", storm.choice((500, 502, 504)), count=storm.randint(1, 2))
+        await dispatcher.dispatch_once()
+        clock.advance(0.5)
+    await drain(dispatcher, clock)
+
+    failed_calls = [call for call in tg.calls_of("sendMessage") if not call.ok]
+    assert {call.status for call in failed_calls} >= {429, 500}
+    assert len(failed_calls) > 40
+    for chat, texts in expected.items():
+        assert tg.texts_to(chat) == texts  # every message, once, in queue order
+    assert await statuses() == {"sent": 80}
+
+
+class Gate:
+    """A sender wrapper that lets `open_for` sends through, then parks every later send
+    before it reaches Telegram: the process "dies" between rows."""
+
+    def __init__(self, inner: PtbSender, open_for: int, *, park_after_send: bool = False) -> None:
+        self.inner = inner
+        self.channel = inner.channel
+        self.limits = inner.limits
+        self.open_for = open_for
+        self.park_after_send = park_after_send
+        self.passed = 0
+        self.parked = 0
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        if self.passed >= self.open_for:
+            if self.park_after_send:  # the platform accepted; we die before recording it
+                await self.inner.send(chat_id, message)
+            self.parked += 1
+            await asyncio.Event().wait()
+        await self.inner.send(chat_id, message)
+        self.passed += 1
+
+
+async def run_until_parked(dispatcher: Dispatcher, gate: Gate) -> None:
+    """Run the dispatcher until every claimed row waits at the gate, then kill it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run_forever(stop))
+    async with asyncio.timeout(20):
+        while True:
+            await asyncio.sleep(0.01)
+            sending = await OutboxMessage.filter(status=OutboxStatus.SENDING).count()
+            if gate.passed >= gate.open_for and sending and gate.parked == sending:
+                break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_crash_between_rows_loses_nothing_and_sends_nothing_twice(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    expected = await queue_interleaved(["1001", "1002", "1003", "1004"], per_chat=5)
+    gate = Gate(sender, open_for=7)
+    first = Dispatcher(
+        {Channel.TELEGRAM: gate}, now=clock.now, sleep=clock.sleep, batch=3, claim_seconds=60
+    )
+    await run_until_parked(first, gate)
+    assert len(tg.calls_of("sendMessage")) == 7
+    stranded = await OutboxMessage.filter(status=OutboxStatus.SENDING).count()
+    assert stranded >= 1  # claimed by the dead dispatcher
+
+    second = dispatcher_for(sender, clock)
+    clock.advance(10)
+    await second.dispatch_once()
+    # Those chats wait: their claimed rows may still be in someone's hands until the claim ends.
+    assert await OutboxMessage.filter(status=OutboxStatus.SENDING).count() == stranded
+    clock.advance(60)
+    await drain(second, clock)
+    for chat, texts in expected.items():
+        assert tg.texts_to(chat) == texts
+    assert await statuses() == {"sent": 20}
+
+
+async def test_crash_after_the_platform_accepted_resends_only_that_row(
+    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+) -> None:
+    """The documented window: accepted by Telegram, process gone before the row was marked."""
+    await queue_interleaved(["1101"], per_chat=3)
+    gate = Gate(sender, open_for=1, park_after_send=True)
+    first = Dispatcher({Channel.TELEGRAM: gate}, now=clock.now, sleep=clock.sleep, batch=1)
+    await run_until_parked(first, gate)
+    clock.advance(61)
+    await drain(dispatcher_for(sender, clock), clock)
+    assert tg.texts_to("1101") == [
+        "1101 message 1",
+        "1101 message 2",
+        "1101 message 2",  # the one row in flight at the crash
+        "1101 message 3",
+    ]
+
+
+async def test_concurrent_rounds_never_send_a_row_twice(
+    db_url: str, tg: FakeTelegram, bot: Bot, clock: FakeClock
+) -> None:
+    """Two dispatchers' rounds at once (no lock): claims alone keep rows apart."""
+    chats = [str(1200 + n) for n in range(30)]
+    expected = await queue_interleaved(chats, per_chat=2)
+    fast = RateLimits(per_chat_per_second=1000, global_per_second=1000)
+    one = Dispatcher(
+        {Channel.TELEGRAM: PtbSender(bot, clock.now, limits=fast)}, now=clock.now, batch=10
+    )
+    two = Dispatcher(
+        {Channel.TELEGRAM: PtbSender(bot, clock.now, limits=fast)}, now=clock.now, batch=10
+    )
+    for _ in range(20):
+        await asyncio.gather(one.dispatch_once(), two.dispatch_once())
+        if not await OutboxMessage.filter(status=OutboxStatus.PENDING).exists():
+            break
+    for chat, texts in expected.items():
+        assert tg.texts_to(chat) == texts
+    assert len(tg.calls_of("sendMessage")) == 60
+
+
+# --------------------------------------------------------------------------- real time
+
+
+async def test_fake_telegram_flood_limits_are_respected_in_real_time(
+    db_url: str, tg: FakeTelegram, bot: Bot
+) -> None:
+    """Real clock, the fake's flood control on: the limiter paces, any 429 is absorbed."""
+    limits = RateLimits(per_chat_per_second=20, global_per_second=60, per_group_per_minute=1200)
+    tg.set_flood_limits(per_chat_per_second=20, global_per_second=60, per_group_per_minute=1200)
+    expected = await queue_interleaved(["1301", "1302", "1303", GROUP], per_chat=12)
+    sender = PtbSender(bot, lambda: datetime.now(UTC), limits=limits)
+    dispatcher = Dispatcher({Channel.TELEGRAM: sender}, poll_seconds=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run_forever(stop))
+    try:
+        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in expected.items()), within=20)
+    finally:
+        stop.set()
+        await task
+    assert await statuses() == {"sent": 48}
+
+
+async def test_one_dispatcher_holds_the_postgres_lock_and_the_other_takes_over(
+    db_url: str, tg: FakeTelegram, bot: Bot
+) -> None:
+    if not is_postgres(db_url):
+        pytest.skip("the dispatcher lock is PostgreSQL's; SQLite deployments are one process")
+    fast = RateLimits(per_chat_per_second=100, global_per_second=200)
+    senders = [PtbSender(bot, lambda: datetime.now(UTC), limits=fast) for _ in range(2)]
+    dispatchers = [
+        Dispatcher({Channel.TELEGRAM: s}, poll_seconds=0.05, lock_retry_seconds=0.05)
+        for s in senders
+    ]
+    stops = [asyncio.Event(), asyncio.Event()]
+    tasks = [asyncio.create_task(d.run_forever(s)) for d, s in zip(dispatchers, stops, strict=True)]
+    try:
+        first = await queue_interleaved([str(1400 + n) for n in range(20)], per_chat=2)
+        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in first.items()), within=20)
+        await eventually(lambda: sum(len(s.attempts) for s in senders) == 40)
+        holders = [d.holds_lock for d in dispatchers]
+        assert sorted(holders) == [False, True]
+        active = holders.index(True)
+        standby = 1 - active
+        assert len(senders[active].attempts) == 40 and senders[standby].attempts == []
+
+        stops[active].set()  # the active worker shuts down: its lock goes with it
+        await tasks[active]
+        second = {"1499": ["after failover"]}
+        await queue("1499", "after failover")
+        await tg.wait_for(lambda: tg.texts_to("1499") == second["1499"], within=20)
+        await eventually(lambda: len(senders[standby].attempts) == 1)
+        assert dispatchers[standby].holds_lock
+        assert [a.text for a in senders[standby].attempts] == ["after failover"]
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks)
+    assert len(tg.calls_of("sendMessage")) == 41
+
+
+async def test_setup_dispatcher_runs_with_the_aiohttp_app(
+    db_url: str, tg: FakeTelegram, bot: Bot
+) -> None:
+    app = web.Application()
+    sender = PtbSender(bot, lambda: datetime.now(UTC))
+    dispatcher = setup_dispatcher(app, {Channel.TELEGRAM: sender}, poll_seconds=30)
+    assert app[DISPATCHER_KEY] is dispatcher
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await enqueue(
+            channel=Channel.TELEGRAM,
+            chat_id="1501",
+            message=Outgoing(text="您的投诉已受理"),
+            idempotency_key="app:1",
+            now=datetime.now(UTC),
+        )
+        dispatcher.wake()  # no 30 s poll wait: the enqueuer nudges the dispatcher
+        await tg.wait_for(lambda: tg.texts_to("1501") == ["您的投诉已受理"], within=10)
+    finally:
+        await runner.cleanup()
+    row = await OutboxMessage.get(idempotency_key="app:1")
+    assert row.status == OutboxStatus.SENT
