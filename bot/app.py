@@ -14,9 +14,11 @@ from aiohttp import web
 from tortoise import Tortoise
 
 from bot.conversation import Conversation, utc_now
+from bot.outbox import Sender, setup_dispatcher
 from config.profiles import Profile, load_profile
 from config.settings import Settings
 from models.db import close_db, init_db
+from models.entities import Channel
 from scheduler.calendar import WorkingCalendar
 from web.webchat import setup_webchat
 
@@ -39,7 +41,11 @@ def create_app(
     manage_db: bool = True,
 ) -> web.Application:
     """Build a worker. With `manage_db` (the default) it migrates and opens the database on
-    startup and closes it on cleanup; tests that already opened one pass False."""
+    startup and closes it on cleanup; tests that already opened one pass False.
+
+    Order: the database opens before anything else starts (the outbox dispatcher, channel
+    polling) and closes after everything registered here has stopped.
+    """
     profile = profile or load_profile(settings.profile, settings.profiles_dir)
     calendar = calendar or WorkingCalendar.from_settings(settings)
     conversation = Conversation(settings, profile, calendar, now=now or utc_now)
@@ -48,29 +54,41 @@ def create_app(
     app[PROFILE] = profile
     app[CONVERSATION] = conversation
     if manage_db:
-        app.on_startup.append(_open_database)
-        app.on_cleanup.append(_close_database)
+        # Ahead of aiohttp's cleanup contexts, which run first on startup (the dispatcher).
+        app.on_startup.insert(0, _open_database)
     app.router.add_get("/", _to_webchat)
     app.router.add_get("/healthz", _healthz)
     setup_webchat(app, conversation, settings)
-    _setup_channels(app, conversation, settings)
+    senders = _setup_channels(app, conversation, settings)
+    if senders:
+        # Notifications queued by any worker go out through the channels this one serves.
+        setup_dispatcher(app, senders)
+    if manage_db:
+        app.on_cleanup.append(_close_database)
     return app
 
 
-def _setup_channels(app: web.Application, conversation: Conversation, settings: Settings) -> None:
-    """Mount each messaging platform whose settings are present.
+def _setup_channels(
+    app: web.Application, conversation: Conversation, settings: Settings
+) -> dict[Channel, Sender]:
+    """Mount each messaging platform whose settings are present; returns their outbox senders.
 
     Imported only when configured, so the web chat runs without the platform libraries'
     adapters, and no module has to import both python-telegram-bot and wechatpy.
     """
+    senders: dict[Channel, Sender] = {}
     if settings.telegram_token:
         from bot.telegram import setup_telegram
 
-        setup_telegram(app, conversation, settings)
+        telegram = setup_telegram(app, conversation, settings)
+        senders[Channel.TELEGRAM] = telegram.sender()
     if settings.wechat_token:
-        from bot.wechat import setup_wechat
+        from bot.wechat import WECHAT_SENDER, setup_wechat
 
         setup_wechat(app, conversation, settings)
+        if WECHAT_SENDER in app:  # outbound needs the app id and secret as well
+            senders[Channel.WECHAT] = app[WECHAT_SENDER]
+    return senders
 
 
 async def _open_database(app: web.Application) -> None:

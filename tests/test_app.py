@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
+from bot.outbox import DISPATCHER_KEY
 from config.settings import Settings
-from models.entities import Channel, DialogSession
+from handlers.messages import Outgoing
+from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus
+from models.outbox import enqueue
 from tests.fakes.telegram_server import FakeTelegram
 
 # A limit for the bot's long poll to bring the person's message in (not a measurement).
@@ -24,6 +28,7 @@ def app_for(db_url: str, tmp_path: Path, **channel_settings: Any) -> TestClient:
 
 async def test_only_the_web_chat_without_channel_settings(db_url: str, tmp_path: Path) -> None:
     async with app_for(db_url, tmp_path) as client:
+        assert DISPATCHER_KEY not in client.app  # nothing to send through
         assert (await client.post("/telegram/webhook", json={})).status == 404
         assert (await client.get("/wechat")).status == 404
         assert (await client.get("/webchat")).status == 200
@@ -45,6 +50,24 @@ async def test_telegram_long_polling_beside_the_web_chat(db_url: str, tmp_path: 
                 "/webchat/api/message", json={"session_id": "web-beside-1", "text": "/start"}
             )
             assert web.status == 200
+            # A notification queued by any worker goes out through this worker's dispatcher.
+            assert DISPATCHER_KEY in client.app
+            notice = Outgoing("您的投诉 202611-0001 已受理。")
+            await enqueue(
+                channel=Channel.TELEGRAM,
+                chat_id="4242",
+                message=notice,
+                idempotency_key="test:accepted",
+                now=datetime.now(UTC),
+            )
+            client.app[DISPATCHER_KEY].wake()
+            for _ in range(REPLY_LIMIT_SECONDS * 10):
+                if notice.text in telegram.texts_to(4242):
+                    break
+                await asyncio.sleep(0.1)
+            assert notice.text in telegram.texts_to(4242)
+            sent = await OutboxMessage.get(idempotency_key="test:accepted")
+            assert sent.status == OutboxStatus.SENT
     channels = await DialogSession.all().values_list("channel", flat=True)
     assert sorted(channels) == [Channel.TELEGRAM, Channel.WEB]
 
