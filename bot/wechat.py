@@ -522,18 +522,20 @@ class WeChatEndpoint:
 
     async def receive(self, request: web.Request) -> web.Response:
         try:
+            self._check_request(request.query)  # strangers' bodies are not even read
             body = await self._read_body(request)
-            self._check_request(request.query)
             safe = request.query.get("encrypt_type", "raw").lower() == "aes"
             xml = self._open(body, request.query) if safe else body.decode("utf-8")
             fields = parse_untrusted_xml(xml.encode("utf-8"))
+            if not fields.get("FromUserName") or not fields.get("MsgType"):
+                raise UntrustedXmlError("FromUserName and MsgType are required")
+            message = parse_message(xml)
         except WebhookRefused as refused:
             log.warning("WeChat webhook refused (%s): %s", refused.status, refused.reason)
             return web.Response(status=refused.status, text=refused.reason)
-        except (UntrustedXmlError, UnicodeDecodeError) as exc:
-            log.warning("WeChat webhook: bad body: %s", exc)
+        except (UntrustedXmlError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.warning("WeChat webhook: bad body: %r", exc)
             return web.Response(status=400, text="bad request")
-        message = parse_message(xml)
         text = await self.answer(message, fields)
         if not text:
             return web.Response(text="success")

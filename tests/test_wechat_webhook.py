@@ -196,6 +196,11 @@ async def test_oversized_and_malformed_bodies_are_refused(db_url: str, tmp_path:
         assert broken.status == 400
         wrong_root = await desk.fake.post_raw(desk.url, b"<html></html>", params=params)
         assert wrong_root.status == 400
+        no_sender = message_xml({"MsgType": "text", "Content": "hi", "MsgId": 5})
+        anonymous = await desk.fake.post_raw(desk.url, no_sender.encode(), params=params)
+        assert anonymous.status == 400
+        not_utf8 = "<xml><Content>投诉</Content></xml>".encode("gb18030")
+        assert (await desk.fake.post_raw(desk.url, not_utf8, params=params)).status == 400
 
 
 async def test_media_wechat_no_longer_has_is_answered_as_unreadable(
