@@ -1,0 +1,231 @@
+"""The staff desk shell: one staff message → handlers.staff → models.actions.act, atomically.
+
+    replies = await handle_staff_message(incoming, profile=profile, clock=clock)
+
+Call it for every incoming message *before* the citizen dialog: it redeems staff invites
+("/start inv_..." deep links, or the code sent as text on WeChat) and answers the chats bound
+to an active staff member. It returns None for everybody else, so the caller passes the
+message on to the citizen dialog.
+
+For a staff member, one transaction holds: the dialog state (DialogSession, keyed
+"staff:<id>" so it follows the person, not the chat), the case card shown (and its
+viewed_identity audit event), every action run through models.actions.act with its event and
+outbox rows. A worker that loses the optimistic race on the dialog state retries the whole
+turn. The replies are returned for the adapter to send as the answer to this message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from config.profiles import Profile
+from handlers.i18n import normalise_language, supported
+from handlers.messages import Incoming, Outgoing
+from handlers.staff import (
+    STALE,
+    CaseCard,
+    DepartmentOption,
+    HandlerOption,
+    StaffAct,
+    StaffContext,
+    StaffMember,
+    complaint_in_question,
+    handle,
+    render_done,
+    render_invite_refusal,
+    render_refused,
+    render_welcome,
+    wants_case_list,
+)
+from handlers.turn import DialogState
+from models.actions import ActionRefused, Actor, Clock, act
+from models.entities import Complaint, Department, DialogSession, Staff
+from models.notifications import build_card, case_version, desk_cases, record_identity_view
+from models.staffing import looks_like_invite, redeem_invite, staff_for_chat
+from models.workflow import Action, Role
+
+ATTEMPTS = 3
+
+
+class _Conflict(Exception):
+    """Another worker stored this person's dialog state first; run the turn again."""
+
+
+def invite_code_in(incoming: Incoming) -> str | None:
+    """The invite code a message carries: a /start payload, or the bare code as text."""
+    if incoming.kind == "command" and incoming.command == "start":
+        payload = incoming.command_args.strip()
+        return payload if looks_like_invite(payload) else None
+    if incoming.kind == "text" and incoming.text and looks_like_invite(incoming.text.strip()):
+        return incoming.text.strip()
+    return None
+
+
+async def handle_staff_message(
+    incoming: Incoming, *, profile: Profile, clock: Clock
+) -> list[Outgoing] | None:
+    """The replies to a staff member's message, or None when it is not for the staff desk."""
+    code = invite_code_in(incoming)
+    if code is not None:
+        return [await _redeem(incoming, code, clock)]
+    staff = await staff_for_chat(incoming.channel, incoming.user_id)
+    if staff is None:
+        return None
+    for attempt in range(ATTEMPTS):
+        try:
+            async with in_transaction() as conn:
+                return await _turn(incoming, staff, profile, clock, conn)
+        except _Conflict:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _redeem(incoming: Incoming, code: str, clock: Clock) -> Outgoing:
+    async with in_transaction() as conn:
+        outcome = await redeem_invite(
+            code, incoming.channel, incoming.user_id, now=clock.now, conn=conn
+        )
+    if isinstance(outcome, Staff):
+        return render_welcome(outcome.name, supported(outcome.language))
+    lang = supported(normalise_language(incoming.language))
+    return render_invite_refusal(str(outcome), lang)
+
+
+async def _turn(
+    incoming: Incoming, staff: Staff, profile: Profile, clock: Clock, conn: BaseDBAsyncClient
+) -> list[Outgoing]:
+    key = f"staff:{staff.id}"
+    session = (
+        await DialogSession.filter(channel=incoming.channel, external_id=key).using_db(conn).first()
+    )
+    state = DialogState.from_json(session.state) if session and session.state else None
+    complaint_id = complaint_in_question(state, incoming)
+    complaint = (
+        await Complaint.filter(id=complaint_id).using_db(conn).first() if complaint_id else None
+    )
+    card, identity = (None, [])
+    if complaint is not None:
+        card, identity = await build_card(complaint, staff, profile, conn)
+    ctx = StaffContext(
+        profile=profile,
+        now=clock.now,
+        me=StaffMember(
+            staff.id,
+            staff.name,
+            Role(staff.role),
+            staff.department_id,  # type: ignore[attr-defined]
+            supported(staff.language),
+        ),
+        tz=clock.tz,
+        case=card,
+        departments=[
+            DepartmentOption(d.id, d.name)
+            for d in await Department.all().using_db(conn).order_by("id")
+        ],
+        handlers=[
+            HandlerOption(s.id, s.name, s.department_id)  # type: ignore[attr-defined]
+            for s in await Staff.filter(
+                active=True,
+                role__in=(Role.HANDLER, Role.DEPARTMENT_HEAD),
+                department_id__not_isnull=True,
+            )
+            .using_db(conn)
+            .order_by("id")
+        ],
+        my_cases=await desk_cases(staff, conn) if wants_case_list(incoming) else (),
+    )
+    result = handle(state, incoming, ctx)
+    replies = list(result.replies)
+    if complaint is not None and complaint.id in result.shown:
+        await record_identity_view(
+            complaint, staff, identity, via="case_card", now=clock.now, conn=conn
+        )
+    outcomes: list[Outgoing] = []
+    for command in result.commands:
+        message, done = await _run(command, staff, profile, clock, conn)
+        outcomes.append(message)
+        if not done:
+            break
+    # Only the last outcome keeps buttons: earlier ones are already out of date.
+    replies += [replace(m, choices=()) for m in outcomes[:-1]] + outcomes[-1:]
+    await _save_state(session, incoming.channel, key, result.state, conn)
+    return replies
+
+
+async def _save_state(
+    session: DialogSession | None,
+    channel: str,
+    key: str,
+    state: DialogState,
+    conn: BaseDBAsyncClient,
+) -> None:
+    if session is None:
+        try:
+            await DialogSession.create(
+                channel=channel, external_id=key, state=state.to_json(), version=1, using_db=conn
+            )
+        except IntegrityError as exc:
+            raise _Conflict from exc
+        return
+    saved = (
+        await DialogSession.filter(id=session.id, version=session.version)
+        .using_db(conn)
+        .update(state=state.to_json(), version=session.version + 1)
+    )
+    if not saved:
+        raise _Conflict
+
+
+async def _card(
+    complaint: Complaint, staff: Staff, profile: Profile, conn: BaseDBAsyncClient
+) -> CaseCard:
+    card, _identity = await build_card(complaint, staff, profile, conn)
+    return card
+
+
+async def _run(
+    command: StaffAct, staff: Staff, profile: Profile, clock: Clock, conn: BaseDBAsyncClient
+) -> tuple[Outgoing, bool]:
+    """Carry out one StaffAct; the message for the staff member and whether it was done."""
+    lang = supported(staff.language)
+    query = Complaint.filter(id=command.complaint_id).using_db(conn)
+    if conn.capabilities.dialect == "postgres":
+        query = query.select_for_update()  # the version check and the action see one state
+    complaint = await query.first()
+    if complaint is None:
+        return render_refused("not_found", None, None, lang), False
+    if command.expected_version is not None:
+        if await case_version(complaint.id, conn) != command.expected_version:
+            card = await _card(complaint, staff, profile, conn)
+            return render_refused(STALE, complaint.number, complaint.state, lang, card=card), False
+    try:
+        result = await act(
+            complaint.id,
+            Action(command.action),
+            Actor(Role(staff.role), staff),
+            profile=profile,
+            clock=clock,
+            payload=command.payload,
+            conn=conn,
+        )
+    except ActionRefused as refused:
+        card = await _card(complaint, staff, profile, conn)
+        message = render_refused(
+            refused.refusal.reason_code, complaint.number, complaint.state, lang, card=card
+        )
+        return message, False
+    except (ValueError, KeyError) as invalid:  # e.g. an extension beyond the profile's limit
+        detail = str(invalid.args[0]) if invalid.args else type(invalid).__name__
+        await complaint.refresh_from_db(using_db=conn)
+        card = await _card(complaint, staff, profile, conn)
+        message = render_refused(
+            "invalid", complaint.number, complaint.state, lang, detail=detail, card=card
+        )
+        return message, False
+    card = await _card(result.complaint, staff, profile, conn)
+    return render_done(command.action, card, result.complaint.number, lang, clock.tz), True
