@@ -208,6 +208,17 @@ def split_text(text: str, limit_bytes: int = PASSIVE_TEXT_BYTES) -> list[str]:
     return pieces
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def passive_reply_xml(message: BaseMessage, text: str) -> str:
+    """The passive text reply. wechatpy wraps the content in CDATA as is, so a "]]>" in it
+    (people's own words are echoed back in summaries) is split across two CDATA sections, and
+    characters XML cannot carry are dropped."""
+    content = _XML_INVALID.sub("", text).replace("]]>", "]]]]><![CDATA[>")
+    return str(TextReply(message=message, content=content).render())
+
+
 def text_incoming(text: str, **common: Any) -> Incoming:
     """Typed text; "/status 2" becomes the command it names (WeChat has no command entities)."""
     match = _COMMAND_TEXT.match(text.strip())
@@ -539,7 +550,7 @@ class WeChatEndpoint:
         text = await self.answer(message, fields)
         if not text:
             return web.Response(text="success")
-        reply = TextReply(message=message, content=text).render()
+        reply = passive_reply_xml(message, text)
         if safe and self.crypto is not None:
             stamp = str(int(self.clock().timestamp()))
             reply = self.crypto.encrypt_message(reply, request.query.get("nonce", ""), stamp)

@@ -6,11 +6,13 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from wechatpy import parse_message
 
 from bot.wechat import (
     UntrustedXmlError,
     menu_definition,
     parse_untrusted_xml,
+    passive_reply_xml,
     render_text,
     signature_matches,
     split_text,
@@ -100,3 +102,15 @@ def test_menu_names_fit_wechats_16_byte_limit(lang: str) -> None:
     menu = menu_definition(lang)
     assert [b["key"] for b in menu["button"]] == ["file", "status", "help"]
     assert all(0 < len(b["name"].encode()) <= 16 for b in menu["button"])
+
+
+def test_the_passive_reply_survives_cdata_terminators_in_peoples_words() -> None:
+    message = parse_message(
+        "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName>"
+        "<CreateTime>1</CreateTime><MsgType>text</MsgType><Content>x</Content>"
+        "<MsgId>1</MsgId></xml>"
+    )
+    said = "事情经过：a]]><b>&amp;\x07结束"
+    fields = parse_untrusted_xml(passive_reply_xml(message, said).encode())
+    assert fields["Content"] == "事情经过：a]]><b>&amp;结束"
+    assert (fields["ToUserName"], fields["FromUserName"]) == ("o1", "gh_1")
