@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,8 +18,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
 
 from bot.outbox import (
     DELIVERY_FAILED,
@@ -37,6 +34,7 @@ from bot.outbox import (
     setup_dispatcher,
     undeliverable_complaints,
 )
+from bot.telegram import TelegramSender
 from config.profiles import load_profile
 from handlers.messages import Outgoing
 from models.actions import Clock, submit_complaint
@@ -79,8 +77,9 @@ class Attempt:
 
 
 @dataclass
-class PtbSender:
-    """A Telegram sender through a real python-telegram-bot `Bot`, errors mapped for the outbox."""
+class RecordingSender:
+    """The production `TelegramSender` through a real python-telegram-bot `Bot`, recording each
+    attempt's outcome at the instant of Telegram's answer (retry_after counts from there)."""
 
     bot: Bot
     clock: Callable[[], datetime]
@@ -88,33 +87,22 @@ class PtbSender:
     channel: Channel = Channel.TELEGRAM
     attempts: list[Attempt] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.inner = TelegramSender(self.bot)
+
     async def send(self, chat_id: str, message: Outgoing) -> None:
         try:
-            await self.bot.send_message(chat_id, message.text)
-        except RetryAfter as error:
-            self._record(chat_id, message, "RetryLater")
-            raise RetryLater(_retry_seconds(error)) from error
-        except (Forbidden, BadRequest) as error:  # blocked, chat not found: retrying cannot help
-            self._record(chat_id, message, "PermanentFailure")
-            raise PermanentFailure(error.message) from error
-        except (NetworkError, TelegramError) as error:  # 5xx arrive as NetworkError
-            self._record(chat_id, message, "TransientFailure")
-            raise TransientFailure(str(error)) from error
+            await self.inner.send(chat_id, message)
+        except (RetryLater, TransientFailure, PermanentFailure) as error:
+            self._record(chat_id, message, type(error).__name__)
+            raise
         self._record(chat_id, message, "sent")
 
     def _record(self, chat_id: str, message: Outgoing, outcome: str) -> None:
-        # The instant of Telegram's answer: retry_after counts from there.
         self.attempts.append(Attempt(chat_id, message.text, self.clock(), outcome))
 
     def sent_at(self, chat_id: str) -> list[datetime]:
         return [a.at for a in self.attempts if a.chat_id == chat_id and a.outcome == "sent"]
-
-
-def _retry_seconds(error: RetryAfter) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        delay = error.retry_after
-    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
 
 
 @pytest.fixture
@@ -135,11 +123,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def sender(bot: Bot, clock: FakeClock) -> PtbSender:
-    return PtbSender(bot, clock.now)
+def sender(bot: Bot, clock: FakeClock) -> RecordingSender:
+    return RecordingSender(bot, clock.now)
 
 
-def dispatcher_for(sender: PtbSender, clock: FakeClock, **options: object) -> Dispatcher:
+def dispatcher_for(sender: RecordingSender, clock: FakeClock, **options: object) -> Dispatcher:
     return Dispatcher(
         {Channel.TELEGRAM: sender},
         now=clock.now,
@@ -266,7 +254,7 @@ def test_rate_limiter_pause_holds_a_chat_or_the_whole_channel() -> None:
 
 
 async def test_rows_are_sent_in_order_and_marked(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     expected = await queue_interleaved(["101", "102", GROUP], per_chat=3)
     dispatcher = dispatcher_for(sender, clock)
@@ -284,7 +272,7 @@ async def test_rows_are_sent_in_order_and_marked(
 
 
 async def test_dispatch_once_sends_one_row_per_chat_and_nothing_twice(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     await queue_interleaved(["201", "202"], per_chat=2)
     dispatcher = dispatcher_for(sender, clock)
@@ -300,7 +288,7 @@ async def test_dispatch_once_sends_one_row_per_chat_and_nothing_twice(
 
 
 async def test_rows_of_channels_without_a_sender_stay_queued(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     await enqueue(
         channel=Channel.WECHAT,
@@ -320,7 +308,7 @@ async def test_rows_of_channels_without_a_sender_stay_queued(
 
 
 async def test_retry_after_is_honoured_exactly_and_pauses_the_bot(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     await queue("401", "first")
     await queue("401", "second")
@@ -333,7 +321,7 @@ async def test_retry_after_is_honoured_exactly_and_pauses_the_bot(
     assert row.status == OutboxStatus.PENDING
     assert row.next_attempt_at == refused_at + timedelta(seconds=7)
     assert row.attempts == 0  # a 429 is pacing, not a fault of the message
-    assert "retry after 7" in (row.last_error or "")
+    assert "7 seconds" in (row.last_error or "")
 
     await queue("402", "other chat")
     await drain(dispatcher, clock)
@@ -346,7 +334,7 @@ async def test_retry_after_is_honoured_exactly_and_pauses_the_bot(
 
 
 async def test_transient_failures_back_off_then_succeed(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     await queue("501", "after a bad gateway")
     tg.fail_next("sendMessage", 502, count=2)
@@ -366,7 +354,7 @@ async def test_transient_failures_back_off_then_succeed(
 
 
 async def test_transient_failures_give_up_after_max_attempts(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     complaint = await file_complaint("601")
     await queue("601", "never arrives", complaint=complaint)
@@ -409,7 +397,7 @@ ANSWERS = {
 
 
 async def test_blocked_complainant_fails_the_row_and_marks_the_case(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     complaint = await file_complaint("701")
     other = await file_complaint("702")
@@ -458,7 +446,7 @@ async def test_blocked_complainant_fails_the_row_and_marks_the_case(
 
 
 async def test_failed_message_to_staff_is_recorded_but_does_not_mark_the_case(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     complaint = await file_complaint("801")
     await Staff.create(name="李四", role="handler", telegram_chat_id="802")
@@ -475,7 +463,7 @@ async def test_failed_message_to_staff_is_recorded_but_does_not_mark_the_case(
 
 
 async def test_429_and_5xx_storm_delivers_everything_once_in_order(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     chats = ["901", "902", "903", "904", "905", "906", "907", GROUP]
     expected = await queue_interleaved(chats, per_chat=10)
@@ -501,7 +489,9 @@ class Gate:
     """A sender wrapper that lets `open_for` sends through, then parks every later send
     before it reaches Telegram: the process "dies" between rows."""
 
-    def __init__(self, inner: PtbSender, open_for: int, *, park_after_send: bool = False) -> None:
+    def __init__(
+        self, inner: RecordingSender, open_for: int, *, park_after_send: bool = False
+    ) -> None:
         self.inner = inner
         self.channel = inner.channel
         self.limits = inner.limits
@@ -536,7 +526,7 @@ async def run_until_parked(dispatcher: Dispatcher, gate: Gate) -> None:
 
 
 async def test_crash_between_rows_loses_nothing_and_sends_nothing_twice(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     expected = await queue_interleaved(["1001", "1002", "1003", "1004"], per_chat=5)
     gate = Gate(sender, open_for=7)
@@ -561,7 +551,7 @@ async def test_crash_between_rows_loses_nothing_and_sends_nothing_twice(
 
 
 async def test_crash_after_the_platform_accepted_resends_only_that_row(
-    db_url: str, tg: FakeTelegram, sender: PtbSender, clock: FakeClock
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
     """The documented window: accepted by Telegram, process gone before the row was marked."""
     await queue_interleaved(["1101"], per_chat=3)
@@ -586,10 +576,10 @@ async def test_concurrent_rounds_never_send_a_row_twice(
     expected = await queue_interleaved(chats, per_chat=2)
     fast = RateLimits(per_chat_per_second=1000, global_per_second=1000)
     one = Dispatcher(
-        {Channel.TELEGRAM: PtbSender(bot, clock.now, limits=fast)}, now=clock.now, batch=10
+        {Channel.TELEGRAM: RecordingSender(bot, clock.now, limits=fast)}, now=clock.now, batch=10
     )
     two = Dispatcher(
-        {Channel.TELEGRAM: PtbSender(bot, clock.now, limits=fast)}, now=clock.now, batch=10
+        {Channel.TELEGRAM: RecordingSender(bot, clock.now, limits=fast)}, now=clock.now, batch=10
     )
     for _ in range(20):
         await asyncio.gather(one.dispatch_once(), two.dispatch_once())
@@ -610,7 +600,7 @@ async def test_fake_telegram_flood_limits_are_respected_in_real_time(
     limits = RateLimits(per_chat_per_second=20, global_per_second=60, per_group_per_minute=1200)
     tg.set_flood_limits(per_chat_per_second=20, global_per_second=60, per_group_per_minute=1200)
     expected = await queue_interleaved(["1301", "1302", "1303", GROUP], per_chat=12)
-    sender = PtbSender(bot, lambda: datetime.now(UTC), limits=limits)
+    sender = RecordingSender(bot, lambda: datetime.now(UTC), limits=limits)
     dispatcher = Dispatcher({Channel.TELEGRAM: sender}, poll_seconds=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run_forever(stop))
@@ -628,7 +618,7 @@ async def test_one_dispatcher_holds_the_postgres_lock_and_the_other_takes_over(
     if not is_postgres(db_url):
         pytest.skip("the dispatcher lock is PostgreSQL's; SQLite deployments are one process")
     fast = RateLimits(per_chat_per_second=100, global_per_second=200)
-    senders = [PtbSender(bot, lambda: datetime.now(UTC), limits=fast) for _ in range(2)]
+    senders = [RecordingSender(bot, lambda: datetime.now(UTC), limits=fast) for _ in range(2)]
     dispatchers = [
         Dispatcher({Channel.TELEGRAM: s}, poll_seconds=0.05, lock_retry_seconds=0.05)
         for s in senders
@@ -664,7 +654,7 @@ async def test_setup_dispatcher_runs_with_the_aiohttp_app(
     db_url: str, tg: FakeTelegram, bot: Bot
 ) -> None:
     app = web.Application()
-    sender = PtbSender(bot, lambda: datetime.now(UTC))
+    sender = RecordingSender(bot, lambda: datetime.now(UTC))
     dispatcher = setup_dispatcher(app, {Channel.TELEGRAM: sender}, poll_seconds=30)
     assert app[DISPATCHER_KEY] is dispatcher
     runner = web.AppRunner(app)
