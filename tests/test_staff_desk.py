@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from bot.staff_desk import handle_staff_message
 from handlers.messages import Incoming, Outgoing
-from models.actions import Actor, act
+from models.actions import Actor, act, complaint_history
 from models.entities import Complaint, DialogSession, Event, OutboxMessage, Staff
 from models.notifications import VIEWED_IDENTITY, case_version
 from models.staffing import create_invite
-from models.workflow import Action, Role, State
+from models.workflow import Action, Role, State, derive_state
 from tests.staff_world import ANSWERS, T0, World, clock, file_complaint, inbox, last, make_world
 
 
@@ -269,7 +269,11 @@ async def test_handler_from_acknowledgement_to_the_reply(db_url: str) -> None:
         "Complaint 202611-0001 has been handled. Our reply:\n\n"
         "经核实，已对当事人批评教育并向您道歉。"
     )
-    assert (await Complaint.get(id=complaint.id)).state == State.REPLIED
+    final = await Complaint.get(id=complaint.id)
+    assert final.state == State.REPLIED
+    # Audit events (identity views, notes) keep the event chain provable.
+    assert derive_state(await complaint_history(final)) == State.REPLIED
+    assert await Event.filter(complaint_id=complaint.id, action=VIEWED_IDENTITY).count() > 0
 
 
 async def test_deny_extension_and_hand_back(db_url: str) -> None:
