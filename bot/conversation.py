@@ -112,6 +112,10 @@ class Conversation:
         self.tz = settings.tz
         self._now = now
 
+    def now(self) -> datetime:
+        """The current instant as this conversation counts it (aware UTC)."""
+        return self._now()
+
     # -- the turn ----------------------------------------------------------------------------
 
     async def handle(self, incoming: Incoming) -> list[Outgoing]:

@@ -18,11 +18,23 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
 from config.settings import Settings
-from models.entities import Attachment, Channel, Complaint, DialogSession, Event, ProcessedUpdate
+from handlers.messages import Outgoing
+from models.entities import (
+    Attachment,
+    Channel,
+    Complaint,
+    DialogSession,
+    Event,
+    OutboxMessage,
+    OutboxStatus,
+    ProcessedUpdate,
+)
+from models.outbox import enqueue
 from models.workflow import State
 from tests.intake_script import GOV_WINDOW_FILING, PHOTOS_STEP
 
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
+LATER = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 SESSION = "0b9f3a52-5a43-4c1e-9d7e-3f1f2c8a9b10"
 JPEG = b"\xff\xd8\xff\xe0" + b"photo" * 200
 _ids = itertools.count(1)
@@ -311,3 +323,35 @@ async def test_the_page_script_drives_the_api(db_url: str, tmp_path: Path) -> No
     assert output.decode().strip().endswith("ok")
     # One dialog: the first session's (the greeting of the new chat touches no dialog).
     assert await DialogSession.filter(channel=Channel.WEB).count() == 1
+
+
+async def test_notifications_for_the_browser_are_handed_over_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with webchat(db_url, tmp_path) as client:
+        for kind, value in GOV_WINDOW_FILING:
+            await send_step(client, kind, value)
+        complaint = await Complaint.get(channel=Channel.WEB)
+        accepted = Outgoing(f"您的投诉 {complaint.number} 已受理。")
+        later = Outgoing("明天再发的提醒")
+        for key, message, when in (("accepted", accepted, NOW), ("later", later, LATER)):
+            await enqueue(
+                channel=Channel.WEB,
+                chat_id=SESSION,
+                message=message,
+                idempotency_key=f"test:{key}",
+                now=when,
+                complaint=complaint,
+            )
+        other = await client.post("/webchat/api/updates", json={"session_id": "someone-else-1"})
+        assert (await other.json())["messages"] == []
+        hello = await client.post("/webchat/api/hello", json={"session_id": SESSION})
+        texts = [m["text"] for m in (await hello.json())["messages"]]
+        assert texts == [accepted.text, "请问您要办理什么？"]
+        again = await client.post("/webchat/api/updates", json={"session_id": SESSION})
+        assert (await again.json())["messages"] == []  # handed over once; "later" not yet due
+        bad = await client.post("/webchat/api/updates", json={})
+        assert bad.status == 400
+    row = await OutboxMessage.get(idempotency_key="test:accepted")
+    assert row.status == OutboxStatus.SENT and row.sent_at == NOW
+    assert (await OutboxMessage.get(idempotency_key="test:later")).status == OutboxStatus.PENDING

@@ -6,9 +6,13 @@ state is server-side in the database, like every other channel.
 
     POST /webchat/api/message  {"session_id", "text" | "choice" | "location", "message_id"?}
     POST /webchat/api/upload   multipart: session_id, file, message_id?
-    POST /webchat/api/hello    {"session_id"}: the opening menu, in the session's language
+    POST /webchat/api/hello    {"session_id"}: waiting notifications, then the opening menu
+    POST /webchat/api/updates  {"session_id"}: notifications queued for this browser since
     → 200 {"messages": [{"text", "choices": [{"id", "label"}], "ask", "remove_keyboard"}]}
     → 400/413 {"error": "<code>", "detail": "<what is wrong>"} for a malformed request
+
+The web has no push: notifications the workflow queues for a web complainant (outbox rows on
+channel "web", chat id = session id) are handed over when the page asks, and marked sent then.
 
 A text starting with "/" is a command ("/status"). `message_id` (optional, client-generated)
 makes a retried request harmless: the same id is processed once.
@@ -20,10 +24,13 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
 
 from bot.attachments import AttachmentTooLarge, max_attachment_bytes
 from bot.conversation import Conversation
@@ -31,7 +38,8 @@ from config.settings import Settings
 from handlers.dialog import DialogState, render_menu
 from handlers.i18n import supported
 from handlers.messages import FileRef, Incoming, Outgoing
-from models.entities import Channel, DialogSession
+from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus
+from models.outbox import outgoing_from_json
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +191,28 @@ class Upload:
     size: int = 0  # bytes received; may exceed len(data) when the file was over the limit
 
 
+async def take_notices(session_id: str, now: datetime) -> list[Outgoing]:
+    """The due notifications queued for this browser, oldest first, marked sent as handed over."""
+    async with in_transaction() as conn:
+        query = OutboxMessage.filter(
+            channel=Channel.WEB,
+            chat_id=session_id,
+            status=OutboxStatus.PENDING,
+            next_attempt_at__lte=now,
+        ).using_db(conn)
+        if conn.capabilities.dialect == "postgres":
+            # Two tabs asking at once: each row goes to one of them.
+            query = query.select_for_update(skip_locked=True)
+        rows = await query.order_by("id")
+        if rows:
+            await (
+                OutboxMessage.filter(id__in=[row.id for row in rows])
+                .using_db(conn)
+                .update(status=OutboxStatus.SENT, sent_at=now, attempts=F("attempts") + 1)
+            )
+    return [outgoing_from_json(row.payload) for row in rows]
+
+
 class WebChat:
     """The request handlers, bound to one Conversation."""
 
@@ -203,18 +233,31 @@ class WebChat:
         return await self._answer(incoming)
 
     async def hello(self, request: web.Request) -> web.Response:
-        """The opening menu for an empty chat window, without touching the dialog."""
+        """An empty chat window: waiting notifications, then the menu; the dialog is untouched."""
         try:
-            data = await self._json_body(request)
-            if not isinstance(data, dict):
-                raise BadRequest("invalid_body", "the body must be a JSON object")
-            session_id = _session_id(data.get("session_id"))
+            session_id = await self._session_only(request)
         except BadRequest as error:
             return error_response(error)
         row = await DialogSession.filter(channel=Channel.WEB, external_id=session_id).first()
         state = DialogState.from_json(row.state) if row and row.state else None
         lang = supported((state.language if state else None) or self.settings.language)
-        return web.json_response(messages_json(render_menu(lang)))
+        notices = await take_notices(session_id, self.conversation.now())
+        return web.json_response(messages_json(notices + render_menu(lang)))
+
+    async def updates(self, request: web.Request) -> web.Response:
+        """Notifications queued for this browser since it last asked (the page polls)."""
+        try:
+            session_id = await self._session_only(request)
+        except BadRequest as error:
+            return error_response(error)
+        notices = await take_notices(session_id, self.conversation.now())
+        return web.json_response(messages_json(notices))
+
+    async def _session_only(self, request: web.Request) -> str:
+        data = await self._json_body(request)
+        if not isinstance(data, dict):
+            raise BadRequest("invalid_body", "the body must be a JSON object")
+        return _session_id(data.get("session_id"))
 
     async def upload(self, request: web.Request) -> web.Response:
         try:
@@ -326,4 +369,5 @@ def setup_webchat(app: web.Application, conversation: Conversation, settings: Se
     app.router.add_static("/webchat/static", STATIC_DIR)
     app.router.add_post("/webchat/api/message", chat.message)
     app.router.add_post("/webchat/api/hello", chat.hello)
+    app.router.add_post("/webchat/api/updates", chat.updates)
     app.router.add_post("/webchat/api/upload", chat.upload)

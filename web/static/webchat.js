@@ -7,6 +7,7 @@
   var SESSION_KEY = "complaintdesk.session";
   var TRANSCRIPT_KEY = "complaintdesk.transcript";
   var TRANSCRIPT_MAX = 200;
+  var POLL_MS = 20000; // how often to ask for notifications (the web has no push)
 
   var log = document.getElementById("log");
   var form = document.getElementById("composer");
@@ -113,6 +114,30 @@
       setAsk(messages[messages.length - 1].ask);
     }
     scrollDown();
+  }
+
+  // Notifications (e.g. "your complaint was accepted") arrive between dialog messages: they
+  // must not take away the choices the dialog is waiting on.
+  function showNotices(messages) {
+    messages.forEach(function (message) {
+      bubble("bot", message.text);
+      showChoices(message.choices, true);
+      remember({ who: "bot", text: message.text, choices: message.choices || [] });
+    });
+    if (messages.length) scrollDown();
+  }
+
+  function poll() {
+    if (busy || document.visibilityState === "hidden") return;
+    fetch("/webchat/api/updates", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ session_id: sessionId }),
+    }).then(function (response) {
+      return response.ok ? response.json() : { messages: [] };
+    }).then(function (body) {
+      if (body.messages && body.messages.length) showNotices(body.messages);
+    }).catch(function () { /* offline for now: the next poll asks again */ });
   }
 
   function note(text) {
@@ -241,4 +266,6 @@
   if (lastBot >= 0) lastChoices = transcript[lastBot].choices || [];
   scrollDown();
   if (!transcript.length) post("/webchat/api/hello", {});
+  else poll();
+  setInterval(poll, POLL_MS);
 })();
