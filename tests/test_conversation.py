@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from tortoise.exceptions import OperationalError, TransactionManagementError
 
 from bot.attachments import AttachmentTooLarge, stored_path
 from bot.conversation import Conversation
@@ -385,3 +386,38 @@ async def test_simultaneous_messages_from_one_person_take_turns(
     assert row.version == 4
     assert row.state["answers"].get("category") == "service_attitude"
     assert await ProcessedUpdate.filter(channel=Channel.WEB).count() == 4
+
+
+async def test_a_locked_database_retries_the_whole_turn(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    talk = conversation(tmp_path, db_url)
+    real_turn = talk._turn
+    failures = [OperationalError("database is locked"), TransactionManagementError("locked")]
+
+    async def busy_then_real(*args: object) -> list[Outgoing]:
+        if failures:
+            raise failures.pop(0)  # what SQLite says while another process writes
+        return await real_turn(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(talk, "_turn", busy_then_real)
+    monkeypatch.setattr("bot.conversation.RETRY_PAUSE_SECONDS", 0)
+    replies = await Person(talk).send("command", "start")
+    assert replies and failures == []
+    assert (await session_state())["flow"] == "screening"
+
+
+async def test_other_database_errors_are_not_retried(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    talk = conversation(tmp_path, db_url)
+    calls = []
+
+    async def broken(*args: object) -> list[Outgoing]:
+        calls.append(args)
+        raise OperationalError("no such table: dialog_session")
+
+    monkeypatch.setattr(talk, "_turn", broken)
+    with pytest.raises(OperationalError):
+        await Person(talk).send("command", "start")
+    assert len(calls) == 1
