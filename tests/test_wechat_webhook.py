@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+import xmltodict
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from wechatpy.crypto import WeChatCrypto
 
 from bot.app import create_app
 from bot.wechat import MAX_BODY_BYTES, WECHAT_SENDER, WeChatSender
@@ -19,7 +21,7 @@ from models.entities import (
     DialogSession,
     ProcessedUpdate,
 )
-from tests.fakes.wechat_server import SAMPLES, FakeWeChat, message_xml
+from tests.fakes.wechat_server import SAMPLES, FakeWeChat, message_xml, sign
 from tests.wechat_harness import running_desk, wechat_settings
 
 OPENID = "oWeChatCitizen0001"
@@ -143,6 +145,26 @@ async def test_a_good_signature_with_a_bad_msg_signature_is_refused(
         )
         params.update(encrypt_type="aes", msg_signature="f" * 40)
         delivery = await fake.post_raw(desk.url, encrypted.encode(), params=params)
+        assert delivery.status == 403
+        assert await session_version(OPENID) == 0
+
+
+async def test_a_message_encrypted_for_another_account_is_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_desk(db_url, tmp_path) as desk:
+        fake = desk.fake
+        params = fake.signed_params()
+        other = WeChatCrypto(fake.token, fake.aes_key, "wx0000000000000000")
+        xml = fake.text_xml(OPENID, "/start")
+        envelope = other.encrypt_message(xml, params["nonce"], params["timestamp"])
+        encrypted = xmltodict.parse(envelope)["xml"]["Encrypt"]
+        body = message_xml({"ToUserName": fake.account, "Encrypt": encrypted})
+        params.update(
+            encrypt_type="aes",
+            msg_signature=sign(fake.token, params["timestamp"], params["nonce"], encrypted),
+        )
+        delivery = await fake.post_raw(desk.url, body.encode(), params=params)
         assert delivery.status == 403
         assert await session_version(OPENID) == 0
 
