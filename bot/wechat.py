@@ -3,9 +3,9 @@
 Inbound (WeChat → `/wechat`):
 
     GET   signature check, echoes `echostr` (the server-URL verification)
-    POST  size limit (413) → fresh timestamp (403) → signature / msg_signature (403) → defusedxml
-          (400) → AES decryption in safe mode → wechatpy's parse_message → neutral Incoming
-          → Conversation.handle → a passive reply (encrypted in safe mode) or "success"
+    POST  fresh timestamp and signature (403) → size limit (413) → defusedxml (400) → in safe
+          mode msg_signature (403) and AES decryption → wechatpy's parse_message → neutral
+          Incoming → Conversation.handle → a passive reply (encrypted in safe mode) or "success"
 
 WeChat waits five seconds for the answer and retries the same message three times. A turn runs
 with a deadline (`reply_deadline`, 4 s by default): ready in time, all its Outgoing messages go
@@ -17,7 +17,9 @@ starting another; the Conversation de-duplicates on `wx:<MsgId>` (events: `wx:<o
 
 Choices are rendered as numbered lines ("1. …"); the options shown last are remembered per
 person (KeyValue, shared by the workers), so a typed number becomes that choice — labels typed
-as text work as well, the dialog engine matches them.
+as text work as well, the dialog engine matches them. A reply over WeChat's 2048-byte passive
+limit is split at line ends; the rest follows through the outbox. Outgoing.attachments are not
+sent on WeChat (that needs media uploads), and keyboards (ask / remove_keyboard) do not exist.
 
 Handled messages and events:
 
