@@ -8,6 +8,7 @@ up on a row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -19,7 +20,6 @@ import asyncpg
 from aiohttp import web
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import BaseORMException
 from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Min
 from tortoise.queryset import QuerySet
@@ -263,10 +263,12 @@ class _AdvisoryLock:
     async def release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
-            try:
+            # Closing the session releases the lock too; unlocking first is only tidier.
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
-            finally:
                 await conn.close()
+            if not conn.is_closed():
+                conn.terminate()
 
 
 def _utcnow() -> datetime:
@@ -334,11 +336,18 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Claim up to `batch` due rows, send them, record each outcome; returns how many were
         sent. Rows of different chats go out concurrently, each when the limits allow."""
-        claims = await self._claim()
-        if not claims:
-            return 0
-        results = await asyncio.gather(*(self._deliver(claim) for claim in claims))
-        return sum(results)
+        return await self._send(await self._claim())
+
+    async def _send(self, claims: list[_Claim]) -> int:
+        results = await asyncio.gather(
+            *(self._deliver(claim) for claim in claims), return_exceptions=True
+        )
+        for claim, result in zip(claims, results, strict=True):
+            if isinstance(result, BaseException):
+                # Its outcome was not recorded (the database failed us): the claim expires and
+                # the row goes out again, the one resend the class docstring allows.
+                log.error("outbox row %s: outcome not recorded", claim.id, exc_info=result)
+        return sum(result is True for result in results)
 
     def _open_heads(self) -> QuerySet[OutboxMessage] | None:
         """The oldest unsent row of each chat this dispatcher may send to now: later rows of a
@@ -534,10 +543,10 @@ class Dispatcher:
                 try:
                     claims = await self._claim()
                     if claims:
-                        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+                        await self._send(claims)
                         continue
                     delay = await self._idle_delay()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, BaseORMException):
+                except Exception:  # the rows are safe in the database; outlive a bad round
                     log.exception("outbox dispatch round failed; retrying")
                     delay = self.poll_seconds
                 await self._pause(delay, stop)
