@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from bot.conversation import Conversation
+from bot.outbox import Dispatcher
 from handlers.messages import FileRef, Incoming, Outgoing
 from models.entities import (
     Attachment,
@@ -15,9 +16,10 @@ from models.entities import (
     Complaint,
     DialogSession,
     OutboxMessage,
+    OutboxStatus,
     ProcessedUpdate,
 )
-from models.outbox import outgoing_from_json
+from models.outbox import enqueue, outgoing_from_json
 from models.workflow import State
 from tests.fakes.wechat_server import Delivery
 from tests.wechat_harness import Desk, running_desk
@@ -197,5 +199,27 @@ async def test_a_slow_turn_answers_success_then_delivers_through_the_outbox(
         late = outgoing_from_json(rows[0].payload)
         assert "都不是，继续投诉" in late.text and "\n6. 都不是，继续投诉" in late.text
         # The dispatcher hands the row to the WeChat sender: a customer-service message.
-        await desk.sender.send(rows[0].chat_id, late)
+        dispatcher = Dispatcher({Channel.WECHAT: desk.sender}, now=desk.clock)
+        assert await dispatcher.dispatch_once() == 1
         assert desk.fake.texts_to(OPENID) == [late.text]
+        assert (await OutboxMessage.get(id=rows[0].id)).status == OutboxStatus.SENT
+
+
+async def test_a_notification_outside_the_window_is_surfaced_not_dropped(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_desk(db_url, tmp_path) as desk:
+        await desk.fake.push_text(desk.url, OPENID, "/help")
+        desk.fake.close_window(OPENID)  # two days later, nothing more from this person
+        await enqueue(
+            channel=Channel.WECHAT,
+            chat_id=OPENID,
+            message=Outgoing("您的投诉 202611-0001 已受理。"),
+            idempotency_key="accepted:202611-0001",
+            now=desk.clock(),
+        )
+        dispatcher = Dispatcher({Channel.WECHAT: desk.sender}, now=desk.clock)
+        assert await dispatcher.dispatch_once() == 0
+        row = await OutboxMessage.get(idempotency_key="accepted:202611-0001")
+        assert row.status == OutboxStatus.FAILED and "45015" in (row.last_error or "")
+        assert desk.fake.sent_to(OPENID) == []
