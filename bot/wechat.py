@@ -81,7 +81,7 @@ from bot.attachments import AttachmentTooLarge
 from bot.outbox import PermanentFailure, RateLimits, RetryLater, TransientFailure
 from config.settings import Settings
 from handlers.i18n import translator
-from handlers.messages import FileRef, Incoming, Outgoing
+from handlers.messages import Choice, FileRef, Incoming, Outgoing
 from models.entities import Channel, Complainant, KeyValue
 from models.outbox import enqueue
 
@@ -425,6 +425,55 @@ class WeChatApi:
         )
 
 
+# ------------------------------------------------------------------------- numbered options
+
+
+class ShownOptions:
+    """The numbered options a person saw last, so a typed number means that choice.
+
+    WeChat shows choices as numbered lines; the number refers to *our* numbering, so the adapter
+    resolves it back to the choice (including Skip / Done / Back, and on free-text questions,
+    where the engine would otherwise take "1" as the answer). Passive replies and messages sent
+    by the outbox (a survey question, say) both record what they showed; it is kept in the
+    database so any worker resolves the next message the same way.
+    """
+
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
+        self._clock = clock
+
+    @staticmethod
+    def _key(openid: str) -> str:
+        return f"wechat:options:{openid}"
+
+    async def resolve(self, incoming: Incoming) -> Incoming:
+        typed = (incoming.text or "").strip()
+        if incoming.kind != "text" or not typed.isdigit() or len(typed) > 3:
+            return incoming
+        row = await KeyValue.get_or_none(key=self._key(incoming.user_id))
+        if row is None or (row.expires_at is not None and row.expires_at <= self._clock()):
+            return incoming
+        shown = row.value.get("choices", []) if isinstance(row.value, dict) else []
+        number = int(typed)
+        if not 1 <= number <= len(shown):
+            return incoming
+        return replace(incoming, kind="choice", choice=str(shown[number - 1][0]), text=None)
+
+    async def remember(self, openid: str, choices: Sequence[Choice]) -> None:
+        key = self._key(openid)
+        value = {"choices": [[c.id, c.label] for c in choices]}
+        expires_at = self._clock() + OPTIONS_MEMORY
+        if await KeyValue.filter(key=key).update(value=value, expires_at=expires_at):
+            return
+        try:
+            await KeyValue.create(key=key, value=value, expires_at=expires_at)
+        except IntegrityError:  # another worker stored options for this person just now
+            await KeyValue.filter(key=key).update(value=value, expires_at=expires_at)
+
+    async def forget(self, openid: str) -> None:
+        """The last reply offered nothing: typed numbers are plain text again."""
+        await KeyValue.filter(key=self._key(openid)).delete()
+
+
 # ------------------------------------------------------------------------- outbound
 
 
@@ -450,17 +499,35 @@ class WeChatSender:
     channel = Channel.WECHAT
     limits = WECHAT_LIMITS
 
-    def __init__(self, api: WeChatApi, *, notice_template: str | None = None) -> None:
+    def __init__(
+        self,
+        api: WeChatApi,
+        *,
+        notice_template: str | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.api = api
         self.notice_template = notice_template
+        self.options = ShownOptions(clock)
 
     @classmethod
-    def from_settings(cls, settings: Settings, api: WeChatApi | None = None) -> WeChatSender:
+    def from_settings(
+        cls,
+        settings: Settings,
+        api: WeChatApi | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> WeChatSender:
         template = os.environ.get(TEMPLATE_NOTICE_ENV) or None
-        return cls(api or WeChatApi.from_settings(settings), notice_template=template)
+        api = api or WeChatApi.from_settings(settings, clock=clock)
+        return cls(api, notice_template=template, clock=clock)
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
-        text = render_text([message])
+        await self._deliver(chat_id, render_text([message]))
+        if message.choices:
+            await self.options.remember(chat_id, message.choices)
+
+    async def _deliver(self, chat_id: str, text: str) -> None:
         try:
             await self.api.send_text(chat_id, text)
             return
@@ -521,6 +588,7 @@ class WeChatEndpoint:
         self.api = api
         self.clock = clock
         self.reply_deadline = reply_deadline
+        self.options = ShownOptions(clock)
         self._turns: dict[str, _Turn] = {}
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -680,49 +748,12 @@ class WeChatEndpoint:
             return []
         if isinstance(message, BaseEvent) and message.event.startswith("subscribe"):
             await self._set_unsubscribed(openid, False)
-        incoming = await self._resolve_number(incoming)
+        incoming = await self.options.resolve(incoming)
         replies = await self.conversation.handle(incoming)
         if replies:
-            await self._remember_options(openid, replies)
+            shown = next((m.choices for m in reversed(replies) if m.choices), ())
+            await (self.options.remember(openid, shown) if shown else self.options.forget(openid))
         return replies
-
-    # -- numbered options ---------------------------------------------------------------------
-    # WeChat shows choices as numbered lines; the number refers to *our* numbering, so the
-    # adapter resolves it back to the choice (including Skip / Done / Back, and on free-text
-    # questions, where the engine would otherwise take "1" as the answer). The options shown
-    # last are kept in the database so any worker resolves the next message the same way.
-
-    @staticmethod
-    def _options_key(openid: str) -> str:
-        return f"wechat:options:{openid}"
-
-    async def _resolve_number(self, incoming: Incoming) -> Incoming:
-        typed = (incoming.text or "").strip()
-        if incoming.kind != "text" or not typed.isdigit() or len(typed) > 3:
-            return incoming
-        row = await KeyValue.get_or_none(key=self._options_key(incoming.user_id))
-        if row is None or (row.expires_at is not None and row.expires_at <= self.clock()):
-            return incoming
-        shown = row.value.get("choices", []) if isinstance(row.value, dict) else []
-        number = int(typed)
-        if not 1 <= number <= len(shown):
-            return incoming
-        return replace(incoming, kind="choice", choice=str(shown[number - 1][0]), text=None)
-
-    async def _remember_options(self, openid: str, replies: Sequence[Outgoing]) -> None:
-        key = self._options_key(openid)
-        shown = next((m.choices for m in reversed(replies) if m.choices), ())
-        if not shown:
-            await KeyValue.filter(key=key).delete()
-            return
-        value = {"choices": [[c.id, c.label] for c in shown]}
-        expires_at = self.clock() + OPTIONS_MEMORY
-        if await KeyValue.filter(key=key).update(value=value, expires_at=expires_at):
-            return
-        try:
-            await KeyValue.create(key=key, value=value, expires_at=expires_at)
-        except IntegrityError:  # another worker stored options for this person just now
-            await KeyValue.filter(key=key).update(value=value, expires_at=expires_at)
 
     async def _set_unsubscribed(self, openid: str, unsubscribed: bool) -> None:
         await Complainant.filter(channel=Channel.WECHAT, external_id=openid).update(
@@ -852,7 +883,7 @@ def setup_wechat(
     api = None
     if settings.wechat_appid and settings.wechat_secret:
         api = WeChatApi.from_settings(settings, clock=clock)
-        app[WECHAT_SENDER] = WeChatSender.from_settings(settings, api)
+        app[WECHAT_SENDER] = WeChatSender.from_settings(settings, api, clock=clock)
     endpoint = WeChatEndpoint(
         conversation,
         token=settings.wechat_token,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from bot.conversation import Conversation
 from bot.outbox import Dispatcher
-from handlers.messages import FileRef, Incoming, Outgoing
+from bot.wechat import ShownOptions
+from handlers.messages import Choice, FileRef, Incoming, Outgoing
 from models.entities import (
     Attachment,
     Channel,
@@ -22,7 +23,7 @@ from models.entities import (
 from models.outbox import enqueue, outgoing_from_json
 from models.workflow import State
 from tests.fakes.wechat_server import Delivery
-from tests.wechat_harness import Desk, running_desk
+from tests.wechat_harness import Desk, FixedClock, running_desk
 
 OPENID = "oCitizenLiLei00000000000001"
 JPEG = b"\xff\xd8\xff\xe0" + b"evidence" * 64
@@ -223,3 +224,60 @@ async def test_a_notification_outside_the_window_is_surfaced_not_dropped(
         row = await OutboxMessage.get(idempotency_key="accepted:202611-0001")
         assert row.status == OutboxStatus.FAILED and "45015" in (row.last_error or "")
         assert desk.fake.sent_to(OPENID) == []
+
+
+class RecordingConversation(SlowConversation):
+    """A Conversation that records what the adapter made of each message."""
+
+    def __init__(self, inner: Conversation) -> None:
+        super().__init__(inner)
+        self.release.set()
+        self.seen: list[Incoming] = []
+
+    async def handle(self, incoming: Incoming) -> list[Outgoing]:
+        self.seen.append(incoming)
+        return await super().handle(incoming)
+
+
+async def test_a_number_answers_the_options_shown_last_even_by_the_outbox(
+    db_url: str, tmp_path: Path
+) -> None:
+    recorders: list[RecordingConversation] = []
+
+    def wrap(conversation: Conversation) -> RecordingConversation:
+        recorders.append(RecordingConversation(conversation))
+        return recorders[0]
+
+    async with running_desk(db_url, tmp_path, wrap=wrap) as desk:
+        menu = await desk.fake.push_text(desk.url, OPENID, "/help")
+        assert options(menu)["我要投诉"] == "1"
+        # Later a question with options arrives through the outbox (a survey, say).
+        rating = (Choice("rate:5", "满意"), Choice("rate:1", "不满意"))
+        survey = Outgoing("您对处理结果满意吗？", rating)
+        await desk.sender.send(OPENID, survey)
+        await desk.fake.push_text(desk.url, OPENID, "２")  # a full-width digit from the IME
+        answer = recorders[0].seen[-1]
+        assert (answer.kind, answer.choice, answer.text) == ("choice", "rate:1", None)
+        # Numbers beyond the options shown (the menu again, four of them) stay text.
+        await desk.fake.push_text(desk.url, OPENID, "9")
+        await desk.fake.push_text(desk.url, OPENID, "13812345678")
+        assert [(m.kind, m.text) for m in recorders[0].seen[-2:]] == [
+            ("text", "9"),
+            ("text", "13812345678"),
+        ]
+
+
+async def test_shown_options_expire_and_are_forgotten(db_url: str) -> None:
+    clock = FixedClock()
+    shown = ShownOptions(clock)
+    typed = Incoming(channel="wechat", user_id=OPENID, kind="text", text="1")
+    assert await shown.resolve(typed) == typed  # nothing shown yet
+    await shown.remember(OPENID, (Choice("menu:new", "我要投诉"),))
+    assert (await shown.resolve(typed)).choice == "menu:new"
+    await shown.remember(OPENID, (Choice("done", "完成"),))  # the newest options win
+    assert (await shown.resolve(typed)).choice == "done"
+    clock.advance(days=3)
+    assert await shown.resolve(typed) == typed
+    clock.advance(days=-3)
+    await shown.forget(OPENID)
+    assert await shown.resolve(typed) == typed
