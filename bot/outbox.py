@@ -123,8 +123,9 @@ class RateLimiter:
     without a lock: each gets its own future slot and sleeps until it.
     """
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], *, headroom: float = 1.0) -> None:
         self.clock = clock
+        self.headroom = headroom  # the fraction of each published rate actually used
         self._global: dict[Channel, TokenBucket] = {}
         self._chats: dict[tuple[Channel, str], TokenBucket] = {}
         self._paused: dict[tuple[Channel, str | None], float] = {}
@@ -133,7 +134,7 @@ class RateLimiter:
         if limits.global_per_second is None:
             return None
         if channel not in self._global:
-            self._global[channel] = TokenBucket(limits.global_per_second)
+            self._global[channel] = TokenBucket(limits.global_per_second * self.headroom)
         return self._global[channel]
 
     def _chat_bucket(
@@ -143,9 +144,9 @@ class RateLimiter:
         bucket = self._chats.get(key)
         if bucket is None:
             if limits.per_group_per_minute is not None and is_group_chat(chat_id):
-                bucket = TokenBucket(limits.per_group_per_minute, per=60.0)
+                bucket = TokenBucket(limits.per_group_per_minute * self.headroom, per=60.0)
             elif limits.per_chat_per_second is not None:
-                bucket = TokenBucket(limits.per_chat_per_second)
+                bucket = TokenBucket(limits.per_chat_per_second * self.headroom)
             else:
                 return None
             self._chats[key] = bucket
@@ -220,6 +221,7 @@ _LOCK_KEY = 0x636F6D706C61696E  # "complain": the one outbox dispatcher lock per
 # Shortest wait: datetimes have microsecond resolution while bucket times are floats, so a
 # sub-microsecond wait could leave the clock where it was and the loop spinning.
 _MIN_WAIT = 0.001
+_LOCK_CHECK_SECONDS = 1.0  # how stale our belief that the lock connection lives may be
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +294,13 @@ class Dispatcher:
     On PostgreSQL `run_forever` sends only while holding an advisory lock, so one dispatcher in
     the whole deployment paces the bot's global limit; the others stand by and retry the lock.
     SQLite deployments are one process, so there is nothing to coordinate.
+
+    Pacing: a token bucket per channel and per chat (per group for negative chat ids), at
+    `headroom` of the sender's published limits — sends spaced exactly at a limit can reach the
+    platform closer together after network jitter. A 429 pauses the chat and the channel for
+    exactly its retry_after and costs the row no attempt; other failures back off
+    exponentially with jitter, and after `max_attempts` the row fails like a permanent failure:
+    status failed, `last_error`, and a `delivery_failed` event on its complaint.
     """
 
     def __init__(
@@ -308,6 +317,7 @@ class Dispatcher:
         poll_seconds: float = 1.0,
         lock_retry_seconds: float = 5.0,
         rng: Callable[[], float] = random.random,
+        headroom: float = 0.95,
         connection: str = "default",
     ) -> None:
         self.senders = {Channel(channel): sender for channel, sender in senders.items()}
@@ -322,9 +332,10 @@ class Dispatcher:
         self.lock_retry_seconds = lock_retry_seconds
         self._rng = rng
         self._connection = connection
-        self.limiter = RateLimiter(lambda: self._now().timestamp())
+        self.limiter = RateLimiter(lambda: self._now().timestamp(), headroom=headroom)
         self._wake = asyncio.Event()
         self._lock: _AdvisoryLock | None = None
+        self._lock_checked_at = 0.0
         self.holds_lock = False
 
     def wake(self) -> None:
@@ -336,7 +347,7 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Claim up to `batch` due rows, send them, record each outcome; returns how many were
         sent. Rows of different chats go out concurrently, each when the limits allow."""
-        return await self._send(await self._claim())
+        return await self._send(await self._claim(self.batch))
 
     async def _send(self, claims: list[_Claim]) -> int:
         results = await asyncio.gather(
@@ -371,7 +382,7 @@ class Dispatcher:
         )
         return OutboxMessage.filter(id__in=heads).filter(Q(*per_channel, join_type="OR"))
 
-    async def _claim(self) -> list[_Claim]:
+    async def _claim(self, limit: int) -> list[_Claim]:
         now = self._now()
         heads = self._open_heads()
         if heads is None:
@@ -384,7 +395,7 @@ class Dispatcher:
                     | Q(status=OutboxStatus.SENDING, claimed_until__lt=now)
                 )
                 .order_by("id")
-                .limit(self.batch)
+                .limit(limit)
                 .select_for_update(skip_locked=True, of=("outbox",))
                 .using_db(conn)
             )
@@ -531,32 +542,63 @@ class Dispatcher:
     # -- running -------------------------------------------------------------------------
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Dispatch until `stop` is set; on PostgreSQL only while holding the dispatcher lock."""
+        """Dispatch until `stop` is set; on PostgreSQL only while holding the dispatcher lock.
+
+        A pipeline rather than rounds: up to `batch` rows are in flight, and more are claimed
+        as soon as half of them are done, so one slow answer never idles the bot's global
+        budget. On `stop` the sends in flight finish and record their outcomes; cancelling the
+        task instead abandons them like a crash would (their claims expire).
+        """
         client = connections.get(self._connection)
         if client.capabilities.dialect == "postgres":
             self._lock = _AdvisoryLock(client)
+        in_flight: set[asyncio.Task[bool]] = set()
         try:
             while not stop.is_set():
                 if self._lock is not None and not await self._hold_lock():
-                    await self._pause(self.lock_retry_seconds, stop)
+                    await self._pause(self.lock_retry_seconds, stop, in_flight)
                     continue
-                try:
-                    claims = await self._claim()
-                    if claims:
-                        await self._send(claims)
-                        continue
-                    delay = await self._idle_delay()
-                except Exception:  # the rows are safe in the database; outlive a bad round
-                    log.exception("outbox dispatch round failed; retrying")
-                    delay = self.poll_seconds
-                await self._pause(delay, stop)
+                delay: float | None = None  # None: wait for a send in flight to finish
+                if len(in_flight) <= self.batch // 2:
+                    room = self.batch - len(in_flight)
+                    try:
+                        claims = await self._claim(room)
+                        in_flight.update(asyncio.create_task(self._deliver(c)) for c in claims)
+                        if len(claims) < room:  # nothing more is due right now
+                            delay = await self._idle_delay()
+                    except Exception:  # the rows are safe in the database; outlive a bad round
+                        log.exception("outbox dispatch round failed; retrying")
+                        delay = self.poll_seconds
+                await self._pause(delay, stop, in_flight)
+                in_flight = self._reap(in_flight)
+            if in_flight:
+                await asyncio.wait(in_flight)
+                self._reap(in_flight)
+        except asyncio.CancelledError:
+            for task in in_flight:
+                task.cancel()
+            raise
         finally:
             if self._lock is not None:
                 await self._lock.release()
                 self.holds_lock = False
 
+    @staticmethod
+    def _reap(tasks: set[asyncio.Task[bool]]) -> set[asyncio.Task[bool]]:
+        """The tasks still running; a finished one that raised is logged (its outcome was not
+        recorded: the claim expires and the row goes out again)."""
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("outbox send: outcome not recorded", exc_info=task.exception())
+        return {task for task in tasks if not task.done()}
+
     async def _hold_lock(self) -> bool:
         assert self._lock is not None
+        # Checked at most once a second: the loop turns once per finished send.
+        clock = asyncio.get_running_loop().time()
+        if self.holds_lock and clock - self._lock_checked_at < _LOCK_CHECK_SECONDS:
+            return True
+        self._lock_checked_at = clock
         if self.holds_lock and await self._lock.held():
             return True
         if self.holds_lock:
@@ -596,15 +638,15 @@ class Dispatcher:
             delay = min(delay, ready - now.timestamp())
         return max(delay, _MIN_WAIT)
 
-    async def _pause(self, seconds: float, stop: asyncio.Event) -> None:
-        """`sleep(seconds)`, cut short by `stop` or `wake()`."""
-        waits = [
-            asyncio.ensure_future(self._sleep(seconds)),
-            asyncio.ensure_future(stop.wait()),
-            asyncio.ensure_future(self._wake.wait()),
-        ]
+    async def _pause(
+        self, seconds: float | None, stop: asyncio.Event, in_flight: set[asyncio.Task[bool]]
+    ) -> None:
+        """`sleep(seconds)` (None: no timer), cut short by `stop`, `wake()` or a finished send."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        if seconds is not None:
+            waits.append(asyncio.ensure_future(self._sleep(seconds)))
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*waits, *in_flight], return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waits:
                 waiter.cancel()

@@ -497,15 +497,17 @@ class Gate:
         self.limits = inner.limits
         self.open_for = open_for
         self.park_after_send = park_after_send
+        self.admitted = 0
         self.passed = 0
         self.parked = 0
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
-        if self.passed >= self.open_for:
+        if self.admitted >= self.open_for:
             if self.park_after_send:  # the platform accepted; we die before recording it
                 await self.inner.send(chat_id, message)
             self.parked += 1
             await asyncio.Event().wait()
+        self.admitted += 1  # counted before the send: concurrent sends see it at once
         await self.inner.send(chat_id, message)
         self.passed += 1
 
