@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 from aiohttp import web
 from tortoise import connections
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Min
@@ -94,7 +96,8 @@ def backoff_delay(
 
 
 class TokenBucket:
-    """A token bucket in its GCRA form: `tat` is when the bucket will be full again.
+    """A token bucket in its GCRA form: `tat` (theoretical arrival time) is when the next send
+    would be exactly on schedule; with capacity C, up to C - 1 may come early.
 
     Capacity 1 (the default) spaces sends evenly, which keeps us under Telegram's limits
     whatever window Telegram measures them over.
@@ -238,18 +241,34 @@ class _Claim:
 
 
 class _AdvisoryLock:
-    """`pg_try_advisory_lock` held on a connection of its own for as long as it stays open."""
+    """`pg_try_advisory_lock` held on a connection of its own for as long as it stays open.
 
-    def __init__(self, client: BaseDBAsyncClient) -> None:
+    Its own connection, not one of the pool's: the lock lives exactly as long as the session,
+    and the pool keeps its full size for the work.
+    """
+
+    def __init__(self, client: AsyncpgDBClient) -> None:
         self._client = client
         self._conn: asyncpg.Connection | None = None
 
+    def _connect_options(self) -> dict[str, Any]:
+        """The pool's own settings (ssl, timeouts, server settings) that a single connection
+        takes as well."""
+        c = self._client
+        accepted = inspect.signature(asyncpg.connect).parameters
+        options = {key: value for key, value in c.extra.items() if key in accepted}
+        return options | {
+            "host": c.host,
+            "port": c.port,
+            "user": c.user,
+            "password": c.password,
+            "database": c.database,
+            "server_settings": c.server_settings or None,
+        }
+
     async def acquire(self) -> bool:
         if self._conn is None or self._conn.is_closed():
-            c = self._client
-            self._conn = await asyncpg.connect(
-                host=c.host, port=c.port, user=c.user, password=c.password, database=c.database
-            )
+            self._conn = await asyncpg.connect(**self._connect_options())
         return bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY))
 
     async def held(self) -> bool:
@@ -289,7 +308,9 @@ class Dispatcher:
     The one window: if the process dies after the platform accepted a message and before the
     row is marked sent, that row is sent again once its claim expires (Telegram's sendMessage
     has no idempotency key). The window is one HTTP response plus one UPDATE, for the rows in
-    flight at that instant — at most one per chat and `batch` in all.
+    flight at that instant — at most one per chat and `batch` in all. A send that gets no
+    answer within `claim_seconds / 4` is retried as a transient failure; if the platform did
+    take it, that is the same window.
 
     On PostgreSQL `run_forever` sends only while holding an advisory lock, so one dispatcher in
     the whole deployment paces the bot's global limit; the others stand by and retry the lock.
@@ -325,6 +346,7 @@ class Dispatcher:
         self._sleep = sleep
         self.batch = batch
         self.claim_seconds = claim_seconds
+        self.send_timeout = claim_seconds / 4
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -431,13 +453,16 @@ class Dispatcher:
             await self._fail(claim, f"unreadable payload: {error!r}")
             return False
         try:
-            await sender.send(claim.chat_id, message)
+            # Bounded so the send ends while the claim is ours: no other dispatcher can take
+            # the row over mid-send. No answer in time counts as a transient failure.
+            async with asyncio.timeout(self.send_timeout):
+                await sender.send(claim.chat_id, message)
         except RetryLater as error:
             await self._retry_later(claim, error)
         except PermanentFailure as error:
             await self._fail(claim, error.reason)
         except Exception as error:  # TransientFailure, or a sender's bug: retried, then given up
-            if not isinstance(error, TransientFailure):
+            if not isinstance(error, TransientFailure | TimeoutError):
                 log.exception(
                     "outbox row %s: unexpected error from the %s sender", claim.id, claim.channel
                 )
@@ -451,9 +476,11 @@ class Dispatcher:
         return False
 
     async def _wait_for_slot(self, claim: _Claim, limits: RateLimits) -> bool:
-        """Sleep until the limits allow a send to this chat; False (row released) when that
-        would run past the claim, so another round picks the row up with a fresh claim."""
-        margin = min(5.0, self.claim_seconds / 4)
+        """Sleep until the limits allow a send to this chat; False (row released) when the
+        send could then outlast the claim, so another round picks the row up afresh."""
+        # A send starts in the first half of its claim and may last a quarter of it, which
+        # leaves a quarter for the UPDATE recording its outcome.
+        margin = self.claim_seconds / 2
         while True:
             at, booked = self.limiter.reserve(claim.channel, claim.chat_id, limits)
             if at > claim.until.timestamp() - margin:
@@ -550,7 +577,7 @@ class Dispatcher:
         task instead abandons them like a crash would (their claims expire).
         """
         client = connections.get(self._connection)
-        if client.capabilities.dialect == "postgres":
+        if isinstance(client, AsyncpgDBClient):
             self._lock = _AdvisoryLock(client)
         in_flight: set[asyncio.Task[bool]] = set()
         try:

@@ -333,6 +333,60 @@ async def test_retry_after_is_honoured_exactly_and_pauses_the_bot(
     assert sender.sent_at("402")[0] >= refused_at + timedelta(seconds=7)
 
 
+async def test_a_pause_longer_than_the_claim_releases_waiting_rows(
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> None:
+    await queue("451", "flooded")
+    await queue("452", "bystander")
+    tg.fail_next("sendMessage", 429, retry_after=100, chat_id=451)
+
+    async def sleep_after_the_429(seconds: float) -> None:
+        # The bystander's slot is 1/30 s after the first send: it sleeps until the 429 is in.
+        await eventually(lambda: bool(sender.attempts))
+        await clock.sleep(seconds)
+
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: sender}, now=clock.now, sleep=sleep_after_the_429, claim_seconds=60
+    )
+    assert await dispatcher.dispatch_once() == 0
+    bystander = await OutboxMessage.get(idempotency_key="test:452:bystander")
+    # It waited for the bot-wide pause, which outlasts its claim: handed back, not held.
+    assert bystander.status == OutboxStatus.PENDING
+    assert bystander.attempts == 0 and bystander.claimed_until is None
+    await drain(dispatcher, clock)
+    assert sender.attempts[0].outcome == "RetryLater"
+    assert sender.sent_at("452")[0] >= sender.attempts[0].at + timedelta(seconds=100)
+    assert tg.texts_to("451") == ["flooded"] and tg.texts_to("452") == ["bystander"]
+
+
+async def test_a_send_without_an_answer_times_out_and_is_retried(
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> None:
+    class Hangs:
+        """Never answers the first time (the request is lost), then works."""
+
+        channel = Channel.TELEGRAM
+        limits = TELEGRAM_LIMITS
+        calls = 0
+
+        async def send(self, chat_id: str, message: Outgoing) -> None:
+            Hangs.calls += 1
+            if Hangs.calls == 1:
+                await asyncio.Event().wait()
+            await sender.send(chat_id, message)
+
+    await queue("461", "eventually")
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: Hangs()}, now=clock.now, sleep=clock.sleep, claim_seconds=0.4
+    )
+    await dispatcher.dispatch_once()  # gives up waiting after claim_seconds / 4 (real time)
+    row = await OutboxMessage.get(idempotency_key="test:461:eventually")
+    assert row.status == OutboxStatus.PENDING and row.attempts == 1
+    assert (row.last_error or "").startswith("TimeoutError")
+    await drain(dispatcher, clock)
+    assert tg.texts_to("461") == ["eventually"]
+
+
 async def test_transient_failures_back_off_then_succeed(
     db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
 ) -> None:
