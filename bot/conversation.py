@@ -89,6 +89,16 @@ def _is_lock_error(exc: Exception) -> bool:
     return "locked" in str(exc).lower() or "busy" in str(exc).lower()
 
 
+async def _take_sqlite_write_lock(conn: BaseDBAsyncClient) -> None:
+    """Make the turn a writer from its first statement (what BEGIN IMMEDIATE would do).
+
+    A deferred SQLite transaction that reads first cannot become a writer once another process
+    has committed since its read: that fails at once, past any busy timeout. Writing first makes
+    concurrent turns queue on the write lock (honouring the busy timeout) instead.
+    """
+    await conn.execute_query("UPDATE dialog_session SET version = version WHERE id < 0")
+
+
 def update_key(message_id: str) -> str:
     if len(message_id) <= UPDATE_KEY_LENGTH:
         return message_id
@@ -148,6 +158,8 @@ class Conversation:
     async def _turn(self, channel: Channel, incoming: Incoming, key: str | None) -> list[Outgoing]:
         now = self._now()
         async with in_transaction() as conn:
+            if conn.capabilities.dialect == "sqlite":
+                await _take_sqlite_write_lock(conn)
             if key is not None:
                 if await self._processed(channel, key, conn):
                     return []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import sys
+from asyncio.subprocess import PIPE
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ from config.profiles import load_profile
 from config.settings import Settings
 from handlers.messages import FileRef, Incoming, Outgoing
 from models.actions import Actor, Clock, act
+from models.db import database, migrate
 from models.entities import (
     Attachment,
     Channel,
@@ -421,3 +425,25 @@ async def test_other_database_errors_are_not_retried(
     with pytest.raises(OperationalError):
         await Person(talk).send("command", "start")
     assert len(calls) == 1
+
+
+async def test_worker_processes_share_one_sqlite_file(tmp_path: Path) -> None:
+    """Several processes on one SQLite file, all talking for the same person: no turn lost."""
+    url = f"sqlite://{tmp_path / 'shared.sqlite3'}"
+    await migrate(url)
+    worker = Path(__file__).parent / "conversation_worker.py"
+    root = str(Path(__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, str(worker), url, name, "40", env=env, stderr=PIPE
+        )
+        for name in ("w1", "w2", "w3", "w4")
+    ]
+    results = [await process.communicate() for process in processes]
+    for process, (_, errors) in zip(processes, results, strict=True):
+        assert process.returncode == 0, errors.decode()
+    async with database(url):
+        row = await DialogSession.get(channel=Channel.WEB, external_id="shared-person")
+        assert row.version == 160
+        assert await ProcessedUpdate.all().count() == 160
