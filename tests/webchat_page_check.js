@@ -74,7 +74,7 @@ const storage = new Map();
 let inFlight = 0;
 let requests = [];
 
-function loadPage() {
+function loadPage(extraWindow = {}) {
   const ids = {};
   for (const id of ["log", "composer", "text", "send", "locate", "restart"]) {
     ids[id] = new Element(id === "text" ? "textarea" : id === "log" ? "main" : "button");
@@ -91,6 +91,7 @@ function loadPage() {
       getItem: (key) => (storage.has(key) ? storage.get(key) : null),
       setItem: (key, value) => storage.set(key, String(value)),
     },
+    ...extraWindow,
   };
   Object.defineProperty(globalThis, "navigator", { value: {}, configurable: true });
   globalThis.URL.createObjectURL = () => "blob:preview";
@@ -187,6 +188,19 @@ async function main() {
   assert.equal(storage.get("complaintdesk.session"), sessionId);
   assert.ok(bubbles(page.log, "me").includes("/help"));
   assert.ok(activeButtons(page.log).length > 0, "the last choices are usable again");
+
+  // A deep link (a QR code at a service window) starts filing with its code, once.
+  let replaced = null;
+  const beforeLink = requests.length;
+  page = loadPage({
+    location: { search: "?start=window3", pathname: "/webchat" },
+    history: { replaceState: (state, title, url) => { replaced = url; } },
+  });
+  await settled();
+  const linked = requests.slice(beforeLink).filter((r) => r.url === "/webchat/api/message");
+  assert.equal(linked.length, 1);
+  assert.equal(JSON.parse(linked[0].options.body).text, "/start window3");
+  assert.equal(replaced, "/webchat");
 
   // "New chat" starts over with a new session.
   page.restart.dispatchEvent(new Event("click"));

@@ -265,7 +265,19 @@
   });
   if (lastBot >= 0) lastChoices = transcript[lastBot].choices || [];
   scrollDown();
-  if (!transcript.length) post("/webchat/api/hello", {});
+  // A link or QR code such as /webchat?start=window3 starts filing with that code, as Telegram's
+  // /start deep links do; the parameter is dropped so a reload does not start again.
+  var startCode = null;
+  var search = window.location && window.location.search;
+  if (search) {
+    var match = /[?&]start=([A-Za-z0-9_-]{1,64})(?:&|$)/.exec(search);
+    if (match) startCode = match[1];
+    if (window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", window.location.pathname);
+    }
+  }
+  if (startCode) post("/webchat/api/message", { text: "/start " + startCode });
+  else if (!transcript.length) post("/webchat/api/hello", {});
   else poll();
   setInterval(poll, POLL_MS);
 })();
