@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from tortoise import fields
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
+from tortoise.signals import pre_save
 
 from models.workflow import Role, State
 
@@ -169,6 +172,22 @@ class Complaint(Model):
     class Meta:
         table = "complaint"
         indexes = (("state", "next_due_at"), ("next_alarm_at",))
+
+
+@pre_save(Complaint)
+async def _plan_alarm(
+    sender: type[Complaint],
+    instance: Complaint,
+    using_db: BaseDBAsyncClient | None,
+    update_fields: Iterable[str] | None,
+) -> None:
+    """Every save recomputes when the scheduler must next look at the complaint, so no action
+    needs to know about reminders (a save limited to other fields cannot store it: skipped)."""
+    if update_fields is not None and "next_alarm_at" not in update_fields:
+        return
+    from scheduler.alarms import refresh_alarm  # scheduler imports these models: load late
+
+    refresh_alarm(instance)
 
 
 class Attachment(Model):

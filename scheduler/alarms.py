@@ -1,0 +1,341 @@
+"""What the scheduler owes a complaint, and when: pure planning of its alarms.
+
+Every open complaint has a small set of *watches* — the running stage deadlines the organisation
+must keep (acceptance answer, dispatch, acknowledgement, resolution, result notice, a supervisor
+revisit) — and, after the reply, the return-visit steps (send the survey, remind once, close as
+"no response"). From the stored deadlines and `Complaint.alarm_state` (what was already done)
+`pending_alarms` lists every alarm still to fire; the earliest is stored in the indexed
+`Complaint.next_alarm_at`, so a sweep reads due rows only.
+
+Alarms per watch (stage deadline `due`, started at `start`):
+
+* a reminder to the responsible person at each `profile.reminders.before` point
+  (`scheduler.deadlines.before_due`, working-day aware). For a deadline at the close of a day the
+  points count back from the office closing time of that day — "2 hours before" a midnight
+  deadline would otherwise fall after everyone has gone home. Points at or before the start
+  are skipped;
+* at `due`, escalation level 1; each `profile.reminders.escalation_interval` later one level
+  further, until the chain of people is exhausted (`exhausted` in the slot).
+
+`alarm_state` layout: {"<stage>@<due ISO>": {"reminded": [ISO...], "escalated": n,
+"exhausted": bool}, "survey": {...}, "supervisor_revisit": {"start": ISO, "due": ISO}}. The slot
+key carries the due instant, so a recomputed deadline (extension, resume) starts afresh.
+
+`refresh_alarm(complaint)` is called from a pre-save hook on `Complaint` (models/entities.py),
+so every action that changes a complaint keeps its alarm right without knowing about it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from config.profiles import Profile, load_profile
+from models.workflow import State
+from scheduler.calendar import WorkingCalendar
+from scheduler.deadlines import Duration, before_due, compute_due
+
+log = logging.getLogger(__name__)
+
+# Stage deadlines the scheduler watches in each state (a subset of models.actions.ACTIVE_STAGES:
+# the return-visit stages are handled as survey steps, not as staff deadlines).
+WATCHED_STAGES: dict[State, tuple[str, ...]] = {
+    State.SUBMITTED: ("acceptance",),
+    State.ACCEPTED: ("dispatch", "resolution"),
+    State.ASSIGNED: ("first_contact", "resolution"),
+    State.IN_PROGRESS: ("resolution",),
+    State.REOPENED: ("resolution",),
+    State.RESOLVED: ("result_notice",),
+}
+# A derived watch: an assignment not acknowledged within the profile's dispatch time limit,
+# used when the profile sets no first_contact deadline (e.g. property: minutes).
+ACKNOWLEDGEMENT = "acknowledgement"
+SUPERVISOR_REVISIT = "supervisor_revisit"
+SURVEY = "survey"
+
+
+class AlarmKind(StrEnum):
+    REMIND = "remind"
+    ESCALATE = "escalate"
+    SEND_SURVEY = "send_survey"
+    SURVEY_REMINDER = "survey_reminder"
+    NO_RESPONSE_CLOSE = "no_response_close"
+
+
+@dataclass(frozen=True)
+class Watch:
+    stage: str
+    start: datetime
+    due: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}@{iso(self.due)}"
+
+
+@dataclass(frozen=True, order=True)
+class Alarm:
+    at: datetime
+    kind: AlarmKind = field(compare=False)
+    stage: str = field(compare=False)
+    slot: str = field(compare=False)  # key in alarm_state
+    level: int = field(default=0, compare=False)  # escalation level
+    due: datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """The parts of a complaint that alarms depend on (a plain copy: pure functions only)."""
+
+    state: State
+    deadlines: Mapping[str, Any]
+    alarm_state: Mapping[str, Any]
+    paused: bool = False
+
+    @classmethod
+    def of(cls, complaint: Any) -> CaseView:
+        return cls(
+            state=State(complaint.state),
+            deadlines=complaint.deadlines or {},
+            alarm_state=complaint.alarm_state or {},
+            paused=complaint.paused_at is not None,
+        )
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+# -- watches -----------------------------------------------------------------------------
+
+
+def _entry_watch(stage: str, entry: Any) -> Watch | None:
+    if not isinstance(entry, dict) or entry.get("done") or "due" not in entry:
+        return None
+    return Watch(stage, parse(entry["start"]), parse(entry["due"]))
+
+
+def acknowledgement_watch(
+    deadlines: Mapping[str, Any], calendar: WorkingCalendar, tz: ZoneInfo
+) -> Watch | None:
+    """The acknowledgement deadline of an assignment: the dispatch time limit again, counted
+    from the moment of assignment (when the dispatch stage was completed).
+
+    A dispatch completed before the current resolution clock started belongs to an earlier
+    round (the case was reopened since), so it does not count.
+    """
+    dispatch = deadlines.get("dispatch")
+    if not isinstance(dispatch, dict) or not dispatch.get("done"):
+        return None
+    assigned = parse(dispatch["done"])
+    resolution = deadlines.get("resolution")
+    if isinstance(resolution, dict) and parse(resolution["start"]) > assigned:
+        return None
+    duration = Duration(int(dispatch["amount"]), dispatch["unit"])
+    return Watch(ACKNOWLEDGEMENT, assigned, compute_due(assigned, duration, calendar, tz).due)
+
+
+def watches(view: CaseView, calendar: WorkingCalendar, tz: ZoneInfo) -> list[Watch]:
+    """The staff deadlines running now; none while the clock is paused."""
+    if view.paused:
+        return []
+    found: list[Watch] = []
+    for stage in WATCHED_STAGES.get(view.state, ()):
+        watch = _entry_watch(stage, view.deadlines.get(stage))
+        if watch is not None:
+            found.append(watch)
+    if view.state == State.ASSIGNED and "first_contact" not in view.deadlines:
+        ack = acknowledgement_watch(view.deadlines, calendar, tz)
+        if ack is not None:
+            found.append(ack)
+    if view.state == State.REVISIT:
+        revisit = view.alarm_state.get(SUPERVISOR_REVISIT)
+        if isinstance(revisit, dict) and not revisit.get("done"):
+            found.append(Watch(SUPERVISOR_REVISIT, parse(revisit["start"]), parse(revisit["due"])))
+    return found
+
+
+# -- alarm instants ----------------------------------------------------------------------
+
+
+def reminder_points(
+    watch: Watch, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> list[datetime]:
+    """The reminder instants of a watch, earliest first (see module docstring)."""
+    reference = watch.due
+    local_due = watch.due.astimezone(tz)
+    if local_due.time() == time.max and not profile.duty_24h:
+        reference = datetime.combine(local_due.date(), profile.office_hours.end, tz)
+    points = set()
+    for lead in profile.reminders.before:
+        point = before_due(reference, lead.to_duration(), calendar, tz)
+        if watch.start < point < watch.due:
+            points.add(point)
+    return sorted(points)
+
+
+def escalation_instant(
+    watch: Watch, level: int, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> datetime | None:
+    """When escalation `level` (1 = at the deadline) is due; None when the profile sets no
+    interval for further levels."""
+    instant = watch.due
+    if level == 1:
+        return instant
+    interval = profile.reminders.escalation_interval
+    if interval is None:
+        return None
+    step = interval.to_duration()
+    for _ in range(level - 1):
+        instant = compute_due(instant, step, calendar, tz).due
+    return instant
+
+
+def _slot(view: CaseView, key: str) -> Mapping[str, Any]:
+    value = view.alarm_state.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def watch_alarms(
+    view: CaseView, watch: Watch, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> list[Alarm]:
+    slot = _slot(view, watch.key)
+    alarms: list[Alarm] = []
+    escalated = int(slot.get("escalated", 0))
+    if escalated == 0:  # reminders are moot once the deadline has passed
+        done = set(slot.get("reminded", ()))
+        for point in reminder_points(watch, profile, calendar, tz):
+            if iso(point) not in done:
+                alarms.append(Alarm(point, AlarmKind.REMIND, watch.stage, watch.key, 0, watch.due))
+    if not slot.get("exhausted"):
+        at = escalation_instant(watch, escalated + 1, profile, calendar, tz)
+        if at is not None:
+            alarms.append(
+                Alarm(at, AlarmKind.ESCALATE, watch.stage, watch.key, escalated + 1, watch.due)
+            )
+    return alarms
+
+
+def survey_alarms(
+    view: CaseView, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> list[Alarm]:
+    """Return-visit steps: send after the reply + delay, remind once, close on no answer."""
+    if profile.revisit is None:
+        return []
+    if view.state == State.REPLIED:
+        entry = view.deadlines.get("revisit")
+        if not isinstance(entry, dict) or entry.get("done"):
+            return []
+        start = parse(entry["start"])
+        at = compute_due(start, profile.revisit.delay.to_duration(), calendar, tz).due
+        return [Alarm(at, AlarmKind.SEND_SURVEY, "revisit", SURVEY)]
+    if view.state != State.REVISIT:
+        return []
+    survey = _slot(view, SURVEY)
+    if survey.get("answered"):
+        return []
+    alarms = []
+    reminder = _entry_watch("survey_reminder", view.deadlines.get("survey_reminder"))
+    if reminder is not None and not survey.get("reminded"):
+        alarms.append(Alarm(reminder.due, AlarmKind.SURVEY_REMINDER, "survey_reminder", SURVEY))
+    close = _entry_watch("auto_close", view.deadlines.get("auto_close"))
+    if close is not None:
+        alarms.append(Alarm(close.due, AlarmKind.NO_RESPONSE_CLOSE, "auto_close", SURVEY))
+    return alarms
+
+
+def pending_alarms(
+    view: CaseView, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> list[Alarm]:
+    """Every alarm of the complaint not yet handled, earliest first."""
+    alarms: list[Alarm] = []
+    for watch in watches(view, calendar, tz):
+        alarms.extend(watch_alarms(view, watch, profile, calendar, tz))
+    alarms.extend(survey_alarms(view, profile, calendar, tz))
+    return sorted(alarms)
+
+
+def next_alarm(
+    view: CaseView, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> datetime | None:
+    alarms = pending_alarms(view, profile, calendar, tz)
+    return alarms[0].at if alarms else None
+
+
+# -- the context the save hook uses ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlarmContext:
+    calendar: WorkingCalendar
+    tz: ZoneInfo
+    profiles: Callable[[str], Profile | None]
+
+
+@lru_cache(maxsize=32)
+def _load_named_profile(name: str) -> Profile | None:
+    from config.settings import get_settings
+
+    try:
+        return load_profile(name, get_settings().profiles_dir)
+    except ValueError:
+        log.warning("profile %r cannot be loaded; alarms fall back to due instants", name)
+        return None
+
+
+def profile_loader(*known: Profile) -> Callable[[str], Profile | None]:
+    """Profiles by id: the given ones first, then the configured profile directories."""
+    by_id = {p.id: p for p in known}
+
+    def load(name: str) -> Profile | None:
+        return by_id.get(name) or _load_named_profile(name)
+
+    return load
+
+
+_context: AlarmContext | None = None
+
+
+def alarm_context() -> AlarmContext:
+    global _context
+    if _context is None:
+        from config.settings import get_settings
+
+        settings = get_settings()
+        _context = AlarmContext(
+            WorkingCalendar.from_settings(settings), settings.tz, profile_loader()
+        )
+    return _context
+
+
+def set_alarm_context(context: AlarmContext | None) -> None:
+    """Use this calendar, zone and profiles for the alarms of every saved complaint
+    (the scheduler's set-up and tests; None returns to the settings' defaults)."""
+    global _context
+    _context = context
+
+
+def refresh_alarm(complaint: Any, context: AlarmContext | None = None) -> None:
+    """Set `complaint.next_alarm_at` from its state (called before every save)."""
+    context = context or alarm_context()
+    try:
+        profile = context.profiles(complaint.profile)
+        if profile is None:
+            complaint.next_alarm_at = complaint.next_due_at
+            return
+        complaint.next_alarm_at = next_alarm(
+            CaseView.of(complaint), profile, context.calendar, context.tz
+        )
+    except LookupError:  # e.g. a date outside the calendar's data: wake at the due instant
+        log.exception("cannot plan alarms of complaint %s", getattr(complaint, "number", "?"))
+        complaint.next_alarm_at = complaint.next_due_at

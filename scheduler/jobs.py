@@ -1,0 +1,604 @@
+"""The deadline sweep: reminders, escalations and the return-visit steps, from the database.
+
+The decisions are pure (`next_step`, `build_rungs`, `scheduler.alarms`); the shell around them
+reads due rows only (`next_alarm_at <= now`, an index range scan), one complaint per
+transaction, locked with `FOR UPDATE SKIP LOCKED` on PostgreSQL so any number of sweepers can
+run side by side without waiting for or repeating each other. It writes outbox rows (with
+deterministic idempotency keys) and events, and changes state only through
+`models.actions.act` as the system actor. It never calls a platform.
+
+Catch-up: after downtime every alarm that fell due is handled once — of several reminder points
+for the same deadline only the latest is sent, every escalation level that fell due is sent
+(each to different people), and a survey that should have been sent and already timed out is
+sent and closed in the same sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from config.profiles import Profile
+from handlers import survey as survey_dialog
+from handlers.messages import Outgoing
+from models.actions import Actor, Clock, act, recompute_stage, refresh_next_due
+from models.entities import Channel, Complainant, Complaint, Event, Staff, SurveyResponse
+from models.outbox import enqueue
+from models.staffing import escalation_heads
+from models.workflow import OPEN_STATES, Action, Role
+from scheduler.alarms import (
+    SUPERVISOR_REVISIT,
+    SURVEY,
+    Alarm,
+    AlarmContext,
+    AlarmKind,
+    CaseView,
+    alarm_context,
+    iso,
+    pending_alarms,
+    watches,
+)
+from scheduler.deadlines import notify_at
+from scheduler.texts import lang_of, show_time, stage_name, text
+
+log = logging.getLogger(__name__)
+
+# Enough for every escalation level plus the survey steps; a guard against a planning bug.
+MAX_STEPS_PER_COMPLAINT = 64
+
+
+# -- pure decisions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    fire: Alarm
+    superseded: tuple[Alarm, ...] = ()  # marked done without a message (catch-up)
+
+
+_ORDER = {
+    AlarmKind.NO_RESPONSE_CLOSE: 0,
+    AlarmKind.SEND_SURVEY: 1,
+    AlarmKind.SURVEY_REMINDER: 2,
+    AlarmKind.ESCALATE: 3,
+    AlarmKind.REMIND: 4,
+}
+
+
+def next_step(due: Sequence[Alarm]) -> Step | None:
+    """Which of the due alarms to handle next.
+
+    The survey steps first (closing makes a pending survey reminder moot), then escalations
+    (an escalation makes the reminders of its deadline moot), then reminders: of several
+    reminder points of one deadline that all fell due, only the latest is sent.
+    """
+    if not due:
+        return None
+    first = min(due, key=lambda a: (_ORDER[a.kind], a.at, a.level))
+    if first.kind == AlarmKind.NO_RESPONSE_CLOSE:
+        moot = tuple(a for a in due if a.kind == AlarmKind.SURVEY_REMINDER)
+        return Step(first, moot)
+    if first.kind == AlarmKind.REMIND:
+        same = sorted(a for a in due if a.kind == AlarmKind.REMIND and a.slot == first.slot)
+        return Step(same[-1], tuple(same[:-1]))
+    return Step(first)
+
+
+def build_rungs(
+    responsible: Sequence[int], chain_heads: Sequence[int], supervisors: Sequence[int]
+) -> list[list[int]]:
+    """The escalation ladder as staff ids: rung 0 is whoever is responsible now; each further
+    rung is the next head up the department chain, then the supervisors. Nobody is on two
+    rungs, and empty rungs are dropped."""
+    rungs: list[list[int]] = [list(dict.fromkeys(responsible))]
+    seen = set(rungs[0])
+    for head in chain_heads:
+        if head not in seen:
+            rungs.append([head])
+            seen.add(head)
+    rest = [s for s in dict.fromkeys(supervisors) if s not in seen]
+    if rest:
+        rungs.append(rest)
+    return rungs
+
+
+def staff_address(staff: Staff) -> tuple[Channel, str] | None:
+    if staff.telegram_chat_id:
+        return Channel.TELEGRAM, staff.telegram_chat_id
+    if staff.wechat_openid:
+        return Channel.WECHAT, staff.wechat_openid
+    return None
+
+
+def complainant_address(person: Complainant | None) -> tuple[Channel, str] | None:
+    if person is None or person.unsubscribed or not person.chat_id:
+        return None
+    return Channel(person.channel), person.chat_id
+
+
+# -- the shell ---------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    complaints: int = 0
+    reminders: int = 0
+    escalations: int = 0
+    surveys_sent: int = 0
+    survey_reminders: int = 0
+    closed_no_response: int = 0
+    outbox_rows: int = 0
+    failed: list[int] = field(default_factory=list)
+
+    def add(self, other: SweepReport) -> None:
+        for name in (
+            "complaints",
+            "reminders",
+            "escalations",
+            "surveys_sent",
+            "survey_reminders",
+            "closed_no_response",
+            "outbox_rows",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed.extend(other.failed)
+
+
+@dataclass
+class _Run:
+    """One complaint's processing inside its transaction."""
+
+    complaint: Complaint
+    profile: Profile
+    context: AlarmContext
+    now: datetime
+    conn: BaseDBAsyncClient
+    report: SweepReport
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(self.context.calendar, self.context.tz, self.now)
+
+    def deliver_at(self) -> datetime:
+        """Staff messages written at night wait for office hours (unless on 24-hour duty)."""
+        return notify_at(
+            self.now,
+            self.profile.office_hours.to_office_hours(),
+            self.profile.duty_24h,
+            self.context.calendar,
+            self.context.tz,
+        )
+
+    async def send(
+        self, address: tuple[Channel, str] | None, message: Outgoing, key: str, at: datetime
+    ) -> bool:
+        if address is None:
+            return False
+        row = await enqueue(
+            channel=address[0],
+            chat_id=address[1],
+            message=message,
+            idempotency_key=key,
+            now=at,
+            complaint=self.complaint,
+            conn=self.conn,
+        )
+        if row is not None:
+            self.report.outbox_rows += 1
+        return row is not None
+
+    async def event(self, action: str, payload: dict[str, Any]) -> None:
+        state = str(self.complaint.state)
+        await Event.create(
+            complaint=self.complaint,
+            actor_role=Role.SYSTEM,
+            action=action,
+            from_state=state,
+            to_state=state,
+            payload=payload,
+            created_at=self.now,
+            using_db=self.conn,
+        )
+
+    def slot(self, key: str) -> dict[str, Any]:
+        state = dict(self.complaint.alarm_state or {})
+        value = dict(state.get(key) or {})
+        state[key] = value
+        self.complaint.alarm_state = state
+        return value
+
+    async def reload(self) -> None:
+        self.complaint = await Complaint.get(id=self.complaint.id).using_db(self.conn)
+
+
+async def _staff(ids: Sequence[int], conn: BaseDBAsyncClient) -> list[Staff]:
+    if not ids:
+        return []
+    found = {s.id: s for s in await Staff.filter(id__in=list(ids)).using_db(conn)}
+    return [found[i] for i in ids if i in found]
+
+
+async def _ids(conn: BaseDBAsyncClient, **filters: Any) -> list[int]:
+    rows = await Staff.filter(active=True, **filters).using_db(conn).order_by("id")
+    return [s.id for s in rows]
+
+
+async def escalation_rungs(
+    complaint: Complaint, stage: str, conn: BaseDBAsyncClient
+) -> list[list[int]]:
+    """Rungs of staff ids for a deadline of `complaint` (see `build_rungs`)."""
+    supervisors = await _ids(conn, role=Role.SUPERVISOR)
+    if stage == SUPERVISOR_REVISIT:
+        return build_rungs(supervisors, [], await _ids(conn, role=Role.ADMIN))
+    lead = complaint.lead_department_id  # type: ignore[attr-defined]
+    heads = [s.id for s in await escalation_heads(lead, conn)] if lead else []
+    if complaint.handler_id is not None:  # type: ignore[attr-defined]
+        handler = await Staff.filter(id=complaint.handler_id, active=True).using_db(conn).first()  # type: ignore[attr-defined]
+        responsible = [handler.id] if handler else heads[:1]
+    elif heads:
+        responsible = heads[:1]
+    else:
+        responsible = await _ids(conn, role=Role.INTAKE_CLERK)
+    return build_rungs(responsible, heads, supervisors)
+
+
+async def _remind(run: _Run, step: Step) -> None:
+    alarm = step.fire
+    slot = run.slot(alarm.slot)
+    done = set(slot.get("reminded", ()))
+    done.update(iso(a.at) for a in (alarm, *step.superseded))
+    slot["reminded"] = sorted(done)
+    rungs = await escalation_rungs(run.complaint, alarm.stage, run.conn)
+    people = await _staff(rungs[0], run.conn)
+    assert alarm.due is not None
+    for person in people:
+        lang = lang_of(person.language)
+        message = Outgoing(
+            text(
+                "remind",
+                lang,
+                number=run.complaint.number,
+                stage=stage_name(alarm.stage, lang),
+                due=show_time(alarm.due, run.context.tz),
+            )
+        )
+        key = f"remind:{run.complaint.id}:{alarm.stage}:{iso(alarm.at)}:{person.id}"
+        await run.send(staff_address(person), message, key, run.deliver_at())
+    run.report.reminders += 1
+    await run.event(
+        "reminder_sent",
+        {
+            "stage": alarm.stage,
+            "due": iso(alarm.due),
+            "point": iso(alarm.at),
+            "skipped": [iso(a.at) for a in step.superseded],
+            "staff_ids": [p.id for p in people],
+        },
+    )
+
+
+async def _escalate(run: _Run, alarm: Alarm) -> None:
+    rungs = await escalation_rungs(run.complaint, alarm.stage, run.conn)
+    slot = run.slot(alarm.slot)
+    slot["escalated"] = alarm.level
+    if alarm.level + 1 >= len(rungs):
+        slot["exhausted"] = True  # nobody further up: no more levels
+    assert alarm.due is not None
+    notified: list[int] = []
+    if alarm.level < len(rungs):
+        responsible = await _staff(rungs[0], run.conn)
+        who = "、".join(p.name for p in responsible)
+        for person in await _staff(rungs[alarm.level], run.conn):
+            lang = lang_of(person.language)
+            message = Outgoing(
+                text(
+                    "escalate",
+                    lang,
+                    level=alarm.level,
+                    number=run.complaint.number,
+                    stage=stage_name(alarm.stage, lang),
+                    due=show_time(alarm.due, run.context.tz),
+                    who=who or text("nobody", lang),
+                )
+            )
+            key = (
+                f"escalate:{run.complaint.id}:{alarm.stage}:{iso(alarm.due)}:"
+                f"{alarm.level}:{person.id}"
+            )
+            await run.send(staff_address(person), message, key, run.deliver_at())
+            notified.append(person.id)
+        if alarm.level == 1:  # the responsible people hear that it is now overdue
+            for person in responsible:
+                lang = lang_of(person.language)
+                message = Outgoing(
+                    text(
+                        "overdue",
+                        lang,
+                        number=run.complaint.number,
+                        stage=stage_name(alarm.stage, lang),
+                        due=show_time(alarm.due, run.context.tz),
+                        level=alarm.level,
+                    )
+                )
+                key = f"overdue:{run.complaint.id}:{alarm.stage}:{iso(alarm.due)}:{person.id}"
+                await run.send(staff_address(person), message, key, run.deliver_at())
+    run.report.escalations += 1
+    await run.event(
+        "escalated",
+        {
+            "stage": alarm.stage,
+            "due": iso(alarm.due),
+            "level": alarm.level,
+            "staff_ids": notified,
+            "exhausted": bool(slot.get("exhausted")),
+        },
+    )
+
+
+async def _send_survey(run: _Run) -> None:
+    reply_instant = run.complaint.deadlines["revisit"]["start"]
+    result = await act(
+        run.complaint.id,
+        Action.START_REVISIT,
+        Actor(Role.SYSTEM),
+        profile=run.profile,
+        clock=run.clock,
+        conn=run.conn,
+    )
+    run.complaint = result.complaint
+    person = await Complainant.filter(id=run.complaint.complainant_id).using_db(run.conn).first()  # type: ignore[attr-defined]
+    lang = lang_of(person.language if person else None)
+    message = survey_dialog.survey_invitation(run.complaint.id, run.complaint.number, lang)
+    sent = await run.send(
+        complainant_address(person),
+        message,
+        f"survey:{run.complaint.id}:{reply_instant}",
+        run.deliver_at(),
+    )
+    slot = run.slot(SURVEY)
+    slot.update({"started": iso(run.now), "reachable": complainant_address(person) is not None})
+    run.report.surveys_sent += 1
+    if not sent:
+        log.info("complaint %s: survey started, complainant unreachable", run.complaint.number)
+
+
+async def _survey_reminder(run: _Run) -> None:
+    started = run.complaint.deadlines["survey_reminder"]["start"]
+    person = await Complainant.filter(id=run.complaint.complainant_id).using_db(run.conn).first()  # type: ignore[attr-defined]
+    lang = lang_of(person.language if person else None)
+    message = survey_dialog.survey_reminder(run.complaint.id, run.complaint.number, lang)
+    await run.send(
+        complainant_address(person),
+        message,
+        f"survey-remind:{run.complaint.id}:{started}",
+        run.deliver_at(),
+    )
+    run.slot(SURVEY)["reminded"] = True
+    run.report.survey_reminders += 1
+    await run.event("survey_reminded", {"started": started})
+
+
+async def _close_no_response(run: _Run, step: Step) -> None:
+    complaint = run.complaint
+    started = complaint.deadlines["auto_close"]["start"]
+    await SurveyResponse.create(
+        complaint=complaint,
+        handler_id=complaint.handler_id,  # type: ignore[attr-defined]
+        department_id=complaint.lead_department_id,  # type: ignore[attr-defined]
+        no_response=True,
+        created_at=run.now,
+        using_db=run.conn,
+    )
+    slot = run.slot(SURVEY)
+    slot.update({"answered": True, "no_response": True})
+    await complaint.save(using_db=run.conn)
+    result = await act(
+        complaint.id,
+        Action.CLOSE,
+        Actor(Role.SYSTEM),
+        profile=run.profile,
+        clock=run.clock,
+        payload={"reason": "no_response"},
+        conn=run.conn,
+    )
+    run.complaint = result.complaint
+    person = await Complainant.filter(id=complaint.complainant_id).using_db(run.conn).first()  # type: ignore[attr-defined]
+    lang = lang_of(person.language if person else None)
+    await run.send(
+        complainant_address(person),
+        Outgoing(text("closed_no_response", lang, number=complaint.number)),
+        f"closed-no-response:{complaint.id}:{started}",
+        run.deliver_at(),
+    )
+    run.report.closed_no_response += 1
+
+
+async def _fire(run: _Run, step: Step) -> None:
+    kind = step.fire.kind
+    if kind == AlarmKind.REMIND:
+        await _remind(run, step)
+    elif kind == AlarmKind.ESCALATE:
+        await _escalate(run, step.fire)
+    elif kind == AlarmKind.SEND_SURVEY:
+        await _send_survey(run)
+    elif kind == AlarmKind.SURVEY_REMINDER:
+        await _survey_reminder(run)
+    elif kind == AlarmKind.NO_RESPONSE_CLOSE:
+        await _close_no_response(run, step)
+
+
+def _prune(complaint: Complaint, keep: set[str]) -> None:
+    """Forget the progress of deadlines that no longer run (keeps the JSON small)."""
+    state = complaint.alarm_state or {}
+    complaint.alarm_state = {
+        k: v for k, v in state.items() if k in keep or k in (SURVEY, SUPERVISOR_REVISIT)
+    }
+
+
+async def process_complaint(
+    complaint: Complaint,
+    now: datetime,
+    profile: Profile,
+    context: AlarmContext,
+    conn: BaseDBAsyncClient,
+) -> SweepReport:
+    """Handle every alarm of one (locked) complaint that is due at `now`."""
+    report = SweepReport(complaints=1)
+    run = _Run(complaint, profile, context, now, conn, report)
+    for _ in range(MAX_STEPS_PER_COMPLAINT):
+        alarms = pending_alarms(CaseView.of(run.complaint), profile, context.calendar, context.tz)
+        step = next_step([a for a in alarms if a.at <= now])
+        if step is None:
+            break
+        await _fire(run, step)
+        await run.complaint.save(using_db=conn)
+        await run.reload()
+    else:
+        log.error("complaint %s: alarms still due after many steps", run.complaint.number)
+    running = watches(CaseView.of(run.complaint), context.calendar, context.tz)
+    _prune(run.complaint, {w.key for w in running})
+    await run.complaint.save(using_db=conn)
+    return report
+
+
+async def _claim_next(
+    conn: BaseDBAsyncClient, now: datetime, skip: Sequence[int]
+) -> Complaint | None:
+    query = Complaint.filter(next_alarm_at__lte=now)
+    if skip:
+        query = query.exclude(id__in=list(skip))
+    query = query.order_by("next_alarm_at").limit(1).using_db(conn)
+    if conn.capabilities.dialect == "postgres":
+        query = query.select_for_update(skip_locked=True)
+    return await query.first()
+
+
+async def sweep(
+    now: datetime,
+    *,
+    profile: Profile | None = None,
+    context: AlarmContext | None = None,
+    limit: int | None = None,
+) -> SweepReport:
+    """Handle every complaint whose next alarm is due at `now`, one transaction each.
+
+    `profile` is used for complaints filed under it; others load theirs by id. A complaint that
+    fails is logged, left as it was (its transaction rolls back) and retried next sweep.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    context = context or alarm_context()
+    report = SweepReport()
+    failed: list[int] = []
+    handled: set[int] = set()
+    while limit is None or report.complaints < limit:
+        current: int | None = None
+        try:
+            async with in_transaction() as conn:
+                complaint = await _claim_next(conn, now, failed)
+                if complaint is None:
+                    break
+                current = complaint.id
+                if current in handled:  # still due after handling: a planning bug, not a loop
+                    raise RuntimeError(f"complaint {complaint.number} is still due after a pass")
+                handled.add(current)
+                chosen = profile if profile and profile.id == complaint.profile else None
+                chosen = chosen or context.profiles(complaint.profile) or profile
+                if chosen is None:
+                    raise LookupError(f"no profile {complaint.profile!r}")
+                report.add(await process_complaint(complaint, now, chosen, context, conn))
+        except Exception:
+            if current is None:
+                raise
+            log.exception("sweep: complaint id %s failed; retried next sweep", current)
+            failed.append(current)
+    report.failed = failed
+    return report
+
+
+# -- maintenance jobs --------------------------------------------------------------------
+
+
+async def rebuild_alarms(context: AlarmContext | None = None) -> int:
+    """Plan alarms for rows saved before the scheduler columns existed (alarm_state NULL)."""
+    from scheduler.alarms import refresh_alarm
+
+    context = context or alarm_context()
+    count = 0
+    for complaint in await Complaint.filter(alarm_state__isnull=True):
+        complaint.alarm_state = {}
+        refresh_alarm(complaint, context)
+        await complaint.save(update_fields=["alarm_state", "next_alarm_at"])
+        count += 1
+    return count
+
+
+async def recompute_provisional(
+    now: datetime, *, profile: Profile | None = None, context: AlarmContext | None = None
+) -> list[str]:
+    """Recount deadlines computed on a provisional calendar year once that year is official.
+
+    Returns the numbers of the complaints whose deadlines changed. The calendar in `context`
+    must be the updated one (the override file lists the year under `official_years`).
+    """
+    context = context or alarm_context()
+    calendar = context.calendar
+    changed: list[str] = []
+    open_ids = await Complaint.filter(
+        deadline_provisional=True, state__in=list(OPEN_STATES)
+    ).values_list("id", flat=True)
+    for complaint_id in open_ids:
+        async with in_transaction() as conn:
+            query = Complaint.filter(id=complaint_id).using_db(conn)
+            if conn.capabilities.dialect == "postgres":
+                query = query.select_for_update()
+            complaint = await query.first()
+            if complaint is None:
+                continue
+            chosen = profile if profile and profile.id == complaint.profile else None
+            chosen = chosen or context.profiles(complaint.profile)
+            if chosen is None:
+                continue
+            clock = Clock(calendar, context.tz, now)
+            before = {
+                stage: entry.get("due")
+                for stage, entry in complaint.deadlines.items()
+                if isinstance(entry, dict)
+            }
+            for stage, entry in list(complaint.deadlines.items()):
+                if not isinstance(entry, dict) or not entry.get("provisional"):
+                    continue
+                due_year = datetime.fromisoformat(entry["due"]).astimezone(context.tz).year
+                start_year = datetime.fromisoformat(entry["start"]).astimezone(context.tz).year
+                if all(calendar.is_official_year(y) for y in range(start_year, due_year + 1)):
+                    recompute_stage(chosen, complaint, stage, clock)
+            refresh_next_due(complaint)
+            after = {
+                stage: entry.get("due")
+                for stage, entry in complaint.deadlines.items()
+                if isinstance(entry, dict)
+            }
+            await complaint.save(using_db=conn)
+            if before != after:
+                await Event.create(
+                    complaint=complaint,
+                    actor_role=Role.SYSTEM,
+                    action="deadlines_recomputed",
+                    from_state=complaint.state,
+                    to_state=complaint.state,
+                    payload={"before": before, "after": after},
+                    created_at=now,
+                    using_db=conn,
+                )
+                changed.append(complaint.number)
+    return changed
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

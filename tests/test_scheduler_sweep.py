@@ -1,0 +1,260 @@
+"""The deadline sweep on a real database: reminders and escalations on the scheduled instants,
+for each shipped profile, across holidays and 调休 working days; catch-up; two sweepers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from config.profiles import Profile, load_profile
+from models.entities import Complaint, Event, OutboxMessage
+from scheduler.alarms import iso, set_alarm_context
+from scheduler.jobs import SweepReport, build_rungs, next_step, sweep
+from tests.scheduler_support import (
+    CONTEXT,
+    SHANGHAI,
+    accept,
+    acknowledge,
+    assign,
+    end_of,
+    file,
+    local,
+    make_org,
+    outbox_keys,
+)
+
+SECOND = timedelta(seconds=1)
+
+
+@pytest.fixture(autouse=True)
+def alarm_context() -> Iterator[None]:
+    set_alarm_context(CONTEXT)
+    yield
+    set_alarm_context(None)
+
+
+async def run(at: datetime, profile: Profile) -> dict[str, list[str]]:
+    """Sweep at `at`; the new outbox rows as {chat: [key kind, ...]}."""
+    before = set(await outbox_keys())
+    await sweep(at, profile=profile, context=CONTEXT)
+    found: dict[str, list[str]] = {}
+    for row in await OutboxMessage.all().order_by("id"):
+        if row.idempotency_key not in before:
+            found.setdefault(row.chat_id, []).append(row.idempotency_key.split(":")[0])
+    return found
+
+
+async def walk(profile: Profile, schedule: list[tuple[datetime, dict[str, list[str]]]]) -> None:
+    """Each step happens exactly at its instant: nothing a second earlier, nothing twice."""
+    for instant, expected in schedule:
+        assert await run(instant - SECOND, profile) == {}, f"early at {instant}"
+        assert await run(instant, profile) == expected, f"at {instant}"
+        assert await run(instant, profile) == {}, f"twice at {instant}"
+
+
+async def test_gov_window_reminders_then_escalation_up_the_chain(db_url: str) -> None:
+    profile = load_profile("gov-window")
+    org = await make_org()
+    complaint = await file(profile, local("2026-09-30T10:00"))
+    await accept(profile, org, complaint, local("2026-09-30T10:30"))
+    await assign(profile, org, complaint, local("2026-09-30T11:00"))
+    await acknowledge(profile, org, complaint, local("2026-09-30T11:30"))
+    stored = await Complaint.get(id=complaint.id)
+    # 3 working days after Wed 30 Sep, over the National Day holiday: Sat 10 Oct (调休).
+    assert stored.deadlines["resolution"]["due"] == iso(end_of("2026-10-10"))
+    # Reminders 1 working day and 2 hours before the office closes on the due day.
+    assert stored.next_alarm_at == local("2026-10-09T17:00")
+    await walk(
+        profile,
+        [
+            (local("2026-10-09T17:00"), {"handler": ["remind"]}),
+            (local("2026-10-10T15:00"), {"handler": ["remind"]}),
+            (end_of("2026-10-10"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+            # One working day later each: Sunday 11 Oct does not count.
+            (end_of("2026-10-12"), {"centre_head": ["escalate"]}),
+            (end_of("2026-10-13"), {"supervisor": ["escalate"]}),
+        ],
+    )
+    # Midnight escalations wait for the office to open: Monday 12 Oct, 09:00.
+    first = await OutboxMessage.filter(idempotency_key__startswith="escalate:").first()
+    assert first is not None
+    assert first.next_attempt_at == local("2026-10-12T09:00")
+    final = await Complaint.get(id=complaint.id)
+    assert final.next_alarm_at is None  # the chain is exhausted: nothing more to do
+    assert await run(local("2026-12-31T12:00"), profile) == {}
+    events = await Event.filter(complaint_id=complaint.id, action="escalated").count()
+    assert events == 3
+
+
+async def test_tax_service_escalation_counts_the_adjusted_saturday(db_url: str) -> None:
+    profile = load_profile("tax-service")
+    org = await make_org()
+    complaint = await file(profile, local("2026-09-29T09:00"))
+    await accept(profile, org, complaint, local("2026-09-29T10:00"))
+    await assign(profile, org, complaint, local("2026-09-29T11:00"))
+    await acknowledge(profile, org, complaint, local("2026-09-29T11:30"))
+    stored = await Complaint.get(id=complaint.id)
+    assert stored.deadlines["resolution"]["due"] == iso(end_of("2026-10-09"))
+    await walk(
+        profile,
+        [
+            (local("2026-10-08T17:00"), {"handler": ["remind"]}),
+            (local("2026-10-09T15:00"), {"handler": ["remind"]}),
+            (end_of("2026-10-09"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+            (end_of("2026-10-10"), {"centre_head": ["escalate"]}),  # Saturday, a working day
+            (end_of("2026-10-12"), {"supervisor": ["escalate"]}),
+        ],
+    )
+
+
+async def test_property_unacknowledged_assignment_escalates_in_minutes(db_url: str) -> None:
+    profile = load_profile("property")
+    org = await make_org()
+    # Saturday night of the National Day holiday: the property desk is on 24-hour duty.
+    complaint = await file(profile, local("2026-10-03T22:00"))
+    await accept(profile, org, complaint, local("2026-10-03T22:01"))
+    await assign(profile, org, complaint, local("2026-10-03T22:04"))
+    # Not acknowledged within the 5-minute dispatch limit: escalated, then once an hour.
+    await walk(
+        profile,
+        [
+            (local("2026-10-03T22:09"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+            (local("2026-10-03T23:09"), {"centre_head": ["escalate"]}),
+            (local("2026-10-04T00:09"), {"supervisor": ["escalate"]}),
+        ],
+    )
+    rows = await OutboxMessage.filter(idempotency_key__startswith="escalate:").order_by("id")
+    assert [r.next_attempt_at for r in rows] == [
+        local("2026-10-03T22:09"),
+        local("2026-10-03T23:09"),
+        local("2026-10-04T00:09"),
+    ]  # 24-hour duty: delivered at once, holiday or not
+    assert all(":acknowledgement:" in r.idempotency_key for r in rows)
+    await acknowledge(profile, org, complaint, local("2026-10-04T00:30"))
+    stored = await Complaint.get(id=complaint.id)
+    # Only the 24-hour resolution deadline is left: reminded 2 h and 30 min before.
+    assert stored.next_alarm_at == local("2026-10-04T20:01")
+    await walk(
+        profile,
+        [
+            (local("2026-10-04T20:01"), {"handler": ["remind"]}),
+            (local("2026-10-04T21:31"), {"handler": ["remind"]}),
+            (local("2026-10-04T22:01"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+        ],
+    )
+
+
+async def test_acceptance_is_watched_for_the_intake_desk(db_url: str) -> None:
+    profile = load_profile("gov-window")
+    await make_org()
+    await file(profile, local("2026-09-30T10:00"))
+    # Acceptance answer: 3 working days → Sat 10 Oct; nobody accepts it.
+    await walk(
+        profile,
+        [
+            (local("2026-10-09T17:00"), {"clerk": ["remind"]}),
+            (local("2026-10-10T15:00"), {"clerk": ["remind"]}),
+            (end_of("2026-10-10"), {"supervisor": ["escalate"], "clerk": ["overdue"]}),
+        ],
+    )
+    assert await run(end_of("2026-10-30"), profile) == {}
+
+
+async def test_catch_up_after_an_hour_down_sends_each_message_once(db_url: str) -> None:
+    profile = load_profile("gov-window")
+    org = await make_org()
+    complaint = await file(profile, local("2026-09-30T10:00"))
+    await accept(profile, org, complaint, local("2026-09-30T10:30"))
+    await assign(profile, org, complaint, local("2026-09-30T11:00"))
+    await acknowledge(profile, org, complaint, local("2026-09-30T11:30"))
+    # Down from 16:30 to 17:30 on 9 Oct: the 17:00 reminder goes out once on restart.
+    assert await run(local("2026-10-09T16:30"), profile) == {}
+    assert await run(local("2026-10-09T17:30"), profile) == {"handler": ["remind"]}
+    assert await run(local("2026-10-09T17:31"), profile) == {}
+    # Down over the due instant and a day more: one escalation per level, no stale reminder.
+    late = end_of("2026-10-12") + timedelta(hours=1)
+    assert await run(late, profile) == {
+        "unit_head": ["escalate"],
+        "handler": ["overdue"],
+        "centre_head": ["escalate"],
+    }
+    assert await run(late, profile) == {}
+    reminders = await Event.filter(complaint_id=complaint.id, action="reminder_sent")
+    # The 15:00 reminder on the due day was superseded by the escalation: never sent late.
+    assert len(reminders) == 1
+
+
+async def test_catch_up_sends_only_the_latest_missed_reminder(db_url: str) -> None:
+    profile = load_profile("gov-window")
+    org = await make_org()
+    complaint = await file(profile, local("2026-09-30T10:00"))
+    await accept(profile, org, complaint, local("2026-09-30T10:30"))
+    await assign(profile, org, complaint, local("2026-09-30T11:00"))
+    await acknowledge(profile, org, complaint, local("2026-09-30T11:30"))
+    assert await run(local("2026-10-10T16:00"), profile) == {"handler": ["remind"]}
+    keys = await outbox_keys("remind:")
+    assert keys == [f"remind:{complaint.id}:resolution:{iso(local('2026-10-10T15:00'))}:2"]
+    event = await Event.get(complaint_id=complaint.id, action="reminder_sent")
+    assert event.payload["skipped"] == [iso(local("2026-10-09T17:00"))]
+
+
+async def test_two_sweepers_on_one_database_never_duplicate(db_url: str) -> None:
+    profile = load_profile("gov-window")
+    org = await make_org()
+    ids = []
+    for i in range(30):
+        complaint = await file(profile, local("2026-09-30T10:00"), user=f"u{i}")
+        await accept(profile, org, complaint, local("2026-09-30T10:30"))
+        await assign(profile, org, complaint, local("2026-09-30T11:00"))
+        ids.append(complaint.id)
+    now = local("2026-10-09T17:05")
+    reports: list[SweepReport] = await asyncio.gather(
+        sweep(now, profile=profile, context=CONTEXT), sweep(now, profile=profile, context=CONTEXT)
+    )
+    assert sum(r.complaints for r in reports) == 30  # every complaint handled by one sweeper
+    assert not any(r.failed for r in reports)
+    # Events have no unique key: one reminder event per complaint proves single processing.
+    assert await Event.filter(action="reminder_sent").count() == 30
+    assert await OutboxMessage.filter(idempotency_key__startswith="remind:").count() == 30
+    assert set(await Complaint.filter(id__in=ids).values_list("next_alarm_at", flat=True)) == {
+        local("2026-10-10T15:00")
+    }
+
+
+async def test_sweep_reads_only_due_rows(db_url: str) -> None:
+    profile = load_profile("gov-window")
+    org = await make_org()
+    complaint = await file(profile, local("2026-09-30T10:00"))
+    await accept(profile, org, complaint, local("2026-09-30T10:30"))
+    for i in range(5):  # filed later: not due at the sweep below
+        await file(profile, local("2026-10-09T10:00"), user=f"later{i}")
+    report = await sweep(local("2026-10-09T17:00"), profile=profile, context=CONTEXT)
+    assert report.complaints == 1
+
+
+def test_build_rungs_drops_repeats_and_empty_rungs() -> None:
+    assert build_rungs([7], [3, 7, 5], [9, 3]) == [[7], [3], [5], [9]]
+    assert build_rungs([], [], []) == [[]]
+    assert build_rungs([1, 1], [], [2]) == [[1], [2]]
+
+
+def test_next_step_prefers_close_then_escalation_then_latest_reminder() -> None:
+    from scheduler.alarms import Alarm, AlarmKind
+
+    t = local("2026-10-09T17:00")
+    r1 = Alarm(t, AlarmKind.REMIND, "resolution", "s", 0, t)
+    r2 = Alarm(t + SECOND, AlarmKind.REMIND, "resolution", "s", 0, t)
+    esc = Alarm(t, AlarmKind.ESCALATE, "resolution", "s", 1, t)
+    step = next_step([r1, r2])
+    assert step is not None and step.fire == r2 and step.superseded == (r1,)
+    step = next_step([r1, esc])
+    assert step is not None and step.fire == esc
+    remind = Alarm(t, AlarmKind.SURVEY_REMINDER, "survey_reminder", "survey")
+    close = Alarm(t, AlarmKind.NO_RESPONSE_CLOSE, "auto_close", "survey")
+    step = next_step([remind, close])
+    assert step is not None and step.fire == close and step.superseded == (remind,)
+    assert next_step([]) is None
+    assert SHANGHAI.key == "Asia/Shanghai"
