@@ -167,7 +167,9 @@ class Conversation:
             session = await self._session(channel, incoming.user_id, conn)
             state = DialogState.from_json(session.state) if session.state else None
             person = await self._person(channel, incoming.user_id, conn)
-            lang = supported(state.language if state else person.language if person else None)
+            if state is None and person is not None:
+                state = DialogState(language=supported(person.language))  # a known person
+            lang = supported(state.language if state else None)
             summaries = await self._summaries(person, lang, conn) if person else []
             ctx = DialogContext.from_settings(self.settings, self.profile, now, summaries)
             result = dialog.handle(state, incoming, ctx)

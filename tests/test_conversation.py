@@ -447,3 +447,15 @@ async def test_worker_processes_share_one_sqlite_file(tmp_path: Path) -> None:
         row = await DialogSession.get(channel=Channel.WEB, external_id="shared-person")
         assert row.version == 160
         assert await ProcessedUpdate.all().count() == 160
+
+
+async def test_a_known_person_without_a_session_keeps_their_language(
+    db_url: str, tmp_path: Path
+) -> None:
+    person = Person(conversation(tmp_path, db_url))
+    await person.file_complaint()
+    await person.send("command", "lang")
+    await person.send("choice", "lang:en")
+    await DialogSession.filter(external_id="web-user-1").delete()  # e.g. sessions were pruned
+    await person.send("command", "status")
+    assert "Your complaints" in person.said
