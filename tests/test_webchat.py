@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import shutil
 from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator
@@ -355,3 +356,19 @@ async def test_notifications_for_the_browser_are_handed_over_once(
     row = await OutboxMessage.get(idempotency_key="test:accepted")
     assert row.status == OutboxStatus.SENT and row.sent_at == NOW
     assert (await OutboxMessage.get(idempotency_key="test:later")).status == OutboxStatus.PENDING
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(db_url: str, tmp_path: Path) -> None:
+    body = json.dumps({"session_id": SESSION, "text": "/start"}).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+            await asyncio.sleep(0)
+
+    async with webchat(db_url, tmp_path) as client:
+        response = await client.post(
+            "/webchat/api/message", data=pieces(), headers={"Content-Type": "application/json"}
+        )
+        assert response.status == 200, await response.text()
+        assert "screen:none" in [c["id"] for c in (await response.json())["messages"][0]["choices"]]

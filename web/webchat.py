@@ -308,9 +308,13 @@ class WebChat:
     async def _json_body(self, request: web.Request) -> Any:
         if request.content_length is not None and request.content_length > MESSAGE_BODY_LIMIT:
             raise BadRequest("too_large", f"the body is limited to {MESSAGE_BODY_LIMIT} bytes", 413)
-        raw = await request.content.read(MESSAGE_BODY_LIMIT + 1)
-        if len(raw) > MESSAGE_BODY_LIMIT:
-            raise BadRequest("too_large", f"the body is limited to {MESSAGE_BODY_LIMIT} bytes", 413)
+        raw = bytearray()
+        # read() returns what has arrived so far: keep reading to the end (or past the limit).
+        while chunk := await request.content.read(MESSAGE_BODY_LIMIT + 1 - len(raw)):
+            raw += chunk
+            if len(raw) > MESSAGE_BODY_LIMIT:
+                limit = MESSAGE_BODY_LIMIT
+                raise BadRequest("too_large", f"the body is limited to {limit} bytes", 413)
         try:
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
