@@ -54,6 +54,8 @@ TEXT_LIMIT = 20_000
 CHOICE_LIMIT = 200
 SMALL_FIELD_LIMIT = 256
 CHUNK = 64 * 1024
+# The "platform file id" of a browser upload: the browser has none of its own.
+WEB_UPLOAD = "web-upload"
 # Past this many bytes an upload is cut off (413) rather than read to learn its size.
 UPLOAD_CUTOFF_FACTOR = 4
 
@@ -275,7 +277,7 @@ class WebChat:
             file = await self.conversation.store_file(
                 Channel.WEB,
                 FileRef(
-                    file_id=f"web:{session_id}",
+                    file_id=WEB_UPLOAD,
                     file_name=upload.file_name,
                     mime_type=upload.mime_type,
                     size=upload.size,
@@ -285,7 +287,7 @@ class WebChat:
         except AttachmentTooLarge as refused:
             # Nothing stored; the dialog tells the person the size and the limit in context.
             file = FileRef(
-                file_id="web:refused",
+                file_id=WEB_UPLOAD,
                 file_name=upload.file_name,
                 mime_type=upload.mime_type,
                 size=refused.size,
