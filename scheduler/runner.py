@@ -1,0 +1,132 @@
+"""APScheduler set-up for `complaintdesk run`: the jobs, on the aiohttp application's loop.
+
+Jobs (times in the configured zone):
+
+* deadline sweep every `settings.scheduler_interval_seconds` (first run at start-up, which is the
+  catch-up after downtime); overlapping runs are skipped, not queued;
+* provisional-deadline recount daily at 04:10 (after an override file update and restart);
+* retention daily at 03:30;
+* weekly report Mondays 08:00, monthly report on the 1st at 08:00.
+
+Every job is safe to run in several processes at once: the sweep claims rows with SKIP LOCKED,
+and everything written carries an idempotency key, so running N workers needs no leader.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from config.profiles import Profile
+from config.settings import Settings
+from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
+from scheduler.calendar import WorkingCalendar
+from scheduler.jobs import rebuild_alarms, recompute_provisional, sweep
+from scheduler.reports import send_report
+from scheduler.retention import anonymise_expired
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_KEY: web.AppKey[AsyncIOScheduler] = web.AppKey("scheduler", AsyncIOScheduler)
+Now = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            result = await job()
+            log.info("%s: %s", name, result)
+        except Exception:  # a failed run is retried by the next one; never kill the scheduler
+            log.exception("%s failed", name)
+
+    return run
+
+
+def build_scheduler(
+    settings: Settings, profile: Profile, *, now: Now = _utc_now, calendar: WorkingCalendar | None
+) -> tuple[AsyncIOScheduler, AlarmContext]:
+    """The configured scheduler (not started) and the alarm context its jobs use."""
+    tz = settings.tz
+    context = AlarmContext(
+        calendar or WorkingCalendar.from_settings(settings), tz, profile_loader(profile)
+    )
+    scheduler = AsyncIOScheduler(timezone=tz)
+    jobs: list[tuple[str, Callable[[], Awaitable[Any]], Any]] = [
+        (
+            "deadline-sweep",
+            lambda: sweep(now(), profile=profile, context=context),
+            IntervalTrigger(seconds=settings.scheduler_interval_seconds, timezone=tz),
+        ),
+        (
+            "recompute-provisional",
+            lambda: recompute_provisional(now(), profile=profile, context=context),
+            CronTrigger(hour=4, minute=10, timezone=tz),
+        ),
+        (
+            "retention",
+            lambda: anonymise_expired(now(), profile, context=context),
+            CronTrigger(hour=3, minute=30, timezone=tz),
+        ),
+        (
+            "weekly-report",
+            lambda: send_report("weekly", now(), profile, settings.data_dir, tz),
+            CronTrigger(day_of_week="mon", hour=8, timezone=tz),
+        ),
+        (
+            "monthly-report",
+            lambda: send_report("monthly", now(), profile, settings.data_dir, tz),
+            CronTrigger(day=1, hour=8, timezone=tz),
+        ),
+    ]
+    for job_id, job, trigger in jobs:
+        scheduler.add_job(
+            _logged(job_id, job),
+            trigger,
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
+    return scheduler, context
+
+
+def setup_scheduler(
+    app: web.Application,
+    settings: Settings,
+    profile: Profile,
+    *,
+    now: Now = _utc_now,
+    calendar: WorkingCalendar | None = None,
+) -> AsyncIOScheduler:
+    """Attach the scheduler to `app`: started on start-up (after a first catch-up sweep is
+    queued), shut down on clean-up. The database must be initialised before start-up ends."""
+    scheduler, context = build_scheduler(settings, profile, now=now, calendar=calendar)
+
+    async def start(_: web.Application) -> None:
+        set_alarm_context(context)
+        rebuilt = await rebuild_alarms(context)
+        if rebuilt:
+            log.info("planned alarms for %d complaints saved before the scheduler", rebuilt)
+        scheduler.start()
+        # Catch up at once rather than one interval after start-up.
+        scheduler.modify_job("deadline-sweep", next_run_time=datetime.now(settings.tz))
+
+    async def stop(_: web.Application) -> None:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    app[SCHEDULER_KEY] = scheduler
+    return scheduler

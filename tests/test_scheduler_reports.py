@@ -1,0 +1,163 @@
+"""Weekly/monthly reports: the figures, the message and a valid XLSX workbook."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from config.profiles import load_profile
+from models.actions import Actor, act
+from models.entities import Attachment, Complaint, OutboxMessage
+from models.outbox import outgoing_from_json
+from models.workflow import Action, Role
+from scheduler.alarms import set_alarm_context
+from scheduler.jobs import sweep
+from scheduler.reports import (
+    gather_report,
+    mask_name,
+    render_text,
+    report_period,
+    send_report,
+    write_workbook,
+)
+from scheduler.survey import record_survey_answer
+from tests.scheduler_support import (
+    CONTEXT,
+    SHANGHAI,
+    accept,
+    acknowledge,
+    assign,
+    clock,
+    end_of,
+    file,
+    local,
+    make_org,
+)
+
+REPORT_AT = local("2026-11-09T08:00")  # Monday: the week 2–8 November is reported
+
+
+@pytest.fixture(autouse=True)
+def alarm_context() -> Iterator[None]:
+    set_alarm_context(CONTEXT)
+    yield
+    set_alarm_context(None)
+
+
+def test_report_periods_are_the_last_complete_week_and_month() -> None:
+    week = report_period("weekly", REPORT_AT, SHANGHAI)
+    assert (week.start, week.end, week.label) == (
+        local("2026-11-02T00:00"),
+        local("2026-11-09T00:00"),
+        "2026-W45",
+    )
+    month = report_period("monthly", local("2026-11-01T08:00"), SHANGHAI)
+    assert (month.start, month.end, month.label) == (
+        local("2026-10-01T00:00"),
+        local("2026-11-01T00:00"),
+        "2026-10",
+    )
+    january = report_period("monthly", local("2027-01-01T08:00"), SHANGHAI)
+    assert january.label == "2026-12"
+    assert mask_name("张三", 7) == "张* (#7)" and mask_name(None, 7) == "#7"
+
+
+async def build_week() -> dict[str, Complaint]:
+    profile = load_profile("gov-window")
+    org = await make_org()
+    earlier = await file(profile, local("2026-10-28T10:00"), user="u3")  # last week
+    a = await file(profile, local("2026-11-02T10:00"), user="u1")
+    await Complaint.filter(id=a.id).update(target_staff_id=org.handler.id)
+    await accept(profile, org, a, local("2026-11-02T11:00"))
+    await assign(profile, org, a, local("2026-11-02T11:30"))
+    await acknowledge(profile, org, a, local("2026-11-02T12:00"))
+    worker = Actor(Role.HANDLER, org.handler)
+    resolved_at = local("2026-11-03T15:00")
+    payload = {"reply_text": "已处理"}
+    await act(a.id, Action.RESOLVE, worker, profile=profile, clock=clock(resolved_at),
+              payload=payload)  # fmt: skip
+    await act(a.id, Action.NOTIFY_RESULT, worker, profile=profile, clock=clock(resolved_at))
+    await sweep(end_of("2026-11-04"), profile=profile, context=CONTEXT)
+    outcome = await record_survey_answer(
+        a.id, 8, 6, None, local("2026-11-05T10:00"), profile, context=CONTEXT
+    )
+    assert outcome.status == "closed"
+    b = await file(profile, local("2026-11-03T09:00"), user="u1")  # the same person again
+    await Complaint.filter(id=b.id).update(category="efficiency")
+    await accept(profile, org, b, local("2026-11-03T10:00"))
+    c = await file(profile, local("2026-11-04T09:00"), user="u2")
+    return {"earlier": earlier, "a": a, "b": b, "c": c}
+
+
+async def test_weekly_figures(db_url: str) -> None:
+    cases = await build_week()
+    data = await gather_report(report_period("weekly", REPORT_AT, SHANGHAI), REPORT_AT)
+    assert data.total == 3
+    assert data.by_category == [("service_attitude", 2), ("efficiency", 1)]
+    assert data.by_department == [("-", 2), ("科室", 1)]
+    assert data.by_state == [("accepted", 1), ("closed", 1), ("submitted", 1)]
+    assert (data.resolved, data.resolved_on_time, data.on_time_rate) == (1, 1, 1.0)
+    # Overdue now: last week's acceptance (due 2 Nov) and b's resolution (due 6 Nov).
+    assert [(o.number, o.stage) for o in data.overdue] == [
+        (cases["earlier"].number, "acceptance"),
+        (cases["b"].number, "resolution"),
+    ]
+    assert (data.surveys, data.no_response) == (1, 0)
+    assert (data.average_result, data.average_attitude) == (8.0, 6.0)
+    person = cases["a"].complainant_id  # type: ignore[attr-defined]
+    assert data.repeat_complainants == [(f"张* (#{person})", 2)]
+    assert data.per_respondent_staff == [("handler", 1)]
+    text = render_text(data, load_profile("gov-window"), "zh_CN", SHANGHAI)
+    assert "投诉处理周报 2026-W45" in text and "服务态度 2" in text
+    assert "按时办结率: 100% (1/1)" in text and cases["b"].number in text
+
+
+async def test_workbook_is_valid_xlsx_with_a_chart(db_url: str) -> None:
+    await build_week()
+    data = await gather_report(report_period("weekly", REPORT_AT, SHANGHAI), REPORT_AT)
+    content = write_workbook(data, load_profile("gov-window"), "en", SHANGHAI)
+    book = load_workbook(io.BytesIO(content))
+    assert book.sheetnames == [
+        "Summary",
+        "By category",
+        "By department",
+        "By state",
+        "Repeat complainants",
+        "Complaints per staff",
+        "Overdue now",
+    ]
+    rows = list(book["By category"].iter_rows(values_only=True))
+    assert rows == [("By category", "Count"), ("Service attitude", 2), ("Efficiency", 1)]
+    assert book["Summary"]["B2"].value == 3 and book["Summary"]["B3"].value == 1
+    assert len(book["Overdue now"]["A"]) == 3  # header + two overdue complaints
+    # The chart is written into the file (openpyxl does not read charts back): check the part.
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(content)).namelist()
+    assert any(name.startswith("xl/charts/chart") for name in names)
+
+
+async def test_send_report_queues_once_to_managers_with_the_workbook(
+    db_url: str, tmp_path: Path
+) -> None:
+    await build_week()
+    profile = load_profile("gov-window")
+    result = await send_report("weekly", REPORT_AT, profile, tmp_path, SHANGHAI)
+    assert result is not None and len(result.recipients) == 2  # supervisor and admin
+    rows = await OutboxMessage.filter(idempotency_key__startswith="report:").order_by("id")
+    assert [r.chat_id for r in rows] == ["supervisor", "admin"]
+    message = outgoing_from_json(rows[0].payload)
+    attachment = await Attachment.get(id=int(message.attachments[0].removeprefix("att:")))
+    assert attachment.file_name == "complaints-weekly-2026-W45-zh_CN.xlsx"
+    # A readable workbook on disk (content-addressed: the path has no extension).
+    content = await asyncio.to_thread(Path(attachment.stored_path).read_bytes)
+    load_workbook(io.BytesIO(content))
+    assert await send_report("weekly", REPORT_AT, profile, tmp_path, SHANGHAI) is None
+    later: datetime = local("2026-11-16T08:00")
+    assert await send_report("weekly", later, profile, tmp_path, SHANGHAI) is not None
