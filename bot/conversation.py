@@ -1,7 +1,9 @@
 """The shell around the pure dialog engine: one incoming message, one database transaction.
 
 Every channel adapter (web chat, Telegram, WeChat) hands its neutral `Incoming` to
-`Conversation.handle` and sends back the `Outgoing` list it returns. Per message, atomically:
+`Conversation.handle` and sends back the `Outgoing` list it returns. Staff invites and chats
+bound to a staff member go to the staff desk (bot.staff_desk); everybody else talks to the
+citizen dialog. Per citizen message, atomically:
 
 1. de-duplicate on (channel, message id) through ProcessedUpdate — a re-delivery changes nothing;
 2. load (or create) the person's DialogSession row, locked on PostgreSQL;
@@ -30,6 +32,7 @@ from tortoise.exceptions import IntegrityError, OperationalError, TransactionMan
 from tortoise.transactions import in_transaction
 
 from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes, store_attachment
+from bot.staff_desk import handle_staff_message
 from config.profiles import Profile
 from config.settings import Settings
 from handlers import dialog, selfservice
@@ -137,7 +140,7 @@ class Conversation:
         for attempt in range(1, TURN_ATTEMPTS + 1):
             last = attempt == TURN_ATTEMPTS
             try:
-                return await self._turn(channel, incoming, key)
+                return await self._answer(channel, incoming, key)
             except IntegrityError:
                 # A concurrent delivery of the same update committed first, or two workers
                 # created the same person's session at once (then the retry finds it).
@@ -154,6 +157,30 @@ class Conversation:
                 log.info("database busy; retrying turn for %s:%s", channel, incoming.user_id)
             await asyncio.sleep(RETRY_PAUSE_SECONDS * attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _answer(
+        self, channel: Channel, incoming: Incoming, key: str | None
+    ) -> list[Outgoing]:
+        if key is not None and await self._processed(channel, key):
+            return []
+        clock = Clock(self.calendar, self.tz, self._now())
+        staff_replies = await handle_staff_message(incoming, profile=self.profile, clock=clock)
+        if staff_replies is None:
+            return await self._turn(channel, incoming, key)
+        if key is not None:
+            await self._remember_update(channel, key)
+        return staff_replies
+
+    async def _remember_update(self, channel: Channel, key: str) -> None:
+        """Record a staff update as handled (the staff desk keeps its own transaction).
+
+        A concurrent delivery of the same update may have recorded it first; this answer stands
+        (a repeated button press is refused as stale by the staff desk's case version).
+        """
+        try:
+            await ProcessedUpdate.create(channel=channel, update_key=key)
+        except IntegrityError:
+            log.info("staff update %s:%s was delivered twice at once", channel, key)
 
     async def _turn(self, channel: Channel, incoming: Incoming, key: str | None) -> list[Outgoing]:
         now = self._now()

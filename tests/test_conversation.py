@@ -33,6 +33,7 @@ from models.entities import (
     ProcessedUpdate,
     Staff,
 )
+from models.staffing import create_invite
 from models.workflow import Action, Role, State
 from scheduler.calendar import WorkingCalendar
 from tests.intake_script import GOV_WINDOW_FILING, PHOTOS_STEP
@@ -459,3 +460,27 @@ async def test_a_known_person_without_a_session_keeps_their_language(
     await DialogSession.filter(external_id="web-user-1").delete()  # e.g. sessions were pruned
     await person.send("command", "status")
     assert "Your complaints" in person.said
+
+
+async def test_staff_invites_and_staff_chats_go_to_the_staff_desk(
+    db_url: str, tmp_path: Path
+) -> None:
+    talk = conversation(tmp_path, db_url)
+    invite = await create_invite(now=NOW, name="王五", role=Role.HANDLER, language="zh_CN")
+    start = Incoming(
+        "telegram", "555", "command", command="start", command_args=invite.code, message_id="1"
+    )
+    [welcome] = await talk.handle(start)
+    assert "王五" in welcome.text
+    staff = await Staff.get(id=invite.staff.id)
+    assert staff.telegram_chat_id == "555"
+    assert await talk.handle(start) == []  # a re-delivered update is answered once
+    cases = Incoming("telegram", "555", "command", command="cases", message_id="2")
+    replies = await talk.handle(cases)
+    assert replies and "我要投诉" not in [c.label for r in replies for c in r.choices]
+    # The staff member's dialog is the desk's; the citizen dialog never saw this chat.
+    assert await DialogSession.filter(external_id=f"staff:{staff.id}").exists()
+    assert not await DialogSession.filter(channel=Channel.TELEGRAM, external_id="555").exists()
+    # Citizens on the same channel still reach the citizen dialog.
+    citizen = Incoming("telegram", "42", "command", command="start", message_id="3")
+    assert "欢迎使用" in (await talk.handle(citizen))[0].text
