@@ -108,9 +108,11 @@ def setup_scheduler(
     *,
     now: Now = _utc_now,
     calendar: WorkingCalendar | None = None,
+    paused: bool = False,
 ) -> AsyncIOScheduler:
-    """Attach the scheduler to `app`: started on start-up (after a first catch-up sweep is
-    queued), shut down on clean-up. The database must be initialised before start-up ends."""
+    """Attach the scheduler to `app`: started on start-up with a catch-up sweep at once, shut
+    down on clean-up. The database must be initialised before start-up ends. `paused` starts
+    it without running anything (maintenance; `scheduler.resume()` later)."""
     scheduler, context = build_scheduler(settings, profile, now=now, calendar=calendar)
 
     async def start(_: web.Application) -> None:
@@ -118,7 +120,7 @@ def setup_scheduler(
         rebuilt = await rebuild_alarms(context)
         if rebuilt:
             log.info("planned alarms for %d complaints saved before the scheduler", rebuilt)
-        scheduler.start()
+        scheduler.start(paused=paused)
         # Catch up at once rather than one interval after start-up.
         scheduler.modify_job("deadline-sweep", next_run_time=datetime.now(settings.tz))
 

@@ -57,13 +57,16 @@ class Org:
     admin: Staff
 
 
-async def make_org() -> Org:
-    """centre ← unit; one person per role, each with a Telegram chat named after them."""
-    centre = await Department.create(code="centre", name="中心")
-    unit = await Department.create(code="unit", name="科室", parent=centre)
+async def make_org(suffix: str = "") -> Org:
+    """centre ← unit; one person per role, each with a Telegram chat named after them
+    (`suffix` tells a second organisation in the same database apart)."""
+    centre = await Department.create(code=f"centre{suffix}", name="中心")
+    unit = await Department.create(code=f"unit{suffix}", name="科室", parent=centre)
 
     async def person(name: str, role: Role, dept: Department | None) -> Staff:
-        return await Staff.create(name=name, role=role, department=dept, telegram_chat_id=name)
+        return await Staff.create(
+            name=name, role=role, department=dept, telegram_chat_id=f"{name}{suffix}"
+        )
 
     return Org(
         centre=centre,
