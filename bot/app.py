@@ -39,9 +39,11 @@ def create_app(
     calendar: WorkingCalendar | None = None,
     now: Callable[[], datetime] | None = None,
     manage_db: bool = True,
+    scheduler: bool = False,
 ) -> web.Application:
     """Build a worker. With `manage_db` (the default) it migrates and opens the database on
-    startup and closes it on cleanup; tests that already opened one pass False.
+    startup and closes it on cleanup; tests that already opened one pass False. `scheduler`
+    runs the deadline sweep and the other periodic jobs in this worker (`run` and `demo`).
 
     Order: the database opens before anything else starts (the outbox dispatcher, channel
     polling) and closes after everything registered here has stopped.
@@ -63,6 +65,10 @@ def create_app(
     if senders:
         # Notifications queued by any worker go out through the channels this one serves.
         setup_dispatcher(app, senders)
+    if scheduler:
+        from scheduler.runner import setup_scheduler
+
+        setup_scheduler(app, settings, profile, now=now or utc_now, calendar=calendar)
     if manage_db:
         app.on_cleanup.append(_close_database)
     return app

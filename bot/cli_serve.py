@@ -71,7 +71,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     if not _check_profile(settings):
         return 2
-    app = create_app(settings)
+    app = create_app(settings, scheduler=True)
 
     async def seed(_: web.Application) -> None:
         await ensure_demo_organisation()
@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     if settings.wechat_token:
         channels.append("WeChat")
     banner = f"complaintdesk serving {', '.join(channels)}; web chat at {webchat_url(settings)}"
-    return serve(create_app(settings), settings, banner)
+    return serve(create_app(settings, scheduler=True), settings, banner)
 
 
 def _port(value: str) -> int:

@@ -15,6 +15,7 @@ from config.settings import Settings
 from handlers.messages import Outgoing
 from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus
 from models.outbox import enqueue
+from scheduler.runner import SCHEDULER_KEY
 from tests.fakes.telegram_server import FakeTelegram
 
 # A limit for the bot's long poll to bring the person's message in (not a measurement).
@@ -97,3 +98,12 @@ async def test_wechat_is_mounted_when_its_token_is_set(db_url: str, tmp_path: Pa
     async with app_for(db_url, tmp_path, wechat_token="wechat-token") as client:
         unsigned = await client.get("/wechat", params={"echostr": "hello"})
         assert unsigned.status != 404 and await unsigned.text() != "hello"
+
+
+async def test_the_scheduler_runs_with_the_app_when_asked(db_url: str, tmp_path: Path) -> None:
+    settings = Settings(database_url=db_url, data_dir=tmp_path / "data")
+    app = create_app(settings, manage_db=False, scheduler=True)
+    async with TestClient(TestServer(app)):
+        jobs = {job.id for job in app[SCHEDULER_KEY].get_jobs()}
+        assert "deadline-sweep" in jobs and app[SCHEDULER_KEY].running
+    assert SCHEDULER_KEY not in create_app(settings, manage_db=False)
