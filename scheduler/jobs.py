@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 # Enough for every escalation level plus the survey steps; a guard against a planning bug.
 MAX_STEPS_PER_COMPLAINT = 64
+CLOSING_GRACE = timedelta(minutes=1)
 
 
 # -- pure decisions ----------------------------------------------------------------------
@@ -166,14 +167,16 @@ class _Run:
         return Clock(self.context.calendar, self.context.tz, self.now)
 
     def deliver_at(self) -> datetime:
-        """Staff messages written at night wait for office hours (unless on 24-hour duty)."""
-        return notify_at(
-            self.now,
+        """Messages written at night wait for office hours (unless on 24-hour duty). One
+        written at closing time itself (a reminder counted back from the close) goes now."""
+        opening = notify_at(
+            self.now - CLOSING_GRACE,
             self.profile.office_hours.to_office_hours(),
             self.profile.duty_24h,
             self.context.calendar,
             self.context.tz,
         )
+        return self.now if opening <= self.now else opening
 
     async def send(
         self, address: tuple[Channel, str] | None, message: Outgoing, key: str, at: datetime

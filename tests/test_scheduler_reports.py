@@ -80,8 +80,8 @@ async def build_week() -> dict[str, Complaint]:
     worker = Actor(Role.HANDLER, org.handler)
     resolved_at = local("2026-11-03T15:00")
     payload = {"reply_text": "已处理"}
-    await act(a.id, Action.RESOLVE, worker, profile=profile, clock=clock(resolved_at),
-              payload=payload)  # fmt: skip
+    at = clock(resolved_at)
+    await act(a.id, Action.RESOLVE, worker, profile=profile, clock=at, payload=payload)
     await act(a.id, Action.NOTIFY_RESULT, worker, profile=profile, clock=clock(resolved_at))
     await sweep(end_of("2026-11-04"), profile=profile, context=CONTEXT)
     outcome = await record_survey_answer(

@@ -78,7 +78,13 @@ async def test_gov_window_reminders_then_escalation_up_the_chain(db_url: str) ->
             (end_of("2026-10-13"), {"supervisor": ["escalate"]}),
         ],
     )
-    # Midnight escalations wait for the office to open: Monday 12 Oct, 09:00.
+    # Reminders at the office close go out at once; midnight escalations wait for the office
+    # to open: Monday 12 Oct, 09:00.
+    reminders = await OutboxMessage.filter(idempotency_key__startswith="remind:").order_by("id")
+    assert [r.next_attempt_at for r in reminders] == [
+        local("2026-10-09T17:00"),
+        local("2026-10-10T15:00"),
+    ]
     first = await OutboxMessage.filter(idempotency_key__startswith="escalate:").first()
     assert first is not None
     assert first.next_attempt_at == local("2026-10-12T09:00")
@@ -145,6 +151,33 @@ async def test_property_unacknowledged_assignment_escalates_in_minutes(db_url: s
             (local("2026-10-04T22:01"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
         ],
     )
+
+
+async def test_result_notice_is_watched_for_the_handler(db_url: str) -> None:
+    from models.actions import Actor, act
+    from models.workflow import Action, Role
+    from tests.scheduler_support import clock
+
+    profile = load_profile("gov-window")
+    org = await make_org()
+    complaint = await file(profile, local("2026-10-09T09:00"))
+    await accept(profile, org, complaint, local("2026-10-09T09:30"))
+    await assign(profile, org, complaint, local("2026-10-09T09:30"))
+    await acknowledge(profile, org, complaint, local("2026-10-09T09:30"))
+    by = Actor(Role.HANDLER, org.handler)
+    resolved = clock(local("2026-10-12T10:00"))
+    payload = {"reply_text": "ok"}
+    await act(complaint.id, Action.RESOLVE, by, profile=profile, clock=resolved, payload=payload)
+    # Resolved Mon 12 Oct; the result is owed within 3 working days: Thu 15 Oct.
+    await walk(
+        profile,
+        [
+            (local("2026-10-14T17:00"), {"handler": ["remind"]}),
+            (local("2026-10-15T15:00"), {"handler": ["remind"]}),
+            (end_of("2026-10-15"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+        ],
+    )
+    assert ":result_notice:" in (await outbox_keys("escalate:"))[0]
 
 
 async def test_acceptance_is_watched_for_the_intake_desk(db_url: str) -> None:
