@@ -245,7 +245,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=10.0, help="multiply Telegram's limits")
     parser.add_argument("--db", help="PostgreSQL URL (default: a fresh SQLite file)")
     parser.add_argument("--batch", type=int, default=60)
-    parser.add_argument("--claim-seconds", type=float, default=5.0)
+    parser.add_argument("--claim-seconds", type=float, default=8.0)
     parser.add_argument("--storm-seconds", type=float, default=6.0)
     parser.add_argument("--rate-5xx", type=float, default=10.0, help="5xx injections a second")
     parser.add_argument("--rate-429", type=float, default=0.5, help="429 injections a second")

@@ -24,7 +24,6 @@ from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Min
-from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from handlers.messages import Outgoing
@@ -191,21 +190,21 @@ class RateLimiter:
         elif key in self._chats:
             self._chats[key].pause(until)
 
-    def busy_chats(self) -> dict[Channel, list[str]]:
+    def busy_chats(self) -> dict[Channel, set[str]]:
         """Chats that cannot take a message now; also forgets buckets that are full again."""
         now = self.clock()
-        busy: dict[Channel, list[str]] = {}
+        busy: dict[Channel, set[str]] = {}
         for key, bucket in list(self._chats.items()):
             ready = max(bucket.ready_at(now), self._paused.get(key, 0.0))
             if ready > now:
-                busy.setdefault(key[0], []).append(key[1])
+                busy.setdefault(key[0], set()).add(key[1])
             else:
                 del self._chats[key]
         for key, until in list(self._paused.items()):
             if until <= now:
                 del self._paused[key]
-            elif key[1] is not None and key not in self._chats:
-                busy.setdefault(key[0], []).append(key[1])
+            elif key[1] is not None:
+                busy.setdefault(key[0], set()).add(key[1])
         return busy
 
     def next_ready(self) -> float | None:
@@ -382,49 +381,28 @@ class Dispatcher:
                 log.error("outbox row %s: outcome not recorded", claim.id, exc_info=result)
         return sum(result is True for result in results)
 
-    def _open_heads(self) -> QuerySet[OutboxMessage] | None:
-        """The oldest unsent row of each chat this dispatcher may send to now: later rows of a
-        chat wait for it, which keeps each chat's order. None when every channel is paused."""
-        busy = self.limiter.busy_chats()
+    def _open_channels(self) -> list[Channel]:
+        """The channels this dispatcher serves that no 429 holds back right now."""
         now = self._now().timestamp()
-        per_channel = [
-            Q(channel=channel, chat_id__not_in=busy[channel])
-            if busy.get(channel)
-            else Q(channel=channel)
-            for channel in self.senders
-            if self.limiter.paused_until(channel, None) <= now
-        ]
-        if not per_channel:
-            return None
-        heads = Subquery(
-            OutboxMessage.filter(status__in=(OutboxStatus.PENDING, OutboxStatus.SENDING))
-            .group_by("channel", "chat_id")
-            .annotate(head=Min("id"))
-            .values("head")
-        )
-        return OutboxMessage.filter(id__in=heads).filter(Q(*per_channel, join_type="OR"))
+        return [c for c in self.senders if self.limiter.paused_until(c, None) <= now]
 
     async def _claim(self, limit: int) -> list[_Claim]:
         now = self._now()
-        heads = self._open_heads()
-        if heads is None:
+        channels = self._open_channels()
+        if not channels:
             return []
+        busy = self.limiter.busy_chats()
+        # Busy chats' heads may come first: ask for enough rows to fill `limit` without them.
+        wanted = limit + sum(len(chats) for chats in busy.values())
         until = now + timedelta(seconds=self.claim_seconds)
         async with in_transaction(self._connection) as conn:
-            rows = (
-                await heads.filter(
-                    Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-                    | Q(status=OutboxStatus.SENDING, claimed_until__lt=now)
-                )
-                .order_by("id")
-                .limit(limit)
-                .select_for_update(skip_locked=True, of=("outbox",))
-                .using_db(conn)
-            )
-            if not rows:
+            heads = await _chat_heads(conn, channels, due=(now, wanted))
+            ids = [head.id for head in _free(heads, busy)[:limit]]
+            if not ids:
                 return []
+            rows = await OutboxMessage.filter(id__in=ids).using_db(conn).order_by("id")
             await (
-                OutboxMessage.filter(id__in=[row.id for row in rows])
+                OutboxMessage.filter(id__in=ids)
                 .using_db(conn)
                 .update(
                     status=OutboxStatus.SENDING, claimed_until=until, attempts=F("attempts") + 1
@@ -642,24 +620,21 @@ class Dispatcher:
         """Until the next row falls due or a busy chat frees up, at most `poll_seconds`."""
         now = self._now()
         delay = self.poll_seconds
-        heads = self._open_heads()
-        if heads is not None:
-            db = connections.get(self._connection)
-            due = [
-                await heads.filter(status=OutboxStatus.PENDING)
-                .using_db(db)
-                .order_by("next_attempt_at")
-                .first()
-                .values_list("next_attempt_at", flat=True),
-                await heads.filter(status=OutboxStatus.SENDING)
-                .using_db(db)
-                .order_by("claimed_until")
-                .first()
-                .values_list("claimed_until", flat=True),
-            ]
-            for at in due:
-                if at is not None:
-                    delay = min(delay, (at - now).total_seconds())
+        channels = self._open_channels()
+        if channels:
+            conn = connections.get(self._connection)
+            heads = _free(
+                await _chat_heads(conn, channels),
+                self.limiter.busy_chats(),
+            )
+            for head in heads:
+                due = (
+                    head.next_attempt_at
+                    if head.status == OutboxStatus.PENDING
+                    else head.claimed_until
+                )
+                if due is not None:
+                    delay = min(delay, (due - now).total_seconds())
         ready = self.limiter.next_ready()
         if ready is not None:
             delay = min(delay, ready - now.timestamp())
@@ -678,6 +653,100 @@ class Dispatcher:
             for waiter in waits:
                 waiter.cancel()
             self._wake.clear()
+
+
+# ------------------------------------------------------------------------- chat heads
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """The oldest unsent row of a chat: the only one of the chat that may be sent now."""
+
+    id: int
+    channel: Channel
+    chat_id: str
+    status: OutboxStatus
+    next_attempt_at: datetime
+    claimed_until: datetime | None
+
+
+_OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+# PostgreSQL: ARRAY(...) makes the per-chat minimum an InitPlan computed once. Written as
+# `id IN (subquery)` the planner, misled by a freshly filled table's statistics, can rescan the
+# aggregate for every candidate row (measured: 290 ms instead of 2 ms for 2000 rows).
+_HEADS_SQL = """
+SELECT id, channel, chat_id, status, next_attempt_at, claimed_until FROM outbox
+WHERE id = ANY(ARRAY(
+        SELECT MIN(id) FROM outbox WHERE status IN ('pending', 'sending')
+        GROUP BY channel, chat_id))
+    AND channel = ANY($1::text[])
+"""
+_DUE_SQL = """
+    AND ((status = 'pending' AND next_attempt_at <= $2)
+        OR (status = 'sending' AND claimed_until < $2))
+ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
+"""
+
+
+async def _chat_heads(
+    conn: BaseDBAsyncClient,
+    channels: list[Channel],
+    *,
+    due: tuple[datetime, int] | None = None,
+) -> list[_Head]:
+    """Heads of the chats on `channels`. With `due` = (instant, limit): only the heads due
+    then (a pending row whose time has come, or a `sending` row whose claim has expired),
+    oldest first, at most `limit`, locked for this transaction — on PostgreSQL rows another
+    worker holds are skipped; SQLite has one writer at a time, the transaction is the lock."""
+    if conn.capabilities.dialect == "postgres":
+        values: list[Any] = [[str(c) for c in channels]]
+        sql = _HEADS_SQL
+        if due is not None:
+            sql += _DUE_SQL
+            values += [*due]
+        _, records = await conn.execute_query(sql, values)
+        rows = [dict(record) for record in records]
+    else:
+        query = OutboxMessage.filter(
+            id__in=Subquery(
+                OutboxMessage.filter(status__in=_OPEN)
+                .group_by("channel", "chat_id")
+                .annotate(head=Min("id"))
+                .values("head")
+            ),
+            channel__in=channels,
+        )
+        if due is not None:
+            at, limit = due
+            query = (
+                query.filter(
+                    Q(status=OutboxStatus.PENDING, next_attempt_at__lte=at)
+                    | Q(status=OutboxStatus.SENDING, claimed_until__lt=at)
+                )
+                .order_by("id")
+                .limit(limit)
+            )
+        rows = await query.using_db(conn).values(
+            "id", "channel", "chat_id", "status", "next_attempt_at", "claimed_until"
+        )
+    return [
+        _Head(
+            id=row["id"],
+            channel=Channel(row["channel"]),
+            chat_id=row["chat_id"],
+            status=OutboxStatus(row["status"]),
+            next_attempt_at=row["next_attempt_at"],
+            claimed_until=row["claimed_until"],
+        )
+        for row in rows
+    ]
+
+
+def _free(heads: list[_Head], busy: dict[Channel, set[str]]) -> list[_Head]:
+    """Heads whose chat may take a message now. Filtered here rather than in SQL: the busy
+    list changes every round, and as SQL parameters it would make every claim a new statement
+    to prepare and plan."""
+    return [head for head in heads if head.chat_id not in busy.get(head.channel, ())]
 
 
 # ------------------------------------------------------------------------- surfacing failures

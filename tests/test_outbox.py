@@ -222,11 +222,11 @@ def test_rate_limiter_applies_telegram_limits() -> None:
     assert limiter.reserve(tg, "42", TELEGRAM_LIMITS) == (1000.0, True)
     assert limiter.reserve(tg, "42", TELEGRAM_LIMITS) == (1001.0, False)  # 1 a second per chat
     assert limiter.reserve(tg, GROUP, TELEGRAM_LIMITS) == (pytest.approx(1000 + 1 / 30), True)
-    assert limiter.busy_chats() == {tg: ["42", GROUP]}
+    assert limiter.busy_chats() == {tg: {"42", GROUP}}
     now[0] = 1001.0
     assert limiter.reserve(tg, "42", TELEGRAM_LIMITS) == (1001.0, True)
     assert limiter.reserve(tg, GROUP, TELEGRAM_LIMITS)[0] == pytest.approx(1003 + 1 / 30)
-    assert limiter.busy_chats() == {tg: ["42", GROUP]}  # 20 a minute per group: 3 s apart
+    assert limiter.busy_chats() == {tg: {"42", GROUP}}  # 20 a minute per group: 3 s apart
     # Across 300 chats the global bucket spaces sends 1/30 s apart: 30 in any second.
     fresh = RateLimiter(lambda: now[0])
     slots = [fresh.reserve(tg, str(chat), TELEGRAM_LIMITS)[0] for chat in range(300)]
@@ -377,9 +377,9 @@ async def test_a_send_without_an_answer_times_out_and_is_retried(
 
     await queue("461", "eventually")
     dispatcher = Dispatcher(
-        {Channel.TELEGRAM: Hangs()}, now=clock.now, sleep=clock.sleep, claim_seconds=0.4
+        {Channel.TELEGRAM: Hangs()}, now=clock.now, sleep=clock.sleep, claim_seconds=2
     )
-    await dispatcher.dispatch_once()  # gives up waiting after claim_seconds / 4 (real time)
+    await dispatcher.dispatch_once()  # gives up after claim_seconds / 4 (real time: 0.5 s)
     row = await OutboxMessage.get(idempotency_key="test:461:eventually")
     assert row.status == OutboxStatus.PENDING and row.attempts == 1
     assert (row.last_error or "").startswith("TimeoutError")
