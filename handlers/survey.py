@@ -61,6 +61,16 @@ _TEXTS: dict[str, dict[str, str]] = {
         "zh_TW": "您的意見已記錄，謝謝！",
         "en": "Your comment has been recorded. Thank you!",
     },
+    "not_open": {
+        "zh_CN": "该回访已结束，无需再评价。如对处理结果有异议，可发送 /dispute。",
+        "zh_TW": "該回訪已結束，無需再評價。如對處理結果有異議，可傳送 /dispute。",
+        "en": "This survey is closed. To dispute the result, send /dispute.",
+    },
+    "already_answered": {
+        "zh_CN": "您已评价过，谢谢！",
+        "zh_TW": "您已評價過，謝謝！",
+        "en": "You have already answered this survey. Thank you!",
+    },
     "comment_too_long": {
         "zh_CN": "意见过长，请控制在 {limit} 字以内。",
         "zh_TW": "意見過長，請控制在 {limit} 字以內。",
@@ -167,6 +177,14 @@ def handle_survey_choice(choice_id: str, lang: str) -> SurveyTurn | None:
             awaiting_comment=cid,
         )
     return SurveyTurn([Outgoing(_t("thanks", lang), remove_keyboard=True)])
+
+
+def render_survey_refused(status: str, lang: str) -> Outgoing:
+    """What to answer instead when `record_survey_answer` reports "not_open" (survey closed,
+    not yet sent, or not this person's) or "already_answered"; the shell then drops the
+    turn's replies and does not wait for a comment."""
+    key = "already_answered" if status == "already_answered" else "not_open"
+    return Outgoing(_t(key, lang), remove_keyboard=True)
 
 
 def handle_survey_comment(complaint_id: int, text: str, lang: str) -> SurveyTurn:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from config.profiles import Profile, SatisfactionBands
@@ -59,123 +60,141 @@ async def record_survey_answer(
     *,
     complainant_id: int | None = None,
     context: AlarmContext | None = None,
+    conn: BaseDBAsyncClient | None = None,
 ) -> SurveyOutcome:
-    """Store the complainant's answer and apply the profile's rule, in one transaction.
+    """Store the complainant's answer and apply the profile's rule, in one transaction
+    (`conn` joins the caller's, e.g. the conversation turn's).
 
     `complainant_id`, when given, must own the complaint (else "not_open": a forged button).
     A second answer, or one for a complaint no longer in revisit, changes nothing.
     """
+    if conn is None:
+        async with in_transaction() as tx:
+            return await record_survey_answer(
+                complaint_id,
+                result_score,
+                attitude_score,
+                comment,
+                now,
+                profile,
+                complainant_id=complainant_id,
+                context=context,
+                conn=tx,
+            )
     if profile.revisit is None:
         raise ValueError(f"profile {profile.id!r} has no return visit")
     band = overall_band(profile.revisit.satisfaction, result_score, attitude_score)
     context = context or alarm_context()
     clock = Clock(context.calendar, context.tz, now)
-    async with in_transaction() as conn:
-        query = Complaint.filter(id=complaint_id).using_db(conn)
-        if conn.capabilities.dialect == "postgres":
-            query = query.select_for_update()
-        complaint = await query.first()
-        if complaint is None or (
-            complainant_id is not None and complaint.complainant_id != complainant_id  # type: ignore[attr-defined]
-        ):
-            return SurveyOutcome("not_open")
-        survey = dict((complaint.alarm_state or {}).get(SURVEY) or {})
-        if survey.get("answered"):
-            return SurveyOutcome("already_answered", band)
-        if State(complaint.state) != State.REVISIT:
-            return SurveyOutcome("not_open")
-        response = await SurveyResponse.create(
-            complaint=complaint,
-            handler_id=complaint.handler_id,  # type: ignore[attr-defined]
-            department_id=complaint.lead_department_id,  # type: ignore[attr-defined]
-            result_score=result_score,
-            attitude_score=attitude_score,
-            comment=(comment or "").strip() or None,
-            created_at=now,
-            using_db=conn,
+    query = Complaint.filter(id=complaint_id).using_db(conn)
+    if conn.capabilities.dialect == "postgres":
+        query = query.select_for_update()
+    complaint = await query.first()
+    if complaint is None or (
+        complainant_id is not None and complaint.complainant_id != complainant_id  # type: ignore[attr-defined]
+    ):
+        return SurveyOutcome("not_open")
+    survey = dict((complaint.alarm_state or {}).get(SURVEY) or {})
+    if survey.get("answered"):
+        return SurveyOutcome("already_answered", band)
+    if State(complaint.state) != State.REVISIT:
+        return SurveyOutcome("not_open")
+    response = await SurveyResponse.create(
+        complaint=complaint,
+        handler_id=complaint.handler_id,  # type: ignore[attr-defined]
+        department_id=complaint.lead_department_id,  # type: ignore[attr-defined]
+        result_score=result_score,
+        attitude_score=attitude_score,
+        comment=(comment or "").strip() or None,
+        created_at=now,
+        using_db=conn,
+    )
+    survey.update({"answered": True, "band": band, "response_id": response.id})
+    complaint.alarm_state = {**(complaint.alarm_state or {}), SURVEY: survey}
+    await complaint.save(using_db=conn)
+    payload = {
+        "survey": band,
+        "result_score": result_score,
+        "attitude_score": attitude_score,
+        "response_id": response.id,
+    }
+    actor = Actor(Role.SYSTEM)
+    if band != "unsatisfied":
+        await act(
+            complaint.id,
+            Action.CLOSE,
+            actor,
+            profile=profile,
+            clock=clock,
+            payload=payload,
+            conn=conn,
         )
-        survey.update({"answered": True, "band": band, "response_id": response.id})
-        complaint.alarm_state = {**(complaint.alarm_state or {}), SURVEY: survey}
-        await complaint.save(using_db=conn)
-        payload = {
-            "survey": band,
-            "result_score": result_score,
-            "attitude_score": attitude_score,
-            "response_id": response.id,
-        }
-        actor = Actor(Role.SYSTEM)
-        if band != "unsatisfied":
-            await act(
-                complaint.id,
-                Action.CLOSE,
-                actor,
-                profile=profile,
-                clock=clock,
-                payload=payload,
-                conn=conn,
-            )
-            return SurveyOutcome("closed", band, response.id)
-        if profile.revisit.unsatisfied == "reopen":
-            await act(
-                complaint.id,
-                Action.REOPEN,
-                actor,
-                profile=profile,
-                clock=clock,
-                payload=payload,
-                conn=conn,
-            )
-            return SurveyOutcome("reopened", band, response.id)
-        limit = profile.revisit.supervisor_revisit_due
-        duration = limit.to_duration() if limit else DEFAULT_SUPERVISOR_REVISIT
-        due = compute_due(now, duration, context.calendar, context.tz).due
-        complaint.alarm_state = {
-            **complaint.alarm_state,
-            SUPERVISOR_REVISIT: {"start": iso(now), "due": iso(due)},
-        }
-        await complaint.save(using_db=conn)
-        supervisors = await Staff.filter(role=Role.SUPERVISOR, active=True).using_db(conn)
-        for person in supervisors:
-            address = staff_address(person)
-            if address is None:
-                continue
-            lang = lang_of(person.language)
-            message = text(
-                "supervisor_revisit",
-                lang,
-                number=complaint.number,
-                result=result_score,
-                attitude=attitude_score,
-                due=show_time(due, context.tz),
-                comment=response.comment or "",
-            )
-            await enqueue(
-                channel=address[0],
-                chat_id=address[1],
-                message=Outgoing(message),
-                idempotency_key=f"supervisor-revisit:{complaint.id}:{response.id}:{person.id}",
-                now=now,
-                complaint=complaint,
-                conn=conn,
-            )
-        await Event.create(
-            complaint=complaint,
-            actor_role=Role.SYSTEM,
-            action="supervisor_revisit_requested",
-            from_state=complaint.state,
-            to_state=complaint.state,
-            payload={**payload, "due": iso(due), "supervisor_ids": [s.id for s in supervisors]},
-            created_at=now,
-            using_db=conn,
+        return SurveyOutcome("closed", band, response.id)
+    if profile.revisit.unsatisfied == "reopen":
+        await act(
+            complaint.id,
+            Action.REOPEN,
+            actor,
+            profile=profile,
+            clock=clock,
+            payload=payload,
+            conn=conn,
         )
-        return SurveyOutcome("supervisor_revisit", band, response.id)
+        return SurveyOutcome("reopened", band, response.id)
+    limit = profile.revisit.supervisor_revisit_due
+    duration = limit.to_duration() if limit else DEFAULT_SUPERVISOR_REVISIT
+    due = compute_due(now, duration, context.calendar, context.tz).due
+    complaint.alarm_state = {
+        **complaint.alarm_state,
+        SUPERVISOR_REVISIT: {"start": iso(now), "due": iso(due)},
+    }
+    await complaint.save(using_db=conn)
+    supervisors = await Staff.filter(role=Role.SUPERVISOR, active=True).using_db(conn)
+    for person in supervisors:
+        address = staff_address(person)
+        if address is None:
+            continue
+        lang = lang_of(person.language)
+        message = text(
+            "supervisor_revisit",
+            lang,
+            number=complaint.number,
+            result=result_score,
+            attitude=attitude_score,
+            due=show_time(due, context.tz),
+            comment=response.comment or "",
+        )
+        await enqueue(
+            channel=address[0],
+            chat_id=address[1],
+            message=Outgoing(message),
+            idempotency_key=f"supervisor-revisit:{complaint.id}:{response.id}:{person.id}",
+            now=now,
+            complaint=complaint,
+            conn=conn,
+        )
+    await Event.create(
+        complaint=complaint,
+        actor_role=Role.SYSTEM,
+        action="supervisor_revisit_requested",
+        from_state=complaint.state,
+        to_state=complaint.state,
+        payload={**payload, "due": iso(due), "supervisor_ids": [s.id for s in supervisors]},
+        created_at=now,
+        using_db=conn,
+    )
+    return SurveyOutcome("supervisor_revisit", band, response.id)
 
 
 async def add_survey_comment(
-    complaint_id: int, comment: str, *, complainant_id: int | None = None
+    complaint_id: int,
+    comment: str,
+    *,
+    complainant_id: int | None = None,
+    conn: BaseDBAsyncClient | None = None,
 ) -> bool:
     """Attach a comment to the complaint's latest answered survey; False when there is none."""
-    query = SurveyResponse.filter(complaint_id=complaint_id, no_response=False)
+    query = SurveyResponse.filter(complaint_id=complaint_id, no_response=False).using_db(conn)
     if complainant_id is not None:
         query = query.filter(complaint__complainant_id=complainant_id)
     response = await query.order_by("-id").first()
@@ -183,5 +202,5 @@ async def add_survey_comment(
         return False
     # No event: the case may be closed already, and the answer row is the record.
     response.comment = comment.strip()
-    await response.save(update_fields=["comment"])
+    await response.save(update_fields=["comment"], using_db=conn)
     return True

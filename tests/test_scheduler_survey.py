@@ -15,6 +15,7 @@ from handlers.survey import (
     handle_survey_choice,
     handle_survey_comment,
     parse_survey_choice,
+    render_survey_refused,
     survey_invitation,
 )
 from models.entities import Complaint, Event, OutboxMessage, SurveyResponse
@@ -229,6 +230,8 @@ def test_survey_dialog_walks_result_attitude_comment() -> None:
     assert comment.commands == [SurveyComment(12, "办得快")] and comment.awaiting_comment is None
     skip = handle_survey_choice("sv:12:nc", "zh_TW")
     assert skip is not None and not skip.commands and skip.replies[0].text.startswith("感謝")
+    assert "closed" in render_survey_refused("not_open", "en").text
+    assert render_survey_refused("already_answered", "zh_CN").text.startswith("您已评价")
     too_long = handle_survey_comment(12, "字" * 1001, "en")
     assert not too_long.commands and too_long.awaiting_comment == 12
 
