@@ -18,9 +18,10 @@ from handlers.survey import (
     render_survey_refused,
     survey_invitation,
 )
+from models.actions import complaint_history
 from models.entities import Complaint, Event, OutboxMessage, SurveyResponse
 from models.outbox import outgoing_from_json
-from models.workflow import State
+from models.workflow import State, derive_state
 from scheduler.alarms import set_alarm_context
 from scheduler.jobs import sweep
 from scheduler.survey import add_survey_comment, overall_band, record_survey_answer
@@ -92,6 +93,8 @@ async def test_gov_window_survey_after_a_working_day_reminder_then_no_response_c
     assert len(await outbox_keys("closed-no-response:")) == 1
     close = await Event.get(complaint_id=complaint.id, to_state="closed")
     assert close.payload["reason"] == "no_response" and close.actor_role == "system"
+    # The scheduler's own events (reminders) keep the event chain provable.
+    assert derive_state(await complaint_history(closed)) == State.CLOSED
 
 
 async def test_catch_up_sends_the_survey_once_and_gives_the_full_time_to_answer(
