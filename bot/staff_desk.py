@@ -85,8 +85,16 @@ async def handle_staff_message(
     raise AssertionError("unreachable")
 
 
+async def _write_first(conn: BaseDBAsyncClient) -> None:
+    """On SQLite, become a writer with the first statement (as BEGIN IMMEDIATE would), so
+    concurrent processes queue on the write lock instead of failing to upgrade a read."""
+    if conn.capabilities.dialect == "sqlite":
+        await conn.execute_query("UPDATE dialog_session SET version = version WHERE id < 0")
+
+
 async def _redeem(incoming: Incoming, code: str, clock: Clock) -> Outgoing:
     async with in_transaction() as conn:
+        await _write_first(conn)
         outcome = await redeem_invite(
             code, incoming.channel, incoming.user_id, now=clock.now, conn=conn
         )
@@ -99,6 +107,7 @@ async def _redeem(incoming: Incoming, code: str, clock: Clock) -> Outgoing:
 async def _turn(
     incoming: Incoming, staff: Staff, profile: Profile, clock: Clock, conn: BaseDBAsyncClient
 ) -> list[Outgoing]:
+    await _write_first(conn)
     key = f"staff:{staff.id}"
     session = (
         await DialogSession.filter(channel=incoming.channel, external_id=key).using_db(conn).first()
