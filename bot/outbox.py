@@ -367,7 +367,11 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Claim up to `batch` due rows, send them, record each outcome; returns how many were
-        sent. Rows of different chats go out concurrently, each when the limits allow."""
+        sent. Rows of different chats go out concurrently, each when the limits allow.
+
+        One round, for tests and one-off runs: it does not take the PostgreSQL dispatcher lock
+        (claims alone still keep two rounds from sending the same row); deployments run
+        `run_forever`."""
         return await self._send(await self._claim(self.batch))
 
     async def _send(self, claims: list[_Claim]) -> int:
@@ -515,6 +519,7 @@ class Dispatcher:
                     complaint_id=claim.complaint_id,
                     actor_role=Role.SYSTEM,
                     action=DELIVERY_FAILED,
+                    # Not a transition: from/to stay empty, as for other non-transition events.
                     payload={
                         "outbox_id": claim.id,
                         "channel": str(claim.channel),
@@ -755,8 +760,8 @@ DELIVERY_FAILED = "delivery_failed"  # Event.action of a message that could not 
 
 
 async def _recipient_kind(claim: _Claim, conn: BaseDBAsyncClient) -> str:
-    """ "complainant" when the failed message was for the case's complainant, else "staff" or
-    "other": staff lists mark a case whose complainant cannot be reached."""
+    """Who a failed message was for: "complainant" (the case's complainant on that chat: staff
+    lists then mark the case unreachable), "staff" or "other"."""
     complaint = (
         await Complaint.filter(id=claim.complaint_id)
         .using_db(conn)
