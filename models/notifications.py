@@ -16,7 +16,9 @@ Recipients:
 - notify_approver: the lead department's head, unless they made the request or there is none:
   then the supervisors (or admins).
 - notify_supervisor: supervisors, or admins when there are none.
-The acting staff member is never notified of their own action. Staff are reached at their
+The acting staff member is never notified of their own action. Staff messages wait for office
+hours on a working day (scheduler.deadlines.notify_at) unless the profile keeps 24-hour duty;
+the complainant is told at once. Staff are reached at their
 Telegram chat, else their WeChat openid; a staff member bound to neither is skipped.
 
 Confidentiality: each staff card is masked for its reader (models.confidentiality), and every
@@ -58,6 +60,7 @@ from models.workflow import (
     Transition,
     allowed_actions,
 )
+from scheduler.deadlines import notify_at
 
 if TYPE_CHECKING:
     from config.profiles import Profile
@@ -499,6 +502,15 @@ async def emit_notifications(
     if not people:
         return
     version = await case_version(complaint.id, conn)
+    # Staff hear of it in office hours on working days (unless the profile keeps 24-hour duty);
+    # the deadlines already count from `clock.now`.
+    send_at = notify_at(
+        clock.now,
+        profile.office_hours.to_office_hours(),
+        profile.duty_24h,
+        clock.calendar,
+        clock.tz,
+    )
     for person in people:
         address = reach(person)
         if address is None:
@@ -510,7 +522,7 @@ async def emit_notifications(
             chat_id=address[1],
             message=message,
             idempotency_key=f"{event.id}:staff:{person.id}",
-            now=clock.now,
+            now=send_at,
             complaint=complaint,
             conn=conn,
         )

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from models.actions import ActionResult, Actor, act
-from models.entities import Complaint, Event, OutboxMessage, Staff
+from models.actions import ActionResult, Actor, Clock, act, submit_complaint
+from models.entities import Channel, Complaint, Event, OutboxMessage, Staff
 from models.notifications import VIEWED_IDENTITY, case_version, emit_notifications
 from models.workflow import Action, Role, State, Transition
-from tests.staff_world import ANSWERS, World, clock, file_complaint, inbox, last, make_world
+from tests.staff_world import (
+    ANSWERS,
+    CALENDAR,
+    SHANGHAI,
+    World,
+    clock,
+    file_complaint,
+    inbox,
+    last,
+    make_world,
+)
 
 CARD_SUBMITTED = (
     "Complaint 202611-0001\n"
@@ -403,3 +414,41 @@ async def test_unreachable_and_disabled_staff_are_skipped(db_url: str) -> None:
     await Staff.create(name="Off", role=Role.INTAKE_CLERK, telegram_chat_id="off", active=False)
     await file_complaint(world)
     assert await OutboxMessage.all().count() == 0
+
+
+async def test_staff_hear_of_night_intake_when_the_office_opens(db_url: str) -> None:
+    world = await make_world()
+    saturday_night = Clock(CALENDAR, SHANGHAI, datetime(2026, 11, 7, 22, 0, tzinfo=SHANGHAI))
+    complaint = await submit_complaint(
+        profile=world.profile,
+        channel=Channel.TELEGRAM,
+        external_id="42",
+        answers=ANSWERS,
+        clock=saturday_night,
+        language="en",
+    )
+    row = await OutboxMessage.get(chat_id="c1")
+    assert row.next_attempt_at == datetime(2026, 11, 9, 9, 0, tzinfo=SHANGHAI)  # Monday 09:00
+    await act(
+        complaint.id,
+        Action.ACCEPT,
+        as_staff(world.clerk),
+        profile=world.profile,
+        clock=saturday_night,
+    )
+    told = await OutboxMessage.get(chat_id="42")
+    assert told.next_attempt_at == saturday_night.now  # the complainant is told at once
+
+
+async def test_a_24_hour_desk_hears_at_once(db_url: str) -> None:
+    world = await make_world("property")
+    night = Clock(CALENDAR, SHANGHAI, datetime(2026, 11, 7, 22, 0, tzinfo=SHANGHAI))
+    answers = {k: v for k, v in ANSWERS.items() if k != "category"}
+    await submit_complaint(
+        profile=world.profile,
+        channel=Channel.TELEGRAM,
+        external_id="42",
+        answers=answers,
+        clock=night,
+    )
+    assert (await OutboxMessage.get(chat_id="c1")).next_attempt_at == night.now
