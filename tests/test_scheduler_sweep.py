@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from tortoise.transactions import in_transaction
 
 from config.profiles import Profile, load_profile
 from models.entities import Complaint, Event, OutboxMessage
@@ -255,6 +256,37 @@ async def test_two_sweepers_on_one_database_never_duplicate(db_url: str) -> None
     assert set(await Complaint.filter(id__in=ids).values_list("next_alarm_at", flat=True)) == {
         local("2026-10-10T15:00")
     }
+
+
+async def test_a_row_locked_by_one_sweeper_is_skipped_by_the_other(
+    db_url: str, db_kind: str
+) -> None:
+    if db_kind != "postgres":
+        pytest.skip("row locks between connections: PostgreSQL (SQLite has a single writer)")
+    profile = load_profile("gov-window")
+    org = await make_org()
+    ids = []
+    for i in range(5):
+        complaint = await file(profile, local("2026-09-30T10:00"), user=f"u{i}")
+        await accept(profile, org, complaint, local("2026-09-30T10:30"))
+        ids.append(complaint.id)
+    now = local("2026-10-09T17:05")
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def first_sweeper_holds_one_row() -> None:  # its own task: its own connection
+        async with in_transaction() as conn:
+            await Complaint.filter(id=ids[0]).using_db(conn).select_for_update().first()
+            locked.set()
+            await release.wait()
+
+    holder = asyncio.create_task(first_sweeper_holds_one_row())
+    await locked.wait()
+    report = await sweep(now, profile=profile, context=CONTEXT)
+    assert report.complaints == 4  # did not wait for, nor repeat, the locked complaint
+    release.set()
+    await holder
+    assert (await sweep(now, profile=profile, context=CONTEXT)).complaints == 1
+    assert await Event.filter(action="reminder_sent").count() == 5
 
 
 async def test_sweep_reads_only_due_rows(db_url: str) -> None:
