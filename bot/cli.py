@@ -14,6 +14,7 @@ REGISTRARS = (
     "bot.cli_serve",
     "bot.cli_staff",
     "bot.cli_wechat",
+    "scheduler.cli",
 )
 
 
