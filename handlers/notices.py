@@ -2,7 +2,8 @@
 
 Pure rendering in the complainant's language; models/notifications.py decides when each is
 sent and queues it in the outbox. The submission itself is answered in the intake dialog
-(handlers.dialog.render_submitted), so it has no milestone here.
+(handlers.dialog.render_submitted), so it has no milestone here; nor have closing and
+reopening, which the survey and the dispute dialogs (and the scheduler) tell in their own words.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Milestone:
     reply_text: str | None = None  # the result
     reason: str | None = None  # refusal or extension reason
     guidance: str | None = None  # where to turn instead (refusal)
+    attachments: tuple[str, ...] = ()  # stored attachment ids sent with the result
 
 
 MILESTONE_ACTIONS = frozenset(
@@ -39,8 +41,6 @@ MILESTONE_ACTIONS = frozenset(
         Action.REQUEST_MATERIAL,
         Action.APPROVE_EXTENSION,
         Action.NOTIFY_RESULT,
-        Action.CLOSE,
-        Action.REOPEN,
     }
 )
 
@@ -101,16 +101,6 @@ def render_milestone(milestone: Milestone, lang: str, tz: ZoneInfo) -> Outgoing 
     elif action == Action.NOTIFY_RESULT:
         text = _("Complaint {number} has been handled. Our reply:").format(number=number)
         text += "\n\n" + (milestone.reply_text or "")
-    elif action == Action.CLOSE:
-        text = _("Complaint {number} is now closed. Thank you.").format(number=number)
-    elif action == Action.REOPEN:
-        text = _("Complaint {number} has been reopened and will be looked into again.").format(
-            number=number
-        )
-        if milestone.due is not None:
-            text = append_note(
-                text, _("We will answer by {when}.").format(when=_when(milestone, lang, tz))
-            )
     else:
         return None
-    return Outgoing(text)
+    return Outgoing(text, attachments=milestone.attachments)

@@ -37,7 +37,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
 from handlers.i18n import pick_label, supported
-from handlers.notices import Milestone, render_milestone
+from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
 from handlers.staff import CaseCard, button_actions, render_notification
 from models.confidentiality import Field, mask_complaint, relation_of, unmasked_identity
 from models.entities import (
@@ -409,7 +409,20 @@ async def _milestone(
     if action == Action.REQUEST_MATERIAL:
         return Milestone(action, complaint.number, question=payload.get("question"))
     if action == Action.NOTIFY_RESULT:
-        return Milestone(action, complaint.number, reply_text=complaint.reply_text)
+        # Files the handler attached to the resolution (payload attachment_ids) go along.
+        resolution = (
+            await Event.filter(complaint_id=complaint.id, action=str(Action.RESOLVE))
+            .using_db(conn)
+            .order_by("-id")
+            .first()
+        )
+        files = (resolution.payload or {}).get("attachment_ids", []) if resolution else []
+        return Milestone(
+            action,
+            complaint.number,
+            reply_text=complaint.reply_text,
+            attachments=tuple(str(f) for f in files),
+        )
     if action == Action.REFUSE:
         reason, guidance = payload.get("reason"), payload.get("guidance")
         for exclusion in profile.exclusions:
@@ -490,12 +503,10 @@ async def emit_notifications(
     action = str(transition.action)
     effects = set(transition.effects)
     payload = dict(event.payload or {})
-    # The submission is answered in the intake dialog itself; assignment is a milestone the
-    # complainant hears about although the rule book names no complainant effect for it.
-    tell_complainant = (
-        Effect.NOTIFY_COMPLAINANT in effects and transition.action != Action.SUBMIT
-    ) or transition.action == Action.ASSIGN
-    if tell_complainant:
+    # The complainant hears of the milestones (handlers.notices): the submission is answered in
+    # the intake dialog, closing and reopening by the survey; assignment is a milestone although
+    # the rule book names no complainant effect for it.
+    if transition.action in MILESTONE_ACTIONS:
         await _notify_complainant(complaint, action, event, profile, clock, conn)
     actor_id = actor.staff.id if actor.staff is not None else None
     people = [p for p in await recipients(effects, complaint, payload, conn) if p.id != actor_id]

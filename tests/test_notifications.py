@@ -225,11 +225,20 @@ async def test_handling_life_cycle_messages(db_url: str) -> None:
         "The extension for complaint 202611-0001 was approved. "
         "New deadline: Nov 16, 2026, 23:59.\n\n"
     )
-    await run(world, complaint, Action.RESOLVE, worker, 30, {"reply_text": "已约谈当事人并道歉。"})
+    await run(
+        world,
+        complaint,
+        Action.RESOLVE,
+        worker,
+        30,
+        {"reply_text": "已约谈当事人并道歉。", "attachment_ids": [5]},
+    )
     await run(world, complaint, Action.NOTIFY_RESULT, worker, 30)
-    assert (await last("42")).text == (
+    result = await last("42")
+    assert result.text == (
         "Complaint 202611-0001 has been handled. Our reply:\n\n已约谈当事人并道歉。"
     )
+    assert result.attachments == ("5",)
     # Disputed: the supervisor and the handler hear of it.
     await run(world, complaint, Action.DISPUTE, complainant, 40)
     assert (await last("s1")).text.startswith(
