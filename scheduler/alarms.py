@@ -336,6 +336,7 @@ def refresh_alarm(complaint: Any, context: AlarmContext | None = None) -> None:
         complaint.next_alarm_at = next_alarm(
             CaseView.of(complaint), profile, context.calendar, context.tz
         )
-    except LookupError:  # e.g. a date outside the calendar's data: wake at the due instant
+    except Exception:  # never block an action over planning (e.g. a date outside the
+        # calendar's data): wake at the due instant, where the sweep logs and retries
         log.exception("cannot plan alarms of complaint %s", getattr(complaint, "number", "?"))
         complaint.next_alarm_at = complaint.next_due_at
