@@ -21,7 +21,7 @@ staff member reads is written in one place, in their language.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -668,23 +668,31 @@ def _start_action(turn: _Turn, action: Action, complaint_id: int, version: int) 
 
 # -- steps: each `_ask_*` asks and sets the step; `_STEPS[step]` handles the answer ------------
 
+Step = Callable[[_Turn], None]
 
-def _ask_category(turn: _Turn) -> None:
+
+def _category_choices(turn: _Turn) -> list[Choice]:
     profile = turn.ctx.profile
-    choices = [
+    return [
         Choice(PICK + c.id, profile.label("category", c.id, turn.lang)) for c in profile.categories
     ]
+
+
+def _severity_choices(turn: _Turn) -> list[Choice]:
+    profile = turn.ctx.profile
+    return [
+        Choice(PICK + s.id, profile.label("severity", s.id, turn.lang)) for s in profile.severities
+    ]
+
+
+def _ask_category(turn: _Turn) -> None:
     turn.go("category")
-    turn.say(turn._("Choose the category:"), [*choices, turn.cancel_choice()])
+    turn.say(turn._("Choose the category:"), [*_category_choices(turn), turn.cancel_choice()])
 
 
 def _ask_severity(turn: _Turn) -> None:
-    profile = turn.ctx.profile
-    choices = [
-        Choice(PICK + s.id, profile.label("severity", s.id, turn.lang)) for s in profile.severities
-    ]
     turn.go("severity")
-    turn.say(turn._("Choose the severity:"), [*choices, turn.cancel_choice()])
+    turn.say(turn._("Choose the severity:"), [*_severity_choices(turn), turn.cancel_choice()])
 
 
 def _start_accept(turn: _Turn) -> None:
@@ -697,13 +705,6 @@ def _start_accept(turn: _Turn) -> None:
     else:
         turn.act(Action.ACCEPT, {})
         turn.go(None)
-
-
-def _category_choices(turn: _Turn) -> list[Choice]:
-    profile = turn.ctx.profile
-    return [
-        Choice(PICK + c.id, profile.label("category", c.id, turn.lang)) for c in profile.categories
-    ]
 
 
 def _on_category(turn: _Turn) -> None:
@@ -721,11 +722,7 @@ def _on_category(turn: _Turn) -> None:
 
 
 def _on_severity(turn: _Turn) -> None:
-    profile = turn.ctx.profile
-    offered = [
-        Choice(PICK + s.id, profile.label("severity", s.id, turn.lang)) for s in profile.severities
-    ]
-    picked = turn.picked(offered)
+    picked = turn.picked(_severity_choices(turn))
     if picked is None:
         _ask_severity(turn)
         return
@@ -913,7 +910,7 @@ def _on_co_department(turn: _Turn) -> None:
     turn.go(None)
 
 
-def _text_step(step: str, prompt: str, action: Action, key: str) -> tuple[Any, Any]:
+def _text_step(step: str, prompt: str, action: Action, key: str) -> tuple[Step, Step]:
     """A step that asks for one text and then acts with it as `payload[key]`."""
 
     def ask(turn: _Turn) -> None:
@@ -999,7 +996,7 @@ def _on_extension_amount(turn: _Turn) -> None:
     _ask_extension_reason(turn)
 
 
-_FIRST_STEP: Mapping[Action, Any] = {
+_FIRST_STEP: Mapping[Action, Step] = {
     Action.ACCEPT: _start_accept,
     Action.REFUSE: _start_refuse,
     Action.ASSIGN: _start_assign,
@@ -1012,7 +1009,7 @@ _FIRST_STEP: Mapping[Action, Any] = {
     Action.HAND_BACK: _ask_hand_back,
 }
 
-_STEPS: Mapping[str, Any] = {
+_STEPS: Mapping[str, Step] = {
     "category": _on_category,
     "severity": _on_severity,
     "refuse_reason": _on_refuse_reason,

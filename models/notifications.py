@@ -39,7 +39,13 @@ from tortoise.expressions import Q
 from handlers.i18n import pick_label, supported
 from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
 from handlers.staff import CaseCard, button_actions, render_notification
-from models.confidentiality import Field, mask_complaint, relation_of, unmasked_identity
+from models.confidentiality import (
+    Field,
+    Relation,
+    mask_complaint,
+    relation_of,
+    unmasked_identity,
+)
 from models.entities import (
     Channel,
     Complainant,
@@ -108,12 +114,14 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
 
 
 def _same_name(typed: str | None, name: str | None) -> bool:
-    return bool(typed and name) and typed.strip().casefold() == name.strip().casefold()  # type: ignore[union-attr]
+    if not typed or not name:
+        return False
+    return typed.strip().casefold() == name.strip().casefold()
 
 
 def relation_for(
     staff: Staff, complaint: Complaint, co_ids: set[int], department_name: str | None = None
-) -> Any:
+) -> Relation:
     """`staff`'s relation to the case. Besides the linked target, a target the complainant
     typed that names the viewer or the viewer's department exactly counts as targeting them:
     masking on a plain name match fails closed while nobody has linked the target yet."""

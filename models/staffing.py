@@ -50,7 +50,7 @@ def new_invite_code() -> str:
 
 def looks_like_invite(payload: str | None) -> bool:
     """Whether a /start payload is a staff invite rather than a citizen deep link."""
-    return bool(payload) and payload.strip().startswith(INVITE_PREFIX)  # type: ignore[union-attr]
+    return payload is not None and payload.strip().startswith(INVITE_PREFIX)
 
 
 def invite_link(bot_username: str, code: str) -> str:
