@@ -35,7 +35,7 @@ from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes
 from bot.staff_desk import handle_staff_message
 from config.profiles import Profile
 from config.settings import Settings
-from handlers import dialog, selfservice
+from handlers import dialog, selfservice, survey
 from handlers.commands import Command, Dispute, SetLanguage, SubmitComplaint, Supplement, Withdraw
 from handlers.dialog import (
     ComplaintSummary,
@@ -68,6 +68,7 @@ from models.entities import (
 )
 from models.workflow import Action, RefusalReason, Role, State
 from scheduler.calendar import WorkingCalendar
+from scheduler.survey import add_survey_comment, record_survey_answer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ RECENT_COMPLAINTS = 20
 # Attempts at one turn when SQLite is locked by another process or another worker won a race.
 TURN_ATTEMPTS = 5
 RETRY_PAUSE_SECONDS = 0.05
+# Where the dialog state remembers that the next text is a survey comment (a complaint id).
+SURVEY_COMMENT_KEY = "survey_comment"
 # ProcessedUpdate.update_key is 128 characters; longer platform ids are hashed to fit.
 UPDATE_KEY_LENGTH = 128
 
@@ -198,6 +201,11 @@ class Conversation:
                 state = DialogState(language=supported(person.language))  # a known person
             lang = supported(state.language if state else None)
             summaries = await self._summaries(person, lang, conn) if person else []
+            survey_turn = await self._survey(incoming, state, person, lang, now, conn)
+            if survey_turn is not None:
+                survey_replies, survey_state = survey_turn
+                await self._save_session(session, survey_state, now, conn)
+                return survey_replies
             ctx = DialogContext.from_settings(self.settings, self.profile, now, summaries)
             result = dialog.handle(state, incoming, ctx)
             replies = list(result.replies)
@@ -207,6 +215,52 @@ class Conversation:
                 replies += await self._execute(command, channel, incoming, lang, clock, conn)
             await self._save_session(session, result.state, now, conn)
         return replies
+
+    async def _survey(
+        self,
+        incoming: Incoming,
+        state: DialogState | None,
+        person: Complainant | None,
+        lang: str,
+        now: datetime,
+        conn: BaseDBAsyncClient,
+    ) -> tuple[list[Outgoing], DialogState] | None:
+        """The return-visit survey: its buttons carry their own state (handlers.survey), and
+        only the optional comment needs `survey_comment` kept in the dialog state. None: not a
+        survey message, the dialog engine answers it."""
+        state = state.copy() if state is not None else DialogState(language=lang)
+        awaiting = state.scratch.pop(SURVEY_COMMENT_KEY, None)
+        turn = None
+        if incoming.kind == "choice" and incoming.choice:
+            turn = survey.handle_survey_choice(incoming.choice, lang)
+        elif awaiting is not None and incoming.kind == "text" and incoming.text:
+            turn = survey.handle_survey_comment(int(awaiting), incoming.text, lang)
+        if turn is None:
+            return None
+        if person is None:
+            return [survey.render_survey_refused("not_open", lang)], state
+        for command in turn.commands:
+            if isinstance(command, survey.SurveyAnswer):
+                outcome = await record_survey_answer(
+                    command.complaint_id,
+                    command.result_score,
+                    command.attitude_score,
+                    None,
+                    now,
+                    self.profile,
+                    complainant_id=person.id,
+                    conn=conn,
+                )
+                if outcome.status in ("not_open", "already_answered"):
+                    return [survey.render_survey_refused(outcome.status, lang)], state
+            else:
+                await add_survey_comment(
+                    command.complaint_id, command.comment, complainant_id=person.id, conn=conn
+                )
+        if turn.awaiting_comment is not None:
+            state.scratch[SURVEY_COMMENT_KEY] = turn.awaiting_comment
+        state.updated_at = now.isoformat()
+        return turn.replies, state
 
     async def _processed(
         self, channel: Channel, key: str, conn: BaseDBAsyncClient | None = None
