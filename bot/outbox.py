@@ -401,7 +401,9 @@ class Dispatcher:
         until = now + timedelta(seconds=self.claim_seconds)
         async with in_transaction(self._connection) as conn:
             heads = await _chat_heads(conn, channels, due=(now, wanted))
-            ids = [head.id for head in _free(heads, busy)[:limit]]
+            # Lock only the rows we will send: locking busy chats' heads as well would hide
+            # them from a second worker that could send them.
+            ids = await _lock_due(conn, [head.id for head in _free(heads, busy)[:limit]], now)
             if not ids:
                 return []
             rows = await OutboxMessage.filter(id__in=ids).using_db(conn).order_by("id")
@@ -686,10 +688,15 @@ WHERE id = ANY(ARRAY(
         GROUP BY channel, chat_id))
     AND channel = ANY($1::text[])
 """
-_DUE_SQL = """
-    AND ((status = 'pending' AND next_attempt_at <= $2)
-        OR (status = 'sending' AND claimed_until < $2))
-ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
+_DUE = """((status = 'pending' AND next_attempt_at <= $2)
+    OR (status = 'sending' AND claimed_until < $2))"""
+_DUE_SQL = f"AND {_DUE} ORDER BY id LIMIT $3"
+# Rows another worker holds are skipped, not waited for; the condition is checked again on
+# the row's latest version, so a row claimed or sent meanwhile drops out. A row that was its
+# chat's head and is still open is still the head: rows never reopen.
+_LOCK_SQL = f"""
+SELECT id FROM outbox WHERE id = ANY($1::bigint[]) AND {_DUE}
+ORDER BY id FOR UPDATE SKIP LOCKED
 """
 
 
@@ -701,8 +708,7 @@ async def _chat_heads(
 ) -> list[_Head]:
     """Heads of the chats on `channels`. With `due` = (instant, limit): only the heads due
     then (a pending row whose time has come, or a `sending` row whose claim has expired),
-    oldest first, at most `limit`, locked for this transaction — on PostgreSQL rows another
-    worker holds are skipped; SQLite has one writer at a time, the transaction is the lock."""
+    oldest first, at most `limit`."""
     if conn.capabilities.dialect == "postgres":
         values: list[Any] = [[str(c) for c in channels]]
         sql = _HEADS_SQL
@@ -745,6 +751,26 @@ async def _chat_heads(
         )
         for row in rows
     ]
+
+
+async def _lock_due(conn: BaseDBAsyncClient, ids: list[int], now: datetime) -> list[int]:
+    """Those of `ids` still due, locked for the claim's transaction. SQLite has one writer at
+    a time: there the transaction itself is the lock."""
+    if not ids:
+        return []
+    if conn.capabilities.dialect == "postgres":
+        _, records = await conn.execute_query(_LOCK_SQL, [ids, now])
+        return [record["id"] for record in records]
+    return list(
+        await OutboxMessage.filter(
+            Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            | Q(status=OutboxStatus.SENDING, claimed_until__lt=now),
+            id__in=ids,
+        )
+        .using_db(conn)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 def _free(heads: list[_Head], busy: dict[Channel, set[str]]) -> list[_Head]:
