@@ -55,8 +55,31 @@ async def _pg_unreachable_reason() -> str | None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "db_url" in metafunc.fixturenames:
+    if {"db_url", "empty_db_url"} & set(metafunc.fixturenames):
         metafunc.parametrize("db_kind", ["sqlite", "postgres"], indirect=False)
+
+
+async def _skip_or_fail_without_postgres() -> None:
+    reason = await _pg_unreachable_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+async def empty_db_url(db_kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database of the given kind with no schema and Tortoise not initialised."""
+    if db_kind == "sqlite":
+        yield f"sqlite://{tmp_path / 'empty.sqlite3'}"
+        return
+    await _skip_or_fail_without_postgres()
+    name = f"cd_test_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(_pg_server_url(), name)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -70,11 +93,7 @@ async def db_url(db_kind: str, tmp_path: Path) -> AsyncIterator[str]:
         finally:
             await close_db()
         return
-    reason = await _pg_unreachable_reason()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
-        pytest.skip(reason)
+    await _skip_or_fail_without_postgres()
     name = f"cd_test_{uuid.uuid4().hex[:12]}"
     await _pg_admin(f'CREATE DATABASE "{name}"')
     url = _with_database(_pg_server_url(), name)
