@@ -7,7 +7,9 @@ PostgreSQL database given with --db, whose outbox table is emptied first), the `
 the production `TelegramSender` on python-telegram-bot, and the fake Bot API server over
 loopback HTTP with its flood control on. A storm task injects 5xx answers and 429s with
 retry_after while the run lasts; `--crash-at` kills the dispatcher mid-run (task cancelled, as
-abrupt as it gets in-process, possibly mid-request) and starts a fresh one.
+abrupt as it gets in-process, possibly mid-request) and starts a fresh one. The rows the dead
+one had claimed go out once their claim expires (`--claim-seconds`), which then dominates the
+elapsed time; a request cut off after Telegram took it would show as a duplicate.
 
 Telegram's limits (30/s overall, 1/s per chat, 20/min per group) are multiplied by `--speed`
 on both sides, so 2000 messages finish in seconds rather than minutes; the pacing logic is the

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,7 +124,8 @@ class RateLimiter:
     """Per-channel global buckets and per-chat buckets; times are POSIX seconds from `clock`.
 
     Reservations are made without awaiting in between, so concurrent sends share the buckets
-    without a lock: each gets its own future slot and sleeps until it.
+    without a lock: each gets its own future slot and sleeps until it. `hold_back` then checks
+    the actual send instants, which a stalled event loop can bunch together.
     """
 
     def __init__(self, clock: Callable[[], float], *, headroom: float = 1.0) -> None:
@@ -131,6 +134,8 @@ class RateLimiter:
         self._global: dict[Channel, TokenBucket] = {}
         self._chats: dict[tuple[Channel, str], TokenBucket] = {}
         self._paused: dict[tuple[Channel, str | None], float] = {}
+        self._sent: dict[Channel, deque[float]] = {}  # send instants within the last second
+        self._last_to_chat: dict[tuple[Channel, str], float] = {}
 
     def _global_bucket(self, channel: Channel, limits: RateLimits) -> TokenBucket | None:
         if limits.global_per_second is None:
@@ -175,6 +180,31 @@ class RateLimiter:
                 bucket.reserve(at)
         return at, True
 
+    def hold_back(self, channel: Channel, chat_id: str, limits: RateLimits) -> float:
+        """Seconds a booked send must still wait, judged by the actual send instants: a stalled
+        event loop wakes several booked sends at once, which their slots alone would let go
+        out as a burst."""
+        now = self.clock()
+        wait = 0.0
+        if limits.global_per_second is not None:
+            window = self._sent.setdefault(channel, deque())
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            allowed = max(1, math.floor(limits.global_per_second * self.headroom))
+            if len(window) >= allowed:
+                wait = window[-allowed] + 1.0 - now
+        chat = self._chats.get((channel, chat_id))
+        last = self._last_to_chat.get((channel, chat_id))
+        if chat is not None and last is not None:
+            wait = max(wait, last + chat.interval - now)
+        return max(wait, 0.0)
+
+    def record(self, channel: Channel, chat_id: str) -> None:
+        """A send to `chat_id` starts now."""
+        now = self.clock()
+        self._sent.setdefault(channel, deque()).append(now)
+        self._last_to_chat[(channel, chat_id)] = now
+
     def paused_until(self, channel: Channel, chat_id: str) -> float:
         return max(
             self._paused.get((channel, None), 0.0), self._paused.get((channel, chat_id), 0.0)
@@ -200,6 +230,7 @@ class RateLimiter:
                 busy.setdefault(key[0], set()).add(key[1])
             else:
                 del self._chats[key]
+                self._last_to_chat.pop(key, None)
         for key, until in list(self._paused.items()):
             if until <= now:
                 del self._paused[key]
@@ -474,7 +505,12 @@ class Dispatcher:
             if at > now:
                 await self._sleep(max(at - now, _MIN_WAIT))
             # A 429 seen by a concurrent send while we slept moves our slot past its pause.
-            if booked and self.limiter.paused_until(claim.channel, claim.chat_id) <= at:
+            if not booked or self.limiter.paused_until(claim.channel, claim.chat_id) > at:
+                continue
+            while (wait := self.limiter.hold_back(claim.channel, claim.chat_id, limits)) > 0:
+                await self._sleep(max(wait, _MIN_WAIT))
+            if self.limiter.paused_until(claim.channel, claim.chat_id) <= self._now().timestamp():
+                self.limiter.record(claim.channel, claim.chat_id)
                 return True
 
     async def _retry_later(self, claim: _Claim, error: RetryLater) -> None:

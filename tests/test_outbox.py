@@ -250,6 +250,28 @@ def test_rate_limiter_pause_holds_a_chat_or_the_whole_channel() -> None:
     assert limiter.next_ready() is None
 
 
+def test_rate_limiter_holds_back_sends_bunched_by_a_stalled_loop() -> None:
+    now = [0.0]
+    limiter = RateLimiter(lambda: now[0])
+    tg = Channel.TELEGRAM
+    # 30 booked sends whose slots passed while the event loop was busy all wake at t = 1.
+    slots = [limiter.reserve(tg, str(chat), TELEGRAM_LIMITS)[0] for chat in range(60)]
+    now[0] = slots[29] + 0.001
+    for chat in range(30):
+        assert limiter.hold_back(tg, str(chat), TELEGRAM_LIMITS) == 0.0
+        limiter.record(tg, str(chat))
+    # The next ones' slots have come too, but 30 went out in the last second.
+    now[0] = slots[35]
+    assert limiter.hold_back(tg, "35", TELEGRAM_LIMITS) == pytest.approx(slots[29] + 1.001 - now[0])
+    now[0] = slots[29] + 1.002
+    assert limiter.hold_back(tg, "35", TELEGRAM_LIMITS) == 0.0
+    # Per chat too: one a second by the actual send instants.
+    limiter.record(tg, "35")
+    limiter.reserve(tg, "35", TELEGRAM_LIMITS)
+    now[0] += 0.25
+    assert limiter.hold_back(tg, "35", TELEGRAM_LIMITS) == pytest.approx(0.75)
+
+
 # --------------------------------------------------------------------------- sending
 
 
