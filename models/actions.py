@@ -54,8 +54,8 @@ ACTIVE_STAGES: dict[State, tuple[str, ...]] = {
 }
 # Stages whose clock starts when the case enters the state.
 STAGE_STARTS: dict[State, tuple[str, ...]] = {
-    State.SUBMITTED: ("acceptance",),
-    State.ACCEPTED: ("dispatch", "resolution"),
+    State.SUBMITTED: ("acceptance", "manager_notice"),
+    State.ACCEPTED: ("dispatch", "resolution", "manager_notice"),
     State.ASSIGNED: ("first_contact",),
     State.REOPENED: ("resolution",),
     State.RESOLVED: ("result_notice",),
@@ -216,8 +216,17 @@ def refresh_next_due(complaint: Complaint) -> None:
     )
 
 
+# Stages owed once per complaint, never restarted: a major complaint's manager notice runs from
+# its submission, or from the acceptance that rated it major (the profile sets the deadline for
+# the major severity only, so a minor complaint starts none). The scheduler watches it in every
+# open state (scheduler/alarms.py), so it is not in ACTIVE_STAGES.
+ONCE_STAGES = frozenset({"manager_notice"})
+
+
 def start_stages(profile: Profile, complaint: Complaint, state: State, clock: Clock) -> None:
     for stage in STAGE_STARTS.get(state, ()):
+        if stage in ONCE_STAGES and stage in complaint.deadlines:
+            continue
         entry = stage_deadline(profile, stage, complaint, clock.now, clock)
         if entry is not None:
             complaint.deadlines[stage] = entry
@@ -544,8 +553,12 @@ def _check_extension_amount(profile: Profile, pending: dict[str, Any]) -> None:
 
 
 async def complaint_history(complaint: Complaint) -> list[tuple[str, str]]:
-    """(from, to) state pairs of the complaint's events, oldest first."""
+    """The state changes among the complaint's events, oldest first, as (from, to) pairs.
+
+    Events that record something without moving the case (notes, identity views, delivery
+    failures, a supplement nobody asked for) are not part of the chain `derive_state` checks.
+    """
     rows = (
         await Event.filter(complaint=complaint).order_by("id").values_list("from_state", "to_state")
     )
-    return [(a, b) for a, b in rows]
+    return [(a, b) for a, b in rows if a is not None and b is not None and a != b]
