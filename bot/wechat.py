@@ -17,7 +17,9 @@ starting another; the Conversation de-duplicates on `wx:<MsgId>` (events: `wx:<o
 
 Choices are rendered as numbered lines ("1. …"); the options shown last are remembered per
 person (KeyValue, shared by the workers), so a typed number becomes that choice — labels typed
-as text work as well, the dialog engine matches them. A reply over WeChat's 2048-byte passive
+as text work as well, the dialog engine matches them. Options that are numbers themselves (the
+survey's 0–10 scores) are shown as one line of those numbers and a typed number picks the
+option with that label. A reply over WeChat's 2048-byte passive
 limit is split at line ends; the rest follows through the outbox. Outgoing.attachments are not
 sent on WeChat (that needs media uploads), and keyboards (ask / remove_keyboard) do not exist.
 
@@ -182,12 +184,23 @@ def update_key(fields: dict[str, str]) -> str:
     return "wx:" + ":".join(fields.get(name, "") for name in names)
 
 
+def is_number_scale(labels: Sequence[str]) -> bool:
+    """Options that are themselves numbers (the survey's 0–10 scores): the person types the
+    number they read, so the options are shown and matched by label, not numbered — "9" must
+    mean the score 9, not the ninth option (the score 8)."""
+    return bool(labels) and all(label.strip().isdigit() for label in labels)
+
+
 def render_text(messages: Sequence[Outgoing]) -> str:
-    """All messages as one text; choices become numbered lines ("1. …") to answer by number."""
+    """All messages as one text; choices become numbered lines ("1. …") to answer by number,
+    a number scale one line of its numbers ("0 · 1 · … · 10")."""
     parts = []
     for message in messages:
         lines = [message.text] if message.text else []
-        lines += [f"{n}. {choice.label}" for n, choice in enumerate(message.choices, 1)]
+        if is_number_scale([choice.label for choice in message.choices]):
+            lines.append(" · ".join(choice.label.strip() for choice in message.choices))
+        else:
+            lines += [f"{n}. {choice.label}" for n, choice in enumerate(message.choices, 1)]
         if lines:
             parts.append("\n".join(lines))
     return "\n\n".join(parts)
@@ -454,6 +467,11 @@ class ShownOptions:
             return incoming
         shown = row.value.get("choices", []) if isinstance(row.value, dict) else []
         number = int(typed)
+        if is_number_scale([str(label) for _id, label in shown]):
+            chosen = next((c for c, label in shown if int(str(label).strip()) == number), None)
+            if chosen is None:
+                return incoming
+            return replace(incoming, kind="choice", choice=str(chosen), text=None)
         if not 1 <= number <= len(shown):
             return incoming
         return replace(incoming, kind="choice", choice=str(shown[number - 1][0]), text=None)
