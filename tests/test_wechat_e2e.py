@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.outbox import Dispatcher
-from bot.wechat import ShownOptions, render_text
+from bot.wechat import TEMPLATE_NOTICE_ENV, ShownOptions, render_text
 from handlers.i18n import format_datetime
 from handlers.messages import Choice, Incoming, Outgoing
 from models.actions import complaint_history
@@ -33,13 +33,25 @@ from models.staffing import create_invite
 from models.workflow import Role, State, derive_state
 from scheduler.alarms import set_alarm_context
 from scheduler.jobs import sweep
-from tests.scheduler_support import CONTEXT, SHANGHAI, end_of, local
+from tests.scheduler_support import (
+    CONTEXT,
+    SHANGHAI,
+    accept,
+    acknowledge,
+    assign,
+    end_of,
+    local,
+    make_org,
+    reply,
+)
 from tests.wechat_harness import PROFILE, Desk, FixedClock, running_desk
 
 CITIZEN = "oCitizenHanMeimei000000001"
 CLERK = "oStaffClerkChen00000000001"
 HANDLER = "oStaffHandlerWang000000001"
 REPLY_TEXT = "经核实，已对当事人批评教育并向您道歉。"
+REPLY_TEXT_SCHEDULER = "已处理并致歉。"  # what tests.scheduler_support.reply answers
+NOTICE_TEMPLATE = "tpl-complaint-notice"
 
 
 @pytest.fixture(autouse=True)
@@ -265,3 +277,37 @@ async def test_a_typed_score_means_that_score_not_that_position(db_url: str) -> 
     assert await shown.resolve(typed("11")) == typed("11")  # off the scale: plain text
     await shown.remember(CITIZEN, days)
     assert (await shown.resolve(typed("1"))).choice == "sf:5"
+
+
+async def test_a_survey_after_two_silent_days_arrives_as_a_template_and_is_answered(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside the 48-hour window the notifications fall back to the configured template; the
+    person answers it by typing, which opens the window again for the rest of the survey."""
+    monkeypatch.setenv(TEMPLATE_NOTICE_ENV, NOTICE_TEMPLATE)
+    async with running_desk(db_url, tmp_path, templates=(NOTICE_TEMPLATE,)) as desk:
+        person = Phone(desk, CITIZEN)
+        await file_over_wechat(person)
+        complaint = await Complaint.get(complainant__external_id=CITIZEN)
+        org = await make_org()
+        # Handled over the next days while the person stays silent (staff on Telegram here).
+        desk.clock.now = local("2026-11-27T10:00")  # Friday: two days since the filing
+        await accept(PROFILE, org, complaint, desk.clock.now)
+        await assign(PROFILE, org, complaint, desk.clock.now)
+        await acknowledge(PROFILE, org, complaint, desk.clock.now)
+        await reply(PROFILE, org, complaint, desk.clock.now)
+        stored = await Complaint.get(id=complaint.id)
+        assert stored.next_alarm_at is not None
+        await sweep(stored.next_alarm_at, profile=PROFILE, context=CONTEXT)
+        desk.clock.now = local("2026-12-01T09:00")  # Tuesday morning, the office opens
+        await deliver_notifications(desk)
+        assert desk.fake.texts_to(CITIZEN) == []  # the window had closed: templates only
+        told = person.inbox()
+        assert [m["template_id"] for m in desk.fake.sent_to(CITIZEN)] == [NOTICE_TEMPLATE] * 4
+        assert REPLY_TEXT_SCHEDULER in told[-2] and "满意程度" in told[-1]
+        assert "满意程度" in await person.say("8")
+        await person.say("6")
+        assert "您的评价" in await person.pick("无意见")
+        answer = await SurveyResponse.get(complaint_id=complaint.id)
+        assert (answer.result_score, answer.attitude_score, answer.comment) == (8, 6, None)
+        assert (await Complaint.get(id=complaint.id)).state == State.CLOSED
