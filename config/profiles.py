@@ -17,6 +17,9 @@ category+severity > category > complexity+severity > complexity > severity > def
 For `revisit`, `survey_reminder` and `auto_close`, a stage without rules falls back to the
 `[revisit]` table (`delay`, `survey_reminder`, `no_response_close`).
 
+`[progress] every = { amount, unit }` (optional, amount ≥ 1) asks for a periodic "still being
+handled, due on …" message to the complainant (scheduler/alarms.py plans it).
+
 Any validation failure raises `ProfileError`, naming the file, the key path
 (e.g. `deadlines.resolution[2].unit`) and the problem.
 """
@@ -224,6 +227,17 @@ class Reminders(_Model):
     escalation_interval: DurationSpec | None = None  # re-escalate overdue items this often
 
 
+class Progress(_Model):
+    """A periodic "still being handled, due on …" message to the complainant while the case is
+    handled (accepted … in progress, reopened; not while waiting for the complainant)."""
+
+    every: DurationSpec
+
+    @property
+    def interval(self) -> Duration:
+        return self.every.to_duration()
+
+
 class Reply(_Model):
     written_reply_for_written_complaint: bool = False
     disputed_result: Literal["reinvestigate", "supervisor_revisit"] = "reinvestigate"
@@ -248,6 +262,7 @@ class Profile(_Model):
     extension: Extension | None = None
     revisit: Revisit | None = None
     reminders: Reminders = Reminders()
+    progress: Progress | None = None
     reply: Reply = Reply()
 
     # -- lookups ------------------------------------------------------------------------
@@ -419,6 +434,9 @@ def _cross_check(profile: Profile) -> list[tuple[str, str]]:
             problems.append(
                 ("revisit.satisfaction", "bands must cover 0–10 without gaps, in order")
             )
+    if profile.progress is not None and profile.progress.every.amount < 1:
+        # A zero interval would message the complainant on every sweep.
+        problems.append(("progress.every.amount", "must be at least 1"))
     if not profile.abstract and not profile.categories:
         problems.append(("categories", "a profile needs at least one category"))
     return problems

@@ -447,3 +447,49 @@ def test_extra_profiles_dir_lists_and_shadows(tmp_path: Path) -> None:
     )
     assert not load_profile("property", tmp_path).duty_24h
     assert load_profile("property").duty_24h
+
+
+def test_progress_messages_are_our_choice_in_two_profiles() -> None:
+    every = Duration(5, WD)
+    assert load_profile("gov-window").progress is not None
+    assert load_profile("gov-window").progress.interval == every  # type: ignore[union-attr]
+    assert load_profile("tax-service").progress.interval == every  # type: ignore[union-attr]
+    assert load_profile("property").progress is None  # hours-scale cases: milestones suffice
+    assert load_profile("base").progress is None
+
+
+def test_property_major_complaints_owe_the_manager_in_10_minutes_and_a_solution_in_12_hours() -> (
+    None
+):
+    profile = load_profile("property")
+    for category in profile.categories:
+        assert profile.deadline_for("resolution", category.id, "major") == Duration(12, "hours")
+        assert profile.deadline_for("manager_notice", category.id, "major") == Duration(
+            10, "minutes"
+        )
+        with pytest.raises(LookupError):
+            profile.deadline_for("manager_notice", category.id, "minor")
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "problem"),
+    [
+        (
+            '[progress]\nevery = { amount = 0, unit = "working_days" }\n',
+            "progress.every.amount",
+            "at least 1",
+        ),
+        ('[progress]\nevery = { amount = 5, unit = "weeks" }\n', "progress.every.unit", "weeks"),
+        ("[progress]\n", "progress.every", "Field required"),
+        (
+            '[progress]\nevery = { amount = 5, unit = "hours" }\noften = true\n',
+            "progress.often",
+            "unknown key",
+        ),
+    ],
+)
+def test_progress_key_is_validated(tmp_path: Path, body: str, key: str, problem: str) -> None:
+    error = _error(_profile(tmp_path, body))
+    matching = [msg for where, msg in error.problems if where == key]
+    assert matching, f"no problem at {key!r}: {error}"
+    assert any(problem in msg for msg in matching), str(error)
