@@ -1,0 +1,353 @@
+"""Issue 4 acceptance: a case from filing to result, every party on their own fake-Telegram chat.
+
+The whole app runs (`create_app`: long polling, the conversation, the staff desk and the real
+outbox dispatcher) against FakeTelegram, on both databases, with the tax-service profile and a
+simulated clock. People act only by typing and pressing buttons in their chats; every message
+to anyone other than the person who just wrote goes out through the outbox. The database is only
+read, to check the event chain and the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from models.actions import complaint_history
+from models.entities import Complaint, Event, OutboxMessage, OutboxStatus, Staff
+from models.notifications import VIEWED_IDENTITY
+from models.staffing import create_invite, import_departments, parse_departments
+from models.workflow import Action, Role, State, derive_state
+from tests.e2e_support import SHANGHAI, Chat, Deployment, SimClock
+from tests.fakes.telegram_server import FakeTelegram
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+DEPARTMENTS = """
+[[department]]
+code = "bureau"
+name = "第一税务分局"
+head = "李主任"
+
+[[department]]
+code = "hall"
+name = "办税服务厅"
+parent = "bureau"
+"""
+HEAD_CHAT, HANDLER_CHAT, CITIZEN_CHAT = 5001, 5002, 7001
+# Monday 2 November 2026, 10:00 in Shanghai: a working day, in office hours.
+START = datetime(2026, 11, 2, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+RECEIPT = b"\xff\xd8\xff\xe0 queue ticket A117, 14:02"
+
+WELCOME = (
+    "{name}，欢迎您。此聊天已绑定您的工作人员账号：新案件将发送到这里，并附有操作按钮。"
+    "发送 /cases 查看您的待办案件。"
+)
+
+
+def filing(target: tuple[str, str], name: str = "张三") -> list[tuple[str, str | bytes]]:
+    """The citizen's whole filing after /start, with buttons and short replies."""
+    return [
+        ("press", "都不是，继续投诉"),
+        ("press", "服务言行"),
+        ("press", "服务态度冷漠、生硬"),
+        ("press", target[0]),
+        ("text", target[1]),
+        ("text", "昨天下午3点"),
+        ("text", "办税服务厅二楼"),
+        ("text", "窗口工作人员态度生硬，拒绝解释需要补充哪些材料。"),
+        ("press", "赔礼道歉"),
+        ("press", "跳过"),
+        ("press", "跳过"),
+        ("press", "否，留下姓名和电话"),
+        ("text", name),
+        ("text", "13812345678"),
+        ("press", "完成"),
+        ("press", "提交"),
+    ]
+
+
+STAFF_TARGET = ("工作人员", "3号窗口 工号1024")
+DEPARTMENT_TARGET = ("部门或服务窗口", "第一税务分局")
+
+
+def card(
+    number: str,
+    state: str,
+    due: str,
+    *,
+    kind: str = "服务言行 · 一般",
+    target: str = "3号窗口 工号1024",
+    complainant: str = "张三 +8613812345678",
+    assigned: bool = True,
+    extension: str | None = None,
+) -> str:
+    """A staff member's case card, as handlers.staff renders it in zh_CN."""
+    lines = [
+        f"投诉 {number}",
+        f"状态：{state}",
+        f"类别：{kind}",
+        f"投诉对象：{target}",
+        f"投诉人：{complainant}",
+        "事实经过：窗口工作人员态度生硬，拒绝解释需要补充哪些材料。",
+    ]
+    if assigned:
+        lines += ["主办部门：第一税务分局", "承办人：王科员"]
+    lines.append(due)
+    if extension:
+        lines.append(extension)
+    return "\n".join(lines)
+
+
+@dataclass
+class Office:
+    tg: FakeTelegram
+    deployment: Deployment
+    clock: SimClock
+    head: Chat
+    handler: Chat
+    citizen: Chat
+
+    def step(self, **delta: float) -> None:
+        self.clock.advance(**delta)
+
+
+@asynccontextmanager
+async def office(db_url: str, tmp_path: Path) -> AsyncIterator[Office]:
+    """Departments imported, the head and a handler invited; both redeem their invites from
+    their own chats (/start inv_...) and the complainant's chat is open."""
+    clock = SimClock(START)
+    await import_departments(parse_departments(DEPARTMENTS, "toml"))
+    head = await Staff.get(name="李主任")
+    head_invite = await create_invite(now=clock.now, staff_id=head.id)
+    handler_invite = await create_invite(
+        now=clock.now, name="王科员", role=Role.HANDLER, department_code="bureau"
+    )
+    async with FakeTelegram() as tg:
+        deployment = Deployment(tg, db_url, tmp_path / "data", clock, "tax-service")
+        await deployment.start()
+        try:
+            people = Office(
+                tg,
+                deployment,
+                clock,
+                Chat(tg, deployment, HEAD_CHAT, "zh-hans"),
+                Chat(tg, deployment, HANDLER_CHAT, "zh-hans"),
+                Chat(tg, deployment, CITIZEN_CHAT, "zh-hans"),
+            )
+            assert await people.head.command("start", head_invite.code) == [
+                WELCOME.format(name="李主任")
+            ]
+            assert await people.handler.command("start", handler_invite.code) == [
+                WELCOME.format(name="王科员")
+            ]
+            # A forwarded link is no key: the code works once.
+            stranger = Chat(tg, deployment, 6666, "zh-hans")
+            assert await stranger.command("start", head_invite.code) == [
+                "该邀请码已被使用，请申请新的邀请。"
+            ]
+            yield people
+        finally:
+            await deployment.stop()
+
+
+async def file_complaint(
+    people: Office, chat: Chat, target: tuple[str, str], name: str = "张三"
+) -> str:
+    """The complainant files over Telegram; returns the last answer (the receipt)."""
+    await chat.command("start")
+    for kind, value in filing(target, name):
+        replies = await chat.act(kind, value)
+    await people.deployment.delivered()
+    return replies[-1]
+
+
+async def test_a_case_from_filing_to_result_over_telegram(db_url: str, tmp_path: Path) -> None:
+    async with office(db_url, tmp_path) as people:
+        head, handler, citizen, deployment = (
+            people.head,
+            people.handler,
+            people.citizen,
+            people.deployment,
+        )
+        head.unread(), handler.unread()
+
+        # -- filed: the complainant's receipt; the intake desk (the root head) gets the card.
+        receipt = await file_complaint(people, citizen, STAFF_TARGET)
+        assert receipt == (
+            "您的投诉已提交，投诉编号为 202611-0001。\n\n接下来我们将审核是否属于受理范围，"
+            "并转交责任部门办理。我们将在 2026年11月3日 23:59 前答复您。\n\n"
+            "您可以随时发送 /status 查询进度。"
+        )
+        citizen.unread()
+        number = "202611-0001"
+        assert head.unread() == [
+            f"新投诉 {number} 等待受理。\n\n"
+            + card(
+                number,
+                "已提交",
+                "期限（受理）：2026年11月3日 23:59",
+                kind="服务言行",
+                assigned=False,
+            )
+        ]
+        assert [label for label, _ in head.buttons("新投诉")] == [
+            "受理",
+            "不予受理",
+            "转办",
+            "添加备注",
+        ]
+        assert handler.unread() == []
+
+        # -- accepted (severity chosen), the complainant told the answer date.
+        people.step(minutes=10)
+        assert await head.press("受理") == ["请选择严重程度："]
+        assert await head.press("一般") == ["已完成：受理——投诉 202611-0001。状态：已受理"]
+        await deployment.delivered()
+        assert citizen.unread() == [
+            "您的投诉 202611-0001 已受理。我们将在 2026年11月9日 23:59 前答复您。"
+        ]
+        # The intake card's button again, now that the case has moved on: refused, no change.
+        events = await Event.all().count()
+        assert await head.deliver(head.button_with_data("cs:accept:1:1")) == [
+            "未执行：投诉 202611-0001 当前为“已受理”：此按钮已过期：消息发出后案件已有新进展。"
+        ]
+        assert await Event.all().count() == events
+
+        # -- assigned to the handler's department and the handler by name.
+        people.step(minutes=10)
+        assert await head.press("交办") == ["由哪个部门主办？"]
+        assert await head.press("第一税务分局") == ["由谁承办？请选择承办人，或交由部门安排。"]
+        assert await head.press("王科员") == ["联合办理：可增加协办部门，或点击“完成”。"]
+        assert await head.press("完成") == ["已完成：交办——投诉 202611-0001。状态：已分派"]
+        await deployment.delivered()
+        assert handler.unread() == [
+            "投诉 202611-0001 已交办处理。\n\n"
+            + card(number, "已分派", "期限（办结）：2026年11月9日 23:59")
+        ]
+        assert citizen.unread() == ["您的投诉 202611-0001 已交由第一税务分局办理。"]
+
+        # -- acknowledged; a double tap on the same button is refused the second time.
+        people.step(minutes=10)
+        tap = handler.button_with_data("cs:acknowledge:1:3")
+        again = handler.button_with_data("cs:acknowledge:1:3")
+        assert await handler.deliver_all([tap, again]) == [
+            "已完成：签收——投诉 202611-0001。状态：办理中",
+            "未执行：投诉 202611-0001 当前为“办理中”：此按钮已过期：消息发出后案件已有新进展。",
+        ]
+
+        # -- material asked: the question reaches the complainant, the clock stops.
+        people.step(minutes=10)
+        assert await handler.press("要求补正材料") == ["请输入需要投诉人补正的内容："]
+        assert await handler.text("请提供当天的办税排队小票照片。") == [
+            "已完成：要求补正材料——投诉 202611-0001。状态：等待投诉人补正"
+        ]
+        await deployment.delivered()
+        assert citizen.unread() == [
+            "为办理投诉 202611-0001，需要您补充以下内容：\n\n请提供当天的办税排队小票照片。"
+            "\n\n请通过 /supplement 发送。收到前办理时限暂停计算。"
+        ]
+        assert head.unread() == []
+
+        # -- supplemented on Wednesday: Tuesday was wholly paused, so the answer date moves on.
+        people.clock.set_local(2026, 11, 4, 10, 0)
+        assert await citizen.command("supplement") == ["要为哪一项投诉补充材料？"]
+        assert await citizen.press("202611-0001 · 待您补充材料") == [
+            "请发送投诉 202611-0001 的补充材料：文字和/或照片（最多 6 张）。发送完毕请点“完成”。"
+        ]
+        assert await citizen.text("排队小票在这里，当天下午2点取号。") == [
+            "已收到文字。可以继续发送，或点“完成”。"
+        ]
+        assert await citizen.photo(RECEIPT) == [
+            "已收到 1 张照片（最多 6 张）。可以继续发送，或点“完成”。"
+        ]
+        assert await citizen.press("完成") == [
+            "补充材料已加入投诉 202611-0001。收到材料后，办理将继续进行。"
+        ]
+        await deployment.delivered()
+        assert handler.unread() == [
+            "投诉人已为投诉 202611-0001 补正材料，继续办理。\n\n"
+            + card(number, "办理中", "期限（办结）：2026年11月10日 23:59")
+        ]
+
+        # -- extension: amount and reason to the head, who approves; the complainant is told.
+        people.step(minutes=30)
+        assert await handler.press("申请延期") == [
+            "需要延期多久？最多 10 个工作日，请选择或输入数字。"
+        ]
+        assert await handler.press("3 个工作日") == ["延期的理由是什么？"]
+        assert await handler.text("需要调取窗口录像并约谈当事人。") == [
+            "已完成：申请延期——投诉 202611-0001。状态：办理中"
+        ]
+        await deployment.delivered()
+        assert head.unread() == [
+            "投诉 202611-0001 申请延期 3 个工作日。理由：需要调取窗口录像并约谈当事人。\n\n"
+            + card(
+                number,
+                "办理中",
+                "期限（办结）：2026年11月10日 23:59",
+                extension="已申请延期：3 个工作日。理由：需要调取窗口录像并约谈当事人。",
+            )
+        ]
+        # The approver's notification asks one decision only.
+        assert [label for label, _ in head.buttons("投诉 202611-0001 申请延期")] == [
+            "批准延期",
+            "不批准延期",
+        ]
+        people.step(minutes=30)
+        assert await head.press("批准延期") == ["已完成：批准延期——投诉 202611-0001。状态：办理中"]
+        await deployment.delivered()
+        assert handler.unread() == [
+            "投诉 202611-0001 的延期申请已批准。新的办结期限：2026年11月13日 23:59。\n\n"
+            + card(number, "办理中", "期限（办结）：2026年11月13日 23:59")
+        ]
+        assert citizen.unread() == [
+            "投诉 202611-0001 的办理期限已延长至 2026年11月13日 23:59。"
+            "理由：需要调取窗口录像并约谈当事人。"
+        ]
+
+        # -- resolved with a reply text: the complainant receives the result.
+        people.step(hours=2)
+        reply = "经调查核实，3号窗口工作人员服务态度确有不当，已对其批评教育，特向您致歉。"
+        assert await handler.press("办结答复") == ["请输入答复投诉人的内容："]
+        assert await handler.text(reply) == [
+            "已完成：办结答复——投诉 202611-0001。状态：已办结",
+            "已完成：告知结果——投诉 202611-0001。状态：已答复",
+        ]
+        await deployment.delivered()
+        assert citizen.unread() == [f"投诉 202611-0001 已办结。答复如下：\n\n{reply}"]
+        assert head.unread() == []
+        assert handler.unread() == []
+
+    # -- the record: every step an event, the chain proves the final state.
+    complaint = await Complaint.get(number=number)
+    assert complaint.state == State.REPLIED
+    assert derive_state(await complaint_history(complaint)) == State.REPLIED
+    actions = await (
+        Event.filter(complaint=complaint)
+        .exclude(action=VIEWED_IDENTITY)
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        Action.SUBMIT,
+        Action.ACCEPT,
+        Action.ASSIGN,
+        Action.ACKNOWLEDGE,
+        Action.REQUEST_MATERIAL,
+        Action.SUPPLEMENT,
+        Action.REQUEST_EXTENSION,
+        Action.APPROVE_EXTENSION,
+        Action.RESOLVE,
+        Action.NOTIFY_RESULT,
+    ]
+    # Each notification went out once, each staff card that showed the identity is audited.
+    rows = await OutboxMessage.all()
+    assert {row.status for row in rows} == {OutboxStatus.SENT}
+    assert len(rows) == 10 and len({row.idempotency_key for row in rows}) == 10
+    viewers = await Event.filter(complaint=complaint, action=VIEWED_IDENTITY).count()
+    assert viewers == 5  # intake card, assignment, supplement, extension request, approval
