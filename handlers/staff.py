@@ -615,8 +615,10 @@ def _show_cases(turn: _Turn, page_text: str) -> None:
     shown = cases[page * size : (page + 1) * size]
     lines = [_("Your open cases (page {page} of {pages}):").format(page=page + 1, pages=pages)]
     choices = []
-    for index, card in enumerate(shown, start=page * size + 1):
-        line = f"{index}. {card.number} · {state_label(card.state, turn.lang)}"
+    # The lines carry no numbers of their own: the options do (text-only channels number
+    # them per page), so one case never shows two different numbers.
+    for card in shown:
+        line = f"• {card.number} · {state_label(card.state, turn.lang)}"
         if card.due is not None:
             due = _("due {when}").format(when=format_datetime(card.due, turn.lang, turn.ctx.tz))
             line = f"{line} · {due}"

@@ -331,8 +331,8 @@ async def test_cases_list_pages_and_opens_a_case(db_url: str) -> None:
     [page] = await clerk.command("cases")
     lines = page.text.split("\n")
     assert lines[0] == "Your open cases (page 1 of 2):"
-    assert lines[1] == "1. 202611-0007 · Submitted · due Nov 2, 2026, 11:00"
-    assert lines[2] == "2. 202611-0001 · Submitted · due Nov 3, 2026, 23:59"
+    assert lines[1] == "• 202611-0007 · Submitted · due Nov 2, 2026, 11:00"
+    assert lines[2] == "• 202611-0001 · Submitted · due Nov 3, 2026, 23:59"
     assert len(lines) == 6
     assert [c.label for c in page.choices][-1] == "Next page"
     [page2] = await clerk.press(button(page, "Next page"))
