@@ -351,3 +351,46 @@ async def test_a_case_from_filing_to_result_over_telegram(db_url: str, tmp_path:
     assert len(rows) == 10 and len({row.idempotency_key for row in rows}) == 10
     viewers = await Event.filter(complaint=complaint, action=VIEWED_IDENTITY).count()
     assert viewers == 5  # intake card, assignment, supplement, extension request, approval
+
+
+async def test_a_complaint_about_the_handlers_department_reaches_it_masked(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The complaint names the department the head and the handler work in: neither sees who
+    complained, on any card (notification or /cases), and no identity view is recorded."""
+    masked = "*** ***"
+    async with office(db_url, tmp_path) as people:
+        head, handler, citizen = people.head, people.handler, people.citizen
+        head.unread(), handler.unread()
+        await file_complaint(people, citizen, DEPARTMENT_TARGET, name="王五")
+        number = "202611-0001"
+        target = DEPARTMENT_TARGET[1]
+        assert head.unread() == [
+            f"新投诉 {number} 等待受理。\n\n"
+            + card(
+                number,
+                "已提交",
+                "期限（受理）：2026年11月3日 23:59",
+                kind="服务言行",
+                target=target,
+                complainant=masked,
+                assigned=False,
+            )
+        ]
+        people.step(minutes=10)
+        for label in ("受理", "一般", "交办", "第一税务分局", "王科员", "完成"):
+            await head.press(label)
+        await people.deployment.delivered()
+        assigned = card(
+            number, "已分派", "期限（办结）：2026年11月9日 23:59", target=target, complainant=masked
+        )
+        assert handler.unread() == [f"投诉 {number} 已交办处理。\n\n{assigned}"]
+        assert await handler.command("cases") == [
+            "您的待办案件（第 1/1 页）：\n• 202611-0001 · 已分派 · 期限 2026年11月9日 23:59"
+        ]
+        assert await handler.press(number) == [assigned]
+        assert "王五" not in "\n".join(head.received + handler.received)
+        assert "13812345678" not in "\n".join(head.received + handler.received)
+    complaint = await Complaint.get(number=number)
+    assert complaint.contact_name == "王五"  # kept, only not shown to the department
+    assert not await Event.filter(complaint=complaint, action=VIEWED_IDENTITY).exists()
