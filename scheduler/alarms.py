@@ -17,9 +17,24 @@ Alarms per watch (stage deadline `due`, started at `start`):
 * at `due`, escalation level 1; each `profile.reminders.escalation_interval` later one level
   further, until the chain of people is exhausted (`exhausted` in the slot).
 
+The manager notice (`manager_notice`, property: a major complaint reported to the manager
+within 10 minutes) is a watch of its own: it runs in every open state, paused or not (it does not
+wait for the complainant), from the moment the complaint was filed or rated major. Its first alarm
+is at the start itself — the sweep sends the notice at once and the deadline is the promise;
+only when nobody could be told does the watch go on to escalate at the deadline.
+
+Where the profile asks (`[progress] every`), the complainant gets a periodic "still being
+handled, due on …" message while the case is handled (`PROGRESS_STATES`, not while waiting for
+them): one interval after the resolution clock started, after the last such message, or after
+the last pause ended, whichever is latest, as long as that is before the resolution deadline (an
+extension moves it; past it the case is the escalation's business). Day intervals land on the
+office opening of the day the count ends, so nobody is messaged at midnight.
+
 `alarm_state` layout: {"<stage>@<due ISO>": {"reminded": [ISO...], "escalated": n,
-"exhausted": bool}, "survey": {...}, "supervisor_revisit": {"start": ISO, "due": ISO}}. The slot
-key carries the due instant, so a recomputed deadline (extension, resume) starts afresh.
+"exhausted": bool, "attempted": ISO}, "survey": {...}, "supervisor_revisit": {"start": ISO,
+"due": ISO}, "progress": {"anchor": ISO, "last": ISO}}. The slot key carries the due instant, so
+a recomputed deadline (extension, resume) starts afresh; the progress slot carries the resolution
+clock's start, so a reopened case counts its periods afresh.
 
 `refresh_alarm(complaint)` is called from a pre-save hook on `Complaint` (models/entities.py),
 so every action that changes a complaint keeps its alarm right without knowing about it.
@@ -37,9 +52,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from config.profiles import Profile, load_profile
-from models.workflow import State
+from models.workflow import OPEN_STATES, State
 from scheduler.calendar import WorkingCalendar
-from scheduler.deadlines import Duration, before_due, compute_due
+from scheduler.deadlines import DAY_UNITS, Duration, before_due, compute_due
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +73,12 @@ WATCHED_STAGES: dict[State, tuple[str, ...]] = {
 ACKNOWLEDGEMENT = "acknowledgement"
 SUPERVISOR_REVISIT = "supervisor_revisit"
 SURVEY = "survey"
+MANAGER_NOTICE = "manager_notice"
+PROGRESS = "progress"
+# States in which the case is being handled for the complainant: periodic progress messages run.
+PROGRESS_STATES: frozenset[State] = frozenset(
+    {State.ACCEPTED, State.ASSIGNED, State.IN_PROGRESS, State.REOPENED}
+)
 
 
 class AlarmKind(StrEnum):
@@ -66,6 +87,8 @@ class AlarmKind(StrEnum):
     SEND_SURVEY = "send_survey"
     SURVEY_REMINDER = "survey_reminder"
     NO_RESPONSE_CLOSE = "no_response_close"
+    NOTIFY_MANAGER = "notify_manager"
+    PROGRESS = "progress"
 
 
 @dataclass(frozen=True)
@@ -145,11 +168,21 @@ def acknowledgement_watch(
     return Watch(ACKNOWLEDGEMENT, assigned, compute_due(assigned, duration, calendar, tz).due)
 
 
+def manager_notice_watch(view: CaseView) -> Watch | None:
+    """The manager notice owed on an open complaint (see module docstring)."""
+    if view.state not in OPEN_STATES:
+        return None
+    return _entry_watch(MANAGER_NOTICE, view.deadlines.get(MANAGER_NOTICE))
+
+
 def watches(view: CaseView, calendar: WorkingCalendar, tz: ZoneInfo) -> list[Watch]:
-    """The staff deadlines running now; none while the clock is paused."""
-    if view.paused:
-        return []
+    """The staff deadlines running now; while the clock is paused only the manager notice."""
     found: list[Watch] = []
+    notice = manager_notice_watch(view)
+    if notice is not None:
+        found.append(notice)
+    if view.paused:
+        return found
     for stage in WATCHED_STAGES.get(view.state, ()):
         watch = _entry_watch(stage, view.deadlines.get(stage))
         if watch is not None:
@@ -226,6 +259,50 @@ def watch_alarms(
     return alarms
 
 
+def notice_alarms(view: CaseView, watch: Watch) -> list[Alarm]:
+    """The manager notice is sent at the start of its watch (once attempted, the watch's own
+    escalation covers a notice nobody could receive)."""
+    if watch.stage != MANAGER_NOTICE or _slot(view, watch.key).get("attempted"):
+        return []
+    return [Alarm(watch.start, AlarmKind.NOTIFY_MANAGER, watch.stage, watch.key, 0, watch.due)]
+
+
+def progress_point(
+    after: datetime, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> datetime:
+    """The progress message instant one `profile.progress` interval after `after`; for day
+    intervals the office opening of the day the count ends."""
+    assert profile.progress is not None
+    interval = profile.progress.interval
+    end = compute_due(after, interval, calendar, tz).due
+    if interval.unit in DAY_UNITS:
+        opening = datetime.combine(end.astimezone(tz).date(), profile.office_hours.start, tz)
+        return opening.astimezone(UTC)  # stored instants are UTC (SQLite compares text)
+    return end
+
+
+def progress_alarms(
+    view: CaseView, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> list[Alarm]:
+    """The next periodic progress message, while the case is handled and has a resolution
+    deadline to tell (see module docstring)."""
+    if profile.progress is None or view.paused or view.state not in PROGRESS_STATES:
+        return []
+    entry = view.deadlines.get("resolution")
+    if not isinstance(entry, dict) or entry.get("done") or "due" not in entry:
+        return []
+    base = parse(entry["start"])
+    slot = _slot(view, PROGRESS)
+    if slot.get("anchor") == entry["start"] and slot.get("last"):
+        base = max(base, parse(slot["last"]))
+    for _, resumed in entry.get("pauses", ()):
+        base = max(base, parse(resumed))
+    at, due = progress_point(base, profile, calendar, tz), parse(entry["due"])
+    if at >= due:  # past the deadline "due on …" no longer holds: escalation takes over
+        return []
+    return [Alarm(at, AlarmKind.PROGRESS, PROGRESS, PROGRESS, 0, due)]
+
+
 def survey_alarms(
     view: CaseView, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
 ) -> list[Alarm]:
@@ -260,8 +337,10 @@ def pending_alarms(
     """Every alarm of the complaint not yet handled, earliest first."""
     alarms: list[Alarm] = []
     for watch in watches(view, calendar, tz):
+        alarms.extend(notice_alarms(view, watch))
         alarms.extend(watch_alarms(view, watch, profile, calendar, tz))
     alarms.extend(survey_alarms(view, profile, calendar, tz))
+    alarms.extend(progress_alarms(view, profile, calendar, tz))
     return sorted(alarms)
 
 

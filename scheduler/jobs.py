@@ -7,10 +7,17 @@ run side by side without waiting for or repeating each other. It writes outbox r
 deterministic idempotency keys) and events, and changes state only through
 `models.actions.act` as the system actor. It never calls a platform.
 
+Besides the staff deadlines it sends a major complaint's manager notice (to the department
+heads up the lead department's chain — the root departments' heads while none leads it — and the
+supervisors) and the complainant's periodic progress messages (`scheduler.alarms`).
+
 Catch-up: after downtime every alarm that fell due is handled once — of several reminder points
 for the same deadline only the latest is sent, every escalation level that fell due is sent
-(each to different people), and a survey that should have been sent and already timed out is
-sent and closed in the same sweep.
+(each to different people), a survey that should have been sent and already timed out is
+sent and closed in the same sweep, and of several progress periods that passed only the latest
+is told.
+
+`prune_processed_updates` is a daily maintenance job: it forgets old platform update ids.
 """
 
 from __future__ import annotations
@@ -28,11 +35,21 @@ from config.profiles import Profile
 from handlers import survey as survey_dialog
 from handlers.messages import Outgoing
 from models.actions import Actor, Clock, act, recompute_stage, refresh_next_due
-from models.entities import Channel, Complainant, Complaint, Event, Staff, SurveyResponse
+from models.entities import (
+    Channel,
+    Complainant,
+    Complaint,
+    Event,
+    ProcessedUpdate,
+    Staff,
+    SurveyResponse,
+)
 from models.outbox import enqueue
-from models.staffing import escalation_heads
+from models.staffing import department_head, escalation_heads, root_departments
 from models.workflow import OPEN_STATES, Action, Role
 from scheduler.alarms import (
+    MANAGER_NOTICE,
+    PROGRESS,
     SUPERVISOR_REVISIT,
     SURVEY,
     Alarm,
@@ -41,17 +58,24 @@ from scheduler.alarms import (
     CaseView,
     alarm_context,
     iso,
+    parse,
     pending_alarms,
+    progress_point,
     watches,
 )
 from scheduler.deadlines import notify_at
-from scheduler.texts import lang_of, show_time, stage_name, text
+from scheduler.texts import lang_of, show_due, show_time, stage_name, text
 
 log = logging.getLogger(__name__)
 
 # Enough for every escalation level plus the survey steps; a guard against a planning bug.
 MAX_STEPS_PER_COMPLAINT = 64
 CLOSING_GRACE = timedelta(minutes=1)
+# Platforms re-deliver an update for at most a day (Telegram) or seconds (WeChat); a week of
+# update ids is ample to recognise any re-delivery.
+PROCESSED_UPDATE_RETENTION = timedelta(days=7)
+# Catch-up walks at most this many missed progress periods before telling the latest.
+MAX_PROGRESS_PERIODS = 1000
 
 
 # -- pure decisions ----------------------------------------------------------------------
@@ -67,17 +91,20 @@ _ORDER = {
     AlarmKind.NO_RESPONSE_CLOSE: 0,
     AlarmKind.SEND_SURVEY: 1,
     AlarmKind.SURVEY_REMINDER: 2,
-    AlarmKind.ESCALATE: 3,
-    AlarmKind.REMIND: 4,
+    AlarmKind.NOTIFY_MANAGER: 3,
+    AlarmKind.ESCALATE: 4,
+    AlarmKind.REMIND: 5,
+    AlarmKind.PROGRESS: 6,
 }
 
 
 def next_step(due: Sequence[Alarm]) -> Step | None:
     """Which of the due alarms to handle next.
 
-    The survey steps first (closing makes a pending survey reminder moot), then escalations
-    (an escalation makes the reminders of its deadline moot), then reminders: of several
-    reminder points of one deadline that all fell due, only the latest is sent.
+    The survey steps first (closing makes a pending survey reminder moot), then the manager
+    notice (sending it ends its watch, so its escalation is moot), then escalations (an
+    escalation makes the reminders of its deadline moot), then reminders: of several reminder
+    points of one deadline that all fell due, only the latest is sent. Progress messages last.
     """
     if not due:
         return None
@@ -134,6 +161,8 @@ class SweepReport:
     surveys_sent: int = 0
     survey_reminders: int = 0
     closed_no_response: int = 0
+    manager_notices: int = 0
+    progress_messages: int = 0
     outbox_rows: int = 0
     failed: list[int] = field(default_factory=list)
 
@@ -145,6 +174,8 @@ class SweepReport:
             "surveys_sent",
             "survey_reminders",
             "closed_no_response",
+            "manager_notices",
+            "progress_messages",
             "outbox_rows",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -422,6 +453,138 @@ async def _close_no_response(run: _Run, step: Step) -> None:
     run.report.closed_no_response += 1
 
 
+async def manager_recipients(complaint: Complaint, conn: BaseDBAsyncClient) -> list[Staff]:
+    """Whom a major complaint's manager notice goes to: the heads up the lead department's
+    chain (while no department leads the case: the root departments' heads, the managers of
+    the whole desk) and the supervisors; the admins when nobody else is there."""
+    lead = complaint.lead_department_id  # type: ignore[attr-defined]
+    if lead:
+        heads = await escalation_heads(lead, conn)
+    else:
+        heads = [
+            head
+            for root in await root_departments(conn)
+            if (head := await department_head(root.id, conn)) is not None
+        ]
+    ids = [s.id for s in heads] + await _ids(conn, role=Role.SUPERVISOR)
+    if not ids:
+        ids = await _ids(conn, role=Role.ADMIN)
+    return await _staff(list(dict.fromkeys(ids)), conn)
+
+
+def _resolution_due(complaint: Complaint) -> tuple[datetime | None, bool]:
+    entry = (complaint.deadlines or {}).get("resolution")
+    if not isinstance(entry, dict) or entry.get("done") or "due" not in entry:
+        return None, False
+    return parse(entry["due"]), bool(entry.get("provisional"))
+
+
+async def _notify_manager(run: _Run, alarm: Alarm) -> None:
+    """Tell the managers of a major complaint; the stage is done once anyone could be told."""
+    complaint = run.complaint
+    assert alarm.due is not None
+    slot = run.slot(alarm.slot)
+    slot["attempted"] = iso(run.now)
+    solution_due, provisional = _resolution_due(complaint)
+    told: list[int] = []
+    for person in await manager_recipients(complaint, run.conn):
+        address = staff_address(person)
+        if address is None:
+            continue
+        lang = lang_of(person.language)
+        label = None
+        if complaint.category:
+            try:
+                label = run.profile.label("category", complaint.category, lang)
+            except KeyError:
+                label = complaint.category
+        solution = (
+            text(
+                "solution_due",
+                lang,
+                due=show_due(solution_due, lang, run.context.tz, provisional),
+            )
+            if solution_due is not None
+            else ""
+        )
+        message = Outgoing(
+            text(
+                "manager_notice",
+                lang,
+                number=complaint.number,
+                category=text("manager_notice_category", lang, label=label) if label else "",
+                solution=solution,
+            )
+        )
+        key = f"manager-notice:{complaint.id}:{iso(alarm.due)}:{person.id}"
+        await run.send(address, message, key, run.deliver_at())
+        told.append(person.id)
+    if told:
+        deadlines = dict(complaint.deadlines)
+        deadlines[MANAGER_NOTICE] = {**deadlines[MANAGER_NOTICE], "done": iso(run.now)}
+        complaint.deadlines = deadlines
+        run.report.manager_notices += 1
+    else:
+        log.warning("complaint %s: no manager could be told; escalating", complaint.number)
+    await run.event(
+        "manager_notified" if told else "manager_notice_failed",
+        {
+            "stage": MANAGER_NOTICE,
+            "due": iso(alarm.due),
+            "staff_ids": told,
+            "late": run.now > alarm.due,
+        },
+    )
+
+
+def latest_progress_point(alarm: Alarm, run: _Run) -> tuple[datetime, int]:
+    """The latest progress period begun by `run.now` (and before the deadline), and how many
+    earlier ones a catch-up passes over untold."""
+    point, skipped = alarm.at, 0
+    calendar, tz = run.context.calendar, run.context.tz
+    assert alarm.due is not None
+    for _ in range(MAX_PROGRESS_PERIODS):
+        following = progress_point(point, run.profile, calendar, tz)
+        if following > run.now or following >= alarm.due:
+            break
+        point, skipped = following, skipped + 1
+    return point, skipped
+
+
+async def _progress(run: _Run, alarm: Alarm) -> None:
+    """The periodic "still being handled, due on …" message to the complainant."""
+    complaint = run.complaint
+    point, skipped = latest_progress_point(alarm, run)
+    run.slot(PROGRESS).update(
+        {"anchor": complaint.deadlines["resolution"]["start"], "last": iso(point)}
+    )
+    due, provisional = _resolution_due(complaint)
+    assert due is not None
+    person = await Complainant.filter(id=complaint.complainant_id).using_db(run.conn).first()  # type: ignore[attr-defined]
+    lang = lang_of(person.language if person else None)
+    template = "progress_overdue" if due < run.now else "progress"
+    message = Outgoing(
+        text(
+            template,
+            lang,
+            number=complaint.number,
+            due=show_due(due, lang, run.context.tz, provisional),
+        )
+    )
+    address = complainant_address(person)
+    await run.send(address, message, f"progress:{complaint.id}:{iso(point)}", run.deliver_at())
+    run.report.progress_messages += 1
+    await run.event(
+        "progress_sent",
+        {
+            "period": iso(point),
+            "due": iso(due),
+            "skipped": skipped,
+            "reachable": address is not None,
+        },
+    )
+
+
 async def _fire(run: _Run, step: Step) -> None:
     kind = step.fire.kind
     if kind == AlarmKind.REMIND:
@@ -434,13 +597,17 @@ async def _fire(run: _Run, step: Step) -> None:
         await _survey_reminder(run)
     elif kind == AlarmKind.NO_RESPONSE_CLOSE:
         await _close_no_response(run, step)
+    elif kind == AlarmKind.NOTIFY_MANAGER:
+        await _notify_manager(run, step.fire)
+    elif kind == AlarmKind.PROGRESS:
+        await _progress(run, step.fire)
 
 
 def _prune(complaint: Complaint, keep: set[str]) -> None:
     """Forget the progress of deadlines that no longer run (keeps the JSON small)."""
     state = complaint.alarm_state or {}
     complaint.alarm_state = {
-        k: v for k, v in state.items() if k in keep or k in (SURVEY, SUPERVISOR_REVISIT)
+        k: v for k, v in state.items() if k in keep or k in (SURVEY, SUPERVISOR_REVISIT, PROGRESS)
     }
 
 
@@ -601,6 +768,16 @@ async def recompute_provisional(
                 )
                 changed.append(complaint.number)
     return changed
+
+
+async def prune_processed_updates(
+    now: datetime, keep: timedelta = PROCESSED_UPDATE_RETENTION
+) -> int:
+    """Forget platform update ids older than `keep` (one indexed range delete); returns how
+    many were removed. A re-delivery comes long before that, so de-duplication holds."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return await ProcessedUpdate.filter(created_at__lt=now - keep).delete()
 
 
 def utc_now() -> datetime:
