@@ -5,7 +5,9 @@ Jobs (times in the configured zone):
 * deadline sweep every `settings.scheduler_interval_seconds` (first run at start-up, which is the
   catch-up after downtime); overlapping runs are skipped, not queued;
 * provisional-deadline recount daily at 04:10 (after an override file update and restart);
-* retention daily at 03:30;
+* retention daily at 03:30: anonymise expired complaints, then forget platform update ids older
+  than a week (`prune_processed_updates`) — each step on its own, so one failing does not hold
+  back the other;
 * weekly report Mondays 08:00, monthly report on the 1st at 08:00.
 
 Every job is safe to run in several processes at once: the sweep claims rows with SKIP LOCKED,
@@ -28,7 +30,7 @@ from config.profiles import Profile
 from config.settings import Settings
 from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
-from scheduler.jobs import rebuild_alarms, recompute_provisional, sweep
+from scheduler.jobs import prune_processed_updates, rebuild_alarms, recompute_provisional, sweep
 from scheduler.reports import send_report
 from scheduler.retention import anonymise_expired
 
@@ -49,6 +51,28 @@ def _logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaita
             log.info("%s: %s", name, result)
         except Exception:  # a failed run is retried by the next one; never kill the scheduler
             log.exception("%s failed", name)
+
+    return run
+
+
+def daily_retention(
+    now: Now, profile: Profile, context: AlarmContext
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """The retention job: what each step did (or that it failed, logged; retried tomorrow)."""
+
+    async def run() -> dict[str, Any]:
+        steps: dict[str, Callable[[], Awaitable[Any]]] = {
+            "anonymised": lambda: anonymise_expired(now(), profile, context=context),
+            "processed_updates_pruned": lambda: prune_processed_updates(now()),
+        }
+        done: dict[str, Any] = {}
+        for name, step in steps.items():
+            try:
+                done[name] = await step()
+            except Exception:
+                log.exception("retention: %s failed", name)
+                done[name] = "failed"
+        return done
 
     return run
 
@@ -75,7 +99,7 @@ def build_scheduler(
         ),
         (
             "retention",
-            lambda: anonymise_expired(now(), profile, context=context),
+            daily_retention(now, profile, context),
             CronTrigger(hour=3, minute=30, timezone=tz),
         ),
         (
