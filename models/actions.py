@@ -43,7 +43,7 @@ from scheduler.deadlines import Duration, Pause, compute_due
 # Which stage deadlines run while a complaint is in a state. The first listed stage the profile
 # defines is the one the sweep watches (`next_due_at`).
 ACTIVE_STAGES: dict[State, tuple[str, ...]] = {
-    State.SUBMITTED: ("acceptance",),
+    State.SUBMITTED: ("acceptance", "dispatch"),
     State.ACCEPTED: ("dispatch", "resolution"),
     State.ASSIGNED: ("first_contact", "resolution"),
     State.IN_PROGRESS: ("resolution",),
@@ -52,10 +52,12 @@ ACTIVE_STAGES: dict[State, tuple[str, ...]] = {
     State.REPLIED: ("revisit",),
     State.REVISIT: ("survey_reminder", "auto_close"),
 }
-# Stages whose clock starts when the case enters the state.
+# Stages whose clock starts when the case enters the state. Dispatch counts from receipt (a
+# 24-hour desk dispatches within minutes of the call, before any formal acceptance) and runs
+# until the case is assigned.
 STAGE_STARTS: dict[State, tuple[str, ...]] = {
-    State.SUBMITTED: ("acceptance", "manager_notice"),
-    State.ACCEPTED: ("dispatch", "resolution", "manager_notice"),
+    State.SUBMITTED: ("acceptance", "dispatch", "manager_notice"),
+    State.ACCEPTED: ("resolution", "manager_notice"),
     State.ASSIGNED: ("first_contact",),
     State.REOPENED: ("resolution",),
     State.RESOLVED: ("result_notice",),

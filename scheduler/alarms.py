@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 # Stage deadlines the scheduler watches in each state (a subset of models.actions.ACTIVE_STAGES:
 # the return-visit stages are handled as survey steps, not as staff deadlines).
 WATCHED_STAGES: dict[State, tuple[str, ...]] = {
-    State.SUBMITTED: ("acceptance",),
+    State.SUBMITTED: ("acceptance", "dispatch"),
     State.ACCEPTED: ("dispatch", "resolution"),
     State.ASSIGNED: ("first_contact", "resolution"),
     State.IN_PROGRESS: ("resolution",),

@@ -323,3 +323,24 @@ def test_next_step_prefers_close_then_escalation_then_latest_reminder() -> None:
     assert step is not None and step.fire == close and step.superseded == (remind,)
     assert next_step([]) is None
     assert SHANGHAI.key == "Asia/Shanghai"
+
+
+async def test_property_complaint_left_undispatched_escalates_five_minutes_after_receipt(
+    db_url: str,
+) -> None:
+    profile = load_profile("property")
+    org = await make_org()
+    # A minor complaint at night on a holiday, nobody touches it: dispatch runs from receipt.
+    complaint = await file(profile, local("2026-10-03T22:00"))
+    stored = await Complaint.get(id=complaint.id)
+    assert stored.next_due_stage == "dispatch"
+    assert stored.next_due_at == local("2026-10-03T22:05")
+    assert await run(local("2026-10-03T22:05") - SECOND, profile) == {}
+    # The intake desk is told it is overdue; with no department yet, supervisors are next.
+    escalated = await run(local("2026-10-03T22:05"), profile)
+    assert escalated == {"clerk": ["overdue"], "supervisor": ["escalate"]}
+    assert await run(local("2026-10-03T22:05"), profile) == {}
+    await accept(profile, org, complaint, local("2026-10-03T22:06"))
+    await assign(profile, org, complaint, local("2026-10-03T22:07"))
+    assigned = await Complaint.get(id=complaint.id)
+    assert assigned.deadlines["dispatch"]["done"]  # dispatch ends with the assignment
