@@ -16,6 +16,7 @@ and everything written carries an idempotency key, so running N workers needs no
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -44,13 +45,25 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Job runs in flight: shutting down waits for them, so a sweep is never cut off mid-transaction
+# and the database closes only once nothing uses it.
+_IN_FLIGHT: set[asyncio.Task[Any]] = set()
+SHUTDOWN_WAIT_SECONDS = 30.0
+
+
 def _logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            _IN_FLIGHT.add(task)
         try:
             result = await job()
             log.info("%s: %s", name, result)
         except Exception:  # a failed run is retried by the next one; never kill the scheduler
             log.exception("%s failed", name)
+        finally:
+            if task is not None:
+                _IN_FLIGHT.discard(task)
 
     return run
 
@@ -150,6 +163,10 @@ def setup_scheduler(
 
     async def stop(_: web.Application) -> None:
         if scheduler.running:
+            scheduler.pause()  # no new runs; let the current ones finish their transaction
+            running = [t for t in _IN_FLIGHT if not t.done()]
+            if running:
+                await asyncio.wait(running, timeout=SHUTDOWN_WAIT_SECONDS)
             scheduler.shutdown(wait=False)
 
     app.on_startup.append(start)
