@@ -913,6 +913,12 @@ def setup_dispatcher(
         task = asyncio.create_task(dispatcher.run_forever(stop), name="outbox-dispatcher")
         yield
         stop.set()
+        if task.done():
+            # It ended before the app (cancelled, or an error it could not outlive): nothing is
+            # in flight, and its end must not abort the app's other cleanups (database, bot).
+            if not task.cancelled() and task.exception() is not None:
+                log.error("outbox dispatcher had stopped early", exc_info=task.exception())
+            return
         try:
             # A round in progress finishes its sends so their outcomes are recorded.
             await asyncio.wait_for(task, timeout=dispatcher.claim_seconds / 2)
