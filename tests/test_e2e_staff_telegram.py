@@ -9,21 +9,28 @@ read, to check the event chain and the outbox.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from models.actions import complaint_history
-from models.entities import Complaint, Event, OutboxMessage, OutboxStatus, Staff
+from bot.outbox import Dispatcher
+from config.profiles import load_profile
+from models.actions import Clock, complaint_history, submit_complaint
+from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus, Staff
 from models.notifications import VIEWED_IDENTITY
 from models.staffing import create_invite, import_departments, parse_departments
 from models.workflow import Action, Role, State, derive_state
-from tests.e2e_support import SHANGHAI, Chat, Deployment, SimClock
+from scheduler.calendar import WorkingCalendar
+from tests.e2e_support import SHANGHAI, Chat, Deployment, SimClock, until
 from tests.fakes.telegram_server import FakeTelegram
+from tests.staff_world import ANSWERS
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -394,3 +401,128 @@ async def test_a_complaint_about_the_handlers_department_reaches_it_masked(
     complaint = await Complaint.get(number=number)
     assert complaint.contact_name == "王五"  # kept, only not shown to the department
     assert not await Event.filter(complaint=complaint, action=VIEWED_IDENTITY).exists()
+
+
+# -- the storm ----------------------------------------------------------------------------------
+
+STORM_COMPLAINTS = 50
+CLERK_CHAT = 5100
+FIRST_CITIZEN = 8000
+
+
+def arm_storm(tg: FakeTelegram, chats: list[int]) -> None:
+    """The complainants' first sends fail: 500 for every fourth, 502 twice running for the
+    next, and 429 with retry_after for every tenth (a 429 holds the whole bot back, so a few)."""
+    for index, chat in enumerate(chats):
+        if index % 10 == 3:
+            tg.fail_next("sendMessage", 429, retry_after=1, chat_id=chat)
+        elif index % 4 == 1:
+            tg.fail_next("sendMessage", 500, chat_id=chat)
+        elif index % 4 == 2:
+            tg.fail_next("sendMessage", 502, count=2, chat_id=chat)
+
+
+async def delivered(within: float = 20.0) -> None:
+    """Wait until no outbox row is left unsent."""
+    async with asyncio.timeout(within):
+        # The replacement dispatcher settles rows in its own tasks; watch the table.
+        while await OutboxMessage.filter(  # noqa: ASYNC110
+            status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING]
+        ).exists():
+            await asyncio.sleep(0.05)
+
+
+def dispatcher_task() -> asyncio.Task[None]:
+    [task] = [t for t in asyncio.all_tasks() if t.get_name() == "outbox-dispatcher"]
+    return task  # type: ignore[return-value]
+
+
+async def test_storm_many_complaints_429_5xx_and_a_dispatcher_crash(
+    db_url: str, tmp_path: Path
+) -> None:
+    """50 complaints accepted one after another from the intake clerk's chat while Telegram
+    answers 429 and 5xx and the dispatcher dies mid-run and is replaced: each complainant is
+    told exactly once."""
+    clock = SimClock(START)
+    profile = load_profile("tax-service")
+    await import_departments(parse_departments(DEPARTMENTS, "toml"))
+    invite = await create_invite(now=clock.now, name="陈受理", role=Role.INTAKE_CLERK)
+    chats = [FIRST_CITIZEN + i for i in range(STORM_COMPLAINTS)]
+    filed = [
+        await submit_complaint(
+            profile=profile,
+            channel=Channel.TELEGRAM,
+            external_id=str(chat),
+            chat_id=str(chat),
+            answers={**ANSWERS, "name": f"投诉人{i}"},
+            clock=Clock(WorkingCalendar(), SHANGHAI, clock.now),
+        )
+        for i, chat in enumerate(chats)
+    ]
+    async with FakeTelegram() as tg:
+        deployment = Deployment(tg, db_url, tmp_path / "data", clock, "tax-service")
+        await deployment.start()
+        replacement: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        started = time.monotonic()
+        try:
+            clerk = Chat(tg, deployment, CLERK_CHAT, "zh-hans")
+            await clerk.command("start", invite.code)
+            arm_storm(tg, chats)
+            crash_at, crash_chat = STORM_COMPLAINTS // 2, chats[STORM_COMPLAINTS // 2]
+            for page in range(STORM_COMPLAINTS // 5):
+                # The cases still awaiting acceptance are the most urgent: always page 1.
+                await clerk.command("cases")
+                for complaint in filed[page * 5 : page * 5 + 5]:
+                    if complaint is filed[crash_at]:
+                        # The crash, while a 429 holds the bot back (no send on the wire).
+                        tg.fail_next("sendMessage", 429, retry_after=3, chat_id=crash_chat)
+                    await clerk.press_data(f"cl:open:{complaint.id}")
+                    await clerk.press("受理")
+                    assert await clerk.press("一般") == [
+                        f"已完成：受理——投诉 {complaint.number}。状态：已受理"
+                    ]
+                    clock.advance(minutes=1)
+                    if complaint is filed[crash_at]:
+                        await until(
+                            lambda: any(
+                                x.status == 429 and x.chat_id == crash_chat for x in tg.calls
+                            )
+                        )
+                        await asyncio.sleep(1.0)  # the answers in flight land (well within 3 s)
+                        old = dispatcher_task()
+                        old.cancel()
+                        await asyncio.gather(old, return_exceptions=True)
+                        abandoned = await OutboxMessage.filter(status=OutboxStatus.SENDING).count()
+                        sent_before = await OutboxMessage.filter(status=OutboxStatus.SENT).count()
+            accepting = time.monotonic() - started
+            # A new process, started once the dead one's claims have expired.
+            later = Dispatcher(
+                {Channel.TELEGRAM: deployment.channel.sender()},
+                now=lambda: datetime.now(UTC) + timedelta(seconds=61),
+            )
+            replacement = asyncio.create_task(later.run_forever(stop))
+            await delivered()
+            wall = time.monotonic() - started
+        finally:
+            stop.set()
+            if replacement is not None:
+                await replacement
+            await deployment.stop()
+    sends = tg.calls_of("sendMessage")
+    to_citizens = [c for c in sends if c.chat_id in set(chats)]
+    print(
+        f"\nstorm: {len(filed)} complaints, {sum(c.ok for c in to_citizens)} delivered, "
+        f"failures {Counter(c.status for c in to_citizens if not c.ok)}, "
+        f"sent before the crash {sent_before}, claims abandoned by it {abandoned}, "
+        f"accepting {accepting:.1f} s, wall {wall:.1f} s"
+    )
+    for complaint, chat in zip(filed, chats, strict=True):
+        assert tg.texts_to(chat) == [
+            f"您的投诉 {complaint.number} 已受理。我们将在 2026年11月9日 23:59 前答复您。"
+        ]
+    rows = await OutboxMessage.all()
+    assert len(rows) == STORM_COMPLAINTS
+    assert {r.status for r in rows} == {OutboxStatus.SENT}
+    assert Counter(r.idempotency_key for r in rows).most_common(1)[0][1] == 1
+    assert Counter(r.chat_id for r in rows) == Counter(str(c) for c in chats)
