@@ -21,13 +21,14 @@ from bot.app import create_app
 from bot.outbox import DISPATCHER_KEY, Dispatcher
 from bot.telegram import TELEGRAM_CHANNEL, TelegramChannel
 from config.settings import Settings
-from models.entities import OutboxMessage, OutboxStatus
+from models.entities import Channel, OutboxMessage, OutboxStatus
 from tests.fakes.telegram_server import FakeTelegram, JSONDict
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # A limit for background work to finish (the bot's long poll, the dispatcher); not a measurement.
 WITHIN_SECONDS = 15.0
 _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+APP_DISPATCHER_TASK = "outbox-dispatcher"  # the task name bot.outbox.setup_dispatcher gives
 
 
 class SimClock:
@@ -74,6 +75,11 @@ class Deployment:
         )
         self.app = create_app(self.settings, now=clock, manage_db=False)
         self._runner: web.AppRunner | None = None
+        # After a simulated crash: the dispatcher started in the dead one's place.
+        self._restarted: Dispatcher | None = None
+        self._restarted_task: asyncio.Task[None] | None = None
+        self._stop_restarted = asyncio.Event()
+        self._skew = timedelta()  # how far the restarted dispatcher's clock runs ahead
 
     @property
     def channel(self) -> TelegramChannel:
@@ -81,7 +87,32 @@ class Deployment:
 
     @property
     def dispatcher(self) -> Dispatcher:
-        return self.app[DISPATCHER_KEY]
+        """The dispatcher sending now: the app's own, or the one started after a crash."""
+        return self._restarted or self.app[DISPATCHER_KEY]
+
+    async def crash_dispatcher(self) -> int:
+        """Kill the running dispatcher the way a crash would (its task cancelled mid-run:
+        nothing more is recorded); returns how many claimed rows it left behind."""
+        task = self._restarted_task or next(
+            t for t in asyncio.all_tasks() if t.get_name() == APP_DISPATCHER_TASK
+        )
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._restarted, self._restarted_task = None, None
+        return await OutboxMessage.filter(status=OutboxStatus.SENDING).count()
+
+    def restart_dispatcher(self) -> None:
+        """A new dispatcher process, started once the dead one's claims have expired (its
+        clock runs a claim's length ahead, instead of the test waiting that long)."""
+        # Each restart jumps past the claims of the process before (itself maybe skewed).
+        self._skew += timedelta(seconds=self.app[DISPATCHER_KEY].claim_seconds + 1)
+        skew = self._skew
+        self._restarted = Dispatcher(
+            {Channel.TELEGRAM: self.channel.sender()}, now=lambda: datetime.now(UTC) + skew
+        )
+        self._restarted_task = asyncio.create_task(
+            self._restarted.run_forever(self._stop_restarted), name="outbox-dispatcher-restarted"
+        )
 
     async def start(self) -> None:
         # No listening site is needed: long polling starts on the app's startup.
@@ -89,11 +120,14 @@ class Deployment:
         await self._runner.setup()
 
     async def stop(self) -> None:
+        self._stop_restarted.set()
+        if self._restarted_task is not None:
+            await self._restarted_task
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    async def delivered(self, within: float = WITHIN_SECONDS) -> None:
+    async def delivered(self, within: float = 2 * WITHIN_SECONDS) -> None:
         """Wait until the outbox holds nothing unsent (every notification went out)."""
         self.dispatcher.wake()
         async with asyncio.timeout(within):
