@@ -45,8 +45,8 @@ name = "办税服务厅"
 parent = "bureau"
 """
 HEAD_CHAT, HANDLER_CHAT, CITIZEN_CHAT = 5001, 5002, 7001
-# Monday 2 November 2026, 10:00 in Shanghai: a working day, in office hours.
 FLOW_CHATS = frozenset({HEAD_CHAT, HANDLER_CHAT, CITIZEN_CHAT})
+# Monday 2 November 2026, 10:00 in Shanghai: a working day, in office hours.
 START = datetime(2026, 11, 2, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
 RECEIPT = b"\xff\xd8\xff\xe0 queue ticket A117, 14:02"
 
@@ -415,8 +415,10 @@ async def test_the_same_case_through_a_storm_and_a_dispatcher_crash(
 
     async def crash_once_it_failed(people: Office) -> None:
         """The crash while the head's card waits for its retry after a 500."""
-        head = people.tg.sent_to
-        await until(lambda: any(c["status"] == 500 for c in head(HEAD_CHAT, include_failed=True)))
+        calls_to = people.tg.sent_to
+        await until(
+            lambda: any(c["status"] == 500 for c in calls_to(HEAD_CHAT, include_failed=True))
+        )
         await crash_and_restart(people)
 
     async def storm(people: Office, step: str) -> None:
