@@ -67,6 +67,7 @@ from handlers.dialog import command_descriptions, render_command_failed
 from handlers.i18n import normalise_language, supported
 from handlers.messages import Choice, FileRef, Incoming, Outgoing
 from models.entities import Attachment, Channel
+from models.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -600,7 +601,7 @@ class TelegramChannel:
         try:
             if query is not None and query.message is not None and replies:
                 await self._mark_chosen(chat.id, query.message, query.data)
-            await self._reply(chat.id, replies, lang)
+            await self._reply(chat.id, replies, lang, update_id=update.update_id)
         finally:
             self._remember(update.update_id)
 
@@ -664,14 +665,41 @@ class TelegramChannel:
             return replace(incoming, file=replace(file, size=error.size, data=None))
         return replace(incoming, file=stored)
 
-    async def _reply(self, chat_id: int, replies: Sequence[Outgoing], lang: str) -> None:
-        """Send the answers now; failures are logged (the person's message is already taken)."""
-        for reply in replies:
+    async def _reply(
+        self,
+        chat_id: int,
+        replies: Sequence[Outgoing],
+        lang: str,
+        *,
+        update_id: int | None = None,
+    ) -> None:
+        """Send the answers now. The person's message is already taken, so when Telegram fails
+        for a while (429, 5xx, network) the unsent answers go to the outbox, which retries them
+        in order; a permanent failure (bot blocked) is only logged."""
+        for index, reply in enumerate(replies):
             try:
                 await self._send_waiting(chat_id, render(reply, lang))
             except TelegramError as error:
-                log.warning("reply to chat %s failed: %s", chat_id, error)
+                failure = outbox_failure(error)
+                if update_id is None or isinstance(failure, PermanentFailure):
+                    log.warning("reply to chat %s failed: %s", chat_id, error)
+                    return
+                log.warning("reply to chat %s failed (%s): handed to the outbox", chat_id, error)
+                await self._queue_replies(chat_id, replies[index:], update_id, index)
                 return
+
+    async def _queue_replies(
+        self, chat_id: int, replies: Sequence[Outgoing], update_id: int, first: int
+    ) -> None:
+        now = self.conversation.now()
+        for offset, reply in enumerate(replies):
+            await enqueue(
+                channel=CHANNEL,
+                chat_id=str(chat_id),
+                message=reply,
+                idempotency_key=f"tg-reply:{update_id}:{first + offset}",
+                now=now,
+            )
 
     async def _send_waiting(self, chat_id: int, parts: list[TelegramMessage]) -> None:
         try:

@@ -637,3 +637,39 @@ async def test_the_outbox_sender_shares_the_channels_bot(
     finally:
         await desk.stop()
     assert tg.texts_to(CITIZEN) == ["您的投诉已受理。"]
+
+
+# ---------------------------------------------------------------- replies survive Telegram failures
+
+
+async def test_a_reply_telegram_refuses_for_a_while_is_delivered_by_the_outbox(
+    tg: FakeTelegram, db_url: str, tmp_path: Path
+) -> None:
+    from bot.outbox import Dispatcher
+    from models.entities import Channel, OutboxMessage, OutboxStatus
+
+    desk = await serve(tg, db_url, tmp_path, "webhook")
+    try:
+        citizen = Citizen(tg, desk)
+        tg.fail_next("sendMessage", status=502, count=1, chat_id=CITIZEN)
+        start = citizen._message(text="/start")
+        assert await citizen.deliver(start) == []  # the answer did not get through
+        queued = await OutboxMessage.filter(idempotency_key__startswith="tg-reply:").order_by("id")
+        assert queued and all(row.status == OutboxStatus.PENDING for row in queued)
+        assert desk.channel is not None
+        dispatcher = Dispatcher({Channel.TELEGRAM: desk.channel.sender()})
+        sent = 0
+        for _ in range(5):
+            sent += await dispatcher.dispatch_once()
+        assert sent == len(queued)
+        texts = tg.texts_to(CITIZEN)
+        assert texts and "excl:" not in texts[-1]
+        assert any("投诉" in t for t in texts)  # the welcome and screening question arrived
+        # Delivered again (Telegram retries the webhook): nothing is queued or sent twice.
+        assert await citizen.deliver(start) == []
+        assert await OutboxMessage.filter(idempotency_key__startswith="tg-reply:").count() == len(
+            queued
+        )
+        assert await dispatcher.dispatch_once() == 0
+    finally:
+        await desk.stop()
