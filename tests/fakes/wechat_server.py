@@ -49,17 +49,17 @@ import itertools
 import json
 import re
 import secrets
-import socket
 import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import xmltodict
 from aiohttp import ClientSession, ClientTimeout, web
 from wechatpy.crypto import WeChatCrypto
+
+from tests.fakes.loopback import LoopbackServer
 
 JSONDict = dict[str, Any]
 
@@ -236,7 +236,7 @@ class _Injected:
     errmsg: str
 
 
-class FakeWeChat:
+class FakeWeChat(LoopbackServer):
     def __init__(
         self,
         *,
@@ -280,37 +280,14 @@ class FakeWeChat:
         """`http://127.0.0.1:<port>`; wechatpy's `API_BASE_URL` is `{base_url}/cgi-bin/`."""
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/cgi-bin/token", self._token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/message/template/send", self._template_send)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
         app.router.add_get("/cgi-bin/media/get", self._media_get)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return app
 
     # ------------------------------------------------------------------ test controls
 
