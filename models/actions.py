@@ -27,6 +27,7 @@ from models.entities import (
     TargetKind,
 )
 from models.notifications import emit_notifications
+from models.targets import link_target
 from models.workflow import (
     Action,
     CaseFacts,
@@ -344,6 +345,7 @@ async def submit_complaint(
             complaint.category = None
     start_stages(profile, complaint, State.SUBMITTED, clock)
     refresh_next_due(complaint)
+    await link_target(complaint, conn)  # before notifications, so the cards mask for the target
     await complaint.save(using_db=conn)
     if attachment_ids:
         await (
