@@ -17,12 +17,15 @@ turn. The replies are returned for the adapter to send as the answer to this mes
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from bot.attachments import attachment_ids, max_attachment_bytes
 from config.profiles import Profile
+from config.settings import get_settings
 from handlers.i18n import normalise_language, supported
 from handlers.messages import Incoming, Outgoing
 from handlers.staff import (
@@ -43,7 +46,7 @@ from handlers.staff import (
 )
 from handlers.turn import DialogState
 from models.actions import ActionRefused, Actor, Clock, act
-from models.entities import Complaint, Department, DialogSession, Staff
+from models.entities import Attachment, Channel, Complaint, Department, DialogSession, Staff
 from models.notifications import build_card, case_version, desk_cases, record_identity_view
 from models.staffing import looks_like_invite, redeem_invite, staff_for_chat
 from models.workflow import Action, Role
@@ -120,6 +123,7 @@ async def _turn(
     card, identity = (None, [])
     if complaint is not None:
         card, identity = await build_card(complaint, staff, profile, conn)
+    settings = get_settings()
     ctx = StaffContext(
         profile=profile,
         now=clock.now,
@@ -147,6 +151,8 @@ async def _turn(
             .order_by("id")
         ],
         my_cases=await desk_cases(staff, conn) if wants_case_list(incoming) else (),
+        max_files=settings.max_photos,
+        max_file_bytes=max_attachment_bytes(settings.max_photo_mb),
     )
     result = handle(state, incoming, ctx)
     replies = list(result.replies)
@@ -156,7 +162,7 @@ async def _turn(
         )
     outcomes: list[Outgoing] = []
     for command in result.commands:
-        message, done = await _run(command, staff, profile, clock, conn)
+        message, done = await _run(command, staff, profile, clock, conn, incoming.channel)
         outcomes.append(message)
         if not done:
             break
@@ -197,8 +203,33 @@ async def _card(
     return card
 
 
+async def _with_attachments(
+    payload: dict[str, Any], channel: str, conn: BaseDBAsyncClient
+) -> tuple[dict[str, Any], list[int]]:
+    """The payload with the dialog's file records ("files") as attachment_ids: only files this
+    channel stored that no complaint has yet, so nobody can attach another case's files."""
+    if "files" not in payload:
+        return payload, []
+    wanted = attachment_ids(payload["files"])
+    found = set(
+        await Attachment.filter(id__in=wanted, channel=Channel(channel), complaint_id=None)
+        .using_db(conn)
+        .values_list("id", flat=True)
+    )
+    ids = [i for i in wanted if i in found]
+    rest = {key: value for key, value in payload.items() if key != "files"}
+    if ids:
+        rest["attachment_ids"] = ids
+    return rest, ids
+
+
 async def _run(
-    command: StaffAct, staff: Staff, profile: Profile, clock: Clock, conn: BaseDBAsyncClient
+    command: StaffAct,
+    staff: Staff,
+    profile: Profile,
+    clock: Clock,
+    conn: BaseDBAsyncClient,
+    channel: str,
 ) -> tuple[Outgoing, bool]:
     """Carry out one StaffAct; the message for the staff member and whether it was done."""
     lang = supported(staff.language)
@@ -212,6 +243,7 @@ async def _run(
         if await case_version(complaint.id, conn) != command.expected_version:
             card = await _card(complaint, staff, profile, conn)
             return render_refused(STALE, complaint.number, complaint.state, lang, card=card), False
+    payload, attached = await _with_attachments(command.payload, channel, conn)
     try:
         result = await act(
             complaint.id,
@@ -219,7 +251,7 @@ async def _run(
             Actor(Role(staff.role), staff),
             profile=profile,
             clock=clock,
-            payload=command.payload,
+            payload=payload,
             conn=conn,
         )
     except ActionRefused as refused:
@@ -236,5 +268,11 @@ async def _run(
             "invalid", complaint.number, complaint.state, lang, detail=detail, card=card
         )
         return message, False
+    if attached:  # the files now belong to the case (kept, shown and pruned with it)
+        await (
+            Attachment.filter(id__in=attached)
+            .using_db(conn)
+            .update(complaint_id=result.complaint.id)
+        )
     card = await _card(result.complaint, staff, profile, conn)
     return render_done(command.action, card, result.complaint.number, lang, clock.tz), True

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from handlers.i18n import N_, Gettext, append_note, format_datetime, supported, translator
 from handlers.messages import Choice, Incoming, Outgoing
-from handlers.turn import CANCEL, SKIP, DialogState
+from handlers.turn import CANCEL, SKIP, DialogState, file_record
 from handlers.validators import InvalidInput, validate_text
 from models.workflow import Action, Role, State
 
@@ -41,6 +41,8 @@ PICK = "sf:"
 NONE = "sf:none"
 DONE = "sf:done"
 OTHER = "sf:other"
+FILES = "sf:files"
+MB = 1024 * 1024
 PAGE_SIZE = 5
 MAX_TEXT = 2000
 MAX_EXTENSION_BUTTONS = 10
@@ -249,6 +251,8 @@ class StaffContext:
     handlers: Sequence[HandlerOption] = ()  # active handlers and heads, with their departments
     my_cases: Sequence[CaseCard] = ()  # open cases, most urgent first (see wants_case_list)
     page_size: int = PAGE_SIZE
+    max_files: int = 6  # photos or documents a handler may attach to one result
+    max_file_bytes: int = 10 * MB
 
 
 @dataclass(frozen=True)
@@ -925,10 +929,6 @@ def _text_step(step: str, prompt: str, action: Action, key: str) -> tuple[Step, 
             return
         payload = {**turn.state.scratch["payload"], key: text}
         turn.act(action, payload)
-        if action == Action.RESOLVE:
-            # The reply goes to the complainant at once: the result notice follows the
-            # resolution in the same transaction.
-            turn.act(Action.NOTIFY_RESULT, {}, first=False)
         turn.go(None)
 
     return ask, answer
@@ -941,9 +941,6 @@ _ask_question, _on_question = _text_step(
     "question",
 )
 _ask_note, _on_note = _text_step("note", N_("Type the note:"), Action.ADD_NOTE, "note")
-_ask_reply, _on_reply = _text_step(
-    "reply", N_("Type the reply the complainant will receive:"), Action.RESOLVE, "reply_text"
-)
 _ask_hand_back, _on_hand_back = _text_step(
     "hand_back", N_("Why do you hand the case back?"), Action.HAND_BACK, "reason"
 )
@@ -953,6 +950,112 @@ _ask_extension_reason, _on_extension_reason = _text_step(
     Action.REQUEST_EXTENSION,
     "reason",
 )
+
+
+# -- the result: the reply text, and photos or documents sent along with it --------------------
+# Files may come before the reply text (sent straight away, or after pressing "Photos"); the
+# reply text finishes the step, so a reply without files is one message as before. The payload
+# keeps the neutral file records under "files"; the shell turns their "att:<id>" file ids into
+# the resolution's attachment_ids (only this channel's stored files that no case has yet).
+
+
+def _reply_files(turn: _Turn) -> list[dict[str, Any]]:
+    files: list[dict[str, Any]] = turn.state.scratch["payload"].setdefault("files", [])
+    return files
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / MB:.1f}".removesuffix(".0")
+
+
+def _more_files_choice(turn: _Turn) -> list[Choice]:
+    if len(_reply_files(turn)) >= turn.ctx.max_files:
+        return []
+    return [Choice(FILES, turn._("Photos"))]
+
+
+def _ask_reply(turn: _Turn) -> None:
+    turn.go("reply")
+    turn.say(
+        turn._("Type the reply the complainant will receive:"),
+        [*_more_files_choice(turn), turn.cancel_choice()],
+    )
+
+
+def _files_choices(turn: _Turn) -> list[Choice]:
+    return [Choice(DONE, turn._("Done")), turn.cancel_choice()]
+
+
+def _ask_reply_files(turn: _Turn, text: str | None = None) -> None:
+    turn.go("reply_files")
+    if text is None:
+        text = turn._("Send up to {count} photos, each at most {size} MB, then press Done.").format(
+            count=turn.ctx.max_files, size=_megabytes(turn.ctx.max_file_bytes)
+        )
+    turn.say(text, _files_choices(turn))
+
+
+def _take_reply_file(turn: _Turn) -> None:
+    _ = turn._
+    file = turn.incoming.file
+    files = _reply_files(turn)
+    if file is None:
+        _ask_reply_files(turn, _("Please send a photo, or press Done."))
+        return
+    if len(files) >= turn.ctx.max_files:
+        refusal = _("You have already sent {count} photos, the most we accept. Press Done.")
+        _ask_reply_files(turn, refusal.format(count=turn.ctx.max_files))
+        return
+    size = file.size if file.size is not None else (len(file.data) if file.data else None)
+    if size is not None and size > turn.ctx.max_file_bytes:
+        refusal = _(
+            "That file is {size} MB; each photo may be at most {limit} MB. "
+            "Please send a smaller one."
+        ).format(size=_megabytes(size), limit=_megabytes(turn.ctx.max_file_bytes))
+        _ask_reply_files(turn, refusal)
+        return
+    if all(f.get("file_id") != file.file_id for f in files):  # the same upload counts once
+        files.append(file_record(file, size))
+    text = _("{count} of at most {max} photos received. Send another, or press Done.")
+    _ask_reply_files(turn, text.format(count=len(files), max=turn.ctx.max_files))
+
+
+def _resolve_with(turn: _Turn, reply_text: str) -> None:
+    payload: dict[str, Any] = {"reply_text": reply_text}
+    files = _reply_files(turn)
+    if files:
+        payload["files"] = list(files)
+    turn.act(Action.RESOLVE, payload)
+    # The reply goes to the complainant at once: the result notice follows the resolution
+    # in the same transaction.
+    turn.act(Action.NOTIFY_RESULT, {}, first=False)
+    turn.go(None)
+
+
+def _on_reply(turn: _Turn) -> None:
+    message = turn.incoming
+    if message.kind in ("photo", "file"):
+        _take_reply_file(turn)
+        return
+    # The button, or on text-only channels the option's number or label.
+    if turn.picked(_more_files_choice(turn)) == FILES:
+        _ask_reply_files(turn)
+        return
+    text = turn.text_input()
+    if text is not None:
+        _resolve_with(turn, text)
+
+
+def _on_reply_files(turn: _Turn) -> None:
+    message = turn.incoming
+    if message.kind in ("photo", "file"):
+        _take_reply_file(turn)
+    elif turn.picked([Choice(DONE, turn._("Done"))]) == DONE:
+        _ask_reply(turn)
+    elif message.kind == "text" and (message.text or "").strip():
+        _on_reply(turn)  # the reply text typed straight away finishes the result
+    else:
+        _ask_reply_files(turn, turn._("Please send a photo, or press Done."))
 
 
 def _extension_limit(turn: _Turn) -> tuple[int, str]:
@@ -1025,6 +1128,7 @@ _STEPS: Mapping[str, Step] = {
     "question": _on_question,
     "note": _on_note,
     "reply": _on_reply,
+    "reply_files": _on_reply_files,
     "hand_back": _on_hand_back,
     "extension_amount": _on_extension_amount,
     "extension_reason": _on_extension_reason,

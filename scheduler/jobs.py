@@ -29,8 +29,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
+from bot.outbox import DELIVERY_FAILED
 from config.profiles import Profile
 from handlers import survey as survey_dialog
 from handlers.messages import Outgoing
@@ -40,6 +42,8 @@ from models.entities import (
     Complainant,
     Complaint,
     Event,
+    OutboxMessage,
+    OutboxStatus,
     ProcessedUpdate,
     Staff,
     SurveyResponse,
@@ -74,6 +78,7 @@ CLOSING_GRACE = timedelta(minutes=1)
 # Platforms re-deliver an update for at most a day (Telegram) or seconds (WeChat); a week of
 # update ids is ample to recognise any re-delivery.
 PROCESSED_UPDATE_RETENTION = timedelta(days=7)
+SENT_OUTBOX_RETENTION = timedelta(days=30)
 # Catch-up walks at most this many missed progress periods before telling the latest.
 MAX_PROGRESS_PERIODS = 1000
 
@@ -778,6 +783,26 @@ async def prune_processed_updates(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return await ProcessedUpdate.filter(created_at__lt=now - keep).delete()
+
+
+async def prune_sent_outbox(now: datetime, keep: timedelta = SENT_OUTBOX_RETENTION) -> int:
+    """Delete outbox rows sent more than `keep` ago (one delete); returns how many.
+
+    Failed rows stay: they are the record of messages that never arrived. So do the sent rows
+    of complaints with a delivery failure, because a later delivery to the same chat is what
+    shows staff the complainant is reachable again (bot.outbox.undeliverable_complaints).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    cutoff = now - keep
+    failed_cases = Subquery(Event.filter(action=DELIVERY_FAILED).values("complaint_id"))
+    return await OutboxMessage.filter(
+        # The (status, next_attempt_at) index finds the range: a row is sent only once due, so
+        # its next_attempt_at is before its sent_at (a row claimed just before the cutoff
+        # and sent just after it goes tomorrow).
+        Q(status=OutboxStatus.SENT, next_attempt_at__lt=cutoff, sent_at__lt=cutoff),
+        Q(complaint_id=None) | ~Q(complaint_id__in=failed_cases),
+    ).delete()
 
 
 def utc_now() -> datetime:

@@ -5,9 +5,10 @@ Jobs (times in the configured zone):
 * deadline sweep every `settings.scheduler_interval_seconds` (first run at start-up, which is the
   catch-up after downtime); overlapping runs are skipped, not queued;
 * provisional-deadline recount daily at 04:10 (after an override file update and restart);
-* retention daily at 03:30: anonymise expired complaints, then forget platform update ids older
-  than a week (`prune_processed_updates`) — each step on its own, so one failing does not hold
-  back the other;
+* retention daily at 03:30: anonymise expired complaints, forget platform update ids older
+  than a week (`prune_processed_updates`), and delete outbox rows sent over 30 days ago
+  (`prune_sent_outbox`; failed rows stay) — each step on its own, so one failing does not hold
+  back the others;
 * weekly report Mondays 08:00, monthly report on the 1st at 08:00.
 
 Every job is safe to run in several processes at once: the sweep claims rows with SKIP LOCKED,
@@ -31,7 +32,13 @@ from config.profiles import Profile
 from config.settings import Settings
 from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
-from scheduler.jobs import prune_processed_updates, rebuild_alarms, recompute_provisional, sweep
+from scheduler.jobs import (
+    prune_processed_updates,
+    prune_sent_outbox,
+    rebuild_alarms,
+    recompute_provisional,
+    sweep,
+)
 from scheduler.reports import send_report
 from scheduler.retention import anonymise_expired
 
@@ -77,6 +84,7 @@ def daily_retention(
         steps: dict[str, Callable[[], Awaitable[Any]]] = {
             "anonymised": lambda: anonymise_expired(now(), profile, context=context),
             "processed_updates_pruned": lambda: prune_processed_updates(now()),
+            "sent_outbox_pruned": lambda: prune_sent_outbox(now()),
         }
         done: dict[str, Any] = {}
         for name, step in steps.items():

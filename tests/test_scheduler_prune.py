@@ -67,5 +67,9 @@ async def test_the_daily_retention_job_prunes_even_when_anonymising_fails(
     monkeypatch.setattr(runner, "anonymise_expired", broken)
     await seen("old-too", NOW - timedelta(days=9))
     done = await job()
-    assert done == {"anonymised": "failed", "processed_updates_pruned": 1}
+    assert done == {
+        "anonymised": "failed",
+        "processed_updates_pruned": 1,
+        "sent_outbox_pruned": 0,
+    }
     assert await remaining() == []
