@@ -228,6 +228,8 @@ class Event(Model):
     class Meta:
         table = "event"
         ordering = ("id",)
+        # Timelines, summaries and the outbox clean-up read a complaint's events by action.
+        indexes = (("complaint_id", "action"),)
 
 
 class SurveyResponse(Model):
