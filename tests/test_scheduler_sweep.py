@@ -4,8 +4,13 @@ for each shipped profile, across holidays and 调休 working days; catch-up; two
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import sys
+from asyncio.subprocess import PIPE
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from tortoise.transactions import in_transaction
@@ -28,6 +33,9 @@ from tests.scheduler_support import (
 )
 
 SECOND = timedelta(seconds=1)
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -344,3 +352,38 @@ async def test_property_complaint_left_undispatched_escalates_five_minutes_after
     await assign(profile, org, complaint, local("2026-10-03T22:07"))
     assigned = await Complaint.get(id=complaint.id)
     assert assigned.deadlines["dispatch"]["done"]  # dispatch ends with the assignment
+
+
+async def test_two_processes_sweeping_one_postgres_never_duplicate(
+    db_url: str, db_kind: str, tmp_path: Path
+) -> None:
+    """Two `complaintdesk jobs sweep` processes (the code `run` schedules) at the same instant."""
+    if db_kind != "postgres":
+        pytest.skip("several worker processes share PostgreSQL; SQLite is the one-process store")
+    profile = load_profile("gov-window")
+    org = await make_org()
+    for i in range(60):
+        complaint = await file(profile, local("2026-09-30T10:00"), user=f"p{i}")
+        await accept(profile, org, complaint, local("2026-09-30T10:30"))
+        await assign(profile, org, complaint, local("2026-09-30T11:00"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "COMPLAINTDESK_DATABASE_URL": db_url,
+        "COMPLAINTDESK_PROFILE": "gov-window",
+        "COMPLAINTDESK_DATA_DIR": str(tmp_path / "data"),
+    }
+    command = [sys.executable, "-m", "bot.cli", "jobs", "sweep", "--at", "2026-10-09T17:05+08:00"]
+    workers = [
+        await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT, stdout=PIPE, stderr=PIPE)
+        for _ in range(2)
+    ]
+    outputs = [await asyncio.wait_for(w.communicate(), timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    handled = [int(re.search(rb"complaints=(\d+)", out).group(1)) for out, _ in outputs]  # type: ignore[union-attr]
+    assert sum(handled) == 60  # each complaint by exactly one of the two processes
+    assert await Event.filter(action="reminder_sent").count() == 60
+    keys = await OutboxMessage.filter(idempotency_key__startswith="remind:").values_list(
+        "idempotency_key", flat=True
+    )
+    assert len(keys) == len(set(keys)) == 60
