@@ -14,7 +14,7 @@ import logging
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -30,7 +30,7 @@ from tortoise.transactions import in_transaction
 
 from handlers.messages import Outgoing
 from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus, Staff
-from models.outbox import outgoing_from_json
+from models.outbox import DELIVERY_FAILED, outgoing_from_json
 from models.workflow import Role
 
 log = logging.getLogger(__name__)
@@ -818,8 +818,6 @@ def _free(heads: list[_Head], busy: dict[Channel, set[str]]) -> list[_Head]:
 
 # ------------------------------------------------------------------------- surfacing failures
 
-DELIVERY_FAILED = "delivery_failed"  # Event.action of a message that could not be delivered
-
 
 async def _recipient_kind(claim: _Claim, conn: BaseDBAsyncClient) -> str:
     """Who a failed message was for: "complainant" (the case's complainant on that chat: staff
@@ -839,60 +837,6 @@ async def _recipient_kind(claim: _Claim, conn: BaseDBAsyncClient) -> str:
     if staff_field and await Staff.filter(**{staff_field: claim.chat_id}).using_db(conn).exists():
         return "staff"
     return "other"
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFailure:
-    """Why a complainant could not be told about their case, for staff lists."""
-
-    complaint_id: int
-    channel: Channel
-    chat_id: str
-    reason: str
-    failed_at: datetime
-
-
-async def undeliverable_complaints(
-    complaint_ids: Iterable[int] | None = None,
-    *,
-    conn: BaseDBAsyncClient | None = None,
-) -> dict[int, DeliveryFailure]:
-    """Complaints whose complainant is unreachable: the latest message to them failed for good
-    and nothing sent to the same chat since got through. Limit to `complaint_ids` (a page of a
-    staff list) or, when None, look at all complaints."""
-    events = Event.filter(action=DELIVERY_FAILED).using_db(conn).order_by("id")
-    if complaint_ids is not None:
-        events = events.filter(complaint_id__in=list(complaint_ids))
-    latest: dict[int, DeliveryFailure] = {}
-    for event in await events:
-        payload = event.payload or {}
-        if payload.get("recipient") != "complainant":
-            continue
-        latest[event.complaint_id] = DeliveryFailure(  # type: ignore[attr-defined]
-            complaint_id=event.complaint_id,  # type: ignore[attr-defined]
-            channel=Channel(payload["channel"]),
-            chat_id=str(payload["chat_id"]),
-            reason=str(payload.get("reason", "")),
-            failed_at=event.created_at,
-        )
-    if not latest:
-        return {}
-    delivered_since = (
-        await OutboxMessage.filter(complaint_id__in=list(latest), status=OutboxStatus.SENT)
-        .using_db(conn)
-        .values_list("complaint_id", "channel", "chat_id", "sent_at")
-    )
-    for complaint_id, channel, chat_id, sent_at in delivered_since:
-        failure = latest.get(complaint_id)
-        if (
-            failure is not None
-            and Channel(channel) == failure.channel
-            and chat_id == failure.chat_id
-            and sent_at is not None
-            and sent_at > failure.failed_at
-        ):
-            del latest[complaint_id]
-    return latest
 
 
 # ------------------------------------------------------------------------- aiohttp wiring

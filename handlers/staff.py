@@ -231,6 +231,9 @@ class CaseCard:
     provisional: bool = False
     extension_request: Mapping[str, Any] | None = None
     actions: tuple[str, ...] = ()  # the actions this viewer may take now
+    # The latest message to the complainant failed for good (bot blocked, chat gone): staff
+    # must reach them another way.
+    complainant_unreachable: bool = False
 
     @property
     def shows_identity(self) -> bool:
@@ -373,6 +376,8 @@ def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
         who = " ".join(v for v in (card.complainant_name, card.complainant_phone) if v)
         if who:
             lines.append(_("Complainant: {who}").format(who=who))
+    if card.complainant_unreachable:
+        lines.append(_("Complainant unreachable on their channel: contact them another way."))
     if card.facts:
         lines.append(_("Facts: {facts}").format(facts=card.facts))
     if card.lead_department:
@@ -626,6 +631,8 @@ def _show_cases(turn: _Turn, page_text: str) -> None:
         if card.due is not None:
             due = _("due {when}").format(when=format_datetime(card.due, turn.lang, turn.ctx.tz))
             line = f"{line} · {due}"
+        if card.complainant_unreachable:
+            line = f"{line} · {_('complainant unreachable')}"
         lines.append(line)
         choices.append(Choice(OPEN + str(card.id), card.number))
     if page > 0:

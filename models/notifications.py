@@ -55,7 +55,7 @@ from models.entities import (
     Staff,
     TargetKind,
 )
-from models.outbox import enqueue
+from models.outbox import enqueue, undeliverable_complaints
 from models.workflow import (
     OPEN_STATES,
     Action,
@@ -231,6 +231,7 @@ async def build_card(
         provisional=complaint.deadline_provisional,
         extension_request=complaint.extension_pending,
         actions=actions,
+        complainant_unreachable=bool(await undeliverable_complaints([complaint.id], conn=conn)),
     )
     return card, shown
 
@@ -278,6 +279,7 @@ async def desk_cases(
         )
     rows = await query.distinct().using_db(conn).limit(limit)
     rows.sort(key=lambda c: (c.next_due_at is None, c.next_due_at or datetime.max, c.id))
+    unreachable = await undeliverable_complaints([c.id for c in rows], conn=conn)
     return [
         CaseCard(
             id=c.id,
@@ -287,6 +289,7 @@ async def desk_cases(
             due=c.next_due_at,
             due_stage=c.next_due_stage,
             provisional=c.deadline_provisional,
+            complainant_unreachable=c.id in unreachable,
         )
         for c in rows
     ]

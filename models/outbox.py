@@ -6,14 +6,17 @@ The dispatcher (bot/outbox.py) sends rows later under each platform's limits; a 
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from handlers.messages import Choice, Outgoing
-from models.entities import Channel, Complaint, OutboxMessage
+from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus
+
+DELIVERY_FAILED = "delivery_failed"  # Event.action of a message that could not be delivered
 
 
 def outgoing_to_json(message: Outgoing) -> dict[str, Any]:
@@ -56,3 +59,57 @@ async def enqueue(
         complaint=complaint,
         using_db=conn,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """Why a complainant could not be told about their case, for staff lists."""
+
+    complaint_id: int
+    channel: Channel
+    chat_id: str
+    reason: str
+    failed_at: datetime
+
+
+async def undeliverable_complaints(
+    complaint_ids: Iterable[int] | None = None,
+    *,
+    conn: BaseDBAsyncClient | None = None,
+) -> dict[int, DeliveryFailure]:
+    """Complaints whose complainant is unreachable: the latest message to them failed for good
+    and nothing sent to the same chat since got through. Limit to `complaint_ids` (a page of a
+    staff list) or, when None, look at all complaints."""
+    events = Event.filter(action=DELIVERY_FAILED).using_db(conn).order_by("id")
+    if complaint_ids is not None:
+        events = events.filter(complaint_id__in=list(complaint_ids))
+    latest: dict[int, DeliveryFailure] = {}
+    for event in await events:
+        payload = event.payload or {}
+        if payload.get("recipient") != "complainant":
+            continue
+        latest[event.complaint_id] = DeliveryFailure(  # type: ignore[attr-defined]
+            complaint_id=event.complaint_id,  # type: ignore[attr-defined]
+            channel=Channel(payload["channel"]),
+            chat_id=str(payload["chat_id"]),
+            reason=str(payload.get("reason", "")),
+            failed_at=event.created_at,
+        )
+    if not latest:
+        return {}
+    delivered_since = (
+        await OutboxMessage.filter(complaint_id__in=list(latest), status=OutboxStatus.SENT)
+        .using_db(conn)
+        .values_list("complaint_id", "channel", "chat_id", "sent_at")
+    )
+    for complaint_id, channel, chat_id, sent_at in delivered_since:
+        failure = latest.get(complaint_id)
+        if (
+            failure is not None
+            and Channel(channel) == failure.channel
+            and chat_id == failure.chat_id
+            and sent_at is not None
+            and sent_at > failure.failed_at
+        ):
+            del latest[complaint_id]
+    return latest

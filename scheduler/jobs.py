@@ -32,7 +32,6 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
-from bot.outbox import DELIVERY_FAILED
 from config.profiles import Profile
 from handlers import survey as survey_dialog
 from handlers.messages import Outgoing
@@ -48,7 +47,7 @@ from models.entities import (
     Staff,
     SurveyResponse,
 )
-from models.outbox import enqueue
+from models.outbox import DELIVERY_FAILED, enqueue
 from models.staffing import department_head, escalation_heads, root_departments
 from models.workflow import OPEN_STATES, Action, Role
 from scheduler.alarms import (
@@ -790,7 +789,7 @@ async def prune_sent_outbox(now: datetime, keep: timedelta = SENT_OUTBOX_RETENTI
 
     Failed rows stay: they are the record of messages that never arrived. So do the sent rows
     of complaints with a delivery failure, because a later delivery to the same chat is what
-    shows staff the complainant is reachable again (bot.outbox.undeliverable_complaints).
+    shows staff the complainant is reachable again (models.outbox.undeliverable_complaints).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")

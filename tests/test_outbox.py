@@ -20,7 +20,6 @@ from aiohttp import web
 from telegram import Bot
 
 from bot.outbox import (
-    DELIVERY_FAILED,
     DISPATCHER_KEY,
     TELEGRAM_LIMITS,
     Dispatcher,
@@ -32,7 +31,6 @@ from bot.outbox import (
     TransientFailure,
     backoff_delay,
     setup_dispatcher,
-    undeliverable_complaints,
 )
 from bot.telegram import TelegramSender
 from config.profiles import load_profile
@@ -40,7 +38,7 @@ from handlers.messages import Outgoing
 from models.actions import Clock, submit_complaint
 from models.db import is_postgres
 from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus, Staff
-from models.outbox import enqueue
+from models.outbox import DELIVERY_FAILED, enqueue, undeliverable_complaints
 from scheduler.calendar import WorkingCalendar
 from tests.fakes import FakeTelegram
 

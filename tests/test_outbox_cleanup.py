@@ -6,11 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from bot.outbox import DELIVERY_FAILED, undeliverable_complaints
 from config.profiles import load_profile
 from handlers.messages import Outgoing
 from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus
-from models.outbox import outgoing_to_json
+from models.outbox import DELIVERY_FAILED, outgoing_to_json, undeliverable_complaints
 from models.workflow import Role
 from scheduler import runner
 from scheduler.jobs import SENT_OUTBOX_RETENTION, prune_sent_outbox
