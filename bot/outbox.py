@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -17,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -326,6 +327,28 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_T = TypeVar("_T")
+
+
+def _finish_on_cancel(
+    method: Callable[..., Awaitable[_T]],
+) -> Callable[..., Awaitable[_T]]:
+    """Let a database step finish when the dispatcher task is cancelled (shutdown, a simulated
+    crash): cancelling Tortoise mid-transaction can leave SQLite's connection lock held, which
+    would stall every other query in the process. The cancellation still propagates."""
+
+    @functools.wraps(method)
+    async def finishing(*args: Any, **kwargs: Any) -> _T:
+        step = asyncio.ensure_future(method(*args, **kwargs))
+        try:
+            return await asyncio.shield(step)
+        except asyncio.CancelledError:
+            await asyncio.wait([step])
+            raise
+
+    return finishing
+
+
 class Dispatcher:
     """Sends due outbox rows through `senders`, one channel each.
 
@@ -421,6 +444,7 @@ class Dispatcher:
         now = self._now().timestamp()
         return [c for c in self.senders if self.limiter.paused_until(c, None) <= now]
 
+    @_finish_on_cancel
     async def _claim(self, limit: int) -> list[_Claim]:
         now = self._now()
         channels = self._open_channels()
@@ -544,6 +568,7 @@ class Dispatcher:
             last_error=reason,
         )
 
+    @_finish_on_cancel
     async def _fail(self, claim: _Claim, reason: str) -> None:
         """Give the row up and leave a trace a person will see on the complaint."""
         now = self._now()
@@ -572,6 +597,7 @@ class Dispatcher:
             "outbox row %s to %s:%s failed: %s", claim.id, claim.channel, claim.chat_id, reason
         )
 
+    @_finish_on_cancel
     async def _settle(
         self, claim: _Claim, *, conn: BaseDBAsyncClient | None = None, **changes: Any
     ) -> bool:
