@@ -52,21 +52,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from config.profiles import Profile, load_profile
+from models.actions import ACTIVE_STAGES
 from models.workflow import OPEN_STATES, State
 from scheduler.calendar import WorkingCalendar
 from scheduler.deadlines import DAY_UNITS, Duration, before_due, compute_due
 
 log = logging.getLogger(__name__)
 
-# Stage deadlines the scheduler watches in each state (a subset of models.actions.ACTIVE_STAGES:
-# the return-visit stages are handled as survey steps, not as staff deadlines).
+# Stage deadlines the scheduler watches in each state: the running stages of
+# models.actions.ACTIVE_STAGES less the return-visit ones, which are handled as survey steps,
+# not as staff deadlines.
+RETURN_VISIT_STAGES = frozenset({"revisit", "survey_reminder", "auto_close"})
 WATCHED_STAGES: dict[State, tuple[str, ...]] = {
-    State.SUBMITTED: ("acceptance", "dispatch"),
-    State.ACCEPTED: ("dispatch", "resolution"),
-    State.ASSIGNED: ("first_contact", "resolution"),
-    State.IN_PROGRESS: ("resolution",),
-    State.REOPENED: ("resolution",),
-    State.RESOLVED: ("result_notice",),
+    state: watched
+    for state, stages in ACTIVE_STAGES.items()
+    if (watched := tuple(s for s in stages if s not in RETURN_VISIT_STAGES))
 }
 # A derived watch: an assignment not acknowledged within the profile's dispatch time limit,
 # used when the profile sets no first_contact deadline (e.g. property: minutes).
