@@ -23,10 +23,9 @@ from bot.telegram import TELEGRAM_CHANNEL, TelegramChannel
 from config.settings import Settings
 from models.entities import Channel, OutboxMessage, OutboxStatus
 from tests.fakes.telegram_server import FakeTelegram, JSONDict
+from tests.waiting import WITHIN_SECONDS, eventually
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-# A limit for background work to finish (the bot's long poll, the dispatcher); not a measurement.
-WITHIN_SECONDS = 15.0
 _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 APP_DISPATCHER_TASK = "outbox-dispatcher"  # the task name bot.outbox.setup_dispatcher gives
 
@@ -52,10 +51,8 @@ class SimClock:
 
 async def until(condition: Callable[[], bool], within: float = WITHIN_SECONDS) -> None:
     """Wait for background work (polling, dispatching) to make `condition` true."""
-    async with asyncio.timeout(within):
-        # The bot's tasks offer no event to wait on; poll the observable state.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+    # The bot's tasks offer no event to wait on; poll the observable state.
+    await eventually(condition, within=within, what="background work (polling, dispatching)")
 
 
 class Deployment:
@@ -130,10 +127,16 @@ class Deployment:
     async def delivered(self, within: float = 2 * WITHIN_SECONDS) -> None:
         """Wait until the outbox holds nothing unsent (every notification went out)."""
         self.dispatcher.wake()
-        async with asyncio.timeout(within):
-            # Rows settle in the dispatcher's tasks; nothing to await but the table.
-            while await OutboxMessage.filter(status__in=_OPEN).exists():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+
+        async def settled() -> bool:
+            return not await OutboxMessage.filter(status__in=_OPEN).exists()
+
+        async def unsent() -> str:
+            rows = await OutboxMessage.filter(status__in=_OPEN).values_list("chat_id", "status")
+            return f"outbox rows still unsent (chat, status): {rows}"
+
+        # Rows settle in the dispatcher's tasks; nothing to await but the table.
+        await eventually(settled, within=within, what=unsent, poll=0.05)
 
 
 class Chat:

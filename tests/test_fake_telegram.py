@@ -400,7 +400,7 @@ async def test_application_polling_round_trip(tg: FakeTelegram) -> None:
         await application.updater.start_polling(timeout=1, poll_interval=0)  # type: ignore[union-attr]
         try:
             tg.push_message(CITIZEN, CITIZEN, text="楼道灯坏了")
-            [reply] = await tg.wait_sent(CITIZEN, within=10)
+            [reply] = await tg.wait_sent(CITIZEN)
         finally:
             await application.updater.stop()  # type: ignore[union-attr]
             await application.stop()
