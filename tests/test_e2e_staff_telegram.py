@@ -509,11 +509,21 @@ def arm_storm(tg: FakeTelegram, chats: list[int]) -> None:
             tg.fail_next("sendMessage", 502, chat_id=chat)
 
 
-def claimed_rows_at_least(count: int) -> Callable[[], Awaitable[bool]]:
-    async def claimed() -> bool:
-        return await OutboxMessage.filter(status=OutboxStatus.SENDING).count() >= count
+def nothing_on_the_wire(
+    tg: FakeTelegram, deployment: Deployment, chats: list[int]
+) -> Callable[[], Awaitable[bool]]:
+    """No send under way, and each one Telegram accepted for a complainant marked sent."""
+    citizens = {str(chat) for chat in chats}
 
-    return claimed
+    async def quiet() -> bool:
+        if deployment.sends_under_way:
+            return False
+        accepted = sum(
+            call.ok for call in tg.calls_of("sendMessage") if str(call.chat_id) in citizens
+        )
+        return accepted == await OutboxMessage.filter(status=OutboxStatus.SENT).count()
+
+    return quiet
 
 
 def throttled_calls(tg: FakeTelegram) -> int:
@@ -574,8 +584,11 @@ async def test_storm_many_complaints_429_5xx_and_a_dispatcher_crash(
                     tg.fail_next("sendMessage", 429, retry_after=20)
                     deployment.restart_dispatcher()
                     await until(lambda n=throttled: throttled_calls(tg) == n)
+                    # Crash only once no send is under way and every send Telegram took is
+                    # recorded: then the rest of the pile waits, claimed, in the pause.
                     await eventually(
-                        claimed_rows_at_least(PILED_UP // 2), what="the pile claimed in the pause"
+                        nothing_on_the_wire(tg, deployment, chats),
+                        what=lambda: f"{deployment.sends_under_way} sends under way",
                     )
                     abandoned = await deployment.crash_dispatcher()
                     sent_before = await OutboxMessage.filter(status=OutboxStatus.SENT).count()
