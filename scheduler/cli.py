@@ -30,11 +30,13 @@ def _instant(text: str | None, tz: Any) -> datetime:
 
 
 async def _run(args: argparse.Namespace) -> str:
+    from bot.storage import configure_storage
     from scheduler.jobs import recompute_provisional, sweep
     from scheduler.reports import send_report
     from scheduler.retention import anonymise_expired
 
     settings = get_settings()
+    configure_storage(settings.attachment_storage, settings.data_dir)
     profile = load_profile(settings.profile, settings.profiles_dir)
     context = AlarmContext(
         WorkingCalendar.from_settings(settings), settings.tz, profile_loader(profile)
@@ -45,7 +47,7 @@ async def _run(args: argparse.Namespace) -> str:
         if args.job == "sweep":
             return str(await sweep(now, profile=profile, context=context))
         if args.job == "report":
-            result = await send_report(args.kind, now, profile, settings.data_dir, settings.tz)
+            result = await send_report(args.kind, now, profile, settings.tz)
             if result is None:
                 return "already sent for this period"
             return f"{result.period.label}: queued to {len(result.recipients)} managers"

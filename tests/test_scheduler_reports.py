@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterator
 from datetime import datetime
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from bot.attachments import read_attachment
 from config.profiles import load_profile
 from models.actions import Actor, act
 from models.entities import Attachment, Complaint, OutboxMessage
@@ -19,6 +19,7 @@ from models.workflow import Action, Role
 from scheduler.alarms import set_alarm_context
 from scheduler.jobs import sweep
 from scheduler.reports import (
+    XLSX_MIME,
     gather_report,
     mask_name,
     render_text,
@@ -148,16 +149,16 @@ async def test_send_report_queues_once_to_managers_with_the_workbook(
 ) -> None:
     await build_week()
     profile = load_profile("gov-window")
-    result = await send_report("weekly", REPORT_AT, profile, tmp_path, SHANGHAI)
+    result = await send_report("weekly", REPORT_AT, profile, SHANGHAI)
     assert result is not None and len(result.recipients) == 2  # supervisor and admin
     rows = await OutboxMessage.filter(idempotency_key__startswith="report:").order_by("id")
     assert [r.chat_id for r in rows] == ["supervisor", "admin"]
     message = outgoing_from_json(rows[0].payload)
     attachment = await Attachment.get(id=int(message.attachments[0].removeprefix("att:")))
     assert attachment.file_name == "complaints-weekly-2026-W45-zh_CN.xlsx"
-    # A readable workbook on disk (content-addressed: the path has no extension).
-    content = await asyncio.to_thread(Path(attachment.stored_path).read_bytes)
-    load_workbook(io.BytesIO(content))
-    assert await send_report("weekly", REPORT_AT, profile, tmp_path, SHANGHAI) is None
+    # A readable workbook in the store, typed by its content.
+    assert attachment.mime_type == XLSX_MIME
+    load_workbook(io.BytesIO(await read_attachment(attachment)))
+    assert await send_report("weekly", REPORT_AT, profile, SHANGHAI) is None
     later: datetime = local("2026-11-16T08:00")
-    assert await send_report("weekly", later, profile, tmp_path, SHANGHAI) is not None
+    assert await send_report("weekly", later, profile, SHANGHAI) is not None
