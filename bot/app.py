@@ -20,6 +20,7 @@ from config.settings import Settings
 from models.db import close_db, init_db
 from models.entities import Channel
 from scheduler.calendar import WorkingCalendar
+from web.desk import setup_desk
 from web.webchat import setup_webchat
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def create_app(
     app.router.add_get("/", _to_webchat)
     app.router.add_get("/healthz", _healthz)
     setup_webchat(app, conversation, settings)
+    setup_desk(app, conversation, settings, profile)
     senders = _setup_channels(app, conversation, settings)
     if senders:
         # Notifications queued by any worker go out through the channels this one serves.

@@ -66,6 +66,9 @@ class Staff(Model):
     wechat_openid = fields.CharField(max_length=64, null=True, unique=True)
     invite_code = fields.CharField(max_length=64, null=True, unique=True)
     invite_expires_at = fields.DatetimeField(null=True)
+    # The invite's end, kept when a chat redeems the code (which clears invite_expires_at): one
+    # invite may bind a chat and set a browser-desk password (models/desk_auth), each once.
+    invite_valid_until = fields.DatetimeField(null=True)
     language = fields.CharField(max_length=8, default="zh_CN")
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)

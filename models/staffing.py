@@ -93,6 +93,7 @@ async def create_invite(
             if staff is None:
                 raise LookupError(f"no staff member with id {staff_id}")
             staff.invite_code, staff.invite_expires_at, staff.active = code, expires, True
+            staff.invite_valid_until = expires
             await staff.save(using_db=conn)
             return Invite(staff, code, expires)
         if not name or role is None:
@@ -111,6 +112,7 @@ async def create_invite(
             department=department,
             invite_code=code,
             invite_expires_at=expires,
+            invite_valid_until=expires,
             language=language,
             using_db=conn,
         )
@@ -180,6 +182,7 @@ async def disable_staff(staff_id: int) -> Staff:
     staff.active = False
     if staff.invite_expires_at is not None:
         staff.invite_code, staff.invite_expires_at = None, None
+    staff.invite_valid_until = None  # nor may the browser desk use it
     await staff.save()
     return staff
 
