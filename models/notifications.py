@@ -39,6 +39,7 @@ from tortoise.expressions import Q
 from handlers.i18n import pick_label, supported
 from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
 from handlers.staff import CaseCard, button_actions, render_notification
+from models.callbacks import is_chatless, open_callback
 from models.confidentiality import (
     Field,
     Relation,
@@ -98,6 +99,15 @@ async def co_department_ids(complaint: Complaint, conn: BaseDBAsyncClient | None
     return {int(r) for r in rows}  # type: ignore[arg-type]
 
 
+def written_reply_pending(complaint: Complaint, profile: Profile) -> bool:
+    """The profile requires a written reply to this written complaint, and none was issued."""
+    return (
+        profile.reply.written_reply_for_written_complaint
+        and complaint.written
+        and complaint.written_reply_at is None
+    )
+
+
 def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[int]) -> CaseFacts:
     """The rule book's facts for `staff` on this case (as models.actions.case_facts)."""
     is_lead = complaint.handler_id == staff.id  # type: ignore[attr-defined]
@@ -110,6 +120,7 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
         actor_is_extension_requester=pending is not None and pending.get("staff_id") == staff.id,
         extensions_used=complaint.extensions_used,
         max_extensions=profile.extension.max_count if profile.extension is not None else 0,
+        written_reply_pending=written_reply_pending(complaint, profile),
     )
 
 
@@ -466,13 +477,25 @@ async def _notify_complainant(
         if complaint.complainant_id  # type: ignore[attr-defined]
         else None
     )
-    if person is None or not person.chat_id:
+    if person is None or not (person.chat_id or is_chatless(person)):
         return
     lang = supported(person.language)
     milestone = await _milestone(complaint, action, dict(event.payload or {}), profile, lang, conn)
     message = render_milestone(milestone, lang, clock.tz)
     if message is None:
         return
+    if is_chatless(person):  # recorded on the desk: staff call them and read this out
+        await open_callback(
+            complaint,
+            kind=action,
+            script=message.text,
+            idempotency_key=f"{event.id}:complainant:{person.id}",
+            profile=profile,
+            clock=clock,
+            conn=conn,
+        )
+        return
+    assert person.chat_id is not None
     await enqueue(
         channel=person.channel,
         chat_id=person.chat_id,

@@ -35,7 +35,7 @@ from models.workflow import (
 # S system. Suffix * = must be the complainant who filed it, ! = must be the lead handler,
 # + = must be assigned to the case (lead or co-handler).
 SPEC = """
-submit            | draft>submitted                                        | C* S
+submit            | draft>submitted                                        | C* S I H D V A
 accept            | submitted>accepted                                     | I D V A
 refuse            | submitted>refused                                      | I D V A
 assign            | accepted>assigned reopened>assigned                    | I D V A
@@ -61,6 +61,7 @@ withdraw          | submitted>withdrawn accepted>withdrawn assigned>withdrawn
                     in_progress>withdrawn waiting_for_complainant>withdrawn
                     resolved>withdrawn reopened>withdrawn                  | C*
 archive           | closed>archived refused>archived withdrawn>archived    | A S
+issue_written_reply | resolved= replied= revisit=                          | I H! D V A
 """
 ROLE_LETTERS = {
     "C": Role.COMPLAINANT,
