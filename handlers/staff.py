@@ -346,6 +346,10 @@ def state_label(state: str, lang: str) -> str:
     return translator(lang)(STATE_LABELS.get(state, state))
 
 
+def stage_label(stage: str | None, lang: str) -> str:
+    return translator(lang)(STAGE_LABELS.get(stage or "", stage or ""))
+
+
 def action_label(action: str, lang: str) -> str:
     return translator(lang)(ACTION_LABELS.get(action, action))
 

@@ -30,6 +30,7 @@ the case version that makes old buttons stale.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -272,22 +273,65 @@ async def record_identity_view(
     )
 
 
+@dataclass(frozen=True)
+class CaseScope:
+    """Which cases a staff member's lists show (the chat's /cases and the browser desk's list).
+
+    everything: supervisors and admins. Otherwise a case is in scope when its lead handler is
+    `handler_id`, its lead or a co-handling department is `department_id`, or (`intake`) it
+    is still at the intake desk: submitted or accepted, or with no department yet.
+    """
+
+    everything: bool = False
+    handler_id: int | None = None
+    department_id: int | None = None
+    intake: bool = False
+
+
+INTAKE_STATES: tuple[State, ...] = (State.SUBMITTED, State.ACCEPTED)
+
+
+def case_scope(staff: Staff) -> CaseScope:
+    role = Role(staff.role)
+    if role in (Role.HANDLER, Role.DEPARTMENT_HEAD):
+        return CaseScope(handler_id=staff.id, department_id=staff.department_id)  # type: ignore[attr-defined]
+    if role == Role.INTAKE_CLERK:
+        return CaseScope(intake=True)
+    if role in (Role.SUPERVISOR, Role.ADMIN):
+        return CaseScope(everything=True)
+    return CaseScope()
+
+
+def scope_q(scope: CaseScope) -> Q | None:
+    """The scope as a Tortoise filter (None: no restriction)."""
+    if scope.everything:
+        return None
+    parts: list[Q] = []
+    if scope.handler_id is not None:
+        parts.append(Q(handler_id=scope.handler_id))
+    if scope.department_id is not None:
+        parts += [
+            Q(lead_department_id=scope.department_id),
+            Q(co_departments__id=scope.department_id),
+        ]
+    if scope.intake:
+        parts += [Q(state__in=[str(s) for s in INTAKE_STATES]), Q(lead_department_id=None)]
+    if not parts:
+        return Q(id__in=[])
+    combined = parts[0]
+    for part in parts[1:]:
+        combined |= part
+    return combined
+
+
 async def desk_cases(
     staff: Staff, conn: BaseDBAsyncClient | None = None, limit: int = 500
 ) -> list[CaseCard]:
     """The staff member's open cases, most urgent first (no deadline last), for /cases."""
-    role = Role(staff.role)
     query = Complaint.filter(state__in=[str(s) for s in DESK_STATES])
-    department_id = staff.department_id  # type: ignore[attr-defined]
-    if role in (Role.HANDLER, Role.DEPARTMENT_HEAD):
-        mine = Q(handler_id=staff.id)
-        if department_id is not None:
-            mine |= Q(lead_department_id=department_id) | Q(co_departments__id=department_id)
-        query = query.filter(mine)
-    elif role == Role.INTAKE_CLERK:
-        query = query.filter(
-            Q(state__in=[str(State.SUBMITTED), str(State.ACCEPTED)]) | Q(lead_department_id=None)
-        )
+    scope = scope_q(case_scope(staff))
+    if scope is not None:
+        query = query.filter(scope)
     rows = await query.distinct().using_db(conn).limit(limit)
     rows.sort(key=lambda c: (c.next_due_at is None, c.next_due_at or datetime.max, c.id))
     unreachable = await undeliverable_complaints([c.id for c in rows], conn=conn)
