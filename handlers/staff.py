@@ -83,6 +83,7 @@ ACTION_LABELS: Mapping[str, str] = {
     Action.RESOLVE: N_("Resolve"),
     Action.HAND_BACK: N_("Hand back"),
     Action.NOTIFY_RESULT: N_("Tell the result"),
+    Action.ISSUE_WRITTEN_REPLY: N_("Issue the written reply"),
 }
 
 STATE_LABELS: Mapping[str, str] = {
@@ -130,6 +131,9 @@ REFUSAL_TEXTS: Mapping[str, str] = {
     "no_extension_pending": N_("no extension request is pending."),
     "extension_limit_reached": N_("the extension limit has been reached."),
     "own_extension_request": N_("nobody may decide on their own extension request."),
+    "written_reply_missing": N_(
+        "a written complaint cannot be closed before its written reply is issued."
+    ),
     STALE: N_("this button is out of date: the case has moved on since it was sent."),
     "not_found": N_("the complaint no longer exists."),
     "invalid": N_("the input was not accepted ({detail})."),

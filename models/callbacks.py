@@ -35,7 +35,7 @@ from models.entities import (
     Department,
     Staff,
 )
-from models.workflow import Role
+from models.workflow import Action, Role, State, Transition, decide
 from scheduler.deadlines import Duration, compute_due
 
 if TYPE_CHECKING:
@@ -150,7 +150,14 @@ async def open_survey_task(complaint_id: int, conn: BaseDBAsyncClient | None) ->
     )
 
 
-# -- who may call ------------------------------------------------------------------------------
+# -- who may record, who may call -------------------------------------------------------------
+
+
+def may_record(staff: Staff) -> bool:
+    """Staff who may record a complaint for someone (the rule book's submit by staff)."""
+    return staff.active and isinstance(
+        decide(State.DRAFT, Action.SUBMIT, Role(staff.role)), Transition
+    )
 
 
 async def may_call_back(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from models.confidentiality import Field, mask_complaint
+from models.confidentiality import MASK, Field, mask_complaint
 from models.entities import (
     Attachment,
     CallbackTask,
@@ -27,9 +27,11 @@ from models.entities import (
     SurveyResponse,
 )
 from models.notifications import (
+    case_scope,
     co_department_ids,
     record_identity_view,
     relation_for,
+    scope_q,
     written_reply_pending,
 )
 from models.workflow import OPEN_STATES, Action, Role, State
@@ -164,6 +166,9 @@ async def register_of(
         relation,
     )
     name, phone = view.get(Field.COMPLAINANT_NAME), view.get(Field.COMPLAINANT_PHONE)
+    name = None if name == MASK else name
+    phone = None if phone == MASK else phone
+    facts = view.get(Field.FACTS)
     masked = (complaint.contact_name is not None and name is None) or (
         complaint.contact_phone is not None and phone is None
     )
@@ -237,7 +242,7 @@ async def register_of(
         complainant_phone=phone,
         complainant_address=address,
         identity_masked=masked,
-        facts=view.get(Field.FACTS),
+        facts=None if facts == MASK else facts,
         recorded_by=recorded_by,
         lead_department=lead.name if lead else None,
         handler=names.get(complaint.handler_id),  # type: ignore[attr-defined]
@@ -251,6 +256,17 @@ async def register_of(
         ),
         organisation=await organisation_name(profile, lang, conn),
     )
+
+
+async def case_for(
+    staff: Staff, complaint_id: int, conn: BaseDBAsyncClient | None = None
+) -> Complaint | None:
+    """The complaint when it is on `staff`'s desk (the chat's /cases scope), else None."""
+    query = Complaint.filter(id=complaint_id)
+    scope = scope_q(case_scope(staff))
+    if scope is not None:
+        query = query.filter(scope)
+    return await query.distinct().using_db(conn).first() if staff.active else None
 
 
 def letter_ready(complaint: Complaint) -> bool:

@@ -12,7 +12,7 @@ from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0004_desk_auth')]
+    dependencies = [('models', '0005_desk_case_search')]
 
     initial = False
 
