@@ -71,6 +71,7 @@ class Register:
     complainant_address: str | None
     identity_masked: bool
     facts: str | None
+    request: str | None  # the request type's label, and the request text
     recorded_by: str | None  # 接单人 / 记录人 / 首问责任人
     lead_department: str | None
     handler: str | None
@@ -105,6 +106,25 @@ def _subcategory(profile: Profile, complaint: Complaint, lang: str) -> str | Non
         if sub.id == complaint.subcategory:
             return pick_label(sub.label, lang)
     return complaint.subcategory
+
+
+def _request(profile: Profile, complaint: Complaint, lang: str) -> str | None:
+    """诉求 as the form offered it: the option's label, then what was written."""
+    from handlers.i18n import pick_label, translator
+    from handlers.intake import REQUEST_TYPES
+
+    kind = str(complaint.request_type) if complaint.request_type else None
+    label = None
+    if kind:
+        try:
+            options = profile.field("request_type").options or []
+        except KeyError:
+            options = []
+        label = next((pick_label(o.label, lang) for o in options if o.id == kind), None)
+        if label is None and kind in REQUEST_TYPES:
+            label = translator(lang)(REQUEST_TYPES[kind])
+    parts = [p for p in (label, complaint.request_text) if p]
+    return "：".join(parts) if parts else None
 
 
 async def organisation_name(profile: Profile, lang: str, conn: BaseDBAsyncClient | None) -> str:
@@ -243,6 +263,7 @@ async def register_of(
         complainant_address=address,
         identity_masked=masked,
         facts=None if facts == MASK else facts,
+        request=_request(profile, complaint, lang),
         recorded_by=recorded_by,
         lead_department=lead.name if lead else None,
         handler=names.get(complaint.handler_id),  # type: ignore[attr-defined]

@@ -62,6 +62,22 @@ KIND_NAMES = {
     "survey_reminder": N_("Return visit (second call)"),
     "closed_no_response": N_("Tell: closed without an answer"),
 }
+# Steps of the handling record that are no staff button (the register names them too).
+STEP_NAMES = {
+    str(Action.SUBMIT): N_("Filed"),
+    str(Action.START_REVISIT): N_("Return visit started"),
+    str(Action.CLOSE): N_("Closed"),
+    str(Action.REOPEN): N_("Reopened"),
+    str(Action.DISPUTE): N_("Disputed by the complainant"),
+    str(Action.WITHDRAW): N_("Withdrawn"),
+    str(Action.ARCHIVE): N_("Archived"),
+    str(Action.SUPPLEMENT): N_("Material supplied"),
+    "callback_done": N_("Call made"),
+    "escalated": N_("Escalated"),
+    "supervisor_revisit_requested": N_("Supervisor revisit requested"),
+    "close_awaits_written_reply": N_("Close waits for the written reply"),
+    "chat_linked": N_("Complainant linked a chat"),
+}
 CALLBACK_REFUSALS: dict[str, tuple[int, str]] = {
     "not_found": (404, N_("There is no such call-back task.")),
     "not_allowed": (403, N_("You may not call this complainant.")),
@@ -302,8 +318,10 @@ async def _paper_context(
 
 
 def _action_name(action: str, me: Me) -> str:
-    from handlers.staff import action_label
+    from handlers.staff import ACTION_LABELS, action_label
 
+    if action in STEP_NAMES and action not in ACTION_LABELS:
+        return me.gettext(STEP_NAMES[action])
     return action_label(action, me.lang)
 
 
