@@ -136,20 +136,8 @@ async def _turn(
         ),
         tz=clock.tz,
         case=card,
-        departments=[
-            DepartmentOption(d.id, d.name)
-            for d in await Department.all().using_db(conn).order_by("id")
-        ],
-        handlers=[
-            HandlerOption(s.id, s.name, s.department_id)  # type: ignore[attr-defined]
-            for s in await Staff.filter(
-                active=True,
-                role__in=(Role.HANDLER, Role.DEPARTMENT_HEAD),
-                department_id__not_isnull=True,
-            )
-            .using_db(conn)
-            .order_by("id")
-        ],
+        departments=await department_options(conn),
+        handlers=await handler_options(conn),
         my_cases=await desk_cases(staff, conn) if wants_case_list(incoming) else (),
         max_files=settings.max_photos,
         max_file_bytes=max_attachment_bytes(settings.max_photo_mb),
@@ -170,6 +158,27 @@ async def _turn(
     replies += [replace(m, choices=()) for m in outcomes[:-1]] + outcomes[-1:]
     await _save_state(session, incoming.channel, key, result.state, conn)
     return replies
+
+
+async def department_options(conn: BaseDBAsyncClient | None = None) -> list[DepartmentOption]:
+    """The departments a case may be assigned, transferred or joined to (both desks)."""
+    return [
+        DepartmentOption(d.id, d.name) for d in await Department.all().using_db(conn).order_by("id")
+    ]
+
+
+async def handler_options(conn: BaseDBAsyncClient | None = None) -> list[HandlerOption]:
+    """The staff a case may be assigned to, with their departments (both desks)."""
+    rows = (
+        await Staff.filter(
+            active=True,
+            role__in=(Role.HANDLER, Role.DEPARTMENT_HEAD),
+            department_id__not_isnull=True,
+        )
+        .using_db(conn)
+        .order_by("id")
+    )
+    return [HandlerOption(s.id, s.name, s.department_id) for s in rows]  # type: ignore[attr-defined]
 
 
 async def _save_state(

@@ -32,6 +32,8 @@ DUE_LABELS = {
     "today": N_("Due today"),
     "next_working_day": N_("Due within 1 working day"),
 }
+
+
 def time_left_text(left: TimeLeft, gettext: Gettext) -> str:
     if left.overdue:
         return gettext("overdue by {h} h {m} min").format(h=left.hours, m=left.minutes)
