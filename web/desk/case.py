@@ -88,6 +88,24 @@ FIELD_NAMES = {
 # Payload keys worth showing on the timeline (the case's own words, shown with the facts).
 TIMELINE_TEXTS = ("reason", "guidance", "question", "note", "reply_text", "text", "comment")
 UPLOAD = "desk-upload"
+# Timeline entries for steps that are no staff button (the chat names only its buttons).
+EVENT_LABELS = {
+    "submit": N_("Filed"),
+    "supplement": N_("Material supplied"),
+    "start_revisit": N_("Return visit started"),
+    "close": N_("Closed"),
+    "reopen": N_("Reopened"),
+    "dispute": N_("Result disputed"),
+    "withdraw": N_("Withdrawn"),
+    "archive": N_("Archived"),
+    "delivery_failed": N_("A message could not be delivered"),
+}
+
+
+def event_label(action: str, me: Me) -> str:
+    if action in EVENT_LABELS:
+        return me.gettext(EVENT_LABELS[action])
+    return action_label(action, me.lang)
 
 
 def _viewer(me: Me) -> Staff:
@@ -153,7 +171,7 @@ async def _timeline(complaint: Complaint, card: CaseCard, me: Me) -> list[Timeli
             else []
         )
         entries.append(
-            TimelineEntry(event.created_at, who, action_label(event.action, me.lang), change, texts)
+            TimelineEntry(event.created_at, who, event_label(event.action, me), change, texts)
         )
     return entries
 
