@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,7 @@ from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus
 from models.outbox import enqueue
 from scheduler.runner import SCHEDULER_KEY
 from tests.fakes.telegram_server import FakeTelegram
-
-# A limit for the bot's long poll to bring the person's message in (not a measurement).
-REPLY_LIMIT_SECONDS = 30
+from tests.waiting import eventually
 
 
 def app_for(db_url: str, tmp_path: Path, **channel_settings: Any) -> TestClient:
@@ -42,10 +39,9 @@ async def test_telegram_long_polling_beside_the_web_chat(db_url: str, tmp_path: 
         )
         async with client:
             telegram.push_message(chat_id=4242, user_id=4242, text="/start")
-            for _ in range(REPLY_LIMIT_SECONDS * 10):
-                if telegram.texts_to(4242):
-                    break
-                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: telegram.texts_to(4242), what="a reply to /start through long polling"
+            )
             assert "欢迎使用政务服务窗口投诉服务" in telegram.texts_to(4242)[0]
             web = await client.post(
                 "/webchat/api/message", json={"session_id": "web-beside-1", "text": "/start"}
@@ -62,13 +58,17 @@ async def test_telegram_long_polling_beside_the_web_chat(db_url: str, tmp_path: 
                 now=datetime.now(UTC),
             )
             client.app[DISPATCHER_KEY].wake()
-            for _ in range(REPLY_LIMIT_SECONDS * 10):
-                if notice.text in telegram.texts_to(4242):
-                    break
-                await asyncio.sleep(0.1)
-            assert notice.text in telegram.texts_to(4242)
-            sent = await OutboxMessage.get(idempotency_key="test:accepted")
-            assert sent.status == OutboxStatus.SENT
+            await eventually(
+                lambda: notice.text in telegram.texts_to(4242),
+                what=lambda: f"the notice among {telegram.texts_to(4242)}",
+            )
+
+            async def marked_sent() -> bool:
+                row = await OutboxMessage.get(idempotency_key="test:accepted")
+                return row.status == OutboxStatus.SENT
+
+            # Telegram has the message before the dispatcher records it as sent.
+            await eventually(marked_sent, what="the outbox row marked sent")
     channels = await DialogSession.all().values_list("channel", flat=True)
     assert sorted(channels) == [Channel.TELEGRAM, Channel.WEB]
 

@@ -56,7 +56,7 @@ def test_migrate_help() -> None:
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
-        timeout=60,
+        timeout=120,
     )
     assert result.returncode == 0
     assert "--db" in result.stdout

@@ -89,7 +89,7 @@ def test_demo_serves_the_web_chat_until_terminated(tmp_path: Path) -> None:
         assert status == 200 and body["messages"][0]["choices"]
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl-C does
-        output, _ = process.communicate(timeout=30)
+        output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{port}/webchat" in output
     assert db.exists()
@@ -170,7 +170,7 @@ def test_run_serves_from_the_settings(tmp_path: Path) -> None:
         assert status == 200
     finally:
         process.terminate()  # SIGTERM, as a service manager stops it
-        output, _ = process.communicate(timeout=30)
+        output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
     assert f"web chat at http://127.0.0.1:{port}/webchat" in output
     assert (tmp_path / "run.sqlite3").exists()

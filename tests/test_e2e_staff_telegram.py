@@ -30,6 +30,7 @@ from scheduler.calendar import WorkingCalendar
 from tests.e2e_support import SHANGHAI, Chat, Deployment, SimClock, until
 from tests.fakes.telegram_server import FakeTelegram
 from tests.staff_world import ANSWERS
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -516,6 +517,23 @@ def arm_storm(tg: FakeTelegram, chats: list[int]) -> None:
             tg.fail_next("sendMessage", 502, chat_id=chat)
 
 
+def nothing_on_the_wire(
+    tg: FakeTelegram, deployment: Deployment, chats: list[int]
+) -> Callable[[], Awaitable[bool]]:
+    """No send under way, and each one Telegram accepted for a complainant marked sent."""
+    citizens = {str(chat) for chat in chats}
+
+    async def quiet() -> bool:
+        if deployment.sends_under_way:
+            return False
+        accepted = sum(
+            call.ok for call in tg.calls_of("sendMessage") if str(call.chat_id) in citizens
+        )
+        return accepted == await OutboxMessage.filter(status=OutboxStatus.SENT).count()
+
+    return quiet
+
+
 def throttled_calls(tg: FakeTelegram) -> int:
     """How many calls Telegram has answered with 429 so far."""
     return sum(call.status == 429 for call in tg.calls)
@@ -567,13 +585,19 @@ async def test_storm_many_complaints_429_5xx_and_a_dispatcher_crash(
                 clock.advance(minutes=1)
                 if index == CRASH_AT + PILED_UP - 1:
                     # The new process claims the pile at once; its first send is answered 429
-                    # and the rest wait out retry_after, claimed. Second death, a second into
-                    # that pause: nothing is on the wire (a local round trip has long landed).
+                    # and the rest wait out retry_after, claimed. Second death, inside that
+                    # pause: nothing is on the wire (a local round trip has long landed). The
+                    # pause is long so that a busy machine still crashes it mid-pause.
                     throttled = throttled_calls(tg) + 1
-                    tg.fail_next("sendMessage", 429, retry_after=3)
+                    tg.fail_next("sendMessage", 429, retry_after=20)
                     deployment.restart_dispatcher()
                     await until(lambda n=throttled: throttled_calls(tg) == n)
-                    await asyncio.sleep(1.0)
+                    # Crash only once no send is under way and every send Telegram took is
+                    # recorded: then the rest of the pile waits, claimed, in the pause.
+                    await eventually(
+                        nothing_on_the_wire(tg, deployment, chats),
+                        what=lambda: f"{deployment.sends_under_way} sends under way",
+                    )
                     abandoned = await deployment.crash_dispatcher()
                     sent_before = await OutboxMessage.filter(status=OutboxStatus.SENT).count()
                     deployment.restart_dispatcher()

@@ -160,7 +160,7 @@ async def test_callback_data_over_64_bytes_is_refused(bot: Bot) -> None:
 
 
 async def test_get_updates_long_polls_and_honours_offset(bot: Bot, tg: FakeTelegram) -> None:
-    waiting = asyncio.create_task(bot.get_updates(timeout=10))
+    waiting = asyncio.create_task(bot.get_updates(timeout=60))
     await tg.wait_for(lambda: tg.waiting_polls == 1)  # the bot is now held in a long poll
     tg.push_message(CITIZEN, CITIZEN, text="/start gov-window", language_code="en")
     [update] = await waiting
@@ -400,7 +400,7 @@ async def test_application_polling_round_trip(tg: FakeTelegram) -> None:
         await application.updater.start_polling(timeout=1, poll_interval=0)  # type: ignore[union-attr]
         try:
             tg.push_message(CITIZEN, CITIZEN, text="楼道灯坏了")
-            [reply] = await tg.wait_sent(CITIZEN, within=10)
+            [reply] = await tg.wait_sent(CITIZEN)
         finally:
             await application.updater.stop()  # type: ignore[union-attr]
             await application.stop()
@@ -437,10 +437,10 @@ async def test_json_bodies_and_error_envelope(tg: FakeTelegram) -> None:
 
 async def test_newer_get_updates_terminates_the_older(bot: Bot, tg: FakeTelegram) -> None:
     """Two workers polling the same token: Telegram ends the older poll with 409."""
-    older = asyncio.create_task(bot.get_updates(timeout=10))
+    older = asyncio.create_task(bot.get_updates(timeout=60))
     await tg.wait_for(lambda: tg.waiting_polls == 1)
     async with Bot(tg.token, base_url=tg.api_url) as second_worker:
-        newer = asyncio.create_task(second_worker.get_updates(timeout=10))
+        newer = asyncio.create_task(second_worker.get_updates(timeout=60))
         with pytest.raises(Conflict, match="terminated by other getUpdates request"):
             await older
         tg.push_message(CITIZEN, CITIZEN, text="hi")

@@ -7,7 +7,6 @@ expiry): the dispatcher gets a `FakeClock`, whose sleep moves the clock instead 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from models.db import is_postgres
 from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus, Staff
 from models.outbox import DELIVERY_FAILED, enqueue, undeliverable_complaints
 from scheduler.calendar import WorkingCalendar
+from tests import waiting
 from tests.fakes import FakeTelegram
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -169,13 +169,9 @@ async def drain(dispatcher: Dispatcher, clock: FakeClock, *, rounds: int = 2000)
     raise AssertionError(f"outbox not drained after {rounds} rounds")
 
 
-async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+async def eventually(condition: Callable[[], bool], within: float = waiting.WITHIN_SECONDS) -> None:
     """Wait for something the sender records just after Telegram answered."""
-    async with asyncio.timeout(within):
-        for _ in itertools.count():
-            if condition():
-                return
-            await asyncio.sleep(0.01)
+    await waiting.eventually(condition, within=within, what="the sender's record")
 
 
 async def statuses() -> dict[str, int]:
@@ -590,12 +586,14 @@ async def run_until_parked(dispatcher: Dispatcher, gate: Gate) -> None:
     """Run the dispatcher until every claimed row waits at the gate, then kill it."""
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run_forever(stop))
-    async with asyncio.timeout(20):
-        while True:
-            await asyncio.sleep(0.01)
-            sending = await OutboxMessage.filter(status=OutboxStatus.SENDING).count()
-            if gate.passed >= gate.open_for and sending and gate.parked == sending:
-                break
+
+    async def parked() -> bool:
+        sending = await OutboxMessage.filter(status=OutboxStatus.SENDING).count()
+        return gate.passed >= gate.open_for and bool(sending) and gate.parked == sending
+
+    await waiting.eventually(
+        parked, what=lambda: f"passed {gate.passed}/{gate.open_for}, parked {gate.parked}"
+    )
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -681,7 +679,7 @@ async def test_fake_telegram_flood_limits_are_respected_in_real_time(
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run_forever(stop))
     try:
-        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in expected.items()), within=20)
+        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in expected.items()))
     finally:
         stop.set()
         await task
@@ -703,7 +701,7 @@ async def test_one_dispatcher_holds_the_postgres_lock_and_the_other_takes_over(
     tasks = [asyncio.create_task(d.run_forever(s)) for d, s in zip(dispatchers, stops, strict=True)]
     try:
         first = await queue_interleaved([str(1400 + n) for n in range(20)], per_chat=2)
-        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in first.items()), within=20)
+        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in first.items()))
         await eventually(lambda: sum(len(s.attempts) for s in senders) == 40)
         holders = [d.holds_lock for d in dispatchers]
         assert sorted(holders) == [False, True]
@@ -715,7 +713,7 @@ async def test_one_dispatcher_holds_the_postgres_lock_and_the_other_takes_over(
         await tasks[active]
         second = {"1499": ["after failover"]}
         await queue("1499", "after failover")
-        await tg.wait_for(lambda: tg.texts_to("1499") == second["1499"], within=20)
+        await tg.wait_for(lambda: tg.texts_to("1499") == second["1499"])
         await eventually(lambda: len(senders[standby].attempts) == 1)
         assert dispatchers[standby].holds_lock
         assert [a.text for a in senders[standby].attempts] == ["after failover"]
@@ -744,7 +742,7 @@ async def test_setup_dispatcher_runs_with_the_aiohttp_app(
             now=datetime.now(UTC),
         )
         dispatcher.wake()  # no 30 s poll wait: the enqueuer nudges the dispatcher
-        await tg.wait_for(lambda: tg.texts_to("1501") == ["您的投诉已受理"], within=10)
+        await tg.wait_for(lambda: tg.texts_to("1501") == ["您的投诉已受理"])
     finally:
         await runner.cleanup()
     row = await OutboxMessage.get(idempotency_key="app:1")

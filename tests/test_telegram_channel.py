@@ -29,6 +29,7 @@ from models.entities import Attachment, Complainant, Complaint, DialogSession
 from models.workflow import State
 from scheduler.calendar import WorkingCalendar
 from tests.fakes import FakeTelegram
+from tests.waiting import WITHIN_SECONDS, eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -40,12 +41,10 @@ CALENDAR = WorkingCalendar()
 PROFILE = load_profile("gov-window")
 
 
-async def until(condition: Callable[[], bool], within: float = 15.0) -> None:
+async def until(condition: Callable[[], bool], within: float = WITHIN_SECONDS) -> None:
     """Wait for something the bot does in the background (no timing is asserted)."""
-    async with asyncio.timeout(within):
-        # The bot's background task changes the state; it offers no event to wait on.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+    # The bot's background task changes the state; it offers no event to wait on.
+    await eventually(condition, within=within, what="the bot's background work")
 
 
 def free_port() -> int:
@@ -659,8 +658,13 @@ async def test_a_reply_telegram_refuses_for_a_while_is_delivered_by_the_outbox(
         assert desk.channel is not None
         dispatcher = Dispatcher({Channel.TELEGRAM: desk.channel.sender()})
         sent = 0
-        for _ in range(5):
+
+        async def all_sent() -> bool:
+            nonlocal sent
             sent += await dispatcher.dispatch_once()
+            return sent >= len(queued)
+
+        await eventually(all_sent, what=lambda: f"{sent} of {len(queued)} queued replies sent")
         assert sent == len(queued)
         texts = tg.texts_to(CITIZEN)
         assert texts and "excl:" not in texts[-1]

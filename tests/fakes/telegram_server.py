@@ -63,6 +63,7 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, web
 
 from tests.fakes.loopback import LoopbackServer
+from tests.waiting import WITHIN_SECONDS
 
 JSONDict = dict[str, Any]
 
@@ -526,15 +527,24 @@ class FakeTelegram(LoopbackServer):
                 return message
         return None
 
-    async def wait_for(self, condition: Callable[[], bool], *, within: float = 10.0) -> None:
-        """Wait until `condition()` holds (checked after each request); TimeoutError otherwise."""
-        async with asyncio.timeout(within):
-            while not condition():
-                changed = self._changed
-                await changed.wait()
+    async def wait_for(
+        self, condition: Callable[[], bool], *, within: float = WITHIN_SECONDS
+    ) -> None:
+        """Wait until `condition()` holds (checked after each request); AssertionError naming
+        the calls received so far otherwise. The deadline is generous: CI may be busy."""
+        try:
+            async with asyncio.timeout(within):
+                while not condition():
+                    changed = self._changed
+                    await changed.wait()
+        except TimeoutError:
+            seen = [(call.method, call.chat_id, call.status) for call in self.calls[-20:]]
+            raise AssertionError(
+                f"still not so after {within:.0f} s; the last calls received: {seen}"
+            ) from None
 
     async def wait_sent(
-        self, chat_id: int | str, count: int = 1, *, within: float = 10.0
+        self, chat_id: int | str, count: int = 1, *, within: float = WITHIN_SECONDS
     ) -> list[JSONDict]:
         """Wait until `chat_id` has received at least `count` successful calls; returns them."""
         await self.wait_for(lambda: len(self.sent_to(chat_id)) >= count, within=within)
