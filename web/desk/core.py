@@ -31,6 +31,7 @@ from handlers.i18n import N_, Gettext, format_datetime
 from models.actions import Clock
 from models.desk_auth import DeskSession, session_for_token
 from models.entities import Staff
+from models.staffing import may_manage_staff, may_read_audit
 from models.workflow import Role
 from web.desk.i18n import desk_gettext, request_language
 
@@ -312,6 +313,10 @@ def template_context(request: web.Request, me: Me | None) -> dict[str, Any]:
         "path": request.path_qs,
         "when": lambda instant: format_datetime(instant, lang, tz) if instant else "",
         "profile": desk.profile,
+        "may": {
+            "staff": bool(me and may_manage_staff(me.staff)),
+            "audit": bool(me and may_read_audit(me.staff)),
+        },
     }
 
 
