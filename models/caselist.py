@@ -36,6 +36,7 @@ from scheduler.calendar import WorkingCalendar
 from scheduler.time_left import due_window
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000
 MAX_TERMS = 6
 MAX_TERM_LENGTH = 100
 DUE_FILTERS = ("overdue", "today", "next_working_day")
@@ -105,9 +106,13 @@ class ListRow:
 @dataclass(frozen=True)
 class CasePage:
     rows: list[ListRow]
-    total: int
+    total: int  # at most COUNT_CAP + 1
     next_cursor: str | None
     terms: tuple[str, ...] = field(default=())
+
+    @property
+    def total_capped(self) -> bool:
+        return self.total > COUNT_CAP
 
 
 def search_terms(text: str) -> tuple[str, ...]:
@@ -175,7 +180,13 @@ def _search(sql: _Sql, terms: Sequence[str]) -> None:
             match = sql.p(phrase)
             sql.add(f"c.id IN (SELECT rowid FROM complaint_fts WHERE complaint_fts MATCH {match})")
         elif len(term) >= 3:
-            sql.add(f"{SEARCH_EXPRESSION} ILIKE {sql.p(_like(term))} ESCAPE '\\'")
+            # A subquery of its own, so the planner looks the term up in the trigram index
+            # instead of walking the deadline index and testing every row.
+            sql.add(
+                f"c.id IN (SELECT s.id FROM complaint s WHERE "
+                f"{SEARCH_EXPRESSION.replace('c.', 's.')} ILIKE {sql.p(_like(term))} "
+                "ESCAPE '\\' OFFSET 0)"
+            )
         else:
             op = "ILIKE" if sql.dialect == "postgres" else "LIKE"
             columns = ("c.number", "c.facts", "c.target_text", "c.place_text")
@@ -282,8 +293,12 @@ async def list_cases(
     terms = search_terms(flt.text)
     if not await _where(base, staff, flt, now=now, calendar=calendar, tz=tz, conn=conn):
         return CasePage([], 0, None, terms)
+    # Counting every match of a broad filter would cost a scan of the table; past COUNT_CAP
+    # the page says "more than" instead.
     counted = await conn.execute_query_dict(
-        f"SELECT COUNT(*) AS n FROM complaint c WHERE {base.clause()}", base.params
+        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM complaint c WHERE {base.clause()} "
+        f"LIMIT {COUNT_CAP + 1}) AS matches",
+        base.params,
     )
     total = int(counted[0]["n"])
     rows: list[ListRow] = []

@@ -203,7 +203,15 @@ class Complaint(Model):
 
     class Meta:
         table = "complaint"
-        indexes = (("state", "next_due_at"), ("next_alarm_at",))
+        # The desk's case list filters by these (models/caselist.py).
+        indexes = (
+            ("state", "next_due_at"),
+            ("next_alarm_at",),
+            ("submitted_at",),
+            ("category",),
+            ("lead_department_id",),
+            ("handler_id",),
+        )
 
 
 @pre_save(Complaint)

@@ -42,13 +42,16 @@ from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
 from handlers.staff import CaseCard, button_actions, render_notification
 from models.callbacks import is_chatless, open_callback
 from models.confidentiality import (
+    MASK,
     Field,
     Relation,
+    can_see,
     mask_complaint,
     relation_of,
     unmasked_identity,
 )
 from models.entities import (
+    Attachment,
     Channel,
     Complainant,
     Complaint,
@@ -166,6 +169,44 @@ def _label(profile: Profile, kind: str, item: str | None, lang: str) -> str | No
         return item
 
 
+async def viewer_relation(
+    complaint: Complaint,
+    staff: Staff,
+    conn: BaseDBAsyncClient | None,
+    co_ids: set[int] | None = None,
+) -> Relation:
+    """`staff`'s relation to the case, looked up (see relation_for)."""
+    if co_ids is None:
+        co_ids = await co_department_ids(complaint, conn)
+    own_department = (
+        await Department.filter(id=staff.department_id).using_db(conn).first()  # type: ignore[attr-defined]
+        if staff.department_id  # type: ignore[attr-defined]
+        else None
+    )
+    return relation_for(staff, complaint, co_ids, own_department.name if own_department else None)
+
+
+async def visible_attachments(
+    complaint: Complaint, staff: Staff, conn: BaseDBAsyncClient | None = None
+) -> list[Attachment]:
+    """The case's photos and files, when `staff` may see them (can_see ATTACHMENTS)."""
+    relation = await viewer_relation(complaint, staff, conn)
+    if not can_see(Field.ATTACHMENTS, Role(staff.role), relation):
+        return []
+    return await Attachment.filter(complaint_id=complaint.id).using_db(conn).order_by("id")
+
+
+def _subcategory_label(profile: Profile, complaint: Complaint, lang: str) -> str | None:
+    if not complaint.subcategory or not complaint.category:
+        return None
+    try:
+        return profile.label(
+            "subcategory", complaint.subcategory, lang, category=complaint.category
+        )
+    except KeyError:
+        return complaint.subcategory
+
+
 async def build_card(
     complaint: Complaint,
     staff: Staff,
@@ -177,14 +218,7 @@ async def build_card(
     """The case card for `staff`, masked for them, and the identity fields it shows."""
     lang = supported(staff.language)
     co_ids = await co_department_ids(complaint, conn)
-    own_department = (
-        await Department.filter(id=staff.department_id).using_db(conn).first()  # type: ignore[attr-defined]
-        if staff.department_id  # type: ignore[attr-defined]
-        else None
-    )
-    relation = relation_for(
-        staff, complaint, co_ids, own_department.name if own_department else None
-    )
+    relation = await viewer_relation(complaint, staff, conn, co_ids)
     state = State(complaint.state)
     view = mask_complaint(
         {
@@ -194,6 +228,17 @@ async def build_card(
         },
         Role(staff.role),
         relation,
+    )
+    # Place, request and witnesses are part of the complainant's account: shown with the facts.
+    details = can_see(Field.FACTS, Role(staff.role), relation)
+
+    def detail(value: str | None) -> str | None:
+        return value if details or not value else MASK
+
+    photos = (
+        await Attachment.filter(complaint_id=complaint.id).using_db(conn).count()
+        if can_see(Field.ATTACHMENTS, Role(staff.role), relation)
+        else 0
     )
     if state not in OPEN_STATES:  # a closed matter needs nobody's identity
         view[Field.COMPLAINANT_NAME] = view[Field.COMPLAINANT_PHONE] = None
@@ -244,6 +289,16 @@ async def build_card(
         extension_request=complaint.extension_pending,
         actions=actions,
         complainant_unreachable=bool(await undeliverable_complaints([complaint.id], conn=conn)),
+        subcategory=complaint.subcategory,
+        subcategory_label=_subcategory_label(profile, complaint, lang),
+        channel=str(complaint.channel),
+        incident_at=complaint.incident_at if details else None,
+        place=detail(complaint.place_text),
+        request_type=str(complaint.request_type) if complaint.request_type and details else None,
+        request_text=detail(complaint.request_text),
+        witnesses=detail(complaint.witnesses),
+        photos=photos,
+        written=complaint.written,
     )
     return card, shown
 

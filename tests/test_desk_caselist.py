@@ -25,7 +25,8 @@ async def _file(world: World, n: int, **answers: object) -> Complaint:
     )
 
 
-async def _listed(world: World, staff, flt: CaseFilter = CaseFilter(), **kw) -> list[str]:
+async def _listed(world: World, staff, flt: CaseFilter | None = None, **kw) -> list[str]:
+    flt = flt or CaseFilter()
     page = await list_cases(
         staff, flt, now=kw.pop("now", clock(1).now), calendar=CALENDAR, tz=SHANGHAI, **kw
     )

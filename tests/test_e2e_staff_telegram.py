@@ -88,11 +88,12 @@ def card(
     state: str,
     due: str,
     *,
-    kind: str = "服务言行 · 一般",
+    kind: str = "服务言行 · 服务态度冷漠、生硬 · 一般",
     target: str = "3号窗口 工号1024",
     complainant: str = "张三 +8613812345678",
     assigned: bool = True,
     extension: str | None = None,
+    photos: int = 0,
 ) -> str:
     """A staff member's case card, as handlers.staff renders it in zh_CN."""
     lines = [
@@ -102,7 +103,13 @@ def card(
         f"投诉对象：{target}",
         f"投诉人：{complainant}",
         "事实经过：窗口工作人员态度生硬，拒绝解释需要补充哪些材料。",
+        "发生时间：2026年11月1日 15:00",
+        "地点：办税服务厅二楼",
+        "诉求：赔礼道歉",
+        "受理渠道：Telegram",
     ]
+    if photos:
+        lines.append(f"照片和文件：{photos} 个")
     if assigned:
         lines += ["主办部门：第一税务分局", "承办人：王科员"]
     lines.append(due)
@@ -213,7 +220,7 @@ async def walk_the_case(people: Office) -> str:
             number,
             "已提交",
             "期限（受理）：2026年11月3日 23:59",
-            kind="服务言行",
+            kind="服务言行 · 服务态度冷漠、生硬",
             assigned=False,
         )
     ]
@@ -316,6 +323,7 @@ async def walk_the_case(people: Office) -> str:
             "办理中",
             "期限（办结）：2026年11月10日 23:59",
             extension="已申请延期：3 个工作日。理由：需要调取窗口录像并约谈当事人。",
+            photos=1,
         )
     ]
     # The approver's notification asks one decision only.
@@ -329,7 +337,7 @@ async def walk_the_case(people: Office) -> str:
     await deployment.delivered()
     assert handler.unread() == [
         "投诉 202611-0001 的延期申请已批准。新的办结期限：2026年11月13日 23:59。\n\n"
-        + card(number, "办理中", "期限（办结）：2026年11月13日 23:59")
+        + card(number, "办理中", "期限（办结）：2026年11月13日 23:59", photos=1)
     ]
     assert citizen.unread() == [
         "投诉 202611-0001 的办理期限已延长至 2026年11月13日 23:59。"
@@ -463,7 +471,7 @@ async def test_a_complaint_about_the_handlers_department_reaches_it_masked(
                 number,
                 "已提交",
                 "期限（受理）：2026年11月3日 23:59",
-                kind="服务言行",
+                kind="服务言行 · 服务态度冷漠、生硬",
                 target=target,
                 complainant=masked,
                 assigned=False,
@@ -509,11 +517,21 @@ def arm_storm(tg: FakeTelegram, chats: list[int]) -> None:
             tg.fail_next("sendMessage", 502, chat_id=chat)
 
 
-def claimed_rows_at_least(count: int) -> Callable[[], Awaitable[bool]]:
-    async def claimed() -> bool:
-        return await OutboxMessage.filter(status=OutboxStatus.SENDING).count() >= count
+def nothing_on_the_wire(
+    tg: FakeTelegram, deployment: Deployment, chats: list[int]
+) -> Callable[[], Awaitable[bool]]:
+    """No send under way, and each one Telegram accepted for a complainant marked sent."""
+    citizens = {str(chat) for chat in chats}
 
-    return claimed
+    async def quiet() -> bool:
+        if deployment.sends_under_way:
+            return False
+        accepted = sum(
+            call.ok for call in tg.calls_of("sendMessage") if str(call.chat_id) in citizens
+        )
+        return accepted == await OutboxMessage.filter(status=OutboxStatus.SENT).count()
+
+    return quiet
 
 
 def throttled_calls(tg: FakeTelegram) -> int:
@@ -574,8 +592,11 @@ async def test_storm_many_complaints_429_5xx_and_a_dispatcher_crash(
                     tg.fail_next("sendMessage", 429, retry_after=20)
                     deployment.restart_dispatcher()
                     await until(lambda n=throttled: throttled_calls(tg) == n)
+                    # Crash only once no send is under way and every send Telegram took is
+                    # recorded: then the rest of the pile waits, claimed, in the pause.
                     await eventually(
-                        claimed_rows_at_least(PILED_UP // 2), what="the pile claimed in the pause"
+                        nothing_on_the_wire(tg, deployment, chats),
+                        what=lambda: f"{deployment.sends_under_way} sends under way",
                     )
                     abandoned = await deployment.crash_dispatcher()
                     sent_before = await OutboxMessage.filter(status=OutboxStatus.SENT).count()

@@ -11,8 +11,17 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from handlers.i18n import N_, Gettext
-from handlers.staff import STATE_LABELS, stage_label, state_label
-from models.caselist import ALL, DUE_FILTERS, OPEN, CaseFilter, Cursor, ListRow, list_cases
+from handlers.staff import STATE_LABELS, channel_label, stage_label, state_label
+from models.caselist import (
+    ALL,
+    COUNT_CAP,
+    DUE_FILTERS,
+    OPEN,
+    CaseFilter,
+    Cursor,
+    ListRow,
+    list_cases,
+)
 from models.entities import Channel, Department, Staff
 from models.workflow import Role
 from scheduler.time_left import TimeLeft, time_left
@@ -23,16 +32,6 @@ DUE_LABELS = {
     "today": N_("Due today"),
     "next_working_day": N_("Due within 1 working day"),
 }
-CHANNEL_LABELS = {
-    Channel.WEB: N_("Web chat"),
-    Channel.TELEGRAM: N_("Telegram"),
-    Channel.WECHAT: N_("WeChat"),
-}
-
-
-def channel_label(channel: str, gettext: Gettext) -> str:
-    label = CHANNEL_LABELS.get(channel)  # type: ignore[call-overload]
-    return gettext(label) if label else channel
 
 
 def time_left_text(left: TimeLeft, gettext: Gettext) -> str:
@@ -194,7 +193,7 @@ async def case_list(request: web.Request, me: Me) -> web.StreamResponse:
     )
     context = {
         "rows": views,
-        "total": page.total,
+        "total": f"{COUNT_CAP:,}+" if page.total_capped else page.total,
         "next_link": (
             f"{PREFIX}/cases?{_query_string(parsed.values, after=page.next_cursor)}"
             if page.next_cursor
@@ -212,9 +211,9 @@ async def case_list(request: web.Request, me: Me) -> web.StreamResponse:
         ],
         "department_options": [(d.id, d.name) for d in departments],
         "handler_options": [(s.id, s.name) for s in handlers],
-        "channel_options": [(str(c), channel_label(str(c), gettext)) for c in Channel],
+        "channel_options": [(str(c), channel_label(str(c), me.lang)) for c in Channel],
         "due_options": [(key, gettext(label)) for key, label in DUE_LABELS.items()],
-        "channel_label": lambda c: channel_label(c, gettext),
+        "channel_label": lambda c: channel_label(c, me.lang),
     }
     return render(request, me, "cases.html", context, status=400 if parsed.problems else 200)
 

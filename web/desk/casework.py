@@ -36,7 +36,7 @@ from handlers.desk_form import (
 )
 from handlers.i18n import N_, translator
 from handlers.messages import FileRef
-from handlers.staff import render_refused, state_label
+from handlers.staff import channel_label, render_refused, state_label
 from handlers.turn import DialogContext
 from models.actions import ActionRefused, Actor, ComplaintNotFound, submit_complaint
 from models.callbacks import SURVEY_KINDS, callback_list, may_record
@@ -49,7 +49,6 @@ from scheduler.survey import issue_written_reply
 from web.desk.core import JINJA, PREFIX, Me, desk_of, error_page, render, signed_in
 
 PAPER_CSS = Path(__file__).parent / "static" / "paper.css"
-CHAT_CHANNEL_NAMES = {"web": N_("Web chat"), "telegram": N_("Telegram"), "wechat": N_("WeChat")}
 KIND_NAMES = {
     str(Action.ACCEPT): N_("Tell: accepted"),
     str(Action.REFUSE): N_("Tell: not accepted"),
@@ -93,10 +92,7 @@ def _dialog_context(request: web.Request) -> DialogContext:
 
 
 def _channel_name(channel: str, me: Me) -> str:
-    if channel in CHANNELS:  # the recorded channels: the form's own words (chat catalog)
-        return translator(me.lang)(CHANNELS[channel])
-    label = CHAT_CHANNEL_NAMES.get(channel)
-    return me.gettext(label) if label else channel
+    return channel_label(channel, me.lang)  # the chat desk's words (messages catalog)
 
 
 # -- recording ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from handlers.i18n import N_, Gettext, format_datetime
 from models.actions import Clock
 from models.desk_auth import DeskSession, session_for_token
 from models.entities import Staff
+from models.staffing import may_manage_staff, may_read_audit
 from models.workflow import Role
 from web.desk.i18n import desk_gettext, request_language
 
@@ -49,7 +50,9 @@ PAGE_HEADERS = {
     # Pages show complainants' names and phones: nothing is kept by the browser or a proxy.
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Same-origin: the browser names our origin on our own form posts (checked below), and
+    # no address of a case page leaves for another site.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -186,9 +189,11 @@ def _same(a: str | None, b: str | None) -> bool:
 
 
 def _foreign_origin(request: web.Request) -> bool:
+    """An Origin naming another site. A missing or "null" one (privacy settings, older
+    browsers) proves nothing either way: the token decides."""
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
-        return origin == "null"
+        return False
     return urlsplit(origin).netloc != request.host
 
 
@@ -308,6 +313,10 @@ def template_context(request: web.Request, me: Me | None) -> dict[str, Any]:
         "path": request.path_qs,
         "when": lambda instant: format_datetime(instant, lang, tz) if instant else "",
         "profile": desk.profile,
+        "may": {
+            "staff": bool(me and may_manage_staff(me.staff)),
+            "audit": bool(me and may_read_audit(me.staff)),
+        },
     }
 
 

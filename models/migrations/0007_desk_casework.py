@@ -12,7 +12,7 @@ from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0005_desk_case_search')]
+    dependencies = [('models', '0006_desk_list_indexes')]
 
     initial = False
 
