@@ -153,6 +153,13 @@ async def complete_callback(
                 .using_db(conn)
                 .update(survey_response_id=answered.response_id)
             )
+        # Reached for the return visit, they have heard how it ended: earlier calls still
+        # owed (accepted, passed on, the result) are moot.
+        fresh = await Complaint.get(id=complaint.id).using_db(conn)
+        if await cancel_callbacks(
+            fresh, kinds=None, reason="reached_for_return_visit", now=clock.now, conn=conn
+        ):
+            await fresh.save(update_fields=["alarm_state", "next_alarm_at"], using_db=conn)
     return CallbackResult("done", answered)
 
 

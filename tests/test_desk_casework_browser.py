@@ -16,7 +16,15 @@ from bot.app import create_app
 from config.profiles import load_profile
 from config.settings import Settings
 from models.actions import Actor, act
-from models.entities import CallbackTask, Channel, Complaint, Department, Staff, SurveyResponse
+from models.entities import (
+    CallbackStatus,
+    CallbackTask,
+    Channel,
+    Complaint,
+    Department,
+    Staff,
+    SurveyResponse,
+)
 from models.workflow import Action, Role, State
 from scheduler.alarms import AlarmContext, profile_loader
 from scheduler.jobs import sweep
@@ -137,6 +145,10 @@ async def test_phone_complaint_recorded_handled_revisited_by_phone_and_printed(
             await expect(desk.get_by_text("案件已结案")).to_be_visible()
             closed = await Complaint.get(id=complaint.id)
             assert closed.state == State.CLOSED
+            # The calls never made before the return visit are moot now.
+            assert not await CallbackTask.filter(
+                complaint_id=complaint.id, status=CallbackStatus.OPEN
+            ).exists()
             answer = await SurveyResponse.get(complaint_id=complaint.id)
             assert (answer.result_score, answer.attitude_score) == (9, 10)
 
