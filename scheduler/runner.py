@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from config.profiles import Profile
 from config.settings import Settings
+from models.db import refresh_planner_statistics
 from models.desk_auth import prune_sessions
 from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
@@ -87,6 +88,7 @@ def daily_retention(
             "processed_updates_pruned": lambda: prune_processed_updates(now()),
             "sent_outbox_pruned": lambda: prune_sent_outbox(now()),
             "desk_sessions_pruned": lambda: prune_sessions(now()),
+            "planner_statistics": refresh_planner_statistics,
         }
         done: dict[str, Any] = {}
         for name, step in steps.items():
