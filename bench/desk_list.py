@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp.test_utils import TestClient, TestServer
+from tortoise import Tortoise
 
 from bot.app import create_app
 from config.settings import Settings
@@ -128,6 +129,9 @@ async def run(url: str, label: str, count: int, repeat: int, tmp: Path) -> None:
         t0 = time.perf_counter()
         await populate(count, random.Random(7))
         loaded = time.perf_counter() - t0
+        # Planner statistics, as a live database has them (PostgreSQL's autovacuum analyses on
+        # its own; the daily retention job runs ANALYZE on SQLite).
+        await Tortoise.get_connection("default").execute_script("ANALYZE")
         settings = Settings(database_url=url, data_dir=tmp / "data", profile="property")
         app = create_app(settings, now=lambda: NOW, calendar=WorkingCalendar(), manage_db=False)
         async with TestClient(TestServer(app)) as client:

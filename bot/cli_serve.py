@@ -6,12 +6,14 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
 from bot.app import create_app
-from bot.demo import ensure_demo_organisation
+from bot.demo import DemoSignIn, ensure_demo_organisation, ensure_demo_staff
 from config.profiles import ProfileError, load_profile
 from config.settings import Settings, get_settings, settings_with
 
@@ -30,8 +32,9 @@ def webchat_url(settings: Settings) -> str:
     return f"http://{_display_host(settings.host)}:{settings.port}/webchat"
 
 
-def serve(app: web.Application, settings: Settings, banner: str) -> int:
-    """Run until Ctrl-C (or SIGTERM); print `banner` once the port is listening."""
+def serve(app: web.Application, settings: Settings, banner: str | Callable[[], str]) -> int:
+    """Run until Ctrl-C (or SIGTERM); print `banner` once the port is listening (a callable
+    is asked then, after the start-up hooks have run)."""
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -40,7 +43,7 @@ def serve(app: web.Application, settings: Settings, banner: str) -> int:
     logging.getLogger("tortoise").setLevel(logging.WARNING)  # connection open/close chatter
 
     def announce(_: str) -> None:
-        print(banner, flush=True)
+        print(banner() if callable(banner) else banner, flush=True)
 
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=announce)
@@ -72,16 +75,26 @@ def _run_demo(args: argparse.Namespace) -> int:
     if not _check_profile(settings):
         return 2
     app = create_app(settings, scheduler=True)
+    signins: list[DemoSignIn] = []
 
     async def seed(_: web.Application) -> None:
-        await ensure_demo_organisation()
+        await ensure_demo_organisation(settings.profile)
+        signins.extend(await ensure_demo_staff(settings.profile, datetime.now(UTC)))
 
     app.on_startup.append(seed)  # after the database is opened
     url = webchat_url(settings)
-    banner = (
-        f"complaintdesk demo ({settings.profile}) on {db}\n"
-        f"Open {url} in a browser (Ctrl-C to stop)."
-    )
+    desk = url.removesuffix("/webchat") + "/desk"
+
+    def banner() -> str:
+        lines = [
+            f"complaintdesk demo ({settings.profile}) on {db}",
+            f"Complainants: open {url} in a browser.",
+            f"Staff: open {desk} and sign in (passwords are new at every start):",
+        ]
+        lines += [f"  {s.role:<16} {s.login:<11} {s.password}   {s.name}" for s in signins]
+        lines.append("Ctrl-C to stop.")
+        return "\n".join(lines)
+
     return serve(app, settings, banner)
 
 
@@ -119,10 +132,12 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
-        help="try it: the web chat on SQLite at http://127.0.0.1:8080/webchat",
+        help="try it: the web chat and the office desk on SQLite at http://127.0.0.1:8080",
         description=(
-            "Start the web chat on an SQLite file with a demo organisation, print its URL and "
-            "serve until Ctrl-C. File a complaint in the browser and get its number."
+            "Start the web chat and the browser desk on an SQLite file with a demo "
+            "organisation fitting the profile, print the addresses and a sign-in for each "
+            "staff role, and serve until Ctrl-C. File a complaint at /webchat and handle it "
+            "at /desk."
         ),
     )
     demo.add_argument(

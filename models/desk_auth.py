@@ -379,8 +379,37 @@ async def sign_out_everywhere(staff_id: int) -> int:
     return ended
 
 
-async def prune_sessions(now: datetime, idle: timedelta) -> int:
-    """Delete sessions that can no longer be used (called by the daily retention job)."""
-    expired = await DeskSession.filter(expires_at__lte=now).delete()
-    idle_out = await DeskSession.filter(last_seen_at__lte=now - idle).delete()
-    return expired + idle_out
+async def prune_sessions(now: datetime) -> int:
+    """Delete sessions past their absolute end (the daily retention job); idle ones go then
+    too, as the end is at most `desk_session_hours` after sign-in."""
+    return await DeskSession.filter(expires_at__lte=now).delete()
+
+
+async def set_password(staff: Staff, login: str, password: str, *, now: datetime) -> str | None:
+    """Set a staff member's desk login and password directly (the demo's accounts; staff set
+    their own through an invite). Returns a problem code, or None when set."""
+    login = normalise_login(login)
+    problem = login_problem(login) or password_problem(password, password)
+    if problem:
+        return problem
+    password_hash = await hash_password(password)
+    async with in_transaction() as conn:
+        if (
+            await DeskCredential.filter(login=login)
+            .exclude(staff_id=staff.id)
+            .using_db(conn)
+            .exists()
+        ):
+            return "login_taken"
+        updated = (
+            await DeskCredential.filter(staff_id=staff.id)
+            .using_db(conn)
+            .update(login=login, password_hash=password_hash, password_set_at=now)
+        )
+        if not updated:
+            await DeskCredential.create(
+                staff=staff, login=login, password_hash=password_hash, password_set_at=now,
+                using_db=conn,
+            )  # fmt: skip
+        await DeskSession.filter(staff_id=staff.id).using_db(conn).delete()
+    return None

@@ -30,6 +30,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from config.profiles import Profile
 from config.settings import Settings
+from models.db import refresh_planner_statistics
+from models.desk_auth import prune_sessions
 from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
 from scheduler.jobs import (
@@ -85,6 +87,8 @@ def daily_retention(
             "anonymised": lambda: anonymise_expired(now(), profile, context=context),
             "processed_updates_pruned": lambda: prune_processed_updates(now()),
             "sent_outbox_pruned": lambda: prune_sent_outbox(now()),
+            "desk_sessions_pruned": lambda: prune_sessions(now()),
+            "planner_statistics": refresh_planner_statistics,
         }
         done: dict[str, Any] = {}
         for name, step in steps.items():

@@ -15,6 +15,7 @@ from models.desk_auth import (
     DeskCredential,
     DeskSession,
     DeskSignInThrottle,
+    prune_sessions,
     wait_after,
 )
 from models.entities import Channel, Staff
@@ -187,6 +188,9 @@ async def test_sessions_expire_when_idle_and_after_their_lifetime(
             await page(client, "/desk/cases")
         now.advance(timedelta(minutes=5))
         await page(client, "/desk/cases", status=303)
+        await sign_in(client, "head")
+    assert await prune_sessions(now.at) == 0  # still valid
+    assert await prune_sessions(now.at + timedelta(hours=2)) == 1
 
 
 async def test_sign_out_everywhere_and_a_disabled_account(db_url: str, tmp_path: Path) -> None:

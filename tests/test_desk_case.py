@@ -131,3 +131,48 @@ async def test_the_target_sees_the_case_masked_and_not_the_files(
         await page(client, f"/desk/attachments/{attachment.id}", status=404)
         await page(client, "/desk/cases/99999", status=404)
         await page(client, "/desk/cases/abc", status=404)
+
+
+async def test_refusal_material_extension_and_its_approval_on_the_desk(
+    db_url: str, tmp_path: Path
+) -> None:
+    world = await make_world()
+    refused = await file_in_chat(world, answers=PROPERTY_ANSWERS)
+    complaint = await file_in_chat(world, answers=PROPERTY_ANSWERS)
+    for staff, login in ((world.clerk, "clerk"), (world.handler, "wang"), (world.head, "li")):
+        await give_password(staff, login)
+    exclusion = world.profile.exclusions[0].id
+    async with desk_client(db_url, tmp_path) as clerk:
+        await sign_in(clerk, "clerk")
+        await act_form(clerk, refused.id, "refuse", exclusion=exclusion)
+        assert (await Complaint.get(id=refused.id)).state == State.REFUSED
+        response = await act_form(clerk, complaint.id, "refuse", status=400)  # no reason
+        assert "请填写“理由”" in await response.text()
+        await act_form(clerk, complaint.id, "accept", severity="ordinary")
+        await act_form(
+            clerk, complaint.id, "assign",
+            department_id=str(world.registry.id), handler_id=str(world.handler.id),
+        )  # fmt: skip
+    async with desk_client(db_url, tmp_path) as handler, desk_client(db_url, tmp_path) as head:
+        await sign_in(handler, "wang")
+        await act_form(handler, complaint.id, "acknowledge")
+        await act_form(handler, complaint.id, "request_material", question="请提供维修单照片。")
+        assert (await Complaint.get(id=complaint.id)).state == State.WAITING_FOR_COMPLAINANT
+        await act_form(handler, complaint.id, "resume")
+        response = await act_form(
+            handler, complaint.id, "request_extension", status=400, amount="99", reason="r"
+        )
+        assert "超出允许范围" in await response.text()
+        await act_form(
+            handler, complaint.id, "request_extension", amount="3", reason="需要厂家配件。"
+        )
+        await sign_in(head, "li")
+        html = await page(head, f"/desk/cases/{complaint.id}")
+        assert "需要厂家配件" in html and "批准延期" in html
+        before = (await Complaint.get(id=complaint.id)).next_due_at
+        await act_form(head, complaint.id, "approve_extension")
+        case = await Complaint.get(id=complaint.id)
+        assert case.extensions_used == 1 and case.extension_pending is None
+        assert case.next_due_at is not None and before is not None and case.next_due_at > before
+        html = await page(handler, f"/desk/cases/{complaint.id}")
+        assert "请提供维修单照片" in html and "需要厂家配件" in html  # on the timeline
