@@ -25,6 +25,7 @@ from config.settings import Settings
 from models.db import close_db, init_db
 from models.entities import Channel
 from scheduler.calendar import WorkingCalendar
+from web.desk import setup_desk
 from web.webchat import setup_webchat
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(
         idle_minutes=settings.dialog_idle_minutes,
     )
     setup_webchat(app, conversation, settings)
+    setup_desk(app, conversation, settings, profile)
     senders = _setup_channels(app, conversation, settings)
     if senders:
         # Notifications queued by any worker go out through the channels this one serves.

@@ -11,12 +11,15 @@ import argparse
 import os
 import socket
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bot.demo import DemoSignIn
     from config.settings import Settings
 
 DEFAULT_DEMO_DB = "complaintdesk-demo.sqlite3"
@@ -61,8 +64,14 @@ def bind(settings: Settings) -> socket.socket | None:
     return sock
 
 
-def serve(app: web.Application, settings: Settings, banner: str, sock: socket.socket) -> int:
-    """Run on the bound `sock` until Ctrl-C (or SIGTERM); print `banner` once serving."""
+def serve(
+    app: web.Application,
+    settings: Settings,
+    banner: str | Callable[[], str],
+    sock: socket.socket,
+) -> int:
+    """Run on the bound `sock` until Ctrl-C (or SIGTERM); print `banner` once serving (a
+    callable is asked then, after the start-up hooks have run)."""
     from aiohttp import web
 
     from bot.logs import setup_logging
@@ -70,7 +79,7 @@ def serve(app: web.Application, settings: Settings, banner: str, sock: socket.so
     setup_logging(level=settings.log_level, format=settings.log_format, tz=settings.tz)
 
     def announce(_: str) -> None:
-        print(banner, flush=True)
+        print(banner() if callable(banner) else banner, flush=True)
 
     web.run_app(app, sock=sock, print=announce, access_log=None)
     return 0
@@ -105,19 +114,29 @@ def _run_demo(args: argparse.Namespace) -> int:
     if sock is None:
         return 1
     from bot.app import create_app
-    from bot.demo import ensure_demo_organisation
+    from bot.demo import ensure_demo_organisation, ensure_demo_staff
 
     app = create_app(settings, scheduler=True)
+    signins: list[DemoSignIn] = []
 
     async def seed(_: web.Application) -> None:
-        await ensure_demo_organisation()
+        await ensure_demo_organisation(settings.profile)
+        signins.extend(await ensure_demo_staff(settings.profile, datetime.now(UTC)))
 
     app.on_startup.append(seed)  # after the database is opened
     url = webchat_url(settings)
-    banner = (
-        f"complaintdesk demo ({settings.profile}) on {db}\n"
-        f"Open {url} in a browser (Ctrl-C to stop)."
-    )
+    desk = url.removesuffix("/webchat") + "/desk"
+
+    def banner() -> str:
+        lines = [
+            f"complaintdesk demo ({settings.profile}) on {db}",
+            f"Complainants: open {url} in a browser.",
+            f"Staff: open {desk} and sign in (passwords are new at every start):",
+        ]
+        lines += [f"  {s.role:<16} {s.login:<11} {s.password}   {s.name}" for s in signins]
+        lines.append("Ctrl-C to stop.")
+        return "\n".join(lines)
+
     return serve(app, settings, banner, sock)
 
 
@@ -162,10 +181,12 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
-        help="try it: the web chat on SQLite at http://127.0.0.1:8080/webchat",
+        help="try it: the web chat and the office desk on SQLite at http://127.0.0.1:8080",
         description=(
-            "Start the web chat on an SQLite file with a demo organisation, print its URL and "
-            "serve until Ctrl-C. File a complaint in the browser and get its number."
+            "Start the web chat and the browser desk on an SQLite file with a demo "
+            "organisation fitting the profile, print the addresses and a sign-in for each "
+            "staff role, and serve until Ctrl-C. File a complaint at /webchat and handle it "
+            "at /desk."
         ),
     )
     demo.add_argument(

@@ -1,4 +1,4 @@
-"""CLI commands `staff invite|list|disable` and `departments import|list`.
+"""CLI commands `staff invite|create|list|disable` and `departments import|list`.
 
 The Telegram deep link needs the bot's username: `--bot NAME`, or the environment variable
 COMPLAINTDESK_TELEGRAM_BOT_USERNAME (read directly, it is not a Settings field).
@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from models.db import close_db, init_db
 from models.entities import Department
 from models.staffing import (
@@ -66,6 +66,46 @@ def _invite(args: argparse.Namespace) -> int:
         else:
             print(f"telegram: pass --bot or set {BOT_USERNAME_ENV} to print the link")
         print(f"wechat: send the code as a message to the official account: {invite.code}")
+        desk = desk_invite_link(get_settings(), invite.code)
+        print(f"desk: set the browser-desk password at {desk}")
+        return 0
+
+    return _with_db(args, work)
+
+
+def desk_base_url(settings: Settings) -> str:
+    """Where staff open the browser desk: the public URL, else the address `run` listens on."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def desk_invite_link(settings: Settings, code: str) -> str:
+    return f"{desk_base_url(settings)}/desk/invite/{code}"
+
+
+def _create(args: argparse.Namespace) -> int:
+    """A new staff member with a one-time link to set their desk password (the first admin)."""
+
+    async def work() -> int:
+        try:
+            invite = await create_invite(
+                now=datetime.now(UTC),
+                name=args.name,
+                role=args.role,
+                department_code=args.department,
+                language=args.language,
+            )
+        except (LookupError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        settings = get_settings()
+        local = invite.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+        print(f"staff #{invite.staff.id} {invite.staff.name} ({invite.staff.role})")
+        print(f"desk sign-in link (one use, expires {local}):")
+        print(f"  {desk_invite_link(settings, invite.code)}")
+        print(f"the same code links a chat too: {invite.code}")
         return 0
 
     return _with_db(args, work)
@@ -177,6 +217,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     invite.add_argument("--bot", help=f"Telegram bot username (default: ${BOT_USERNAME_ENV})")
     invite.add_argument("--db", help="database URL (default: COMPLAINTDESK_DATABASE_URL)")
     invite.set_defaults(func=_invite)
+
+    create = staff_sub.add_parser(
+        "create",
+        help="create a staff member and print a one-time link to set their desk password",
+        description="For the first administrator: open the link in a browser, choose a login "
+        "name and password, then sign in at /desk. The link's code also links a Telegram or "
+        "WeChat chat (one use each, 7 days).",
+    )
+    create.add_argument("--name", required=True, help="the staff member's name")
+    create.add_argument("--role", required=True, choices=[str(r) for r in STAFF_ROLES])
+    create.add_argument("--department", metavar="CODE", help="department code")
+    create.add_argument("--language", default="zh_CN", choices=("zh_CN", "zh_TW", "en"))
+    create.add_argument("--db", help="database URL (default: COMPLAINTDESK_DATABASE_URL)")
+    create.set_defaults(func=_create)
 
     listing = staff_sub.add_parser("list", help="list staff members and their linked chats")
     listing.add_argument("--db", help="database URL (default: COMPLAINTDESK_DATABASE_URL)")

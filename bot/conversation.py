@@ -39,7 +39,15 @@ from bot.staff_desk import handle_staff_message
 from config.profiles import Profile
 from config.settings import Settings
 from handlers import dialog, selfservice, survey
-from handlers.commands import Command, Dispute, SetLanguage, SubmitComplaint, Supplement, Withdraw
+from handlers.commands import (
+    Command,
+    Dispute,
+    LinkComplaint,
+    SetLanguage,
+    SubmitComplaint,
+    Supplement,
+    Withdraw,
+)
 from handlers.dialog import (
     ComplaintSummary,
     DialogContext,
@@ -71,6 +79,7 @@ from models.entities import (
 )
 from models.workflow import Action, RefusalReason, Role, State
 from scheduler.calendar import WorkingCalendar
+from scheduler.callbacks import link_chat
 from scheduler.survey import add_survey_comment, record_survey_answer
 
 log = logging.getLogger(__name__)
@@ -236,6 +245,11 @@ class Conversation:
             lang = supported(result.state.language)
             clock = Clock(self.calendar, self.tz, now)
             for command in result.commands:
+                if isinstance(command, LinkComplaint):
+                    replies += await self._link(
+                        command, channel, incoming, result.state, clock, conn
+                    )
+                    continue
                 replies += await self._execute(command, channel, incoming, lang, clock, conn)
             await self._save_session(session, result.state, now, conn)
         return replies
@@ -452,6 +466,44 @@ class Conversation:
             supported(command.language),
             self.tz,
         )
+
+    async def _link(
+        self,
+        command: LinkComplaint,
+        channel: Channel,
+        incoming: Incoming,
+        state: DialogState,
+        clock: Clock,
+        conn: BaseDBAsyncClient,
+    ) -> list[Outgoing]:
+        """Link a complaint recorded on the desk to this chat (scheduler.callbacks.link_chat);
+        a wrong pair asks again, a few times, in the same flow."""
+        lang = supported(state.language)
+        _ = translator(lang)
+        outcome = await link_chat(
+            channel=channel,
+            external_id=incoming.user_id,
+            chat_id=None,
+            number=command.number,
+            phone=command.phone,
+            language=lang,
+            clock=clock,
+            conn=conn,
+        )
+        if outcome.status == "linked":
+            text = _(
+                "Complaint {number} is now followed in this chat: we will tell you here how it "
+                "goes. Send /status to see it."
+            ).format(number=outcome.number)
+            return [Outgoing(text)]
+        text, again = selfservice.render_link_failed(command.tries, _)
+        if again:
+            state.flow, state.step = "link", "number"
+            state.scratch = {"tries": command.tries + 1}
+            text += "\n\n" + _(
+                "Please send the complaint number you were given (for example 202612-0001)."
+            )
+        return [Outgoing(text)]
 
     async def _supplement(
         self,

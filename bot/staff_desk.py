@@ -16,7 +16,7 @@ turn. The replies are returned for the adapter to send as the answer to this mes
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -136,20 +136,8 @@ async def _turn(
         ),
         tz=clock.tz,
         case=card,
-        departments=[
-            DepartmentOption(d.id, d.name)
-            for d in await Department.all().using_db(conn).order_by("id")
-        ],
-        handlers=[
-            HandlerOption(s.id, s.name, s.department_id)  # type: ignore[attr-defined]
-            for s in await Staff.filter(
-                active=True,
-                role__in=(Role.HANDLER, Role.DEPARTMENT_HEAD),
-                department_id__not_isnull=True,
-            )
-            .using_db(conn)
-            .order_by("id")
-        ],
+        departments=await department_options(conn),
+        handlers=await handler_options(conn),
         my_cases=await desk_cases(staff, conn) if wants_case_list(incoming) else (),
         max_files=settings.max_photos,
         max_file_bytes=max_attachment_bytes(settings.max_photo_mb),
@@ -170,6 +158,27 @@ async def _turn(
     replies += [replace(m, choices=()) for m in outcomes[:-1]] + outcomes[-1:]
     await _save_state(session, incoming.channel, key, result.state, conn)
     return replies
+
+
+async def department_options(conn: BaseDBAsyncClient | None = None) -> list[DepartmentOption]:
+    """The departments a case may be assigned, transferred or joined to (both desks)."""
+    return [
+        DepartmentOption(d.id, d.name) for d in await Department.all().using_db(conn).order_by("id")
+    ]
+
+
+async def handler_options(conn: BaseDBAsyncClient | None = None) -> list[HandlerOption]:
+    """The staff a case may be assigned to, with their departments (both desks)."""
+    rows = (
+        await Staff.filter(
+            active=True,
+            role__in=(Role.HANDLER, Role.DEPARTMENT_HEAD),
+            department_id__not_isnull=True,
+        )
+        .using_db(conn)
+        .order_by("id")
+    )
+    return [HandlerOption(s.id, s.name, s.department_id) for s in rows]  # type: ignore[attr-defined]
 
 
 async def _save_state(
@@ -223,26 +232,37 @@ async def _with_attachments(
     return rest, ids
 
 
-async def _run(
+@dataclass(frozen=True)
+class ActOutcome:
+    """What became of one StaffAct: done, or refused with the reason code of the chat desk's
+    refusal texts (handlers.staff.REFUSAL_TEXTS): the rule book's, STALE, not_found, invalid."""
+
+    complaint: Complaint | None
+    done: bool
+    refusal: str | None = None
+    detail: str = ""
+
+
+async def carry_out(
     command: StaffAct,
     staff: Staff,
     profile: Profile,
     clock: Clock,
     conn: BaseDBAsyncClient,
     channel: str,
-) -> tuple[Outgoing, bool]:
-    """Carry out one StaffAct; the message for the staff member and whether it was done."""
-    lang = supported(staff.language)
+) -> ActOutcome:
+    """Run one StaffAct through models.actions.act: the case locked, its version checked
+    against the one the staff member saw, the staff member's uploaded files attached. The chat
+    desk and the browser desk both act through here."""
     query = Complaint.filter(id=command.complaint_id).using_db(conn)
     if conn.capabilities.dialect == "postgres":
         query = query.select_for_update()  # the version check and the action see one state
     complaint = await query.first()
     if complaint is None:
-        return render_refused("not_found", None, None, lang), False
+        return ActOutcome(None, False, "not_found")
     if command.expected_version is not None:
         if await case_version(complaint.id, conn) != command.expected_version:
-            card = await _card(complaint, staff, profile, conn)
-            return render_refused(STALE, complaint.number, complaint.state, lang, card=card), False
+            return ActOutcome(complaint, False, STALE)
     payload, attached = await _with_attachments(command.payload, channel, conn)
     try:
         result = await act(
@@ -255,24 +275,43 @@ async def _run(
             conn=conn,
         )
     except ActionRefused as refused:
-        card = await _card(complaint, staff, profile, conn)
-        message = render_refused(
-            refused.refusal.reason_code, complaint.number, complaint.state, lang, card=card
-        )
-        return message, False
+        return ActOutcome(complaint, False, refused.refusal.reason_code)
     except (ValueError, KeyError) as invalid:  # e.g. an extension beyond the profile's limit
         detail = str(invalid.args[0]) if invalid.args else type(invalid).__name__
         await complaint.refresh_from_db(using_db=conn)
-        card = await _card(complaint, staff, profile, conn)
-        message = render_refused(
-            "invalid", complaint.number, complaint.state, lang, detail=detail, card=card
-        )
-        return message, False
+        return ActOutcome(complaint, False, "invalid", detail)
     if attached:  # the files now belong to the case (kept, shown and pruned with it)
         await (
             Attachment.filter(id__in=attached)
             .using_db(conn)
             .update(complaint_id=result.complaint.id)
         )
-    card = await _card(result.complaint, staff, profile, conn)
-    return render_done(command.action, card, result.complaint.number, lang, clock.tz), True
+    return ActOutcome(result.complaint, True)
+
+
+async def _run(
+    command: StaffAct,
+    staff: Staff,
+    profile: Profile,
+    clock: Clock,
+    conn: BaseDBAsyncClient,
+    channel: str,
+) -> tuple[Outgoing, bool]:
+    """Carry out one StaffAct; the message for the staff member and whether it was done."""
+    lang = supported(staff.language)
+    outcome = await carry_out(command, staff, profile, clock, conn, channel)
+    complaint = outcome.complaint
+    if complaint is None:
+        return render_refused("not_found", None, None, lang), False
+    card = await _card(complaint, staff, profile, conn)
+    if not outcome.done:
+        message = render_refused(
+            outcome.refusal or "invalid",
+            complaint.number,
+            complaint.state,
+            lang,
+            detail=outcome.detail,
+            card=card,
+        )
+        return message, False
+    return render_done(command.action, card, complaint.number, lang, clock.tz), True

@@ -240,7 +240,21 @@ class Progress(_Model):
 
 class Reply(_Model):
     written_reply_for_written_complaint: bool = False
+    # The channels whose complaints count as written (书面投诉): they get the 书面答复 letter.
+    written_channels: list[
+        Literal["letter", "email", "visit", "phone", "web", "telegram", "wechat"]
+    ] = [
+        "letter",
+        "email",
+    ]
     disputed_result: Literal["reinvestigate", "supervisor_revisit"] = "reinvestigate"
+
+
+class Callbacks(_Model):
+    """Calls the desk owes complainants without a chat (recorded by phone, at the window, by
+    letter or e-mail): each is due this long after it was opened (models/callbacks.py)."""
+
+    due: DurationSpec = DurationSpec(amount=1, unit="working_days")
 
 
 class Profile(_Model):
@@ -264,6 +278,7 @@ class Profile(_Model):
     reminders: Reminders = Reminders()
     progress: Progress | None = None
     reply: Reply = Reply()
+    callbacks: Callbacks = Callbacks()
 
     # -- lookups ------------------------------------------------------------------------
 

@@ -94,6 +94,18 @@ class Settings(BaseSettings):
             raise ValueError("use database, file or s3://BUCKET[/PREFIX]")
         return value
 
+    desk_session_hours: float = Field(
+        default=12.0, description="a browser desk sign-in ends this long after it began"
+    )
+    desk_idle_minutes: float = Field(
+        default=60.0, description="a browser desk sign-in unused this long ends"
+    )
+    desk_secure_cookie: bool | None = Field(
+        default=None,
+        description="Secure flag on the desk's cookies; unset: on when served over https "
+        "(the request, X-Forwarded-Proto, or an https public_url)",
+    )
+
     @field_validator("language")
     @classmethod
     def _known_language(cls, value: str) -> str:

@@ -55,4 +55,15 @@ class SetLanguage:
     lang: str
 
 
-Command = SubmitComplaint | Supplement | Withdraw | Dispute | SetLanguage
+@dataclass(frozen=True, slots=True)
+class LinkComplaint:
+    """Follow in this chat a complaint staff recorded for the person (phone, window, letter):
+    its number and the phone number it was recorded with (normalised). `tries`: the wrong
+    pairs sent before in this attempt."""
+
+    number: str
+    phone: str
+    tries: int = 0
+
+
+Command = SubmitComplaint | Supplement | Withdraw | Dispute | SetLanguage | LinkComplaint

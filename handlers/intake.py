@@ -676,6 +676,59 @@ def _finish_photos(turn: Turn, step: Step) -> Outcome:
     return None
 
 
+def accept_answer(turn: Turn, step: Step) -> str | None:
+    """Take `turn.incoming` as the answer to `step` with the dialog's own validators (the desk
+    form validates each of its fields through here): None when accepted (`turn.state.answers`
+    updated), else the refusal the chat would give. Photos are not answered this way."""
+    if step.kind in CHOICE_KINDS:
+        outcome = _accept_choice(turn, step, _choices(turn, step))
+    elif step.kind == "datetime":
+        outcome = _accept_datetime(turn, step)
+    elif step.kind == "place":
+        outcome = _accept_place(turn, step)
+    elif step.kind == "phone":
+        outcome = _accept_phone(turn, step)
+    else:
+        outcome = _accept_text(turn, step)
+    return outcome if isinstance(outcome, str) else None
+
+
+def photo_limits(turn: Turn, step: Step) -> tuple[int, int]:
+    """How many photos the step takes, and the most bytes each (the chat's limits)."""
+    return _photo_limits(turn, step)
+
+
+def out_of_scope_text(turn: Turn, exclusion: Any) -> str:
+    """What the chat tells a person whose matter is excluded: the reason and where to go."""
+    _refuse_out_of_scope(turn, exclusion)
+    return turn.replies[-1].text
+
+
+def options_of(turn: Turn, step: Step) -> list[Choice]:
+    """The choices a choice step offers (ids carry the OPTION prefix), as the chat shows them."""
+    return _options(turn, step)
+
+
+def question_of(turn: Turn, step: Step) -> str:
+    """The step's question as the chat asks it."""
+    return _question(turn, step)[0]
+
+
+def field_steps(profile: Any, f: FormField, answers: dict[str, Any]) -> list[Step]:
+    """The steps a field becomes given these answers (they open its second step)."""
+    return _field_steps(profile, f, 0, answers)
+
+
+def invalid_text_message(turn: Turn, error: InvalidInput) -> str:
+    """The chat's refusal of a text that does not fit its limits."""
+    return _invalid_text(turn, error)
+
+
+def title_of(turn: Turn, f: FormField) -> str:
+    """The field's short title (the summary's)."""
+    return _title(turn, f)
+
+
 def _wrong_kind(turn: Turn, hint: str) -> str:
     if turn.incoming.kind == "unsupported":
         return _join(turn._("Sorry, I cannot read that kind of message."), hint)

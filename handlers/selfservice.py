@@ -6,14 +6,15 @@ lists them and emits commands (Supplement, Withdraw, Dispute) for the shell to c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from handlers.commands import Dispute, Supplement, Withdraw
+from handlers.commands import Dispute, LinkComplaint, Supplement, Withdraw
 from handlers.i18n import N_, append_note, format_datetime
 from handlers.messages import Choice
 from handlers.turn import BACK, DONE, ComplaintSummary, Turn, file_record, menu_choices
-from handlers.validators import InvalidInput, validate_text
+from handlers.validators import InvalidInput, normalise_phone, validate_text
 from models.workflow import State
 
 COMPLAINT = "complaint:"
@@ -23,6 +24,11 @@ ACTION_DISPUTE = "act:dispute"
 ALL_COMPLAINTS = "status:list"
 WITHDRAW_YES = "withdraw:yes"
 WITHDRAW_NO = "withdraw:no"
+LINK = "status:link"
+# A complaint number as the desk hands it out on the phone: YYYYMM-NNNN.
+NUMBER_PATTERN = re.compile(r"^\d{6}-\d{4,}$")
+# Wrong number/phone pairs allowed per linking attempt before it stops (no guessing game).
+LINK_TRIES = 3
 
 # Complaints still being worked on: the person may add material or withdraw.
 OPEN_STATES = frozenset(
@@ -95,11 +101,15 @@ def _leave(turn: Turn, text: str) -> None:
 def start_status(turn: Turn, prefix: str | None = None) -> None:
     _ = turn._
     complaints = list(turn.ctx.my_complaints)
-    if not complaints:
-        _leave(turn, _("You have not filed any complaint yet."))
-        return
     turn.reset()
     turn.go("status", "list")
+    if not complaints:
+        text = _(
+            "You have not filed any complaint yet. If you made one by phone, at the window or "
+            "by letter, you can follow it here: choose the button below."
+        )
+        turn.say(f"{prefix}\n\n{text}" if prefix else text, _list_choices(turn, complaints))
+        return
     lines = [_("Your complaints:")]
     for c in complaints:
         line = f"{c.number} · {c.category_label} · {state_label(turn, c.state)}"
@@ -107,8 +117,12 @@ def start_status(turn: Turn, prefix: str | None = None) -> None:
         lines.append(f"{line}\n  {deadline}" if deadline else line)
     lines.append(_("Choose one to see its details."))
     text = "\n".join(lines)
-    choices = _complaint_choices(turn, complaints) + turn.nav(back=False)
-    turn.say(f"{prefix}\n\n{text}" if prefix else text, choices)
+    turn.say(f"{prefix}\n\n{text}" if prefix else text, _list_choices(turn, complaints))
+
+
+def _list_choices(turn: Turn, complaints: list[ComplaintSummary]) -> list[Choice]:
+    link = Choice(LINK, turn._("Follow a complaint made by phone, at the window or by letter"))
+    return [*_complaint_choices(turn, complaints), link, *turn.nav(back=False)]
 
 
 def _detail_choices(turn: Turn, complaint: ComplaintSummary) -> list[Choice]:
@@ -167,8 +181,11 @@ def _handle_status(turn: Turn) -> None:
             show_detail(turn, complaint, _("Please choose one of the options."))
         return
     complaints = list(turn.ctx.my_complaints)
-    offered = _complaint_choices(turn, complaints) + turn.nav(back=False)
+    offered = _list_choices(turn, complaints)
     picked = turn.picked(offered)
+    if picked == LINK:
+        start_link(turn)
+        return
     complaint = _complaint(turn, picked.removeprefix(COMPLAINT)) if picked else None
     if complaint is None:
         start_status(turn, _("Please choose one of your complaints."))
@@ -424,9 +441,86 @@ def _handle_dispute(turn: Turn) -> None:
     turn.reset()
 
 
+# ---------------------------------------------------------------- linking a recorded complaint
+
+
+def start_link(turn: Turn, prefix: str | None = None, tries: int = 0) -> None:
+    """A complaint staff recorded for this person (by phone, at the window, by letter): they
+    prove it theirs with its number and the phone number they gave, and then follow it here."""
+    _ = turn._
+    turn.reset()
+    turn.go("link", "number")
+    turn.state.scratch = {"tries": tries}
+    question = _("Please send the complaint number you were given (for example 202612-0001).")
+    turn.say(f"{prefix}\n\n{question}" if prefix else question, turn.nav(back=False))
+
+
+def _ask_link_phone(turn: Turn, prefix: str | None = None) -> None:
+    _ = turn._
+    turn.go("link", "phone")
+    question = _("And the phone number you gave when the complaint was recorded?")
+    turn.say(f"{prefix}\n\n{question}" if prefix else question, turn.nav())
+
+
+def _handle_link(turn: Turn) -> None:
+    _ = turn._
+    message = turn.incoming
+    scratch = turn.state.scratch
+    if turn.nav_intent(turn.nav()) == BACK:
+        if turn.state.step == "phone":
+            start_link(turn, tries=int(scratch.get("tries") or 0))
+        else:
+            start_status(turn)
+        return
+    typed = (message.text or "").strip() if message.kind == "text" else ""
+    if message.kind == "contact" and message.phone:
+        typed = message.phone
+    if turn.state.step == "number":
+        if not NUMBER_PATTERN.match(typed):
+            start_link(
+                turn,
+                _("That is not a complaint number: it looks like 202612-0001."),
+                int(scratch.get("tries") or 0),
+            )
+            return
+        scratch["number"] = typed
+        _ask_link_phone(turn)
+        return
+    try:
+        phone = normalise_phone(typed)
+    except InvalidInput:
+        _ask_link_phone(
+            turn,
+            _(
+                "That does not look like a phone number. Send a mobile number such as "
+                "13812345678 or a landline such as 010-12345678."
+            ),
+        )
+        return
+    turn.commands.append(LinkComplaint(scratch["number"], phone, int(scratch.get("tries") or 0)))
+    turn.reset()
+
+
+def render_link_failed(tries: int, _: Callable[[str], str]) -> tuple[str, bool]:
+    """The answer to a number and phone that match no recorded complaint, and whether the
+    person may try again (a few tries, then they are sent to the desk)."""
+    if tries + 1 >= LINK_TRIES:
+        return (
+            _(
+                "We could not find a complaint with that number and phone number. Please "
+                "contact the desk that recorded it."
+            ),
+            False,
+        )
+    return (
+        _("We could not find a complaint with that number and phone number. Please check both."),
+        True,
+    )
+
+
 # ---------------------------------------------------------------- dispatch
 
-FLOWS = frozenset({"status", "supplement", "withdraw", "dispute"})
+FLOWS = frozenset({"status", "supplement", "withdraw", "dispute", "link"})
 
 
 def handle(turn: Turn) -> None:
@@ -439,12 +533,20 @@ def handle(turn: Turn) -> None:
             _handle_withdraw(turn)
         case "dispute":
             _handle_dispute(turn)
+        case "link":
+            _handle_link(turn)
 
 
 def reprompt(turn: Turn, prefix: str | None = None) -> None:
     """Ask again whatever the self-service flow is waiting for."""
     flow, step = turn.state.flow, turn.state.step
     number = turn.state.scratch.get("number")
+    if flow == "link":
+        if step == "phone":
+            _ask_link_phone(turn, prefix)
+        else:
+            start_link(turn, prefix, int(turn.state.scratch.get("tries") or 0))
+        return
     if step == "choose" or (flow != "status" and number is None):
         _choose(turn, flow, prefix)
     elif flow == "status":

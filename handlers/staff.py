@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers.i18n import N_, Gettext, append_note, format_datetime, supported, translator
+from handlers.intake import REQUEST_TYPES
 from handlers.messages import Choice, Incoming, Outgoing
 from handlers.turn import CANCEL, SKIP, DialogState, file_record
 from handlers.validators import InvalidInput, validate_text
@@ -83,6 +84,7 @@ ACTION_LABELS: Mapping[str, str] = {
     Action.RESOLVE: N_("Resolve"),
     Action.HAND_BACK: N_("Hand back"),
     Action.NOTIFY_RESULT: N_("Tell the result"),
+    Action.ISSUE_WRITTEN_REPLY: N_("Issue the written reply"),
 }
 
 STATE_LABELS: Mapping[str, str] = {
@@ -130,6 +132,9 @@ REFUSAL_TEXTS: Mapping[str, str] = {
     "no_extension_pending": N_("no extension request is pending."),
     "extension_limit_reached": N_("the extension limit has been reached."),
     "own_extension_request": N_("nobody may decide on their own extension request."),
+    "written_reply_missing": N_(
+        "a written complaint cannot be closed before its written reply is issued."
+    ),
     STALE: N_("this button is out of date: the case has moved on since it was sent."),
     "not_found": N_("the complaint no longer exists."),
     "invalid": N_("the input was not accepted ({detail})."),
@@ -234,6 +239,17 @@ class CaseCard:
     # The latest message to the complainant failed for good (bot blocked, chat gone): staff
     # must reach them another way.
     complainant_unreachable: bool = False
+    # The rest of the intake answers (place, request and witnesses are masked with the facts).
+    subcategory: str | None = None
+    subcategory_label: str | None = None
+    channel: str | None = None
+    incident_at: datetime | None = None
+    place: str | None = None
+    request_type: str | None = None
+    request_text: str | None = None
+    witnesses: str | None = None
+    photos: int = 0  # attachments this viewer may see
+    written: bool = False
 
     @property
     def shows_identity(self) -> bool:
@@ -346,6 +362,36 @@ def state_label(state: str, lang: str) -> str:
     return translator(lang)(STATE_LABELS.get(state, state))
 
 
+CHANNEL_LABELS: Mapping[str, str] = {
+    "web": N_("web chat"),
+    "telegram": N_("Telegram"),
+    "wechat": N_("WeChat"),
+    # Recorded on the desk for someone (handlers.desk_form.CHANNELS).
+    "phone": N_("By phone"),
+    "visit": N_("In person at the window"),
+    "letter": N_("By letter"),
+    "email": N_("By e-mail"),
+}
+
+
+def channel_label(channel: str | None, lang: str) -> str:
+    return translator(lang)(CHANNEL_LABELS.get(channel or "", channel or ""))
+
+
+def request_label(request_type: str | None, request_text: str | None, lang: str) -> str:
+    """The complainant's request: the kind chosen and the words added, as one line."""
+    parts = []
+    if request_type:
+        parts.append(translator(lang)(REQUEST_TYPES.get(request_type, request_type)))
+    if request_text and request_text.strip():
+        parts.append(request_text.strip())
+    return " · ".join(parts)
+
+
+def stage_label(stage: str | None, lang: str) -> str:
+    return translator(lang)(STAGE_LABELS.get(stage or "", stage or ""))
+
+
 def action_label(action: str, lang: str) -> str:
     return translator(lang)(ACTION_LABELS.get(action, action))
 
@@ -363,6 +409,8 @@ def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
     ]
     if card.category_label:
         kind = card.category_label
+        if card.subcategory_label:
+            kind = f"{kind} · {card.subcategory_label}"
         if card.severity_label:
             kind = f"{kind} · {card.severity_label}"
         lines.append(_("Category: {category}").format(category=kind))
@@ -380,6 +428,23 @@ def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
         lines.append(_("Complainant unreachable on their channel: contact them another way."))
     if card.facts:
         lines.append(_("Facts: {facts}").format(facts=card.facts))
+    if card.incident_at is not None:
+        when = format_datetime(card.incident_at, lang, tz)
+        lines.append(_("When it happened: {when}").format(when=when))
+    if card.place:
+        lines.append(_("Place: {place}").format(place=card.place))
+    request = request_label(card.request_type, card.request_text, lang)
+    if request:
+        lines.append(_("Request: {request}").format(request=request))
+    if card.witnesses:
+        lines.append(_("Witnesses: {witnesses}").format(witnesses=card.witnesses))
+    if card.channel:
+        channel = channel_label(card.channel, lang)
+        if card.written:
+            channel = append_note(channel, _("(written complaint)"))
+        lines.append(_("Received via: {channel}").format(channel=channel))
+    if card.photos:
+        lines.append(_("Photos and files: {count}").format(count=card.photos))
     if card.lead_department:
         lines.append(_("Lead department: {name}").format(name=card.lead_department))
     if card.co_departments:
@@ -1066,10 +1131,7 @@ def _on_reply_files(turn: _Turn) -> None:
 
 
 def _extension_limit(turn: _Turn) -> tuple[int, str]:
-    extension = turn.ctx.profile.extension
-    if extension is None:
-        return 0, "working_days"
-    return extension.max.amount, extension.max.unit
+    return _extension_limit_of(turn.ctx.profile)
 
 
 def _amount_choices(turn: _Turn) -> list[Choice]:
@@ -1150,3 +1212,178 @@ def _continue_step(turn: _Turn) -> None:
         turn.say(turn._("Let us start over."), _menu(turn))
         return
     handler(turn)
+
+
+# -- the same actions from one form (the browser desk) ------------------------------------------
+# The chat collects an action's answers step by step; a form posts them at once. `form_acts`
+# checks them against the same choices the chat offers (the profile's categories, severities,
+# exclusions and extension limit; the departments; a department's own handlers) and builds the
+# same StaffActs, so both desks run models.actions.act with identical payloads.
+
+FORM_ACTIONS: frozenset[str] = frozenset(str(a) for a in BUTTON_ACTIONS)
+
+
+@dataclass(frozen=True)
+class FormProblem:
+    """Why a form cannot be acted on: `field` names the input, `code` the problem."""
+
+    field: str
+    code: str  # required, unknown, not_in_department, too_long, out_of_range
+
+
+def _form_text(
+    values: Mapping[str, str], name: str, *, required: bool = True
+) -> str | FormProblem | None:
+    raw = (values.get(name) or "").strip()
+    if not raw:
+        return FormProblem(name, "required") if required else None
+    try:
+        return validate_text(raw, max_length=MAX_TEXT)
+    except InvalidInput:
+        return FormProblem(name, "too_long")
+
+
+def _form_id(values: Mapping[str, str], name: str, allowed: Iterable[int]) -> int | FormProblem:
+    raw = (values.get(name) or "").strip()
+    if not raw:
+        return FormProblem(name, "required")
+    if not raw.isdigit() or int(raw) not in set(allowed):
+        return FormProblem(name, "unknown")
+    return int(raw)
+
+
+def form_acts(
+    action: str,
+    card: CaseCard,
+    ctx: StaffContext,
+    values: Mapping[str, str],
+    co_departments: Sequence[str] = (),
+    files: Sequence[Mapping[str, Any]] = (),
+) -> list[StaffAct] | FormProblem:
+    """The StaffActs a desk form for `action` on `card` stands for, or what is wrong with it.
+
+    The first act carries the card's version, so a form posted against an older case is
+    refused as stale, as an old button is. An action the viewer may not take is still passed
+    on (with no payload) so the rule book says exactly why, as the chat does.
+    """
+    if action not in FORM_ACTIONS:
+        return FormProblem("action", "unknown")
+
+    def acts(*pairs: tuple[str, dict[str, Any]]) -> list[StaffAct]:
+        return [
+            StaffAct(card.id, str(name), payload, card.version if index == 0 else None)
+            for index, (name, payload) in enumerate(pairs)
+        ]
+
+    if action not in card.actions:
+        return acts((action, {}))
+    profile = ctx.profile
+    departments = [d.id for d in ctx.departments]
+    payload: dict[str, Any] = {}
+    if action == Action.ACCEPT:
+        if card.category is None and profile.categories:
+            category = (values.get("category") or "").strip()
+            if not category:
+                return FormProblem("category", "required")
+            if category not in {c.id for c in profile.categories}:
+                return FormProblem("category", "unknown")
+            payload["category"] = category
+        if card.severity is None and profile.severities:
+            severity = (values.get("severity") or "").strip()
+            if not severity:
+                return FormProblem("severity", "required")
+            if severity not in {s.id for s in profile.severities}:
+                return FormProblem("severity", "unknown")
+            payload["severity"] = severity
+        return acts((action, payload))
+    if action == Action.REFUSE:
+        exclusion = (values.get("exclusion") or "").strip()
+        if exclusion:
+            if exclusion not in {e.id for e in profile.exclusions}:
+                return FormProblem("exclusion", "unknown")
+            return acts((action, {"exclusion": exclusion}))
+        reason = _form_text(values, "reason")
+        guidance = _form_text(values, "guidance", required=False)
+        for answer in (reason, guidance):
+            if isinstance(answer, FormProblem):
+                return answer
+        payload = {"reason": reason}
+        if guidance:
+            payload["guidance"] = guidance
+        return acts((action, payload))
+    if action == Action.ASSIGN:
+        department = _form_id(values, "department_id", departments)
+        if isinstance(department, FormProblem):
+            return department
+        payload = {"department_id": department}
+        if (values.get("handler_id") or "").strip():
+            handler = _form_id(values, "handler_id", [h.id for h in ctx.handlers])
+            if isinstance(handler, FormProblem):
+                return handler
+            if all(h.department_id != department for h in ctx.handlers if h.id == handler):
+                return FormProblem("handler_id", "not_in_department")
+            payload["handler_id"] = handler
+        co_ids: list[int] = []
+        for raw in co_departments:
+            co = _form_id({"co": raw}, "co", departments)
+            if isinstance(co, FormProblem):
+                return FormProblem("co_department_ids", co.code)
+            if co != department and co not in co_ids:
+                co_ids.append(co)
+        return acts(
+            (action, payload),
+            *((str(Action.ADD_CO_HANDLER), {"department_id": co}) for co in co_ids),
+        )
+    if action in (Action.TRANSFER, Action.ADD_CO_HANDLER):
+        others = [d for d in departments if d != card.lead_department_id]
+        department = _form_id(values, "department_id", others)
+        if isinstance(department, FormProblem):
+            return department
+        return acts((action, {"department_id": department}))
+    texts = {
+        Action.REQUEST_MATERIAL: "question",
+        Action.ADD_NOTE: "note",
+        Action.HAND_BACK: "reason",
+    }
+    if action in texts:
+        text = _form_text(values, texts[Action(action)])
+        if isinstance(text, FormProblem):
+            return text
+        return acts((action, {texts[Action(action)]: text}))
+    if action == Action.REQUEST_EXTENSION:
+        limit, unit = _extension_limit_of(profile)
+        raw = (values.get("amount") or "").strip()
+        if not raw:
+            return FormProblem("amount", "required")
+        if not raw.isdigit() or not 1 <= int(raw) <= limit:
+            return FormProblem("amount", "out_of_range")
+        reason = _form_text(values, "reason")
+        if isinstance(reason, FormProblem):
+            return reason
+        return acts((action, {"amount": int(raw), "unit": unit, "reason": reason}))
+    if action == Action.RESOLVE:
+        reply = _form_text(values, "reply_text")
+        if isinstance(reply, FormProblem):
+            return reply
+        if len(files) > ctx.max_files:
+            return FormProblem("files", "too_many")
+        if any((f.get("size") or 0) > ctx.max_file_bytes for f in files):
+            return FormProblem("files", "too_large")
+        payload = {"reply_text": reply}
+        if files:
+            payload["files"] = [dict(f) for f in files]
+        # As in the chat: the reply goes to the complainant at once.
+        return acts((action, payload), (str(Action.NOTIFY_RESULT), {}))
+    return acts((action, {}))  # acknowledge, resume, approve / deny an extension
+
+
+def _extension_limit_of(profile: Any) -> tuple[int, str]:
+    extension = profile.extension
+    if extension is None:
+        return 0, "working_days"
+    return extension.max.amount, extension.max.unit
+
+
+def extension_limit(profile: Any) -> tuple[int, str]:
+    """The most time one extension may add, and its unit (what the chat offers)."""
+    return _extension_limit_of(profile)

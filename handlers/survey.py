@@ -96,6 +96,12 @@ def survey_reminder(complaint_id: int, number: str, lang: str) -> Outgoing:
     return Outgoing(_t("remind", lang, number=number), _score_choices(f"{PREFIX}:{complaint_id}:r"))
 
 
+def survey_call_script(message: Outgoing, lang: str) -> str:
+    """What staff read out to a complainant without a chat: the invitation (or reminder) the
+    chat would show, then the attitude question its next message asks."""
+    return f"{message.text}\n{_t('attitude', lang)}"
+
+
 @dataclass(frozen=True)
 class SurveyPress:
     complaint_id: int

@@ -26,7 +26,7 @@ from models.entities import (
     Staff,
     TargetKind,
 )
-from models.notifications import emit_notifications
+from models.notifications import emit_notifications, written_reply_pending
 from models.targets import link_target
 from models.workflow import (
     Action,
@@ -279,9 +279,16 @@ async def submit_complaint(
     chat_id: str | None = None,
     language: str = "zh_CN",
     attachment_ids: list[int] | None = None,
+    recorded_by: Staff | None = None,
     conn: BaseDBAsyncClient | None = None,
 ) -> Complaint:
-    """File a complaint: number, row, acceptance deadline and the submit event, atomically."""
+    """File a complaint: number, row, acceptance deadline and the submit event, atomically.
+
+    `recorded_by`: the staff member who records it for the complainant (代录: phone, window,
+    letter, e-mail); the complainant then has no chat (`chat_id` stays empty) and the address
+    they gave is kept (`answers["address"]`). The profile decides whether the channel makes
+    it a written complaint.
+    """
     if conn is None:
         async with in_transaction() as tx:
             return await submit_complaint(
@@ -293,14 +300,28 @@ async def submit_complaint(
                 chat_id=chat_id,
                 language=language,
                 attachment_ids=attachment_ids,
+                recorded_by=recorded_by,
                 conn=tx,
             )
-    transition = decide(State.DRAFT, Action.SUBMIT, Role.COMPLAINANT, CaseFacts(True))
-    if isinstance(transition, Refusal):  # the rule book allows it; keep the check honest
+    if recorded_by is not None:
+        actor = Actor(Role(recorded_by.role), staff=recorded_by)
+        transition = decide(State.DRAFT, Action.SUBMIT, actor.role)
+    else:
+        actor = Actor(Role.COMPLAINANT)
+        transition = decide(State.DRAFT, Action.SUBMIT, Role.COMPLAINANT, CaseFacts(True))
+    if isinstance(transition, Refusal):
         raise ActionRefused(transition)
-    person = await get_or_create_complainant(
-        channel, external_id, chat_id=chat_id, language=language, conn=conn
-    )
+    if recorded_by is not None:
+        person = await Complainant.filter(channel=channel, external_id=external_id).using_db(
+            conn
+        ).first() or await Complainant.create(
+            channel=channel, external_id=external_id, chat_id=None, language=language, using_db=conn
+        )
+    else:
+        person = await get_or_create_complainant(
+            channel, external_id, chat_id=chat_id, language=language, conn=conn
+        )
+        actor = Actor(Role.COMPLAINANT, complainant=person)
     anonymous = bool(answers.get("anonymous"))
     if not anonymous:
         changed = False
@@ -324,6 +345,8 @@ async def submit_complaint(
         anonymous=anonymous,
         contact_name=None if anonymous else answers.get("name"),
         contact_phone=None if anonymous else answers.get("phone"),
+        contact_address=None if anonymous else answers.get("address"),
+        written=str(channel) in profile.reply.written_channels,
         target_kind=_enum_or_none(TargetKind, answers.get("target_kind")),
         target_text=answers.get("target_text"),
         incident_at=datetime.fromisoformat(incident) if incident else None,
@@ -353,25 +376,21 @@ async def submit_complaint(
             .using_db(conn)
             .update(complaint_id=complaint.id)
         )
+    payload: dict[str, Any] = {"channel": str(channel), "effects": list(transition.effects)}
+    if recorded_by is not None:
+        payload["recorded_for"] = True
     event = await Event.create(
         complaint=complaint,
-        actor_role=Role.COMPLAINANT,
+        actor_role=actor.role,
+        actor_staff=actor.staff,
         action=Action.SUBMIT,
         from_state=State.DRAFT,
         to_state=State.SUBMITTED,
-        payload={"channel": str(channel), "effects": list(transition.effects)},
+        payload=payload,
         created_at=clock.now,
         using_db=conn,
     )
-    await emit_notifications(
-        complaint,
-        transition,
-        Actor(Role.COMPLAINANT, complainant=person),
-        clock,
-        profile,
-        conn,
-        event=event,
-    )
+    await emit_notifications(complaint, transition, actor, clock, profile, conn, event=event)
     return complaint
 
 
@@ -410,6 +429,7 @@ async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> Ca
         ),
         extensions_used=complaint.extensions_used,
         max_extensions=max_ext,
+        written_reply_pending=written_reply_pending(complaint, profile),
     )
 
 
@@ -494,6 +514,8 @@ async def _apply_effects(
     if action == Action.RESOLVE:
         complaint.reply_text = payload.get("reply_text")
         complaint.resolved_at = clock.now
+    if action == Action.ISSUE_WRITTEN_REPLY:
+        complaint.written_reply_at = clock.now
     if action == Action.REQUEST_EXTENSION:
         complaint.extension_pending = {
             "staff_id": actor.staff.id if actor.staff else None,

@@ -30,7 +30,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "connections": {"default": normalise_url(database_url)},
         "apps": {
             "models": {
-                "models": ["models.entities"],
+                "models": ["models.entities", "models.desk_auth"],
                 "default_connection": "default",
                 "migrations": "models.migrations",
             }
@@ -84,3 +84,13 @@ async def database(database_url: str) -> AsyncIterator[None]:
         yield
     finally:
         await close_db()
+
+
+async def refresh_planner_statistics() -> bool:
+    """ANALYZE on SQLite (the daily retention job), so the desk's list queries pick the right
+    index; PostgreSQL's autovacuum keeps its own statistics. True when it ran."""
+    conn = Tortoise.get_connection("default")
+    if conn.capabilities.dialect != "sqlite":
+        return False
+    await conn.execute_script("ANALYZE")
+    return True

@@ -20,6 +20,30 @@ class Channel(StrEnum):
     WEB = "web"
     TELEGRAM = "telegram"
     WECHAT = "wechat"
+    # Complaints staff record for someone (代录): received by phone, at the window, by letter or
+    # by e-mail. Such a complainant has no chat; what the chat would tell them becomes a
+    # call-back task on the desk (models/callbacks.py).
+    PHONE = "phone"
+    VISIT = "visit"
+    LETTER = "letter"
+    EMAIL = "email"
+
+
+# Channels staff record on the desk; a complainant on one of them is reached by call-back.
+RECORDED_CHANNELS: frozenset[Channel] = frozenset(
+    {Channel.PHONE, Channel.VISIT, Channel.LETTER, Channel.EMAIL}
+)
+
+
+class CallbackStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"  # made moot: the survey closed, or the person linked a chat
+
+
+class CallbackOutcome(StrEnum):
+    REACHED = "reached"
+    NOT_REACHED = "not_reached"
 
 
 class TargetKind(StrEnum):
@@ -69,6 +93,9 @@ class Staff(Model):
     wechat_openid = fields.CharField(max_length=64, null=True, unique=True)
     invite_code = fields.CharField(max_length=64, null=True, unique=True)
     invite_expires_at = fields.DatetimeField(null=True)
+    # The invite's end, kept when a chat redeems the code (which clears invite_expires_at): one
+    # invite may bind a chat and set a browser-desk password (models/desk_auth), each once.
+    invite_valid_until = fields.DatetimeField(null=True)
     language = fields.CharField(max_length=8, default="zh_CN")
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -119,6 +146,8 @@ class Complaint(Model):
     anonymous = fields.BooleanField(default=False)
     contact_name = fields.CharField(max_length=200, null=True)
     contact_phone = fields.CharField(max_length=32, null=True)
+    # 通讯地址 (the register's postal address; where a written reply is sent).
+    contact_address = fields.CharField(max_length=500, null=True)
     target_kind = fields.CharEnumField(TargetKind, max_length=16, null=True)
     target_text = fields.CharField(max_length=500, null=True)
     target_department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
@@ -165,6 +194,9 @@ class Complaint(Model):
     extensions_used = fields.IntField(default=0)
     extension_pending = fields.JSONField(null=True)
     reply_text = fields.TextField(null=True)
+    # When the 书面答复 (written reply letter) was issued; a written complaint cannot be closed
+    # before (profile reply.written_reply_for_written_complaint).
+    written_reply_at = fields.DatetimeField(null=True)
     submitted_at = fields.DatetimeField(null=True)
     resolved_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)
@@ -174,7 +206,15 @@ class Complaint(Model):
 
     class Meta:
         table = "complaint"
-        indexes = (("state", "next_due_at"), ("next_alarm_at",))
+        # The desk's case list filters by these (models/caselist.py).
+        indexes = (
+            ("state", "next_due_at"),
+            ("next_alarm_at",),
+            ("submitted_at",),
+            ("category",),
+            ("lead_department_id",),
+            ("handler_id",),
+        )
 
 
 @pre_save(Complaint)
@@ -292,6 +332,35 @@ class SurveyResponse(Model):
 
     class Meta:
         table = "survey_response"
+
+
+class CallbackTask(Model):
+    """A call the desk owes a complainant who has no chat: the message the chat would have
+    carried (the script to read), or the return-visit survey to ask by phone."""
+
+    id = fields.BigIntField(primary_key=True)
+    idempotency_key = fields.CharField(max_length=200, unique=True)  # as the outbox's
+    complaint: fields.ForeignKeyRelation[Complaint] = fields.ForeignKeyField(
+        "models.Complaint", related_name="callbacks", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=32)  # a milestone action, progress, survey, ...
+    script = fields.TextField()
+    status = fields.CharEnumField(CallbackStatus, max_length=16, default=CallbackStatus.OPEN)
+    created_at = fields.DatetimeField()
+    due_at = fields.DatetimeField()
+    done_at = fields.DatetimeField(null=True)
+    done_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="callbacks_done", null=True, on_delete=fields.SET_NULL
+    )
+    outcome = fields.CharEnumField(CallbackOutcome, max_length=16, null=True)
+    note = fields.TextField(null=True)
+    survey_response: fields.ForeignKeyNullableRelation[SurveyResponse] = fields.ForeignKeyField(
+        "models.SurveyResponse", related_name="callbacks", null=True, on_delete=fields.SET_NULL
+    )
+
+    class Meta:
+        table = "callback_task"
+        indexes = (("status", "due_at"),)
 
 
 class OutboxMessage(Model):

@@ -30,6 +30,7 @@ the case version that makes old buttons stale.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +40,18 @@ from tortoise.expressions import Q
 from handlers.i18n import pick_label, supported
 from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
 from handlers.staff import CaseCard, button_actions, render_notification
+from models.callbacks import is_chatless, open_callback
 from models.confidentiality import (
+    MASK,
     Field,
     Relation,
+    can_see,
     mask_complaint,
     relation_of,
     unmasked_identity,
 )
 from models.entities import (
+    Attachment,
     Channel,
     Complainant,
     Complaint,
@@ -98,6 +103,15 @@ async def co_department_ids(complaint: Complaint, conn: BaseDBAsyncClient | None
     return {int(r) for r in rows}  # type: ignore[arg-type]
 
 
+def written_reply_pending(complaint: Complaint, profile: Profile) -> bool:
+    """The profile requires a written reply to this written complaint, and none was issued."""
+    return (
+        profile.reply.written_reply_for_written_complaint
+        and complaint.written
+        and complaint.written_reply_at is None
+    )
+
+
 def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[int]) -> CaseFacts:
     """The rule book's facts for `staff` on this case (as models.actions.case_facts)."""
     is_lead = complaint.handler_id == staff.id  # type: ignore[attr-defined]
@@ -110,6 +124,7 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
         actor_is_extension_requester=pending is not None and pending.get("staff_id") == staff.id,
         extensions_used=complaint.extensions_used,
         max_extensions=profile.extension.max_count if profile.extension is not None else 0,
+        written_reply_pending=written_reply_pending(complaint, profile),
     )
 
 
@@ -154,6 +169,44 @@ def _label(profile: Profile, kind: str, item: str | None, lang: str) -> str | No
         return item
 
 
+async def viewer_relation(
+    complaint: Complaint,
+    staff: Staff,
+    conn: BaseDBAsyncClient | None,
+    co_ids: set[int] | None = None,
+) -> Relation:
+    """`staff`'s relation to the case, looked up (see relation_for)."""
+    if co_ids is None:
+        co_ids = await co_department_ids(complaint, conn)
+    own_department = (
+        await Department.filter(id=staff.department_id).using_db(conn).first()  # type: ignore[attr-defined]
+        if staff.department_id  # type: ignore[attr-defined]
+        else None
+    )
+    return relation_for(staff, complaint, co_ids, own_department.name if own_department else None)
+
+
+async def visible_attachments(
+    complaint: Complaint, staff: Staff, conn: BaseDBAsyncClient | None = None
+) -> list[Attachment]:
+    """The case's photos and files, when `staff` may see them (can_see ATTACHMENTS)."""
+    relation = await viewer_relation(complaint, staff, conn)
+    if not can_see(Field.ATTACHMENTS, Role(staff.role), relation):
+        return []
+    return await Attachment.filter(complaint_id=complaint.id).using_db(conn).order_by("id")
+
+
+def _subcategory_label(profile: Profile, complaint: Complaint, lang: str) -> str | None:
+    if not complaint.subcategory or not complaint.category:
+        return None
+    try:
+        return profile.label(
+            "subcategory", complaint.subcategory, lang, category=complaint.category
+        )
+    except KeyError:
+        return complaint.subcategory
+
+
 async def build_card(
     complaint: Complaint,
     staff: Staff,
@@ -165,14 +218,7 @@ async def build_card(
     """The case card for `staff`, masked for them, and the identity fields it shows."""
     lang = supported(staff.language)
     co_ids = await co_department_ids(complaint, conn)
-    own_department = (
-        await Department.filter(id=staff.department_id).using_db(conn).first()  # type: ignore[attr-defined]
-        if staff.department_id  # type: ignore[attr-defined]
-        else None
-    )
-    relation = relation_for(
-        staff, complaint, co_ids, own_department.name if own_department else None
-    )
+    relation = await viewer_relation(complaint, staff, conn, co_ids)
     state = State(complaint.state)
     view = mask_complaint(
         {
@@ -182,6 +228,17 @@ async def build_card(
         },
         Role(staff.role),
         relation,
+    )
+    # Place, request and witnesses are part of the complainant's account: shown with the facts.
+    details = can_see(Field.FACTS, Role(staff.role), relation)
+
+    def detail(value: str | None) -> str | None:
+        return value if details or not value else MASK
+
+    photos = (
+        await Attachment.filter(complaint_id=complaint.id).using_db(conn).count()
+        if can_see(Field.ATTACHMENTS, Role(staff.role), relation)
+        else 0
     )
     if state not in OPEN_STATES:  # a closed matter needs nobody's identity
         view[Field.COMPLAINANT_NAME] = view[Field.COMPLAINANT_PHONE] = None
@@ -232,6 +289,16 @@ async def build_card(
         extension_request=complaint.extension_pending,
         actions=actions,
         complainant_unreachable=bool(await undeliverable_complaints([complaint.id], conn=conn)),
+        subcategory=complaint.subcategory,
+        subcategory_label=_subcategory_label(profile, complaint, lang),
+        channel=str(complaint.channel),
+        incident_at=complaint.incident_at if details else None,
+        place=detail(complaint.place_text),
+        request_type=str(complaint.request_type) if complaint.request_type and details else None,
+        request_text=detail(complaint.request_text),
+        witnesses=detail(complaint.witnesses),
+        photos=photos,
+        written=complaint.written,
     )
     return card, shown
 
@@ -261,22 +328,65 @@ async def record_identity_view(
     )
 
 
+@dataclass(frozen=True)
+class CaseScope:
+    """Which cases a staff member's lists show (the chat's /cases and the browser desk's list).
+
+    everything: supervisors and admins. Otherwise a case is in scope when its lead handler is
+    `handler_id`, its lead or a co-handling department is `department_id`, or (`intake`) it
+    is still at the intake desk: submitted or accepted, or with no department yet.
+    """
+
+    everything: bool = False
+    handler_id: int | None = None
+    department_id: int | None = None
+    intake: bool = False
+
+
+INTAKE_STATES: tuple[State, ...] = (State.SUBMITTED, State.ACCEPTED)
+
+
+def case_scope(staff: Staff) -> CaseScope:
+    role = Role(staff.role)
+    if role in (Role.HANDLER, Role.DEPARTMENT_HEAD):
+        return CaseScope(handler_id=staff.id, department_id=staff.department_id)  # type: ignore[attr-defined]
+    if role == Role.INTAKE_CLERK:
+        return CaseScope(intake=True)
+    if role in (Role.SUPERVISOR, Role.ADMIN):
+        return CaseScope(everything=True)
+    return CaseScope()
+
+
+def scope_q(scope: CaseScope) -> Q | None:
+    """The scope as a Tortoise filter (None: no restriction)."""
+    if scope.everything:
+        return None
+    parts: list[Q] = []
+    if scope.handler_id is not None:
+        parts.append(Q(handler_id=scope.handler_id))
+    if scope.department_id is not None:
+        parts += [
+            Q(lead_department_id=scope.department_id),
+            Q(co_departments__id=scope.department_id),
+        ]
+    if scope.intake:
+        parts += [Q(state__in=[str(s) for s in INTAKE_STATES]), Q(lead_department_id=None)]
+    if not parts:
+        return Q(id__in=[])
+    combined = parts[0]
+    for part in parts[1:]:
+        combined |= part
+    return combined
+
+
 async def desk_cases(
     staff: Staff, conn: BaseDBAsyncClient | None = None, limit: int = 500
 ) -> list[CaseCard]:
     """The staff member's open cases, most urgent first (no deadline last), for /cases."""
-    role = Role(staff.role)
     query = Complaint.filter(state__in=[str(s) for s in DESK_STATES])
-    department_id = staff.department_id  # type: ignore[attr-defined]
-    if role in (Role.HANDLER, Role.DEPARTMENT_HEAD):
-        mine = Q(handler_id=staff.id)
-        if department_id is not None:
-            mine |= Q(lead_department_id=department_id) | Q(co_departments__id=department_id)
-        query = query.filter(mine)
-    elif role == Role.INTAKE_CLERK:
-        query = query.filter(
-            Q(state__in=[str(State.SUBMITTED), str(State.ACCEPTED)]) | Q(lead_department_id=None)
-        )
+    scope = scope_q(case_scope(staff))
+    if scope is not None:
+        query = query.filter(scope)
     rows = await query.distinct().using_db(conn).limit(limit)
     rows.sort(key=lambda c: (c.next_due_at is None, c.next_due_at or datetime.max, c.id))
     unreachable = await undeliverable_complaints([c.id for c in rows], conn=conn)
@@ -466,13 +576,25 @@ async def _notify_complainant(
         if complaint.complainant_id  # type: ignore[attr-defined]
         else None
     )
-    if person is None or not person.chat_id:
+    if person is None or not (person.chat_id or is_chatless(person)):
         return
     lang = supported(person.language)
     milestone = await _milestone(complaint, action, dict(event.payload or {}), profile, lang, conn)
     message = render_milestone(milestone, lang, clock.tz)
     if message is None:
         return
+    if is_chatless(person):  # recorded on the desk: staff call them and read this out
+        await open_callback(
+            complaint,
+            kind=action,
+            script=message.text,
+            idempotency_key=f"{event.id}:complainant:{person.id}",
+            profile=profile,
+            clock=clock,
+            conn=conn,
+        )
+        return
+    assert person.chat_id is not None
     await enqueue(
         channel=person.channel,
         chat_id=person.chat_id,

@@ -26,6 +26,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from models.desk_auth import DeskSession
 from models.entities import Channel, Department, Staff
 from models.workflow import Role
 
@@ -93,6 +94,7 @@ async def create_invite(
             if staff is None:
                 raise LookupError(f"no staff member with id {staff_id}")
             staff.invite_code, staff.invite_expires_at, staff.active = code, expires, True
+            staff.invite_valid_until = expires
             await staff.save(using_db=conn)
             return Invite(staff, code, expires)
         if not name or role is None:
@@ -111,6 +113,7 @@ async def create_invite(
             department=department,
             invite_code=code,
             invite_expires_at=expires,
+            invite_valid_until=expires,
             language=language,
             using_db=conn,
         )
@@ -180,7 +183,9 @@ async def disable_staff(staff_id: int) -> Staff:
     staff.active = False
     if staff.invite_expires_at is not None:
         staff.invite_code, staff.invite_expires_at = None, None
+    staff.invite_valid_until = None  # nor may the browser desk use it
     await staff.save()
+    await DeskSession.filter(staff_id=staff.id).delete()
     return staff
 
 
@@ -367,3 +372,33 @@ async def escalation_heads(
 
 async def root_departments(conn: BaseDBAsyncClient | None = None) -> list[Department]:
     return await Department.filter(parent_id=None).using_db(conn).order_by("id")
+
+
+# -- who runs the organisation from the browser desk ------------------------------------------
+
+
+def may_manage_staff(staff: Staff) -> bool:
+    """Invite, re-invite, change roles and disable: administrators."""
+    return staff.active and Role(staff.role) == Role.ADMIN
+
+
+def may_read_audit(staff: Staff) -> bool:
+    """The audit log (who saw whose identity, who did what): supervisors and administrators."""
+    return staff.active and Role(staff.role) in (Role.SUPERVISOR, Role.ADMIN)
+
+
+async def change_role(staff_id: int, role: Role | str, department_id: int | None = None) -> Staff:
+    """Give a staff member another role (and department). Raises LookupError / ValueError."""
+    role = Role(role)
+    if role not in STAFF_ROLES:
+        raise ValueError(f"{role} is not a staff role")
+    staff = await Staff.filter(id=staff_id).first()
+    if staff is None:
+        raise LookupError(f"no staff member with id {staff_id}")
+    if department_id is not None:
+        if not await Department.filter(id=department_id).exists():
+            raise LookupError(f"no department with id {department_id}")
+        staff.department_id = department_id  # type: ignore[attr-defined]
+    staff.role = role
+    await staff.save()
+    return staff

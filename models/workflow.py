@@ -22,6 +22,11 @@ Choices the table encodes (see DESIGN.md for the life cycle itself):
 - `resume` (an addition): the handler, department head or the scheduler (material never came)
   puts a waiting case back in progress without a supplement, so no case waits forever.
 - `add_co_handler` (an addition): joint handling; co-handlers contribute notes, the lead answers.
+- `submit` by staff (代录): a complaint received by phone, at the window, by letter or e-mail is
+  recorded by the staff member who took it, on the complainant's behalf.
+- `issue_written_reply` (an addition): the 书面答复 letter is issued. Where the profile requires a
+  written reply to a written complaint, `close` is refused until it has been (the fact
+  `written_reply_pending`), whoever closes: the survey, the no-response close or a supervisor.
 - Department scope and confidentiality are checked by the shell before `decide`; the rule book
   only knows roles and the small `CaseFacts` below.
 """
@@ -84,6 +89,7 @@ class Action(StrEnum):
     DISPUTE = "dispute"
     WITHDRAW = "withdraw"
     ARCHIVE = "archive"
+    ISSUE_WRITTEN_REPLY = "issue_written_reply"
 
 
 class Effect(StrEnum):
@@ -122,6 +128,7 @@ class RefusalReason(StrEnum):
     NO_EXTENSION_PENDING = "no_extension_pending"
     EXTENSION_LIMIT_REACHED = "extension_limit_reached"
     OWN_EXTENSION_REQUEST = "own_extension_request"
+    WRITTEN_REPLY_MISSING = "written_reply_missing"
 
 
 # States in which the organisation still owes something on the case.
@@ -175,6 +182,8 @@ class CaseFacts:
     # Approved extensions so far, and the profile's limit.
     extensions_used: int = 0
     max_extensions: int = 1
+    # A written complaint whose written reply the profile requires and nobody has issued yet.
+    written_reply_pending: bool = False
 
     def __post_init__(self) -> None:
         # Inconsistent facts are a bug in the caller: fail loudly rather than decide on them.
@@ -247,7 +256,7 @@ _H = frozenset({Role.HANDLER})
 _RULES: Mapping[Action, _Rule] = {
     Action.SUBMIT: _Rule(
         _to(State.SUBMITTED, State.DRAFT),
-        frozenset({Role.COMPLAINANT, Role.SYSTEM}),
+        frozenset({Role.COMPLAINANT, Role.SYSTEM}) | _STAFF,  # staff: recorded for someone
         "submitted",
         (
             Effect.ASSIGN_NUMBER,
@@ -427,6 +436,14 @@ _RULES: Mapping[Action, _Rule] = {
         (Effect.START_RETENTION,),
         "archive",
     ),
+    Action.ISSUE_WRITTEN_REPLY: _Rule(
+        _stay({State.RESOLVED, State.REPLIED, State.REVISIT}),
+        _STAFF,
+        "written_reply_issued",
+        (),
+        "issue the written reply to",
+        lead_roles=_H,
+    ),
 }
 
 # Every (from, to) pair some action can produce; `derive_state` checks event rows against it.
@@ -510,6 +527,16 @@ def _check_extension(action: Action, state: State, facts: CaseFacts) -> Refusal 
     return None
 
 
+def _check_written_reply(action: Action, state: State, facts: CaseFacts) -> Refusal | None:
+    if action is Action.CLOSE and facts.written_reply_pending:
+        return _refuse(
+            RefusalReason.WRITTEN_REPLY_MISSING,
+            "a written complaint cannot be closed before its written reply is issued",
+            state,
+        )
+    return None
+
+
 def _derived_effects(source: State, target: State, facts: CaseFacts) -> tuple[Effect, ...]:
     """Clock and pending-request effects follow from the state sets, so they cannot drift."""
     effects: list[Effect] = []
@@ -533,7 +560,7 @@ def decide(
     """The transition `role` may make by `action` from `state`, or why not.
 
     Checks in order: the role may ever take this action; the action applies in this state;
-    the actor's relation to the case; the extension rules.
+    the actor's relation to the case; the extension rules; the written-reply rule.
     """
     rule = _RULES[action]
     if role not in rule.roles:
@@ -550,7 +577,11 @@ def decide(
             RefusalReason.ILLEGAL_STATE,
             f"cannot {rule.verb} a complaint in state '{state}' (only in {allowed})",
         )
-    refusal = _check_relation(rule, state, role, facts) or _check_extension(action, state, facts)
+    refusal = (
+        _check_relation(rule, state, role, facts)
+        or _check_extension(action, state, facts)
+        or _check_written_reply(action, state, facts)
+    )
     if refusal is not None:
         return refusal
     effects = tuple(str(e) for e in (*rule.effects, *_derived_effects(state, target, facts)))

@@ -30,9 +30,14 @@ the last pause ended, whichever is latest, as long as that is before the resolut
 extension moves it; past it the case is the escalation's business). Day intervals land on the
 office opening of the day the count ends, so nobody is messaged at midnight.
 
+A call-back task (models/callbacks.py: a message to a complainant without a chat, made a call
+the desk owes) is a watch of its own in every state, paused or not: reminders before its due
+instant and escalation after it, keyed by the task id.
+
 `alarm_state` layout: {"<stage>@<due ISO>": {"reminded": [ISO...], "escalated": n,
 "exhausted": bool, "attempted": ISO}, "survey": {...}, "supervisor_revisit": {"start": ISO,
-"due": ISO}, "progress": {"anchor": ISO, "last": ISO}}. The slot key carries the due instant, so
+"due": ISO}, "progress": {"anchor": ISO, "last": ISO}, "callbacks": {"<task id>": {"start":
+ISO, "due": ISO}}, "callback#<task id>@<due ISO>": {...}}. The slot key carries the due instant, so
 a recomputed deadline (extension, resume) starts afresh; the progress slot carries the resolution
 clock's start, so a reopened case counts its periods afresh.
 
@@ -53,6 +58,7 @@ from zoneinfo import ZoneInfo
 
 from config.profiles import Profile, load_profile
 from models.actions import ACTIVE_STAGES
+from models.callbacks import CALLBACK_STAGE, CALLBACKS
 from models.workflow import OPEN_STATES, State
 from scheduler.calendar import WorkingCalendar
 from scheduler.deadlines import DAY_UNITS, Duration, before_due, compute_due
@@ -96,9 +102,12 @@ class Watch:
     stage: str
     start: datetime
     due: datetime
+    ref: str | None = None  # which one, where a stage has several at once (call-back tasks)
 
     @property
     def key(self) -> str:
+        if self.ref is not None:
+            return f"{self.stage}#{self.ref}@{iso(self.due)}"
         return f"{self.stage}@{iso(self.due)}"
 
 
@@ -175,12 +184,26 @@ def manager_notice_watch(view: CaseView) -> Watch | None:
     return _entry_watch(MANAGER_NOTICE, view.deadlines.get(MANAGER_NOTICE))
 
 
+def callback_watches(view: CaseView) -> list[Watch]:
+    """The open call-back tasks of the complaint, whatever its state."""
+    tasks = view.alarm_state.get(CALLBACKS)
+    if not isinstance(tasks, dict):
+        return []
+    return [
+        Watch(CALLBACK_STAGE, parse(entry["start"]), parse(entry["due"]), ref=str(ref))
+        for ref, entry in sorted(tasks.items())
+        if isinstance(entry, dict) and "due" in entry
+    ]
+
+
 def watches(view: CaseView, calendar: WorkingCalendar, tz: ZoneInfo) -> list[Watch]:
-    """The staff deadlines running now; while the clock is paused only the manager notice."""
+    """The staff deadlines running now; while the clock is paused only the manager notice
+    and the call-backs owed."""
     found: list[Watch] = []
     notice = manager_notice_watch(view)
     if notice is not None:
         found.append(notice)
+    found.extend(callback_watches(view))
     if view.paused:
         return found
     for stage in WATCHED_STAGES.get(view.state, ()):

@@ -35,7 +35,15 @@ from tortoise.transactions import in_transaction
 from config.profiles import Profile
 from handlers import survey as survey_dialog
 from handlers.messages import Outgoing
-from models.actions import Actor, Clock, act, recompute_stage, refresh_next_due
+from models.actions import ActionRefused, Actor, Clock, act, recompute_stage, refresh_next_due
+from models.callbacks import (
+    CALLBACKS,
+    SURVEY_KINDS,
+    cancel_callbacks,
+    is_chatless,
+    open_callback,
+    open_survey_task,
+)
 from models.entities import (
     Channel,
     Complainant,
@@ -231,6 +239,25 @@ class _Run:
             self.report.outbox_rows += 1
         return row is not None
 
+    async def tell(
+        self, person: Complainant | None, message: Outgoing, key: str, kind: str, script: str
+    ) -> bool:
+        """A message to the complainant: to their chat, or, for one recorded on the desk, a
+        call-back task with `script` to read (the alarm state is saved with the step)."""
+        if is_chatless(person):
+            task = await open_callback(
+                self.complaint,
+                kind=kind,
+                script=script,
+                idempotency_key=key,
+                profile=self.profile,
+                clock=self.clock,
+                conn=self.conn,
+                save=False,
+            )
+            return task is not None
+        return await self.send(complainant_address(person), message, key, self.deliver_at())
+
     async def event(self, action: str, payload: dict[str, Any]) -> None:
         state = str(self.complaint.state)
         await Event.create(
@@ -393,14 +420,16 @@ async def _send_survey(run: _Run) -> None:
     person = await Complainant.filter(id=run.complaint.complainant_id).using_db(run.conn).first()  # type: ignore[attr-defined]
     lang = lang_of(person.language if person else None)
     message = survey_dialog.survey_invitation(run.complaint.id, run.complaint.number, lang)
-    sent = await run.send(
-        complainant_address(person),
+    sent = await run.tell(
+        person,
         message,
         f"survey:{run.complaint.id}:{reply_instant}",
-        run.deliver_at(),
+        "survey",
+        survey_dialog.survey_call_script(message, lang),
     )
     slot = run.slot(SURVEY)
-    slot.update({"started": iso(run.now), "reachable": complainant_address(person) is not None})
+    reachable = complainant_address(person) is not None or is_chatless(person)
+    slot.update({"started": iso(run.now), "reachable": reachable})
     run.report.surveys_sent += 1
     if not sent:
         log.info("complaint %s: survey started, complainant unreachable", run.complaint.number)
@@ -411,12 +440,15 @@ async def _survey_reminder(run: _Run) -> None:
     person = await Complainant.filter(id=run.complaint.complainant_id).using_db(run.conn).first()  # type: ignore[attr-defined]
     lang = lang_of(person.language if person else None)
     message = survey_dialog.survey_reminder(run.complaint.id, run.complaint.number, lang)
-    await run.send(
-        complainant_address(person),
-        message,
-        f"survey-remind:{run.complaint.id}:{started}",
-        run.deliver_at(),
-    )
+    # A survey call still to make is the reminder's business already: no second task.
+    if not (is_chatless(person) and await open_survey_task(run.complaint.id, run.conn)):
+        await run.tell(
+            person,
+            message,
+            f"survey-remind:{run.complaint.id}:{started}",
+            "survey_reminder",
+            survey_dialog.survey_call_script(message, lang),
+        )
     run.slot(SURVEY)["reminded"] = True
     run.report.survey_reminders += 1
     await run.event("survey_reminded", {"started": started})
@@ -435,26 +467,75 @@ async def _close_no_response(run: _Run, step: Step) -> None:
     )
     slot = run.slot(SURVEY)
     slot.update({"answered": True, "no_response": True})
-    await complaint.save(using_db=run.conn)
-    result = await act(
-        complaint.id,
-        Action.CLOSE,
-        Actor(Role.SYSTEM),
-        profile=run.profile,
-        clock=run.clock,
-        payload={"reason": "no_response"},
-        conn=run.conn,
+    # The survey calls not made are moot now.
+    await cancel_callbacks(
+        complaint, kinds=SURVEY_KINDS, reason="no_response", now=run.now, conn=run.conn
     )
+    await complaint.save(using_db=run.conn)
+    payload = {"reason": "no_response"}
+    try:
+        result = await act(
+            complaint.id,
+            Action.CLOSE,
+            Actor(Role.SYSTEM),
+            profile=run.profile,
+            clock=run.clock,
+            payload=payload,
+            conn=run.conn,
+        )
+    except ActionRefused as refused:
+        # A written complaint waits for its written reply; issuing it closes the case.
+        await hold_close(run.complaint, refused, payload, run.now, run.conn)
+        await run.reload()
+        run.report.closed_no_response += 1
+        return
     run.complaint = result.complaint
     person = await Complainant.filter(id=complaint.complainant_id).using_db(run.conn).first()  # type: ignore[attr-defined]
     lang = lang_of(person.language if person else None)
-    await run.send(
-        complainant_address(person),
-        Outgoing(text("closed_no_response", lang, number=complaint.number)),
+    message = Outgoing(text("closed_no_response", lang, number=complaint.number))
+    await run.tell(
+        person,
+        message,
         f"closed-no-response:{complaint.id}:{started}",
-        run.deliver_at(),
+        "closed_no_response",
+        message.text,
     )
     run.report.closed_no_response += 1
+
+
+CLOSE_HELD = "close_held"  # survey slot: the close the survey decided, awaiting a written reply
+
+
+async def hold_close(
+    complaint: Complaint,
+    refused: ActionRefused,
+    payload: dict[str, Any],
+    now: datetime,
+    conn: BaseDBAsyncClient,
+) -> None:
+    """The close was refused for a missing written reply: remember it (the survey's answer
+    stands) so that issuing the reply closes the case; any other refusal is a bug, re-raised."""
+    from models.workflow import RefusalReason
+
+    if refused.refusal.reason_code != RefusalReason.WRITTEN_REPLY_MISSING:
+        raise refused
+    fresh = await Complaint.get(id=complaint.id).using_db(conn)
+    state = dict(fresh.alarm_state or {})
+    survey = dict(state.get(SURVEY) or {})
+    survey[CLOSE_HELD] = payload
+    state[SURVEY] = survey
+    fresh.alarm_state = state
+    await fresh.save(using_db=conn)
+    await Event.create(
+        complaint=fresh,
+        actor_role=Role.SYSTEM,
+        action="close_awaits_written_reply",
+        from_state=fresh.state,
+        to_state=fresh.state,
+        payload=payload,
+        created_at=now,
+        using_db=conn,
+    )
 
 
 async def manager_recipients(complaint: Complaint, conn: BaseDBAsyncClient) -> list[Staff]:
@@ -576,7 +657,9 @@ async def _progress(run: _Run, alarm: Alarm) -> None:
         )
     )
     address = complainant_address(person)
-    await run.send(address, message, f"progress:{complaint.id}:{iso(point)}", run.deliver_at())
+    await run.tell(
+        person, message, f"progress:{complaint.id}:{iso(point)}", "progress", message.text
+    )
     run.report.progress_messages += 1
     await run.event(
         "progress_sent",
@@ -584,7 +667,7 @@ async def _progress(run: _Run, alarm: Alarm) -> None:
             "period": iso(point),
             "due": iso(due),
             "skipped": skipped,
-            "reachable": address is not None,
+            "reachable": address is not None or is_chatless(person),
         },
     )
 
@@ -611,7 +694,9 @@ def _prune(complaint: Complaint, keep: set[str]) -> None:
     """Forget the progress of deadlines that no longer run (keeps the JSON small)."""
     state = complaint.alarm_state or {}
     complaint.alarm_state = {
-        k: v for k, v in state.items() if k in keep or k in (SURVEY, SUPERVISOR_REVISIT, PROGRESS)
+        k: v
+        for k, v in state.items()
+        if k in keep or k in (SURVEY, SUPERVISOR_REVISIT, PROGRESS, CALLBACKS)
     }
 
 

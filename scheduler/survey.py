@@ -21,13 +21,14 @@ from tortoise.transactions import in_transaction
 
 from config.profiles import Profile, SatisfactionBands
 from handlers.messages import Outgoing
-from models.actions import Actor, Clock, act
+from models.actions import ActionRefused, ActionResult, Actor, Clock, act
+from models.callbacks import SURVEY_KINDS, cancel_callbacks
 from models.entities import Complaint, Event, Staff, SurveyResponse
 from models.outbox import enqueue
 from models.workflow import Action, Role, State
 from scheduler.alarms import SUPERVISOR_REVISIT, SURVEY, AlarmContext, alarm_context, iso
 from scheduler.deadlines import Duration, compute_due
-from scheduler.jobs import staff_address
+from scheduler.jobs import CLOSE_HELD, hold_close, staff_address
 from scheduler.texts import lang_of, show_time, text
 
 Band = Literal["unsatisfied", "neutral", "satisfied"]
@@ -40,7 +41,14 @@ def overall_band(bands: SatisfactionBands, result_score: int, attitude_score: in
     return min(bands.band(result_score), bands.band(attitude_score), key=_RANK.__getitem__)
 
 
-SurveyStatus = Literal["closed", "reopened", "supervisor_revisit", "not_open", "already_answered"]
+SurveyStatus = Literal[
+    "closed",
+    "close_held",  # satisfied, but a written complaint waits for its written reply
+    "reopened",
+    "supervisor_revisit",
+    "not_open",
+    "already_answered",
+]
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,8 @@ async def record_survey_answer(
     )
     survey.update({"answered": True, "band": band, "response_id": response.id})
     complaint.alarm_state = {**(complaint.alarm_state or {}), SURVEY: survey}
+    # However it was answered, the survey calls still open on the desk are moot.
+    await cancel_callbacks(complaint, kinds=SURVEY_KINDS, reason="answered", now=now, conn=conn)
     await complaint.save(using_db=conn)
     payload = {
         "survey": band,
@@ -120,15 +130,19 @@ async def record_survey_answer(
     }
     actor = Actor(Role.SYSTEM)
     if band != "unsatisfied":
-        await act(
-            complaint.id,
-            Action.CLOSE,
-            actor,
-            profile=profile,
-            clock=clock,
-            payload=payload,
-            conn=conn,
-        )
+        try:
+            await act(
+                complaint.id,
+                Action.CLOSE,
+                actor,
+                profile=profile,
+                clock=clock,
+                payload=payload,
+                conn=conn,
+            )
+        except ActionRefused as refused:
+            await hold_close(complaint, refused, payload, now, conn)
+            return SurveyOutcome("close_held", band, response.id)
         return SurveyOutcome("closed", band, response.id)
     if profile.revisit.unsatisfied == "reopen":
         await act(
@@ -204,3 +218,36 @@ async def add_survey_comment(
     response.comment = comment.strip()
     await response.save(update_fields=["comment"], using_db=conn)
     return True
+
+
+async def issue_written_reply(
+    ref: int | str,
+    actor: Actor,
+    *,
+    profile: Profile,
+    clock: Clock,
+    conn: BaseDBAsyncClient | None = None,
+) -> tuple[ActionResult, bool]:
+    """Issue the 书面答复 (workflow action issue_written_reply); when the return visit had already
+    decided to close the case and only the missing written reply held it, close it now.
+    Returns the action's result and whether the case was closed."""
+    if conn is None:
+        async with in_transaction() as tx:
+            return await issue_written_reply(ref, actor, profile=profile, clock=clock, conn=tx)
+    result = await act(
+        ref, Action.ISSUE_WRITTEN_REPLY, actor, profile=profile, clock=clock, conn=conn
+    )
+    survey = dict((result.complaint.alarm_state or {}).get(SURVEY) or {})
+    held = survey.get(CLOSE_HELD)
+    if held is None or State(result.complaint.state) != State.REVISIT:
+        return result, False
+    await act(
+        result.complaint.id,
+        Action.CLOSE,
+        Actor(Role.SYSTEM),
+        profile=profile,
+        clock=clock,
+        payload={**held, "after_written_reply": True},
+        conn=conn,
+    )
+    return result, True

@@ -15,6 +15,7 @@ STAGE_NAMES: dict[str, dict[str, str]] = {
     "resolution": {"zh_CN": "办结", "zh_TW": "辦結", "en": "resolution"},
     "result_notice": {"zh_CN": "告知处理结果", "zh_TW": "告知處理結果", "en": "result notice"},
     "manager_notice": {"zh_CN": "报告负责人", "zh_TW": "報告負責人", "en": "manager notice"},
+    "callback": {"zh_CN": "回电", "zh_TW": "回電", "en": "call-back"},
     "supervisor_revisit": {
         "zh_CN": "督办回访",
         "zh_TW": "督辦回訪",

@@ -92,6 +92,9 @@ def test_demo_serves_the_web_chat_until_terminated(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{port}/webchat" in output
+    assert f"http://127.0.0.1:{port}/desk" in output
+    for login in ("admin", "supervisor", "intake", "head", "handler"):
+        assert f" {login} " in output, output  # a sign-in for each role
     assert db.exists()
 
 
@@ -112,6 +115,39 @@ def test_demo_seeds_the_organisation_once(tmp_path: Path) -> None:
     first, second, departments = asyncio.run(seed_twice())
     assert (first, second) == (True, False)
     assert departments == [(code, parent) for code, _, parent in DEMO_DEPARTMENTS]
+
+
+def test_the_property_demo_is_a_property_desk_with_a_sign_in_per_role(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.demo import ensure_demo_organisation, ensure_demo_staff
+    from models.db import database
+    from models.desk_auth import SignedIn, sign_in
+    from models.entities import Department
+
+    async def seed() -> tuple[list[str], list[str], bool]:
+        now = datetime(2026, 11, 2, 2, tzinfo=UTC)
+        async with database(f"sqlite://{tmp_path / 'p.sqlite3'}"):
+            await ensure_demo_organisation("property")
+            first = await ensure_demo_staff("property", now)
+            again = await ensure_demo_staff("property", now)  # a restart: new passwords
+            names = [d.name for d in await Department.all().order_by("id")]
+            worked = True
+            for account in again:
+                outcome = await sign_in(
+                    account.login, account.password, now=now, lifetime=timedelta(hours=1)
+                )
+                worked = worked and isinstance(outcome, SignedIn)
+            return names, [str(s.role) for s in first], worked
+
+    from datetime import timedelta
+
+    names, roles, worked = asyncio.run(seed())
+    assert names[0].endswith("物业服务中心") and "工程维修部" in names
+    assert not any("政务" in n for n in names)
+    assert roles == ["admin", "supervisor", "intake_clerk", "department_head", "handler"]
+    assert worked
 
 
 def test_an_unknown_profile_is_reported_without_starting(tmp_path: Path) -> None:

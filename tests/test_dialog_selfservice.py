@@ -47,7 +47,9 @@ def test_status_without_complaints() -> None:
     chat = Chat(lang="en")
     chat.command("status")
     assert "not filed any complaint" in chat.said
-    assert chat.where == ("idle", None)
+    # A complaint recorded on the desk can still be followed here: the link is offered.
+    assert chat.where == ("status", "list")
+    assert "status:link" in chat.choice_ids
 
 
 def test_status_lists_then_shows_detail_and_timeline() -> None:

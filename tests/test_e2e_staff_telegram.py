@@ -88,11 +88,12 @@ def card(
     state: str,
     due: str,
     *,
-    kind: str = "服务言行 · 一般",
+    kind: str = "服务言行 · 服务态度冷漠、生硬 · 一般",
     target: str = "3号窗口 工号1024",
     complainant: str = "张三 +8613812345678",
     assigned: bool = True,
     extension: str | None = None,
+    photos: int = 0,
 ) -> str:
     """A staff member's case card, as handlers.staff renders it in zh_CN."""
     lines = [
@@ -102,7 +103,13 @@ def card(
         f"投诉对象：{target}",
         f"投诉人：{complainant}",
         "事实经过：窗口工作人员态度生硬，拒绝解释需要补充哪些材料。",
+        "发生时间：2026年11月1日 15:00",
+        "地点：办税服务厅二楼",
+        "诉求：赔礼道歉",
+        "受理渠道：Telegram",
     ]
+    if photos:
+        lines.append(f"照片和文件：{photos} 个")
     if assigned:
         lines += ["主办部门：第一税务分局", "承办人：王科员"]
     lines.append(due)
@@ -213,7 +220,7 @@ async def walk_the_case(people: Office) -> str:
             number,
             "已提交",
             "期限（受理）：2026年11月3日 23:59",
-            kind="服务言行",
+            kind="服务言行 · 服务态度冷漠、生硬",
             assigned=False,
         )
     ]
@@ -316,6 +323,7 @@ async def walk_the_case(people: Office) -> str:
             "办理中",
             "期限（办结）：2026年11月10日 23:59",
             extension="已申请延期：3 个工作日。理由：需要调取窗口录像并约谈当事人。",
+            photos=1,
         )
     ]
     # The approver's notification asks one decision only.
@@ -329,7 +337,7 @@ async def walk_the_case(people: Office) -> str:
     await deployment.delivered()
     assert handler.unread() == [
         "投诉 202611-0001 的延期申请已批准。新的办结期限：2026年11月13日 23:59。\n\n"
-        + card(number, "办理中", "期限（办结）：2026年11月13日 23:59")
+        + card(number, "办理中", "期限（办结）：2026年11月13日 23:59", photos=1)
     ]
     assert citizen.unread() == [
         "投诉 202611-0001 的办理期限已延长至 2026年11月13日 23:59。"
@@ -463,7 +471,7 @@ async def test_a_complaint_about_the_handlers_department_reaches_it_masked(
                 number,
                 "已提交",
                 "期限（受理）：2026年11月3日 23:59",
-                kind="服务言行",
+                kind="服务言行 · 服务态度冷漠、生硬",
                 target=target,
                 complainant=masked,
                 assigned=False,

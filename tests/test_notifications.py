@@ -30,6 +30,10 @@ CARD_SUBMITTED = (
     "About: 3号窗口工作人员\n"
     "Complainant: 张三 +8613812345678\n"
     "Facts: 窗口工作人员态度恶劣，拒绝解释材料要求。\n"
+    "When it happened: Oct 30, 2026, 10:00\n"
+    "Place: 办税服务厅\n"
+    "Request: An apology\n"
+    "Received via: Telegram\n"
     "Due (acceptance): Nov 3, 2026, 23:59"
 )
 
@@ -142,6 +146,10 @@ async def test_assignment_reaches_the_handler_and_the_complainant(db_url: str) -
         "About: 3号窗口工作人员\n"
         "Complainant: 张三 +8613812345678\n"
         "Facts: 窗口工作人员态度恶劣，拒绝解释材料要求。\n"
+        "When it happened: Oct 30, 2026, 10:00\n"
+        "Place: 办税服务厅\n"
+        "Request: An apology\n"
+        "Received via: Telegram\n"
         "Lead department: 不动产登记窗口\n"
         "Handler: Handler Wang\n"
         "Due (resolution): Nov 9, 2026, 23:59"

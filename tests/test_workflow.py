@@ -19,6 +19,7 @@ from models.workflow import (
     CaseFacts,
     InconsistentHistory,
     Refusal,
+    RefusalReason,
     Role,
     State,
     Transition,
@@ -35,7 +36,7 @@ from models.workflow import (
 # S system. Suffix * = must be the complainant who filed it, ! = must be the lead handler,
 # + = must be assigned to the case (lead or co-handler).
 SPEC = """
-submit            | draft>submitted                                        | C* S
+submit            | draft>submitted                                        | C* S I H D V A
 accept            | submitted>accepted                                     | I D V A
 refuse            | submitted>refused                                      | I D V A
 assign            | accepted>assigned reopened>assigned                    | I D V A
@@ -61,6 +62,7 @@ withdraw          | submitted>withdrawn accepted>withdrawn assigned>withdrawn
                     in_progress>withdrawn waiting_for_complainant>withdrawn
                     resolved>withdrawn reopened>withdrawn                  | C*
 archive           | closed>archived refused>archived withdrawn>archived    | A S
+issue_written_reply | resolved= replied= revisit=                          | I H! D V A
 """
 ROLE_LETTERS = {
     "C": Role.COMPLAINANT,
@@ -644,3 +646,25 @@ class ExtensionBookkeeping(RuleBasedStateMachine):
 
 ExtensionBookkeeping.TestCase.settings = settings(max_examples=150, stateful_step_count=40)
 test_extension_bookkeeping = ExtensionBookkeeping.TestCase
+
+
+@pytest.mark.parametrize("role", [Role.SUPERVISOR, Role.SYSTEM])
+def test_a_written_complaint_cannot_close_before_its_written_reply(role: Role) -> None:
+    pending = decide(State.REVISIT, Action.CLOSE, role, CaseFacts(written_reply_pending=True))
+    assert isinstance(pending, Refusal)
+    assert pending.reason_code == RefusalReason.WRITTEN_REPLY_MISSING
+    assert "written reply" in pending.message and "'revisit'" in pending.message
+    issued = decide(State.REVISIT, Action.CLOSE, role, CaseFacts(written_reply_pending=False))
+    assert isinstance(issued, Transition) and issued.to_state == State.CLOSED
+    # Only closing waits for it: a reopen or a dispute does not.
+    reopen = decide(State.REVISIT, Action.REOPEN, role, CaseFacts(written_reply_pending=True))
+    assert isinstance(reopen, Transition)
+
+
+def test_staff_record_a_complaint_for_someone_and_issue_the_written_reply() -> None:
+    recorded = decide(State.DRAFT, Action.SUBMIT, Role.INTAKE_CLERK)
+    assert isinstance(recorded, Transition) and recorded.to_state == State.SUBMITTED
+    issue = decide(State.REPLIED, Action.ISSUE_WRITTEN_REPLY, Role.HANDLER, LEAD)
+    assert isinstance(issue, Transition) and not issue.changes_state
+    not_lead = decide(State.REPLIED, Action.ISSUE_WRITTEN_REPLY, Role.HANDLER, CaseFacts())
+    assert isinstance(not_lead, Refusal) and not_lead.reason_code == "not_lead_handler"
