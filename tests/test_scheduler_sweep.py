@@ -132,32 +132,36 @@ async def test_property_unacknowledged_assignment_escalates_in_minutes(db_url: s
     complaint = await file(profile, local("2026-10-03T22:00"))
     await accept(profile, org, complaint, local("2026-10-03T22:01"))
     await assign(profile, org, complaint, local("2026-10-03T22:04"))
-    # Not acknowledged within the 5-minute dispatch limit: escalated, then once an hour.
+    # R7g: the department makes its handling plan within 1 hour of assignment: reminded 30 min
+    # before, then escalated at 23:04 and once an hour further up.
     await walk(
         profile,
         [
-            (local("2026-10-03T22:09"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
-            (local("2026-10-03T23:09"), {"centre_head": ["escalate"]}),
-            (local("2026-10-04T00:09"), {"supervisor": ["escalate"]}),
+            (local("2026-10-03T22:34"), {"handler": ["remind"]}),
+            (local("2026-10-03T23:04"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+            (local("2026-10-04T00:04"), {"centre_head": ["escalate"]}),
+            (local("2026-10-04T01:04"), {"supervisor": ["escalate"]}),
         ],
     )
     rows = await OutboxMessage.filter(idempotency_key__startswith="escalate:").order_by("id")
     assert [r.next_attempt_at for r in rows] == [
-        local("2026-10-03T22:09"),
-        local("2026-10-03T23:09"),
-        local("2026-10-04T00:09"),
+        local("2026-10-03T23:04"),
+        local("2026-10-04T00:04"),
+        local("2026-10-04T01:04"),
     ]  # 24-hour duty: delivered at once, holiday or not
-    assert all(":acknowledgement:" in r.idempotency_key for r in rows)
-    await acknowledge(profile, org, complaint, local("2026-10-04T00:30"))
+    assert all(":action_plan:" in r.idempotency_key for r in rows)
+    await acknowledge(profile, org, complaint, local("2026-10-04T01:30"))
     stored = await Complaint.get(id=complaint.id)
-    # Only the 24-hour resolution deadline is left: reminded 2 h and 30 min before.
-    assert stored.next_alarm_at == local("2026-10-04T20:01")
+    # A minor complaint is answered within 3 days of acceptance (R7f): due at the close of
+    # 6 October, reminded 2 h and 30 min before (24-hour duty: counted from midnight).
+    due = end_of("2026-10-06")
+    assert datetime.fromisoformat(stored.deadlines["resolution"]["due"]) == due
     await walk(
         profile,
         [
-            (local("2026-10-04T20:01"), {"handler": ["remind"]}),
-            (local("2026-10-04T21:31"), {"handler": ["remind"]}),
-            (local("2026-10-04T22:01"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+            (due - timedelta(hours=2), {"handler": ["remind"]}),
+            (due - timedelta(minutes=30), {"handler": ["remind"]}),
+            (due, {"unit_head": ["escalate"], "handler": ["overdue"]}),
         ],
     )
 
