@@ -200,6 +200,8 @@ def recompute_stage(profile: Profile, complaint: Complaint, stage: str, clock: C
     )
     if new is not None:
         new["reminded"] = entry.get("reminded", [])
+        if "restarted_from" in entry:  # R4: the first start, kept for the record
+            new["restarted_from"] = entry["restarted_from"]
         complaint.deadlines[stage] = new
 
 
