@@ -241,6 +241,14 @@ class Counting(_Model):
     first_contact_from_receipt: bool = False
 
 
+class ConductConsequence(_Model):
+    """What a regulation attaches to the N-th complaint about one staff member in a calendar
+    year (R32). Reported with the counts; never enforced by the product."""
+
+    count: int = Field(ge=1)  # from this many complaints on
+    label: Labels
+
+
 class RuleSource(_Model):
     """Where a rule of the profile comes from: shown by `profiles explain` and docs."""
 
@@ -327,6 +335,7 @@ class Profile(_Model):
     severity_rules: SeverityRules = SeverityRules()
     clock: Counting = Counting()
     sources: list[RuleSource] = []
+    conduct_consequences: list[ConductConsequence] = []
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -343,6 +352,11 @@ class Profile(_Model):
         """Position in `severities` (listed mildest first); -1 for none."""
         ids = self.severity_ids()
         return ids.index(severity) if severity in ids else -1
+
+    def conduct_consequence(self, count: int) -> ConductConsequence | None:
+        """The consequence the regulation attaches to `count` complaints in a year, if any."""
+        reached = [c for c in self.conduct_consequences if c.count <= count]
+        return max(reached, key=lambda c: c.count) if reached else None
 
     def citizen_categories(self) -> list[Category]:
         """The categories a citizen may pick (not the staff-only findings)."""
@@ -735,3 +749,72 @@ def list_profiles(profiles_dir: Path | None = None, *, include_abstract: bool = 
                 pass  # listed so that `profiles check` reports it
         names.append(name)
     return names
+
+
+# -- provenance: rule → seed → config key ------------------------------------------------------
+
+SEED_FILES: dict[str, str] = {
+    "000": "000_2567f4ea824412ab.txt",
+    "001": "001_8d21c4a448113827.txt",
+    "002": "002_93094085b6882c98.txt",
+    "003": "003_dab1bd914f4d2c30.txt",
+    "004": "004_3088d8cc6c892c4f.txt",
+}
+
+
+def explain_rows(profile: Profile) -> list[tuple[str, str, str, str, str]]:
+    """(config key, value, seed file, R-number, the seed's words or our note) per rule source,
+    in file order (inherited first): what `profiles explain` and docs/profiles.md print."""
+    rows = []
+    for source in profile.sources:
+        seed = SEED_FILES.get(source.seed or "", source.seed or "")
+        if source.ours:
+            words = "ours: " + (source.note or "the seed is silent")
+        else:
+            words = source.words or ""
+            if source.note:
+                words = f"{words} ({source.note})" if words else source.note
+        rows.append((source.key, _key_value(profile, source.key), seed, source.regime or "", words))
+    return rows
+
+
+def _key_value(profile: Profile, key: str) -> str:
+    """A short rendering of the configured value a source key names (best effort)."""
+    base, _, selector = key.partition("[")
+    parts = base.split(".")
+    if parts[0] == "deadlines" and len(parts) == 2 and parts[1] in STAGES:
+        rules = getattr(profile.deadlines, parts[1])
+        wanted = selector.rstrip("]")
+        shown = [
+            f"{r.amount} {r.unit}"
+            + "".join(
+                f" {k}={getattr(r, k)}"
+                for k in ("category", "complexity", "severity")
+                if getattr(r, k) is not None
+            )
+            for r in rules
+            if not wanted
+            or "=" not in wanted
+            or wanted.split("=")[1] in (r.category, r.complexity, r.severity)
+        ]
+        return "; ".join(shown)
+    value: Any = profile.model_dump(mode="json")
+    for part in parts:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list):
+            found = next((x for x in value if isinstance(x, dict) and x.get("id") == part), None)
+            if found is None:
+                return ""
+            value = found
+        else:
+            return ""
+    if isinstance(value, dict) and "amount" in value and "unit" in value:
+        return f"{value['amount']} {value['unit']}"
+    if isinstance(value, dict) and "label" in value:
+        return str(value["label"].get("zh_CN", ""))
+    if isinstance(value, list):
+        return ", ".join(str(x.get("id")) if isinstance(x, dict) else str(x) for x in value)[:80]
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, dict))[:80]
+    return str(value)
