@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.app import create_app
-from bot.outbox import DISPATCHER_KEY, Dispatcher
+from bot.outbox import DISPATCHER_KEY, Dispatcher, Sender
 from bot.telegram import TELEGRAM_CHANNEL, TelegramChannel
 from config.settings import Settings
+from handlers.messages import Outgoing
 from models.entities import Channel, OutboxMessage, OutboxStatus
 from tests.fakes.telegram_server import FakeTelegram, JSONDict
 from tests.waiting import WITHIN_SECONDS, eventually
@@ -55,6 +56,24 @@ async def until(condition: Callable[[], bool], within: float = WITHIN_SECONDS) -
     await eventually(condition, within=within, what="background work (polling, dispatching)")
 
 
+class WatchedSender:
+    """A restarted dispatcher's sender that counts the sends under way (request made, answer
+    not yet back), so a test can crash the dispatcher when nothing is on the wire."""
+
+    def __init__(self, inner: Sender) -> None:
+        self.inner = inner
+        self.channel = inner.channel
+        self.limits = inner.limits
+        self.under_way = 0
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        self.under_way += 1
+        try:
+            await self.inner.send(chat_id, message)
+        finally:
+            self.under_way -= 1
+
+
 class Deployment:
     """The product as deployed: one worker with Telegram long polling and the dispatcher."""
 
@@ -77,6 +96,7 @@ class Deployment:
         self._restarted_task: asyncio.Task[None] | None = None
         self._stop_restarted = asyncio.Event()
         self._skew = timedelta()  # how far the restarted dispatcher's clock runs ahead
+        self._restarted_sender: WatchedSender | None = None
 
     @property
     def channel(self) -> TelegramChannel:
@@ -86,6 +106,11 @@ class Deployment:
     def dispatcher(self) -> Dispatcher:
         """The dispatcher sending now: the app's own, or the one started after a crash."""
         return self._restarted or self.app[DISPATCHER_KEY]
+
+    @property
+    def sends_under_way(self) -> int:
+        """Sends the restarted dispatcher has started and not yet seen answered."""
+        return self._restarted_sender.under_way if self._restarted_sender else 0
 
     async def crash_dispatcher(self) -> int:
         """Kill the running dispatcher the way a crash would (its task cancelled mid-run:
@@ -104,8 +129,9 @@ class Deployment:
         # Each restart jumps past the claims of the process before (itself maybe skewed).
         self._skew += timedelta(seconds=self.app[DISPATCHER_KEY].claim_seconds + 1)
         skew = self._skew
+        self._restarted_sender = WatchedSender(self.channel.sender())
         self._restarted = Dispatcher(
-            {Channel.TELEGRAM: self.channel.sender()}, now=lambda: datetime.now(UTC) + skew
+            {Channel.TELEGRAM: self._restarted_sender}, now=lambda: datetime.now(UTC) + skew
         )
         self._restarted_task = asyncio.create_task(
             self._restarted.run_forever(self._stop_restarted), name="outbox-dispatcher-restarted"
