@@ -5,7 +5,7 @@ from json import dumps, loads
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0003_event_complaint_action_index')]
+    dependencies = [('models', '0004_attachment_blob')]
 
     initial = False
 
