@@ -85,6 +85,8 @@ async def test_gov_window_reminders_then_escalation_up_the_chain(db_url: str) ->
             # One working day later each: Sunday 11 Oct does not count.
             (end_of("2026-10-12"), {"centre_head": ["escalate"]}),
             (end_of("2026-10-13"), {"supervisor": ["escalate"]}),
+            # Then the admins: an escalation goes on to them before the chain ends.
+            (end_of("2026-10-14"), {"admin": ["escalate"]}),
         ],
     )
     # Reminders at the office close go out at once; midnight escalations wait for the office
@@ -101,7 +103,7 @@ async def test_gov_window_reminders_then_escalation_up_the_chain(db_url: str) ->
     assert final.next_alarm_at is None  # the chain is exhausted: nothing more to do
     assert await run(local("2026-12-31T12:00"), profile) == {}
     events = await Event.filter(complaint_id=complaint.id, action="escalated").count()
-    assert events == 3
+    assert events == 4
 
 
 async def test_tax_service_escalation_counts_the_adjusted_saturday(db_url: str) -> None:
@@ -204,6 +206,7 @@ async def test_acceptance_is_watched_for_the_intake_desk(db_url: str) -> None:
             (local("2026-10-09T17:00"), {"clerk": ["remind"]}),
             (local("2026-10-10T15:00"), {"clerk": ["remind"]}),
             (end_of("2026-10-10"), {"supervisor": ["escalate"], "clerk": ["overdue"]}),
+            (end_of("2026-10-12"), {"admin": ["escalate"]}),  # then the admins
         ],
     )
     assert await run(end_of("2026-10-30"), profile) == {}
@@ -316,6 +319,9 @@ def test_build_rungs_drops_repeats_and_empty_rungs() -> None:
     assert build_rungs([7], [3, 7, 5], [9, 3]) == [[7], [3], [5], [9]]
     assert build_rungs([], [], []) == [[]]
     assert build_rungs([1, 1], [], [2]) == [[1], [2]]
+    # The only head is the respondent and nobody is supervisor: the admins are the last rung.
+    assert build_rungs([4], [4], [], [8, 9]) == [[4], [8, 9]]
+    assert build_rungs([4], [5], [6], [6, 8]) == [[4], [5], [6], [8]]
 
 
 def test_next_step_prefers_close_then_escalation_then_latest_reminder() -> None:
