@@ -18,6 +18,7 @@ from config.profiles import (
     STAGES,
     Profile,
     ProfileError,
+    explain_rows,
     list_profiles,
     load_profile,
     pick,
@@ -76,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="list, show or check policy profiles",
         description="Inspect and validate the policy profiles (TOML files in config/profiles/).",
     )
-    actions = profiles.add_subparsers(dest="profiles_command", metavar="{list,show,check}")
+    actions = profiles.add_subparsers(dest="profiles_command", metavar="{list,show,check,explain}")
     actions.required = True
 
     listing = actions.add_parser("list", help="list the usable profiles")
@@ -91,6 +92,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     show.add_argument("--json", action="store_true", help="print the merged profile as JSON")
     _common_options(show)
     show.set_defaults(func=run_profiles_show)
+
+    explain = actions.add_parser(
+        "explain", help="each rule of a profile: config key, value, seed file, R-number, words"
+    )
+    explain.add_argument("name", help="profile id or TOML path")
+    explain.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    _common_options(explain)
+    explain.set_defaults(func=run_profiles_explain)
 
     check = actions.add_parser(
         "check", help="validate profiles; exits non-zero and prints the problem if any is invalid"
@@ -231,6 +240,28 @@ def run_profiles_show(args: argparse.Namespace) -> int:
         print(json.dumps(profile.model_dump(mode="json"), ensure_ascii=False, indent=2))
     else:
         print("\n".join(describe_profile(profile, args.lang or get_settings().language)))
+    return 0
+
+
+def run_profiles_explain(args: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(args.name, _profiles_dir(args))
+    except ProfileError as exc:
+        return _fail(str(exc))
+    rows = explain_rows(profile)
+    header = ("config key", "value", "seed file", "regime", "seed words / our choice")
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
+    else:
+        print(f"{profile.id}: {pick(profile.name, 'zh_CN')} — {len(rows)} rules with a source")
+        for key, value, seed, regime, words in rows:
+            print(f"- {key} = {value}")
+            print(f"    {regime or '-'} · {seed or '-'} · {words}")
+    if not rows:
+        print("(no [[sources]] in this profile)")
     return 0
 
 

@@ -58,7 +58,7 @@ from handlers.dialog import (
     render_supplemented,
     render_withdrawn,
 )
-from handlers.i18n import supported, translator
+from handlers.i18n import format_datetime, supported, translator
 from handlers.messages import FileRef, Incoming, Outgoing
 from models.actions import (
     ActionRefused,
@@ -66,6 +66,7 @@ from models.actions import (
     Clock,
     ComplaintNotFound,
     act,
+    complainant_promise,
     submit_complaint,
 )
 from models.entities import (
@@ -291,6 +292,14 @@ class Conversation:
                 )
                 if outcome.status in ("not_open", "already_answered"):
                     return [survey.render_survey_refused(outcome.status, lang)], state
+                told = survey.render_survey_outcome(
+                    outcome.status,
+                    outcome.number or "",
+                    format_datetime(outcome.due, lang, self.tz) if outcome.due else None,
+                    lang,
+                )
+                if told is not None:
+                    turn.replies.insert(0, told)
             else:
                 await add_survey_comment(
                     command.complaint_id, command.comment, complainant_id=person.id, conn=conn
@@ -459,12 +468,10 @@ class Conversation:
             .using_db(conn)
             .update(language=supported(command.language))
         )
+        promise = complainant_promise(complaint)
+        stage, due, provisional = promise if promise is not None else (None, None, False)
         return render_submitted(
-            complaint.number,
-            complaint.next_due_at,
-            complaint.deadline_provisional,
-            supported(command.language),
-            self.tz,
+            complaint.number, due, provisional, supported(command.language), self.tz, stage
         )
 
     async def _link(

@@ -7,7 +7,9 @@ first). A profile may say `extends = "other"`; the files are deep-merged:
 * arrays (of values or of tables) are replaced wholesale by the child's array —
   **except `intake.fields`**, which merges by `id`: a child entry with an existing id is
   deep-merged into the parent's entry (keeping the parent's position), a new id is appended,
-  and an entry with `omit = true` removes the parent's field of that id;
+  a new entry goes at the end, or right after the field named by its `after = "id"`, and an
+  entry with `omit = true` removes the parent's field of that id;
+* `sources` (where each rule comes from) merges by `key` the same way;
 * `abstract = true` is not inherited. An abstract profile (base.toml) only exists to be
   extended: it is validated but not listed and needs no categories.
 
@@ -45,6 +47,7 @@ Stage = Literal[
     "acceptance",
     "dispatch",
     "first_contact",
+    "action_plan",
     "manager_notice",
     "resolution",
     "result_notice",
@@ -69,6 +72,8 @@ ENGINE_FIELDS: dict[str, str] = {
     "phone": "phone",
     "photos": "photos",
 }
+# What a complaint may be about (models.entities.TargetKind); a profile offers a subset.
+TARGET_KINDS: tuple[str, ...] = ("department", "staff", "vehicle", "other")
 # Types that only make sense for the engine field of the same name.
 _SPECIAL_TYPES = {"category", "request_type", "target"}
 
@@ -129,6 +134,9 @@ class Deadlines(_Model):
     acceptance: list[DeadlineRule] = []
     dispatch: list[DeadlineRule] = []
     first_contact: list[DeadlineRule] = []
+    # The assigned department's handling plan (R7g "1小時內組織人員分析…制定處理措施"): runs
+    # from assignment until the handler takes the case up (acknowledge).
+    action_plan: list[DeadlineRule] = []
     manager_notice: list[DeadlineRule] = []
     resolution: list[DeadlineRule] = []
     result_notice: list[DeadlineRule] = []
@@ -157,6 +165,9 @@ class Category(_Model):
     complexity: Literal["simple", "complex"] | None = None
     default_severity: str | None = None
     subcategories: list[SubCategory] = []
+    # A finding staff make at acceptance (e.g. tax 即时办结: raised on the spot, simple, no
+    # investigation), never offered to a citizen filing online.
+    staff_only: bool = False
 
 
 class Severity(_Model):
@@ -169,6 +180,9 @@ class Exclusion(_Model):
     label: Labels  # short: shown as a screening choice
     reason: Labels  # why the matter is out of scope
     guidance: Labels  # where to go instead
+    # An emergency: the guidance (110/119/120) is given at once AND the form goes on as an urgent
+    # case (severity `severity_rules.urgent`), so the duty desk is alerted — nothing is turned away.
+    urgent_case: bool = False
 
 
 class Option(_Model):
@@ -191,6 +205,59 @@ class IntakeField(_Model):
 
 class Intake(_Model):
     fields: list[IntakeField] = []
+
+
+class Acceptance(_Model):
+    """What staff decide per case when they accept it."""
+
+    # Always confirm the category, so staff can record a finding such as 即时办结 (staff_only).
+    ask_category: bool = False
+    ask_severity: bool = False  # always ask, even where the category has a default severity
+    ask_complexity: bool = False  # simple/complex judged per case (R1 "事实清楚、情节简单")
+
+
+class SeverityRules(_Model):
+    """How a case's severity may change after intake."""
+
+    raisable: bool = False  # staff may raise the severity while the case is open
+    upgrade_to: str | None = None  # the severity the automatic upgrades below give
+    # Raised again by the same complainant (same category) within this period of an earlier one.
+    repeat_within: DurationSpec | None = None
+    # Not settled (no result told) this long after submission.
+    unresolved_after: DurationSpec | None = None
+    urgent: str | None = None  # given to a case filed through an `urgent_case` exclusion
+
+
+class Counting(_Model):
+    """How the organisation's regulation counts its periods."""
+
+    # 补正 restarts the count from the day after the material arrives (R4 "从…补正材料的次日起
+    # 计算"), instead of resuming it with the wholly paused days added back.
+    supplement_restarts: bool = False
+    # A calendar-day limit ending on a holiday or rest day ends on the next working day.
+    roll_to_working_day: bool = False
+    # The first contact with the complainant counts from receipt (R7g "24小時內向住戶反饋"),
+    # not from assignment to a handler.
+    first_contact_from_receipt: bool = False
+
+
+class ConductConsequence(_Model):
+    """What a regulation attaches to the N-th complaint about one staff member in a calendar
+    year (R32). Reported with the counts; never enforced by the product."""
+
+    count: int = Field(ge=1)  # from this many complaints on
+    label: Labels
+
+
+class RuleSource(_Model):
+    """Where a rule of the profile comes from: shown by `profiles explain` and docs."""
+
+    key: str = Field(min_length=1, max_length=200)  # the config key, e.g. deadlines.resolution
+    regime: str | None = None  # R-number in REGIMES.md, e.g. "R7g"
+    seed: str | None = None  # seed file number, e.g. "004"
+    words: str | None = None  # the seed's own words
+    ours: bool = False  # the seed is silent or truncated here: our choice
+    note: str | None = None
 
 
 class Extension(_Model):
@@ -279,6 +346,11 @@ class Profile(_Model):
     progress: Progress | None = None
     reply: Reply = Reply()
     callbacks: Callbacks = Callbacks()
+    acceptance: Acceptance = Acceptance()
+    severity_rules: SeverityRules = SeverityRules()
+    clock: Counting = Counting()
+    sources: list[RuleSource] = []
+    conduct_consequences: list[ConductConsequence] = []
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -290,6 +362,20 @@ class Profile(_Model):
 
     def severity_ids(self) -> list[str]:
         return [s.id for s in self.severities]
+
+    def severity_rank(self, severity: str | None) -> int:
+        """Position in `severities` (listed mildest first); -1 for none."""
+        ids = self.severity_ids()
+        return ids.index(severity) if severity in ids else -1
+
+    def conduct_consequence(self, count: int) -> ConductConsequence | None:
+        """The consequence the regulation attaches to `count` complaints in a year, if any."""
+        reached = [c for c in self.conduct_consequences if c.count <= count]
+        return max(reached, key=lambda c: c.count) if reached else None
+
+    def citizen_categories(self) -> list[Category]:
+        """The categories a citizen may pick (not the staff-only findings)."""
+        return [c for c in self.categories if not c.staff_only]
 
     def field(self, field_id: str) -> IntakeField:
         for item in self.intake.fields:
@@ -304,18 +390,22 @@ class Profile(_Model):
         )
 
     def deadline_for(
-        self, stage: str, category: str | None = None, severity: str | None = None
+        self,
+        stage: str,
+        category: str | None = None,
+        severity: str | None = None,
+        complexity: str | None = None,
     ) -> Duration:
         """The time limit for `stage`, choosing the most specific matching rule.
 
-        A category's `default_severity` stands in when `severity` is None.
+        A category's `default_severity` stands in when `severity` is None, its `complexity`
+        when `complexity` (judged per case at acceptance) is None.
         """
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-        complexity = None
         if category is not None:
             found = self.category(category)
-            complexity = found.complexity
+            complexity = complexity or found.complexity
             if severity is None:
                 severity = found.default_severity
         if severity is not None and severity not in self.severity_ids():
@@ -439,6 +529,17 @@ def _cross_check(profile: Profile) -> list[tuple[str, str]]:
                 )
             selectors.setdefault(key, i)
     problems += _check_intake(profile)
+    rules = profile.severity_rules
+    for key in ("upgrade_to", "urgent"):
+        value = getattr(rules, key)
+        if value is not None and value not in severities:
+            problems.append((f"severity_rules.{key}", f"unknown severity {value!r}"))
+    if (rules.repeat_within or rules.unresolved_after) and rules.upgrade_to is None:
+        problems.append(("severity_rules.upgrade_to", "automatic upgrades need a target severity"))
+    if any(e.urgent_case for e in profile.exclusions) and rules.urgent is None:
+        problems.append(("severity_rules.urgent", "an urgent_case exclusion needs it"))
+    if (profile.acceptance.ask_severity or rules.raisable) and not profile.severities:
+        problems.append(("severities", "severity is asked or raisable, but none are defined"))
     if profile.revisit is not None:
         bands = profile.revisit.satisfaction
         ranges = [bands.unsatisfied, bands.neutral, bands.satisfied]
@@ -475,8 +576,17 @@ def _check_intake(profile: Profile) -> list[tuple[str, str]]:
             )
         if item.type in ("choice", "request_type") and not item.options:
             problems.append((f"{where}.options", f"a {item.type} field needs options"))
-        if item.options and item.type not in ("choice", "request_type"):
+        if item.options and item.type not in ("choice", "request_type", "target"):
             problems.append((f"{where}.options", f"a {item.type} field takes no options"))
+        if item.type == "target":
+            for k, option in enumerate(item.options or []):
+                if option.id not in TARGET_KINDS:
+                    problems.append(
+                        (
+                            f"{where}.options[{k}].id",
+                            f"a target kind is one of {', '.join(TARGET_KINDS)}",
+                        )
+                    )
         if item.options:
             problems += _duplicates(item.options, f"{where}.options")
         if item.min_length is not None and item.max_length is not None:
@@ -534,17 +644,21 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ProfileError(path, [("", f"cannot read: {exc.strerror}")]) from exc
 
 
-def _merge_fields(parent: list[Any], child: list[Any]) -> list[Any]:
-    if not all(isinstance(x, dict) and "id" in x for x in [*parent, *child]):
+def _merge_fields(parent: list[Any], child: list[Any], key: str = "id") -> list[Any]:
+    if not all(isinstance(x, dict) and key in x for x in [*parent, *child]):
         return copy.deepcopy(child)  # malformed: let validation report it on the child's list
     merged = [copy.deepcopy(x) for x in parent]
-    positions = {item["id"]: i for i, item in enumerate(merged)}
+    positions = {item[key]: i for i, item in enumerate(merged)}
     for item in child:
-        if item["id"] in positions:
-            merged[positions[item["id"]]] = deep_merge(merged[positions[item["id"]]], item)
-        else:
-            positions[item["id"]] = len(merged)
-            merged.append(copy.deepcopy(item))
+        if item[key] in positions:
+            merged[positions[item[key]]] = deep_merge(merged[positions[item[key]]], item)
+            continue
+        new = copy.deepcopy(item)
+        anchor = new.pop("after", None)
+        ids = [x[key] for x in merged]
+        at = ids.index(anchor) + 1 if anchor in ids else len(merged)
+        merged.insert(at, new)
+        positions = {x[key]: i for i, x in enumerate(merged)}
     return [x for x in merged if not x.pop("omit", False)]
 
 
@@ -561,6 +675,8 @@ def deep_merge(parent: dict[str, Any], child: dict[str, Any], _path: str = "") -
             and isinstance(result.get(key), list)
         ):
             result[key] = _merge_fields(result[key], value)
+        elif path == "sources" and isinstance(value, list) and isinstance(result.get(key), list):
+            result[key] = _merge_fields(result[key], value, "key")
         else:
             result[key] = copy.deepcopy(value)
     return result
@@ -648,3 +764,72 @@ def list_profiles(profiles_dir: Path | None = None, *, include_abstract: bool = 
                 pass  # listed so that `profiles check` reports it
         names.append(name)
     return names
+
+
+# -- provenance: rule → seed → config key ------------------------------------------------------
+
+SEED_FILES: dict[str, str] = {
+    "000": "000_2567f4ea824412ab.txt",
+    "001": "001_8d21c4a448113827.txt",
+    "002": "002_93094085b6882c98.txt",
+    "003": "003_dab1bd914f4d2c30.txt",
+    "004": "004_3088d8cc6c892c4f.txt",
+}
+
+
+def explain_rows(profile: Profile) -> list[tuple[str, str, str, str, str]]:
+    """(config key, value, seed file, R-number, the seed's words or our note) per rule source,
+    in file order (inherited first): what `profiles explain` and docs/profiles.md print."""
+    rows = []
+    for source in profile.sources:
+        seed = SEED_FILES.get(source.seed or "", source.seed or "")
+        if source.ours:
+            words = "ours: " + (source.note or "the seed is silent")
+        else:
+            words = source.words or ""
+            if source.note:
+                words = f"{words} ({source.note})" if words else source.note
+        rows.append((source.key, _key_value(profile, source.key), seed, source.regime or "", words))
+    return rows
+
+
+def _key_value(profile: Profile, key: str) -> str:
+    """A short rendering of the configured value a source key names (best effort)."""
+    base, _, selector = key.partition("[")
+    parts = base.split(".")
+    if parts[0] == "deadlines" and len(parts) == 2 and parts[1] in STAGES:
+        rules = getattr(profile.deadlines, parts[1])
+        wanted = selector.rstrip("]")
+        shown = [
+            f"{r.amount} {r.unit}"
+            + "".join(
+                f" {k}={getattr(r, k)}"
+                for k in ("category", "complexity", "severity")
+                if getattr(r, k) is not None
+            )
+            for r in rules
+            if not wanted
+            or "=" not in wanted
+            or wanted.split("=")[1] in (r.category, r.complexity, r.severity)
+        ]
+        return "; ".join(shown)
+    value: Any = profile.model_dump(mode="json")
+    for part in parts:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list):
+            found = next((x for x in value if isinstance(x, dict) and x.get("id") == part), None)
+            if found is None:
+                return ""
+            value = found
+        else:
+            return ""
+    if isinstance(value, dict) and "amount" in value and "unit" in value:
+        return f"{value['amount']} {value['unit']}"
+    if isinstance(value, dict) and "label" in value:
+        return str(value["label"].get("zh_CN", ""))
+    if isinstance(value, list):
+        return ", ".join(str(x.get("id")) if isinstance(x, dict) else str(x) for x in value)[:80]
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, dict))[:80]
+    return str(value)

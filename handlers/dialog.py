@@ -331,16 +331,33 @@ def render_menu(lang: str) -> list[Outgoing]:
 
 
 def render_submitted(
-    number: str, due: datetime | None, provisional: bool, lang: str, tz: ZoneInfo
+    number: str,
+    due: datetime | None,
+    provisional: bool,
+    lang: str,
+    tz: ZoneInfo,
+    stage: str | None = "acceptance",
 ) -> list[Outgoing]:
-    """After SubmitComplaint: the number, what happens next and by which date."""
+    """After SubmitComplaint: the number, what happens next and what is due by which date.
+
+    `stage` names the promise `due` belongs to (models.actions.complainant_promise): the answer
+    whether it is accepted, or the first contact with the complainant. Internal targets (a
+    5-minute dispatch) are never presented as an answer.
+    """
     _ = translator(lang)
     parts = [_("Your complaint has been filed. Its number is {number}.").format(number=number)]
-    if due is not None:
-        answer = _(
-            "Next, we check that it is within our remit and pass it to the department in "
-            "charge. You will hear from us by {when}."
-        ).format(when=format_datetime(due, lang, tz))
+    if due is not None and stage in ("acceptance", "first_contact"):
+        when = format_datetime(due, lang, tz)
+        if stage == "acceptance":
+            answer = _(
+                "Next, we check that it is within our remit. We will tell you by {when} "
+                "whether it is accepted."
+            ).format(when=when)
+        else:
+            answer = _(
+                "The staff on duty have been told. We will contact you by {when} about how "
+                "it is being handled."
+            ).format(when=when)
         if provisional:
             answer = append_note(
                 answer,

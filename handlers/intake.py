@@ -281,9 +281,26 @@ def handle_screening(turn: Turn) -> None:
     if picked and picked.startswith(EXCLUSION):
         exclusion_id = picked.removeprefix(EXCLUSION)
         exclusion = next(e for e in _exclusions(turn.profile) if str(_get(e, "id")) == exclusion_id)
-        _refuse_out_of_scope(turn, exclusion)
+        if _get(exclusion, "urgent_case"):
+            _urgent_case(turn, exclusion)
+        else:
+            _refuse_out_of_scope(turn, exclusion)
         return
     prompt_screening(turn, _not_a_choice(turn))
+
+
+def _urgent_case(turn: Turn, exclusion: Any) -> None:
+    """An emergency: the emergency numbers at once, then the form goes on as an urgent case, so
+    the duty desk is alerted (the profile rates it `severity_rules.urgent`)."""
+    _ = turn._
+    guidance = pick_label(_get(exclusion, "guidance"), turn.lang)
+    turn.state.answers["urgent"] = str(_get(exclusion, "id"))
+    first = _("If anyone is in danger, act now: {guidance}").format(guidance=guidance)
+    then = _(
+        "We also take it as an urgent complaint: answer the next questions briefly and the "
+        "duty staff are alerted as soon as you submit."
+    )
+    _begin_form(turn, _join(first, then))
 
 
 def _refuse_out_of_scope(turn: Turn, exclusion: Any) -> None:
@@ -332,6 +349,8 @@ def _options(turn: Turn, step: Step) -> list[Choice]:
             return [
                 Choice(OPTION + str(_get(c, "id")), pick_label(_get(c, "label"), turn.lang))
                 for c in turn.profile.categories
+                # a staff finding (e.g. 即时办结) is not a citizen's pick
+                if not _get(c, "staff_only")
             ]
         case "subcategory":
             category = _category(turn.profile, answers.get("category"))

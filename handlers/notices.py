@@ -23,8 +23,9 @@ class Milestone:
 
     action: str
     number: str
-    due: datetime | None = None  # the answer deadline now running
+    due: datetime | None = None  # the handling (resolution) deadline now running
     provisional: bool = False
+    contact_due: datetime | None = None  # the first contact owed to the complainant
     department: str | None = None  # assigned to
     question: str | None = None  # material requested
     reply_text: str | None = None  # the result
@@ -62,10 +63,19 @@ def render_milestone(milestone: Milestone, lang: str, tz: ZoneInfo) -> Outgoing 
     number, action = milestone.number, milestone.action
     if action == Action.ACCEPT:
         text = _("Your complaint {number} has been accepted.").format(number=number)
+        if milestone.contact_due is not None:
+            text = append_note(
+                text,
+                _("We will contact you by {when} about how it is being handled.").format(
+                    when=format_datetime(milestone.contact_due, lang, tz)
+                ),
+            )
         if milestone.due is not None:
             text = append_note(
                 text,
-                _("We will answer by {when}.").format(when=_when(milestone, lang, tz)),
+                _("It is to be handled by {when}; we will then tell you the result.").format(
+                    when=_when(milestone, lang, tz)
+                ),
             )
     elif action == Action.REFUSE:
         text = _("We cannot accept complaint {number}.").format(number=number)

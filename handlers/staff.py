@@ -64,8 +64,11 @@ BUTTON_ACTIONS: tuple[Action, ...] = (
     Action.APPROVE_EXTENSION,
     Action.DENY_EXTENSION,
     Action.ADD_NOTE,
+    Action.SET_SEVERITY,
     Action.RESOLVE,
     Action.HAND_BACK,
+    Action.CLOSE,  # supervisors, after a revisit (e.g. an unsatisfied survey's)
+    Action.REOPEN,
 )
 
 ACTION_LABELS: Mapping[str, str] = {
@@ -81,10 +84,13 @@ ACTION_LABELS: Mapping[str, str] = {
     Action.APPROVE_EXTENSION: N_("Approve extension"),
     Action.DENY_EXTENSION: N_("Deny extension"),
     Action.ADD_NOTE: N_("Add note"),
+    Action.SET_SEVERITY: N_("Raise severity"),
     Action.RESOLVE: N_("Resolve"),
     Action.HAND_BACK: N_("Hand back"),
     Action.NOTIFY_RESULT: N_("Tell the result"),
     Action.ISSUE_WRITTEN_REPLY: N_("Issue the written reply"),
+    Action.CLOSE: N_("Close the case"),
+    Action.REOPEN: N_("Reopen for re-investigation"),
 }
 
 STATE_LABELS: Mapping[str, str] = {
@@ -108,6 +114,7 @@ STAGE_LABELS: Mapping[str, str] = {
     "acceptance": N_("acceptance"),
     "dispatch": N_("dispatch"),
     "first_contact": N_("first contact"),
+    "action_plan": N_("handling plan"),
     "manager_notice": N_("manager notice"),
     "resolution": N_("resolution"),
     "result_notice": N_("result notice"),
@@ -135,6 +142,7 @@ REFUSAL_TEXTS: Mapping[str, str] = {
     "written_reply_missing": N_(
         "a written complaint cannot be closed before its written reply is issued."
     ),
+    "severity_fixed": N_("this profile does not let staff raise the severity."),
     STALE: N_("this button is out of date: the case has moved on since it was sent."),
     "not_found": N_("the complaint no longer exists."),
     "invalid": N_("the input was not accepted ({detail})."),
@@ -175,6 +183,9 @@ HEADLINES: Mapping[str, str] = {
     ),
     Action.DENY_EXTENSION: N_("The extension for complaint {number} was denied."),
     Action.HAND_BACK: N_("Complaint {number} has been handed back for dispatch. Reason: {reason}"),
+    Action.SET_SEVERITY: N_(
+        "Complaint {number} has been rated more serious; its deadlines are recounted."
+    ),
     Action.REOPEN: N_("Complaint {number} has been reopened for re-investigation."),
     Action.DISPUTE: N_(
         "The complainant disputes the result of complaint {number}; it is reopened."
@@ -773,16 +784,33 @@ def _ask_severity(turn: _Turn) -> None:
     turn.say(turn._("Choose the severity:"), [*_severity_choices(turn), turn.cancel_choice()])
 
 
-def _start_accept(turn: _Turn) -> None:
+def _acceptance_policy(turn: _Turn) -> Any:
+    return getattr(turn.ctx.profile, "acceptance", None)
+
+
+def _accept_next(turn: _Turn) -> None:
+    """Ask what acceptance still needs (category, severity, complexity), then accept."""
     card = turn.ctx.case
     assert card is not None
-    if card.category is None and turn.ctx.profile.categories:
-        _ask_category(turn)
-    elif card.severity is None and turn.ctx.profile.severities:
-        _ask_severity(turn)
-    else:
-        turn.act(Action.ACCEPT, {})
-        turn.go(None)
+    profile, payload = turn.ctx.profile, turn.state.scratch["payload"]
+    policy = _acceptance_policy(turn)
+    if "category" not in payload and profile.categories:
+        if card.category is None or getattr(policy, "ask_category", False):
+            _ask_category(turn)
+            return
+    if "severity" not in payload and profile.severities:
+        if card.severity is None or getattr(policy, "ask_severity", False):
+            _ask_severity(turn)
+            return
+    if "complexity" not in payload and getattr(policy, "ask_complexity", False):
+        _ask_complexity(turn)
+        return
+    turn.act(Action.ACCEPT, payload)
+    turn.go(None)
+
+
+def _start_accept(turn: _Turn) -> None:
+    _accept_next(turn)
 
 
 def _on_category(turn: _Turn) -> None:
@@ -791,12 +819,7 @@ def _on_category(turn: _Turn) -> None:
         _ask_category(turn)
         return
     turn.state.scratch["payload"]["category"] = picked.removeprefix(PICK)
-    card = turn.ctx.case
-    if card is not None and card.severity is None and turn.ctx.profile.severities:
-        _ask_severity(turn)
-        return
-    turn.act(Action.ACCEPT, turn.state.scratch["payload"])
-    turn.go(None)
+    _accept_next(turn)
 
 
 def _on_severity(turn: _Turn) -> None:
@@ -805,8 +828,57 @@ def _on_severity(turn: _Turn) -> None:
         _ask_severity(turn)
         return
     turn.state.scratch["payload"]["severity"] = picked.removeprefix(PICK)
-    turn.act(Action.ACCEPT, turn.state.scratch["payload"])
-    turn.go(None)
+    if turn.state.scratch.get("action") == str(Action.SET_SEVERITY):
+        turn.act(Action.SET_SEVERITY, turn.state.scratch["payload"])
+        turn.go(None)
+        return
+    _accept_next(turn)
+
+
+COMPLEXITIES: Mapping[str, str] = {
+    "simple": N_("Simple: facts clear, little to investigate"),
+    "complex": N_("Complex: needs investigation"),
+}
+
+
+def _complexity_choices(turn: _Turn) -> list[Choice]:
+    return [Choice(PICK + key, turn._(label)) for key, label in COMPLEXITIES.items()]
+
+
+def _ask_complexity(turn: _Turn) -> None:
+    turn.go("complexity")
+    turn.say(
+        turn._("Is the matter simple or complex? It decides the handling time limit."),
+        [*_complexity_choices(turn), turn.cancel_choice()],
+    )
+
+
+def _on_complexity(turn: _Turn) -> None:
+    picked = turn.picked(_complexity_choices(turn))
+    if picked is None:
+        _ask_complexity(turn)
+        return
+    turn.state.scratch["payload"]["complexity"] = picked.removeprefix(PICK)
+    _accept_next(turn)
+
+
+def _start_set_severity(turn: _Turn) -> None:
+    """Raise the severity of an open case (R7g: a complaint may prove 重大 at any time)."""
+    card = turn.ctx.case
+    assert card is not None
+    profile = turn.ctx.profile
+    rank = profile.severity_rank(card.severity)
+    higher = [
+        Choice(PICK + s.id, profile.label("severity", s.id, turn.lang))
+        for s in profile.severities
+        if profile.severity_rank(s.id) > rank
+    ]
+    if not higher:
+        turn.say(turn._("The case already has the highest severity."))
+        turn.go(None)
+        return
+    turn.go("severity")
+    turn.say(turn._("Raise the severity to:"), [*higher, turn.cancel_choice()])
 
 
 def _exclusion_choices(turn: _Turn) -> list[Choice]:
@@ -1172,6 +1244,7 @@ def _on_extension_amount(turn: _Turn) -> None:
 
 _FIRST_STEP: Mapping[Action, Step] = {
     Action.ACCEPT: _start_accept,
+    Action.SET_SEVERITY: _start_set_severity,
     Action.REFUSE: _start_refuse,
     Action.ASSIGN: _start_assign,
     Action.TRANSFER: _start_transfer,
@@ -1186,6 +1259,7 @@ _FIRST_STEP: Mapping[Action, Step] = {
 _STEPS: Mapping[str, Step] = {
     "category": _on_category,
     "severity": _on_severity,
+    "complexity": _on_complexity,
     "refuse_reason": _on_refuse_reason,
     "refuse_text": _on_refuse_text,
     "refuse_guidance": _on_refuse_guidance,

@@ -71,6 +71,26 @@ _TEXTS: dict[str, dict[str, str]] = {
         "zh_TW": "您已評價過，謝謝！",
         "en": "You have already answered this survey. Thank you!",
     },
+    # After an unsatisfied answer: what happens next (R19: "很抱歉…服务质量监督员将在7天内给您
+    # 回访").
+    "reopened": {
+        "zh_CN": "很抱歉未能让您满意。您的投诉 {number} 已重新开启，将重新调查核实，"
+        "处理结果会在这里告知您。",
+        "zh_TW": "很抱歉未能讓您滿意。您的投訴 {number} 已重新開啟，將重新調查核實，"
+        "處理結果會在這裡告知您。",
+        "en": (
+            "We are sorry the result did not satisfy you. Complaint {number} has been reopened "
+            "for re-investigation; you will hear the result here."
+        ),
+    },
+    "supervisor_revisit": {
+        "zh_CN": "很抱歉未能让您满意。服务质量监督员将在 {due} 前给您回访，了解您的意见。",
+        "zh_TW": "很抱歉未能讓您滿意。服務品質監督員將在 {due} 前給您回訪，了解您的意見。",
+        "en": (
+            "We are sorry the result did not satisfy you. A service quality supervisor will "
+            "call you back by {due} to hear your views."
+        ),
+    },
     "comment_too_long": {
         "zh_CN": "意见过长，请控制在 {limit} 字以内。",
         "zh_TW": "意見過長，請控制在 {limit} 字以內。",
@@ -191,6 +211,16 @@ def render_survey_refused(status: str, lang: str) -> Outgoing:
     turn's replies and does not wait for a comment."""
     key = "already_answered" if status == "already_answered" else "not_open"
     return Outgoing(_t(key, lang), remove_keyboard=True)
+
+
+def render_survey_outcome(status: str, number: str, due: str | None, lang: str) -> Outgoing | None:
+    """What happens next after an unsatisfied answer (`record_survey_answer`'s status), or None
+    when the answer closed the case (the thanks already say it)."""
+    if status == "reopened":
+        return Outgoing(_t("reopened", lang, number=number))
+    if status == "supervisor_revisit":
+        return Outgoing(_t("supervisor_revisit", lang, number=number, due=due or ""))
+    return None
 
 
 def handle_survey_comment(complaint_id: int, text: str, lang: str) -> SurveyTurn:

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from config.profiles import Profile
+from config.profiles import ENGINE_FIELDS, Profile
+from models.actions_rules import severity_raisable
 from models.entities import (
     Attachment,
     Channel,
@@ -44,9 +45,9 @@ from scheduler.deadlines import Duration, Pause, compute_due
 # Which stage deadlines run while a complaint is in a state. The first listed stage the profile
 # defines is the one the sweep watches (`next_due_at`).
 ACTIVE_STAGES: dict[State, tuple[str, ...]] = {
-    State.SUBMITTED: ("acceptance", "dispatch"),
-    State.ACCEPTED: ("dispatch", "resolution"),
-    State.ASSIGNED: ("first_contact", "resolution"),
+    State.SUBMITTED: ("acceptance", "dispatch", "first_contact"),
+    State.ACCEPTED: ("dispatch", "first_contact", "resolution"),
+    State.ASSIGNED: ("first_contact", "action_plan", "resolution"),
     State.IN_PROGRESS: ("resolution",),
     State.REOPENED: ("resolution",),
     State.RESOLVED: ("result_notice",),
@@ -59,7 +60,7 @@ ACTIVE_STAGES: dict[State, tuple[str, ...]] = {
 STAGE_STARTS: dict[State, tuple[str, ...]] = {
     State.SUBMITTED: ("acceptance", "dispatch", "manager_notice"),
     State.ACCEPTED: ("resolution", "manager_notice"),
-    State.ASSIGNED: ("first_contact",),
+    State.ASSIGNED: ("first_contact", "action_plan"),
     State.REOPENED: ("resolution",),
     State.RESOLVED: ("result_notice",),
     State.REPLIED: ("revisit",),
@@ -151,7 +152,9 @@ def stage_deadline(
 ) -> dict[str, Any] | None:
     """The stored form of one stage deadline, or None when the profile sets none for it."""
     try:
-        duration = profile.deadline_for(stage, complaint.category, complaint.severity)
+        duration = profile.deadline_for(
+            stage, complaint.category, complaint.severity, complaint.complexity
+        )
     except (LookupError, ValueError):
         return None
     result = compute_due(
@@ -162,6 +165,7 @@ def stage_deadline(
         office_hours=profile.clock_office_hours(),
         pauses=pauses or (),
         extension=extension,
+        roll_to_working_day=profile.clock.roll_to_working_day,
     )
     entry: dict[str, Any] = {
         "start": _iso(start),
@@ -196,7 +200,24 @@ def recompute_stage(profile: Profile, complaint: Complaint, stage: str, clock: C
     )
     if new is not None:
         new["reminded"] = entry.get("reminded", [])
+        if "restarted_from" in entry:  # R4: the first start, kept for the record
+            new["restarted_from"] = entry["restarted_from"]
         complaint.deadlines[stage] = new
+
+
+# What the complainant is promised on submission, in this order: the answer whether it is
+# accepted, else the first contact (property: feedback within 24 h). Dispatch and the manager
+# notice are internal targets, never presented as an answer.
+PROMISE_STAGES = ("acceptance", "first_contact")
+
+
+def complainant_promise(complaint: Complaint) -> tuple[str, datetime, bool] | None:
+    """(stage, due, provisional) of what the complainant is owed first, or None."""
+    for stage in PROMISE_STAGES:
+        entry = (complaint.deadlines or {}).get(stage)
+        if entry and not entry.get("done"):
+            return stage, _parse(entry["due"]), bool(entry.get("provisional"))
+    return None
 
 
 def refresh_next_due(complaint: Complaint) -> None:
@@ -227,9 +248,18 @@ ONCE_STAGES = frozenset({"manager_notice"})
 
 
 def start_stages(profile: Profile, complaint: Complaint, state: State, clock: Clock) -> None:
-    for stage in STAGE_STARTS.get(state, ()):
+    stages = STAGE_STARTS.get(state, ())
+    if state == State.SUBMITTED and profile.clock.first_contact_from_receipt:
+        stages = (*stages, "first_contact")
+    for stage in stages:
         if stage in ONCE_STAGES and stage in complaint.deadlines:
             continue
+        if (
+            stage == "first_contact"
+            and profile.clock.first_contact_from_receipt
+            and stage in complaint.deadlines
+        ):
+            continue  # counted from receipt; assignment does not restart it
         entry = stage_deadline(profile, stage, complaint, clock.now, clock)
         if entry is not None:
             complaint.deadlines[stage] = entry
@@ -366,6 +396,11 @@ async def submit_complaint(
             complaint.severity = profile.category(complaint.category).default_severity
         except KeyError:
             complaint.category = None
+    complaint.intake_extra = intake_extra(profile, answers)
+    upgrade = await severity_at_submission(profile, complaint, person, answers, clock, conn)
+    if upgrade is not None:
+        complaint.severity = upgrade
+        complaint.intake_extra["severity_upgrade"] = upgrade_reason(profile, answers)
     start_stages(profile, complaint, State.SUBMITTED, clock)
     refresh_next_due(complaint)
     await link_target(complaint, conn)  # before notifications, so the cards mask for the target
@@ -392,6 +427,62 @@ async def submit_complaint(
     )
     await emit_notifications(complaint, transition, actor, clock, profile, conn, event=event)
     return complaint
+
+
+def intake_extra(profile: Profile, answers: dict[str, Any]) -> dict[str, Any]:
+    """The answers to the profile's own fields (not the engine's columns), kept on the case."""
+    engine = set(ENGINE_FIELDS)
+    extra: dict[str, Any] = {
+        f.id: answers[f.id]
+        for f in profile.intake.fields
+        if f.id not in engine and answers.get(f.id) not in (None, "")
+    }
+    request = answers.get("request_type")
+    if request and request not in RequestType.__members__.values():
+        extra["request_option"] = request  # a profile's own option (e.g. 尽快办结我的事项)
+    if answers.get("urgent"):
+        extra["urgent"] = answers["urgent"]  # the emergency exclusion it came through
+    return extra
+
+
+def upgrade_reason(profile: Profile, answers: dict[str, Any]) -> str:
+    return "urgent" if answers.get("urgent") else "repeat"
+
+
+async def severity_at_submission(
+    profile: Profile,
+    complaint: Complaint,
+    person: Complainant,
+    answers: dict[str, Any],
+    clock: Clock,
+    conn: BaseDBAsyncClient,
+) -> str | None:
+    """The severity a new complaint gets by the profile's own rules, or None to keep it.
+
+    An emergency (urgent exclusion) is urgent; the same complainant raising the same category
+    again within `repeat_within` of an earlier complaint is upgraded (R7g 多次提出而得不到解決).
+    """
+    rules = profile.severity_rules
+    if answers.get("urgent") and rules.urgent is not None:
+        return rules.urgent
+    if rules.repeat_within is None or rules.upgrade_to is None or complaint.anonymous:
+        return None
+    earlier = (
+        await Complaint.filter(
+            complainant_id=person.id, profile=profile.id, category=complaint.category
+        )
+        .exclude(state__in=[State.REFUSED, State.WITHDRAWN])
+        .using_db(conn)
+        .values_list("submitted_at", flat=True)
+    )
+    window = rules.repeat_within.to_duration()
+    for submitted in earlier:
+        if submitted is None:
+            continue
+        reach = compute_due(submitted, window, clock.calendar, clock.tz).due
+        if reach >= clock.now:
+            return rules.upgrade_to
+    return None
 
 
 # -- transitions -------------------------------------------------------------------------
@@ -430,6 +521,7 @@ async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> Ca
         extensions_used=complaint.extensions_used,
         max_extensions=max_ext,
         written_reply_pending=written_reply_pending(complaint, profile),
+        severity_raisable=severity_raisable(profile, complaint),
     )
 
 
@@ -501,6 +593,19 @@ async def _apply_effects(
             if payload["severity"] not in profile.severity_ids():
                 raise KeyError(f"profile {profile.id!r} has no severity {payload['severity']!r}")
             complaint.severity = payload["severity"]
+        if payload.get("complexity"):
+            if payload["complexity"] not in ("simple", "complex"):
+                raise ValueError(f"complexity is simple or complex, not {payload['complexity']!r}")
+            complaint.complexity = payload["complexity"]
+    if action == Action.SET_SEVERITY:
+        extra["previous_severity"] = complaint.severity
+        apply_severity(
+            profile,
+            complaint,
+            payload.get("severity"),
+            clock,
+            automatic=actor.role == Role.SYSTEM,
+        )
     if action in (Action.ASSIGN, Action.TRANSFER) and payload.get("department_id") is not None:
         complaint.lead_department_id = int(payload["department_id"])  # type: ignore[attr-defined]
         complaint.handler_id = payload.get("handler_id")  # type: ignore[attr-defined]
@@ -544,9 +649,17 @@ async def _apply_effects(
         pause = Pause(complaint.paused_at, clock.now)
         for stage in ACTIVE_STAGES.get(transition.to_state, ()):
             entry = complaint.deadlines.get(stage)
-            if entry is not None:
+            if entry is None:
+                continue
+            if profile.clock.supplement_restarts and action == Action.SUPPLEMENT:
+                # R4: the count starts again from the day after the material arrived (the day
+                # of arrival, like a day of receipt, is not counted).
+                entry["restarted_from"] = entry["start"]
+                entry["start"] = _iso(clock.now)
+                entry.pop("pauses", None)
+            else:
                 entry.setdefault("pauses", []).append([_iso(pause.start), _iso(pause.end)])
-                recompute_stage(profile, complaint, stage, clock)
+            recompute_stage(profile, complaint, stage, clock)
         complaint.paused_at = None
     if Effect.COMPUTE_DEADLINES in effects or transition.changes_state:
         for stage in ACTIVE_STAGES.get(transition.from_state, ()):
@@ -560,6 +673,39 @@ async def _apply_effects(
     if transition.to_state == State.CLOSED:
         complaint.closed_at = clock.now
     return extra
+
+
+def apply_severity(
+    profile: Profile,
+    complaint: Complaint,
+    severity: str | None,
+    clock: Clock,
+    *,
+    automatic: bool = False,
+) -> None:
+    """Rate or raise `complaint`'s severity and recount what depends on it.
+
+    `automatic`: one of the profile's own upgrade rules, which apply even where staff may not
+    change the rating. Raises ValueError when the profile does not let severity change, or when
+    `severity` would lower an existing rating (the seeds only ever upgrade: R7g 重大).
+    Running stage deadlines are recounted from their own start under the new rating; a stage the
+    new rating adds (the major complaint's manager notice) starts now.
+    """
+    if severity not in profile.severity_ids():
+        raise KeyError(f"profile {profile.id!r} has no severity {severity!r}")
+    if complaint.severity is not None and not (profile.severity_rules.raisable or automatic):
+        raise ValueError(f"profile {profile.id!r} does not let the severity change once rated")
+    if profile.severity_rank(severity) < profile.severity_rank(complaint.severity):
+        raise ValueError("the severity may be raised, not lowered")
+    complaint.severity = severity
+    for stage, entry in list(complaint.deadlines.items()):
+        if isinstance(entry, dict) and not entry.get("done"):
+            recompute_stage(profile, complaint, stage, clock)
+    for stage in ONCE_STAGES:
+        if stage not in complaint.deadlines:
+            entry = stage_deadline(profile, stage, complaint, clock.now, clock)
+            if entry is not None:
+                complaint.deadlines[stage] = entry
 
 
 def _extension_unit(profile: Profile) -> str:

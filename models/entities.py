@@ -139,6 +139,11 @@ class Complaint(Model):
     category = fields.CharField(max_length=64, null=True)
     subcategory = fields.CharField(max_length=64, null=True)
     severity = fields.CharField(max_length=32, null=True)
+    # simple/complex judged per case at acceptance; None: the category's complexity applies
+    complexity = fields.CharField(max_length=16, null=True)
+    # Answers to the profile's own form fields (理由, 通讯地址, 单位名称, 批号 …) and intake flags
+    # (urgent), keyed by field id.
+    intake_extra = fields.JSONField(default=dict, null=True)
     channel = fields.CharEnumField(Channel, max_length=16)
     complainant: fields.ForeignKeyNullableRelation[Complainant] = fields.ForeignKeyField(
         "models.Complainant", related_name="complaints", null=True, on_delete=fields.SET_NULL

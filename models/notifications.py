@@ -40,6 +40,7 @@ from tortoise.expressions import Q
 from handlers.i18n import pick_label, supported
 from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
 from handlers.staff import CaseCard, button_actions, render_notification
+from models.actions_rules import severity_raisable
 from models.callbacks import is_chatless, open_callback
 from models.confidentiality import (
     MASK,
@@ -125,6 +126,7 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
         extensions_used=complaint.extensions_used,
         max_extensions=profile.extension.max_count if profile.extension is not None else 0,
         written_reply_pending=written_reply_pending(complaint, profile),
+        severity_raisable=severity_raisable(profile, complaint),
     )
 
 
@@ -388,6 +390,11 @@ async def desk_cases(
     if scope is not None:
         query = query.filter(scope)
     rows = await query.distinct().using_db(conn).limit(limit)
+    if role in (Role.SUPERVISOR, Role.ADMIN):
+        # An unsatisfied survey leaves a supervisor revisit owed: the case is theirs to close or
+        # reopen, so it is on their list although it is in revisit.
+        revisits = await Complaint.filter(state=str(State.REVISIT)).using_db(conn).limit(limit)
+        rows += [c for c in revisits if (c.alarm_state or {}).get("supervisor_revisit")]
     rows.sort(key=lambda c: (c.next_due_at is None, c.next_due_at or datetime.max, c.id))
     unreachable = await undeliverable_complaints([c.id for c in rows], conn=conn)
     return [
@@ -521,7 +528,17 @@ async def _milestone(
     conn: BaseDBAsyncClient,
 ) -> Milestone:
     due, provisional = _stage_due(complaint, "resolution")
-    milestone = Milestone(action=action, number=complaint.number, due=due, provisional=provisional)
+    contact = (complaint.deadlines or {}).get("first_contact") or {}
+    contact_due = (
+        datetime.fromisoformat(contact["due"]) if contact and not contact.get("done") else None
+    )
+    milestone = Milestone(
+        action=action,
+        number=complaint.number,
+        due=due,
+        provisional=provisional,
+        contact_due=contact_due,
+    )
     if action == Action.ASSIGN and complaint.lead_department_id:  # type: ignore[attr-defined]
         department = await Department.filter(id=complaint.lead_department_id).using_db(conn).first()  # type: ignore[attr-defined]
         return Milestone(

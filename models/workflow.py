@@ -21,6 +21,10 @@ Choices the table encodes (see DESIGN.md for the life cycle itself):
   is still inside the dispute window is for the shell to check before asking.
 - `resume` (an addition): the handler, department head or the scheduler (material never came)
   puts a waiting case back in progress without a supplement, so no case waits forever.
+- `set_severity` (an addition): staff rate or raise a case's severity while it is open (R7g:
+  重大 is a finding at any time, not only at intake); the scheduler does the same for the
+  automatic upgrades a profile declares. Whether the profile lets severity be raised, and only
+  raised, is checked by `models.actions`; the rule book only knows who and when.
 - `add_co_handler` (an addition): joint handling; co-handlers contribute notes, the lead answers.
 - `submit` by staff (代录): a complaint received by phone, at the window, by letter or e-mail is
   recorded by the staff member who took it, on the complainant's behalf.
@@ -80,6 +84,7 @@ class Action(StrEnum):
     APPROVE_EXTENSION = "approve_extension"
     DENY_EXTENSION = "deny_extension"
     ADD_NOTE = "add_note"
+    SET_SEVERITY = "set_severity"
     RESOLVE = "resolve"
     HAND_BACK = "hand_back"
     NOTIFY_RESULT = "notify_result"
@@ -129,6 +134,7 @@ class RefusalReason(StrEnum):
     EXTENSION_LIMIT_REACHED = "extension_limit_reached"
     OWN_EXTENSION_REQUEST = "own_extension_request"
     WRITTEN_REPLY_MISSING = "written_reply_missing"
+    SEVERITY_FIXED = "severity_fixed"
 
 
 # States in which the organisation still owes something on the case.
@@ -184,6 +190,9 @@ class CaseFacts:
     max_extensions: int = 1
     # A written complaint whose written reply the profile requires and nobody has issued yet.
     written_reply_pending: bool = False
+    # The profile lets staff raise the severity while the case is open ([severity_rules]
+    # raisable), and a higher severity exists. The system's own upgrades need no such leave.
+    severity_raisable: bool = False
 
     def __post_init__(self) -> None:
         # Inconsistent facts are a bug in the caller: fail loudly rather than decide on them.
@@ -367,6 +376,14 @@ _RULES: Mapping[Action, _Rule] = {
         (),
         "add a note to",
         assignee_roles=_H,  # co-handlers contribute notes; other handlers are not on the case
+    ),
+    Action.SET_SEVERITY: _Rule(
+        _stay(OPEN_STATES - {State.REPLIED, State.REVISIT}),
+        _STAFF | {Role.SYSTEM},
+        "severity_set",
+        (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_CASE_STAFF),
+        "set the severity of",
+        assignee_roles=_H,
     ),
     Action.RESOLVE: _Rule(
         _to(State.RESOLVED, State.IN_PROGRESS),
@@ -582,6 +599,17 @@ def decide(
         or _check_extension(action, state, facts)
         or _check_written_reply(action, state, facts)
     )
+    if (
+        refusal is None
+        and action is Action.SET_SEVERITY
+        and role is not Role.SYSTEM
+        and not facts.severity_raisable
+    ):
+        refusal = _refuse(
+            RefusalReason.SEVERITY_FIXED,
+            "the profile does not let staff set (raise) this complaint's severity",
+            state,
+        )
     if refusal is not None:
         return refusal
     effects = tuple(str(e) for e in (*rule.effects, *_derived_effects(state, target, facts)))

@@ -20,6 +20,10 @@ Counting rules
   deadline once it is resumed (or pass the current instant as its end for a preview).
 * One extension adds its amount, in its own unit, counted from the original due instant (for day
   units the original due day is not counted again; pauses after the original due apply too).
+* `roll_to_working_day` (a profile option, e.g. letters and visits): a calendar-day limit whose
+  last day is a statutory holiday or rest day ends at the close of the next working day instead,
+  as Chinese law counts periods ("期间届满的最后一日是节假日的，以节假日后的第一日为期间
+  届满的日期").
 * `provisional` is True when any day the count consulted lies in a year without official holiday
   data (see scheduler.calendar).
 """
@@ -139,6 +143,7 @@ def compute_due(
     office_hours: OfficeHours | None = None,
     pauses: Sequence[Pause] = (),
     extension: Duration | None = None,
+    roll_to_working_day: bool = False,
 ) -> DueResult:
     """When a time limit of `duration` that starts at `start` runs out (see module docstring)."""
     _require_aware(start, "start")
@@ -158,6 +163,8 @@ def compute_due(
             f"Extension: {extension} counted from the original due {format_local(due, tz)}."
         )
         due = _advance(due, extension, trace, tz, office_hours, ordered)
+    if roll_to_working_day and duration.unit == "calendar_days" and duration.amount > 0:
+        due = _roll_to_working_day(due, trace, tz)
     trace.steps.append(f"Due: {format_local(due, tz)}.")
     if trace.provisional:
         trace.steps.append(
@@ -230,6 +237,20 @@ def _advance_days(
         listed = [*listed[: _MAX_LISTED_STEPS - 1], f"… {hidden} more steps …", listed[-1]]
     trace.steps.extend(listed)
     trace.steps.append(f"Due at the close of {day:%Y-%m-%d} (local time).")
+    return datetime.combine(day, END_OF_DAY, tz)
+
+
+def _roll_to_working_day(due: datetime, trace: _Trace, tz: ZoneInfo) -> datetime:
+    day = due.astimezone(tz).date()
+    if trace.working(day):
+        return due
+    last = day
+    while not trace.working(day):
+        day += timedelta(days=1)
+    trace.steps.append(
+        f"{last:%Y-%m-%d %a} is not a working day ({trace.describe(last)}): the period ends on "
+        f"the next working day, {day:%Y-%m-%d %a}."
+    )
     return datetime.combine(day, END_OF_DAY, tz)
 
 

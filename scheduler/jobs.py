@@ -131,20 +131,27 @@ def next_step(due: Sequence[Alarm]) -> Step | None:
 
 
 def build_rungs(
-    responsible: Sequence[int], chain_heads: Sequence[int], supervisors: Sequence[int]
+    responsible: Sequence[int],
+    chain_heads: Sequence[int],
+    supervisors: Sequence[int],
+    admins: Sequence[int] = (),
 ) -> list[list[int]]:
     """The escalation ladder as staff ids: rung 0 is whoever is responsible now; each further
-    rung is the next head up the department chain, then the supervisors. Nobody is on two
-    rungs, and empty rungs are dropped."""
+    rung is the next head up the department chain, then the supervisors, then the admins (an
+    escalation must reach someone other than the people it is about: when the only head is the
+    respondent, or no one holds a role, it goes on up). Nobody is on two rungs, and empty rungs
+    are dropped."""
     rungs: list[list[int]] = [list(dict.fromkeys(responsible))]
     seen = set(rungs[0])
     for head in chain_heads:
         if head not in seen:
             rungs.append([head])
             seen.add(head)
-    rest = [s for s in dict.fromkeys(supervisors) if s not in seen]
-    if rest:
-        rungs.append(rest)
+    for group in (supervisors, admins):
+        rest = [s for s in dict.fromkeys(group) if s not in seen]
+        if rest:
+            rungs.append(rest)
+            seen.update(rest)
     return rungs
 
 
@@ -310,7 +317,7 @@ async def escalation_rungs(
         responsible = heads[:1]
     else:
         responsible = await _ids(conn, role=Role.INTAKE_CLERK)
-    return build_rungs(responsible, heads, supervisors)
+    return build_rungs(responsible, heads, supervisors, await _ids(conn, role=Role.ADMIN))
 
 
 async def _remind(run: _Run, step: Step) -> None:
@@ -394,6 +401,10 @@ async def _escalate(run: _Run, alarm: Alarm) -> None:
                 key = f"overdue:{run.complaint.id}:{alarm.stage}:{iso(alarm.due)}:{person.id}"
                 await run.send(staff_address(person), message, key, run.deliver_at())
     run.report.escalations += 1
+    if not notified:
+        # Truly nobody to tell: never recorded as done with no one told. The slot and the event
+        # say so, for the case card and the reports.
+        slot["unheard"] = True
     await run.event(
         "escalated",
         {
@@ -402,6 +413,7 @@ async def _escalate(run: _Run, alarm: Alarm) -> None:
             "level": alarm.level,
             "staff_ids": notified,
             "exhausted": bool(slot.get("exhausted")),
+            "unheard": not notified,
         },
     )
 

@@ -56,6 +56,7 @@ from scheduler.jobs import (
 )
 from scheduler.reports import due_report_period, send_report
 from scheduler.retention import anonymise_expired
+from scheduler.severity import upgrade_unsettled
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,11 @@ def build_scheduler(
             "deadline-sweep",
             lambda: sweep(now(), profile=profile, context=context),
             IntervalTrigger(seconds=settings.scheduler_interval_seconds, timezone=tz),
+        ),
+        (
+            "severity-upgrade",
+            lambda: upgrade_unsettled(now(), profile=profile, context=context),
+            IntervalTrigger(minutes=30, timezone=tz),
         ),
         (
             "recompute-provisional",

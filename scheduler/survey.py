@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 
 from config.profiles import Profile, SatisfactionBands
 from handlers.messages import Outgoing
-from models.actions import ActionRefused, ActionResult, Actor, Clock, act
+from models.actions import ActionRefused, ActionResult, Actor, Clock, act, refresh_next_due
 from models.callbacks import SURVEY_KINDS, cancel_callbacks
 from models.entities import Complaint, Event, Staff, SurveyResponse
 from models.outbox import enqueue
@@ -56,6 +56,8 @@ class SurveyOutcome:
     status: SurveyStatus
     band: Band | None = None
     response_id: int | None = None
+    number: str | None = None
+    due: datetime | None = None  # the supervisor revisit owed to the complainant
 
 
 async def record_survey_answer(
@@ -154,7 +156,7 @@ async def record_survey_answer(
             payload=payload,
             conn=conn,
         )
-        return SurveyOutcome("reopened", band, response.id)
+        return SurveyOutcome("reopened", band, response.id, complaint.number)
     limit = profile.revisit.supervisor_revisit_due
     duration = limit.to_duration() if limit else DEFAULT_SUPERVISOR_REVISIT
     due = compute_due(now, duration, context.calendar, context.tz).due
@@ -162,6 +164,13 @@ async def record_survey_answer(
         **complaint.alarm_state,
         SUPERVISOR_REVISIT: {"start": iso(now), "due": iso(due)},
     }
+    # The survey is answered: its reminder and no-response close no longer run; the
+    # supervisor revisit is what the case now waits for.
+    for stage in ("survey_reminder", "auto_close"):
+        entry = (complaint.deadlines or {}).get(stage)
+        if entry is not None and not entry.get("done"):
+            entry["done"] = iso(now)
+    refresh_next_due(complaint)
     await complaint.save(using_db=conn)
     supervisors = await Staff.filter(role=Role.SUPERVISOR, active=True).using_db(conn)
     for person in supervisors:
@@ -197,7 +206,7 @@ async def record_survey_answer(
         created_at=now,
         using_db=conn,
     )
-    return SurveyOutcome("supervisor_revisit", band, response.id)
+    return SurveyOutcome("supervisor_revisit", band, response.id, complaint.number, due)
 
 
 async def add_survey_comment(

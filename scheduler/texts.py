@@ -11,6 +11,7 @@ STAGE_NAMES: dict[str, dict[str, str]] = {
     "acceptance": {"zh_CN": "受理答复", "zh_TW": "受理答覆", "en": "acceptance answer"},
     "dispatch": {"zh_CN": "派单", "zh_TW": "派單", "en": "dispatch"},
     "first_contact": {"zh_CN": "首次联系", "zh_TW": "首次聯繫", "en": "first contact"},
+    "action_plan": {"zh_CN": "制定处理措施", "zh_TW": "制定處理措施", "en": "handling plan"},
     "acknowledgement": {"zh_CN": "签收", "zh_TW": "簽收", "en": "acknowledgement"},
     "resolution": {"zh_CN": "办结", "zh_TW": "辦結", "en": "resolution"},
     "result_notice": {"zh_CN": "告知处理结果", "zh_TW": "告知處理結果", "en": "result notice"},

@@ -122,9 +122,11 @@ def file_complaint_up_to(chat: Chat, step: str) -> None:
         ("request_type", lambda: chat.choose("opt:apology")),
         ("request_type.text", lambda: chat.choose("skip")),
         ("witnesses", lambda: chat.choose("skip")),
+        ("grounds", lambda: chat.choose("skip")),
         ("anonymous", lambda: chat.choose("opt:no")),
         ("name", lambda: chat.text("李雷")),
         ("phone", lambda: chat.text("138 1234 5678")),
+        ("organisation", lambda: chat.choose("skip")),
         ("photos", lambda: chat.choose("done")),
     ]
     chat.command("start")

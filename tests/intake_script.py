@@ -19,11 +19,13 @@ GOV_WINDOW_FILING: list[tuple[str, str]] = [
     ("choice", "opt:apology"),
     ("choice", "skip"),
     ("choice", "skip"),
+    ("choice", "skip"),  # grounds (理由)
     ("choice", "opt:no"),
     ("text", "李雷"),
     ("text", "138 1234 5678"),
+    ("choice", "skip"),  # organisation (单位名称)
     ("choice", "done"),  # the photos step
     ("choice", "confirm"),  # the summary
 ]
 # Index in GOV_WINDOW_FILING of the photos step (send photos before this "done").
-PHOTOS_STEP = 15
+PHOTOS_STEP = 17

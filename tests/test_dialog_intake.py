@@ -27,7 +27,7 @@ def test_a_complete_complaint_in_english() -> None:
 
     chat.choose("screen:none")
     assert chat.where == ("intake", "category")
-    assert chat.last.text.startswith("(1/11) Please choose the kind of complaint.")
+    assert chat.last.text.startswith("(1/13) Please choose the kind of complaint.")
     chat.text("service attitude")  # a label, typed in another case
     assert chat.where == ("intake", "category.sub")
     assert "Service attitude: which of these fits best?" in chat.said
@@ -36,7 +36,7 @@ def test_a_complete_complaint_in_english() -> None:
     assert chat.where == ("intake", "target.text")
     assert "badge" in chat.said
     chat.text("Window 3, badge 1024")
-    assert chat.last.text.startswith("(3/11)")
+    assert chat.last.text.startswith("(3/13)")
     chat.text("yesterday 15:00")
     assert chat.last.ask == "location"
     chat.location(31.2304, 121.4737, "Citizen Service Centre, 2F")
@@ -47,11 +47,15 @@ def test_a_complete_complaint_in_english() -> None:
     assert "skip" not in chat.choice_ids  # "other" needs words
     chat.text("A written explanation of which documents are really needed.")
     chat.text("Skip")  # witnesses, by the label of the Skip button
+    assert chat.where == ("intake", "grounds")  # R1 理由
+    chat.text("Skip")
     assert chat.where == ("intake", "anonymous")
     chat.choose("opt:no")
     chat.text("Li Lei")
     assert chat.last.ask == "contact"
     chat.contact("+86 138-1234-5678")
+    assert chat.where == ("intake", "organisation")  # R4 单位名称
+    chat.choose("skip")
     assert chat.last.ask == "photo"
     chat.photo(2 * MB)
     assert "1 of at most 6 photos received" in chat.said
@@ -132,15 +136,17 @@ def test_every_prompt_shows_progress() -> None:
         lambda: chat.choose("opt:explanation"),
         lambda: chat.choose("skip"),
         lambda: chat.choose("skip"),
+        lambda: chat.choose("skip"),  # grounds
         lambda: chat.choose("opt:yes"),  # anonymous: no name, no phone
+        lambda: chat.choose("skip"),  # organisation
         lambda: chat.choose("skip"),  # photos
     ]
     for answer in [lambda: None, *answers]:
         answer()
         if chat.where[0] == "intake":
             seen.append(chat.last.text.split(" ", 1)[0])
-    assert seen[0] == "(1/11)"
-    assert "(2/11)" in seen and "(4/11)" in seen and "(8/11)" in seen and "(11/11)" in seen
+    assert seen[0] == "(1/13)"
+    assert "(2/13)" in seen and "(4/13)" in seen and "(8/13)" in seen and "(13/13)" in seen
     assert chat.where == ("summary", "summary")
     assert "Name:" not in chat.last.text and "Phone:" not in chat.last.text
     assert "Anonymous: Yes" in chat.last.text
@@ -154,10 +160,10 @@ def test_every_prompt_shows_progress() -> None:
 
 
 def test_an_excluded_matter_gets_reason_and_guidance_and_no_complaint() -> None:
-    for lang, expected in (("en", "12388"), ("zh_CN", "12388"), ("zh_TW", "檢舉")):
+    for lang, expected in (("en", "court"), ("zh_CN", "人民法院"), ("zh_TW", "人民法院")):
         chat = Chat(lang=lang)
         chat.command("start")
-        chat.choose("excl:misconduct_report")
+        chat.choose("excl:legal_proceedings")
         assert expected in chat.said
         assert chat.where == ("idle", None)
         assert chat.commands == []
@@ -274,9 +280,10 @@ def test_a_landline_with_extension_and_a_shared_contact_are_normalised() -> None
     chat = Chat(lang="en")
     file_complaint_up_to(chat, "phone")
     chat.text("010-12345678 转 801")
-    assert chat.where == ("intake", "photos")
+    assert chat.where == ("intake", "organisation")
     chat.choose("back")
     chat.contact("8613912345678")
+    chat.choose("skip")  # organisation
     chat.choose("done")
     chat.choose("confirm")
     assert _submitted(chat).answers["phone"] == "+8613912345678"
@@ -338,7 +345,9 @@ def test_a_text_only_channel_can_do_everything_by_typing() -> None:
     chat.text("作出解釋")
     chat.text("略過")
     chat.text("跳过")  # the simplified word works too
+    chat.text("略過")  # grounds
     chat.text("2")  # anonymous: yes
+    chat.text("略過")  # organisation
     chat.text("完成")  # no photos
     assert chat.where == ("summary", "summary")
     assert "時間：2026年11月23日 10:00" in chat.last.text

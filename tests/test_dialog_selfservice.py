@@ -228,7 +228,7 @@ def test_render_submitted_tells_number_next_step_and_date() -> None:
     due = datetime(2026, 11, 30, 9, 59, tzinfo=UTC)
     (reply,) = render_submitted("202611-0001", due, False, "zh_CN", SHANGHAI)
     assert "投诉编号为 202611-0001" in reply.text
-    assert "2026年11月30日 17:59 前答复您" in reply.text
+    assert "并在 2026年11月30日 17:59 前告知您是否受理" in reply.text
     assert "暂定" not in reply.text
     (reply,) = render_submitted("202611-0001", due, True, "en", SHANGHAI)
     assert "Its number is 202611-0001." in reply.text

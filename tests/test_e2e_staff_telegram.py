@@ -63,6 +63,7 @@ def filing(target: tuple[str, str], name: str = "张三") -> list[tuple[str, str
         ("press", "都不是，继续投诉"),
         ("press", "服务言行"),
         ("press", "服务态度冷漠、生硬"),
+        ("press", "个人（自然人）"),  # R6: whether the 自然人 3-WD rules apply
         ("press", target[0]),
         ("text", target[1]),
         ("text", "昨天下午3点"),
@@ -74,6 +75,7 @@ def filing(target: tuple[str, str], name: str = "张三") -> list[tuple[str, str
         ("press", "否，留下姓名和电话"),
         ("text", name),
         ("text", "13812345678"),
+        ("press", "跳过"),  # 单位名称
         ("press", "完成"),
         ("press", "提交"),
     ]
@@ -209,7 +211,7 @@ async def walk_the_case(people: Office) -> str:
     receipt = await file_complaint(people, citizen, STAFF_TARGET)
     assert receipt == (
         "您的投诉已提交，投诉编号为 202611-0001。\n\n接下来我们将审核是否属于受理范围，"
-        "并转交责任部门办理。我们将在 2026年11月3日 23:59 前答复您。\n\n"
+        "并在 2026年11月3日 23:59 前告知您是否受理。\n\n"
         "您可以随时发送 /status 查询进度。"
     )
     citizen.unread()
@@ -235,11 +237,13 @@ async def walk_the_case(people: Office) -> str:
     # -- accepted (severity chosen), the complainant told the answer date.
     people.step(minutes=10)
     await people.before("accept")
-    assert await head.press("受理") == ["请选择严重程度："]
+    # Tax service: staff confirm the category first (即时办结 is their finding, R6).
+    assert await head.press("受理") == ["请选择类别："]
+    assert await head.press("服务言行") == ["请选择严重程度："]
     assert await head.press("一般") == ["已完成：受理——投诉 202611-0001。状态：已受理"]
     await deployment.delivered()
     assert citizen.unread() == [
-        "您的投诉 202611-0001 已受理。我们将在 2026年11月9日 23:59 前答复您。"
+        "您的投诉 202611-0001 已受理。办理期限为 2026年11月9日 23:59，办结后将告知您处理结果。"
     ]
     # The intake card's button again, now that the case has moved on: refused, no change.
     events = await Event.all().count()
@@ -478,7 +482,7 @@ async def test_a_complaint_about_the_handlers_department_reaches_it_masked(
             )
         ]
         people.step(minutes=10)
-        for label in ("受理", "一般", "交办", "第一税务分局", "王科员", "完成"):
+        for label in ("受理", "服务言行", "一般", "交办", "第一税务分局", "王科员", "完成"):
             await head.press(label)
         await people.deployment.delivered()
         assigned = card(
@@ -579,6 +583,7 @@ async def test_storm_many_complaints_429_5xx_and_a_dispatcher_crash(
                     await deployment.crash_dispatcher()
                 await clerk.press_data(f"cl:open:{complaint.id}")
                 await clerk.press("受理")
+                await clerk.press("服务言行")
                 assert await clerk.press("一般") == [
                     f"已完成：受理——投诉 {complaint.number}。状态：已受理"
                 ]
@@ -621,7 +626,8 @@ async def test_storm_many_complaints_429_5xx_and_a_dispatcher_crash(
     assert sent_before == CRASH_AT
     for complaint, chat in zip(filed, chats, strict=True):
         assert tg.texts_to(chat) == [
-            f"您的投诉 {complaint.number} 已受理。我们将在 2026年11月9日 23:59 前答复您。"
+            f"您的投诉 {complaint.number} 已受理。"
+            "办理期限为 2026年11月9日 23:59，办结后将告知您处理结果。"
         ]
     rows = await OutboxMessage.all()
     assert len(rows) == STORM_COMPLAINTS

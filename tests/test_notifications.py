@@ -120,7 +120,8 @@ async def test_accept_tells_the_complainant_the_deadline(db_url: str) -> None:
     await run(world, complaint, Action.ACCEPT, as_staff(world.clerk), 1)
     [message] = await inbox("42")
     assert message.text == (
-        "Your complaint 202611-0001 has been accepted. We will answer by Nov 9, 2026, 23:59."
+        "Your complaint 202611-0001 has been accepted. It is to be handled by Nov 9, 2026, 23:59;"
+        " we will then tell you the result."
     )
     assert message.choices == ()
 
@@ -130,7 +131,7 @@ async def test_accept_in_simplified_chinese(db_url: str) -> None:
     complaint = await file_complaint(world, language="zh_CN")
     await run(world, complaint, Action.ACCEPT, as_staff(world.clerk), 1)
     assert (await last("42")).text == (
-        "您的投诉 202611-0001 已受理。我们将在 2026年11月9日 23:59 前答复您。"
+        "您的投诉 202611-0001 已受理。办理期限为 2026年11月9日 23:59，办结后将告知您处理结果。"
     )
 
 

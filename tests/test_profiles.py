@@ -23,8 +23,10 @@ WD = "working_days"
 
 
 def test_shipped_profiles_are_listed_without_the_abstract_base() -> None:
-    assert list_profiles() == ["gov-window", "property", "tax-service"]
-    assert "base" in list_profiles(include_abstract=True)
+    listed = list_profiles()
+    assert {"gov-window", "property", "tax-service", "petition", "transport"} <= set(listed)
+    assert "base" not in listed and "first-ask" not in listed  # abstract
+    assert {"base", "first-ask"} <= set(list_profiles(include_abstract=True))
     assert load_profile("base").abstract
     assert not load_profile("property").abstract  # `abstract` is not inherited
 
@@ -51,24 +53,39 @@ def test_shipped_profiles_have_every_text_in_three_languages(name: str) -> None:
         assert set(texts) == set(LANGUAGES), f"{name}: {where} lacks a language"
 
 
-@pytest.mark.parametrize("name", ["gov-window", "tax-service", "property"])
-def test_shipped_profiles_share_the_engine_form(name: str) -> None:
+ENGINE_FORM = [
+    "category",
+    "target",
+    "incident_time",
+    "place",
+    "facts",
+    "request_type",
+    "witnesses",
+    "name",
+    "phone",
+    "photos",
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "own"),
+    [
+        ("gov-window", {"grounds": "witnesses", "organisation": "phone"}),  # R1 理由, R4 单位名称
+        ("tax-service", {"taxpayer_kind": "category", "organisation": "phone"}),  # R6 自然人
+        ("property", {}),
+    ],
+)
+def test_shipped_profiles_share_the_engine_form(name: str, own: dict[str, str]) -> None:
     profile = load_profile(name)
     ids = [f.id for f in profile.intake.fields]
-    assert ids == [
-        "category",
-        "target",
-        "incident_time",
-        "place",
-        "facts",
-        "request_type",
-        "witnesses",
-        "name",
-        "phone",
-        "photos",
-    ]
+    assert [i for i in ids if i not in own] == ENGINE_FORM
+    for field_id, after in own.items():  # placed by `after`, not appended
+        assert ids.index(field_id) == ids.index(after) + 1
     options = [o.id for o in profile.field("request_type").options or []]
-    assert options == ["stop_harm", "apology", "compensation", "explanation", "other"]
+    assert options == ["explanation", "fix", "accountability", "apology", "other"]
+    assert "compensation" not in options and "stop_harm" not in options  # R13's, transport only
+    targets = [o.id for o in profile.field("target").options or []]
+    assert targets == ["department", "staff", "other"]  # no 车辆 outside transport
     assert profile.field("request_type").free_text
     assert profile.field("photos").max_count == 6
 
@@ -82,7 +99,14 @@ def test_gov_window_encodes_its_regulation() -> None:
     assert p.deadline_for("result_notice", "online_service") == Duration(3, WD)
     assert p.reply.written_reply_for_written_complaint
     assert p.reply.disputed_result == "reinvestigate"
-    assert p.extension is None
+    assert p.extension is not None and p.extension.max.to_duration() == Duration(10, WD)  # R4
+    assert p.acceptance.ask_complexity  # R1 judges 情节简单 per case
+    # per case: a simple category judged complex takes 10 working days
+    assert p.deadline_for("resolution", "service_attitude", complexity="complex") == Duration(
+        10, WD
+    )
+    assert "misconduct" in {c.id for c in p.categories}  # R1/R2 accept 违规违纪
+    assert "misconduct_report" not in {e.id for e in p.exclusions}
     assert not p.duty_24h
     assert {"legal_proceedings", "petition"} <= {e.id for e in p.exclusions}
     # every category resolves to a resolution deadline through its complexity
@@ -123,12 +147,15 @@ def test_property_encodes_its_regulation() -> None:
         "general_services",
         "developer",
         "third_party",
+        "other",  # R7g: 鄰里糾紛, 市政配套 are accepted as 其它
     ]
     assert p.severity_ids() == ["minor", "major"]
     assert p.deadline_for("dispatch", "equipment") == Duration(5, "minutes")
     assert p.deadline_for("manager_notice", "equipment", "major") == Duration(10, "minutes")
     assert p.deadline_for("resolution", "security", "major") == Duration(12, "hours")
-    assert p.deadline_for("revisit", "security", "major") == Duration(24, "hours")
+    assert p.deadline_for("revisit", "security", "minor") == Duration(24, "hours")
+    assert p.deadline_for("first_contact", "security") == Duration(24, "hours")  # R7g 反饋
+    assert p.deadline_for("action_plan", "security") == Duration(1, "hours")  # R7g 1小時
     with pytest.raises(LookupError, match="manager_notice"):
         p.deadline_for("manager_notice", "equipment")  # minor by default: no manager notice
     assert p.revisit is not None and p.revisit.unsatisfied == "supervisor_revisit"
@@ -169,12 +196,12 @@ def test_deadline_lookup_errors() -> None:
 
 def test_labels_and_fallback() -> None:
     p = load_profile("property")
-    assert p.label("category", "building") == "房屋本体"
-    assert p.label("category", "building", "zh_TW") == "房屋本體"
+    assert p.label("category", "building") == "房屋管理"
+    assert p.label("category", "building", "zh_TW") == "房屋管理"
     assert p.label("subcategory", "equipment/lift", "en") == "Lift failure"
     assert p.label("subcategory", "lift", "en", category="equipment") == "Lift failure"
     assert p.label("severity", "major", "en") == "Major"
-    assert p.label("exclusion", "neighbour_dispute", "en") == "Disputes between neighbours"
+    assert p.label("exclusion", "owners_assembly", "en") == "Matters for the owners' assembly"
     assert p.label("field", "phone", "en").startswith("Your phone")
     assert p.label("option", "request_type/apology", "zh_TW") == "賠禮道歉"
     assert pick({"zh_CN": "中文"}, "en") == "中文"
@@ -435,9 +462,11 @@ def test_broken_parent_is_reported_under_its_own_file(tmp_path: Path) -> None:
 
 
 def test_extra_profiles_dir_lists_and_shadows(tmp_path: Path) -> None:
-    _profile(tmp_path, name="school")
-    assert list_profiles(tmp_path) == ["gov-window", "property", "school", "tax-service"]
-    assert load_profile("school", tmp_path).id == "school"
+    _profile(tmp_path, name="my-school")
+    listed = list_profiles(tmp_path)
+    assert "my-school" in listed and listed == sorted(listed)
+    assert listed.count("school") == 1
+    assert load_profile("my-school", tmp_path).id == "my-school"
     # a same-named file in the extra directory wins over the shipped one
     (tmp_path / "property.toml").write_text(
         (SHIPPED_PROFILES_DIR / "property.toml")

@@ -188,6 +188,7 @@ async def test_setup_scheduler_registers_the_jobs_and_plans_old_rows(
         assert scheduler.running
         assert {job.id for job in scheduler.get_jobs()} == {
             "deadline-sweep",
+            "severity-upgrade",
             "recompute-provisional",
             "retention",
             "reports",

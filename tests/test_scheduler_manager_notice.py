@@ -192,6 +192,6 @@ async def test_a_minor_complaint_owes_no_manager_notice(db_url: str) -> None:
     stored = await Complaint.get(id=complaint.id)
     assert MANAGER_NOTICE not in stored.deadlines
     resolution = stored.deadlines["resolution"]
-    assert (resolution["amount"], resolution["unit"]) == (24, "hours")
+    assert (resolution["amount"], resolution["unit"]) == (3, "calendar_days")  # R7f
     await run(local("2026-10-03T23:00"))
     assert await OutboxMessage.filter(idempotency_key__startswith="manager-notice:").count() == 0

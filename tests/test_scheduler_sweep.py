@@ -85,6 +85,8 @@ async def test_gov_window_reminders_then_escalation_up_the_chain(db_url: str) ->
             # One working day later each: Sunday 11 Oct does not count.
             (end_of("2026-10-12"), {"centre_head": ["escalate"]}),
             (end_of("2026-10-13"), {"supervisor": ["escalate"]}),
+            # Then the admins: an escalation goes on to them before the chain ends.
+            (end_of("2026-10-14"), {"admin": ["escalate"]}),
         ],
     )
     # Reminders at the office close go out at once; midnight escalations wait for the office
@@ -101,7 +103,7 @@ async def test_gov_window_reminders_then_escalation_up_the_chain(db_url: str) ->
     assert final.next_alarm_at is None  # the chain is exhausted: nothing more to do
     assert await run(local("2026-12-31T12:00"), profile) == {}
     events = await Event.filter(complaint_id=complaint.id, action="escalated").count()
-    assert events == 3
+    assert events == 4
 
 
 async def test_tax_service_escalation_counts_the_adjusted_saturday(db_url: str) -> None:
@@ -132,32 +134,36 @@ async def test_property_unacknowledged_assignment_escalates_in_minutes(db_url: s
     complaint = await file(profile, local("2026-10-03T22:00"))
     await accept(profile, org, complaint, local("2026-10-03T22:01"))
     await assign(profile, org, complaint, local("2026-10-03T22:04"))
-    # Not acknowledged within the 5-minute dispatch limit: escalated, then once an hour.
+    # R7g: the department makes its handling plan within 1 hour of assignment: reminded 30 min
+    # before, then escalated at 23:04 and once an hour further up.
     await walk(
         profile,
         [
-            (local("2026-10-03T22:09"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
-            (local("2026-10-03T23:09"), {"centre_head": ["escalate"]}),
-            (local("2026-10-04T00:09"), {"supervisor": ["escalate"]}),
+            (local("2026-10-03T22:34"), {"handler": ["remind"]}),
+            (local("2026-10-03T23:04"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+            (local("2026-10-04T00:04"), {"centre_head": ["escalate"]}),
+            (local("2026-10-04T01:04"), {"supervisor": ["escalate"]}),
         ],
     )
     rows = await OutboxMessage.filter(idempotency_key__startswith="escalate:").order_by("id")
     assert [r.next_attempt_at for r in rows] == [
-        local("2026-10-03T22:09"),
-        local("2026-10-03T23:09"),
-        local("2026-10-04T00:09"),
+        local("2026-10-03T23:04"),
+        local("2026-10-04T00:04"),
+        local("2026-10-04T01:04"),
     ]  # 24-hour duty: delivered at once, holiday or not
-    assert all(":acknowledgement:" in r.idempotency_key for r in rows)
-    await acknowledge(profile, org, complaint, local("2026-10-04T00:30"))
+    assert all(":action_plan:" in r.idempotency_key for r in rows)
+    await acknowledge(profile, org, complaint, local("2026-10-04T01:30"))
     stored = await Complaint.get(id=complaint.id)
-    # Only the 24-hour resolution deadline is left: reminded 2 h and 30 min before.
-    assert stored.next_alarm_at == local("2026-10-04T20:01")
+    # A minor complaint is answered within 3 days of acceptance (R7f): due at the close of
+    # 6 October, reminded 2 h and 30 min before (24-hour duty: counted from midnight).
+    due = end_of("2026-10-06")
+    assert datetime.fromisoformat(stored.deadlines["resolution"]["due"]) == due
     await walk(
         profile,
         [
-            (local("2026-10-04T20:01"), {"handler": ["remind"]}),
-            (local("2026-10-04T21:31"), {"handler": ["remind"]}),
-            (local("2026-10-04T22:01"), {"unit_head": ["escalate"], "handler": ["overdue"]}),
+            (due - timedelta(hours=2), {"handler": ["remind"]}),
+            (due - timedelta(minutes=30), {"handler": ["remind"]}),
+            (due, {"unit_head": ["escalate"], "handler": ["overdue"]}),
         ],
     )
 
@@ -200,6 +206,7 @@ async def test_acceptance_is_watched_for_the_intake_desk(db_url: str) -> None:
             (local("2026-10-09T17:00"), {"clerk": ["remind"]}),
             (local("2026-10-10T15:00"), {"clerk": ["remind"]}),
             (end_of("2026-10-10"), {"supervisor": ["escalate"], "clerk": ["overdue"]}),
+            (end_of("2026-10-12"), {"admin": ["escalate"]}),  # then the admins
         ],
     )
     assert await run(end_of("2026-10-30"), profile) == {}
@@ -312,6 +319,9 @@ def test_build_rungs_drops_repeats_and_empty_rungs() -> None:
     assert build_rungs([7], [3, 7, 5], [9, 3]) == [[7], [3], [5], [9]]
     assert build_rungs([], [], []) == [[]]
     assert build_rungs([1, 1], [], [2]) == [[1], [2]]
+    # The only head is the respondent and nobody is supervisor: the admins are the last rung.
+    assert build_rungs([4], [4], [], [8, 9]) == [[4], [8, 9]]
+    assert build_rungs([4], [5], [6], [6, 8]) == [[4], [5], [6], [8]]
 
 
 def test_next_step_prefers_close_then_escalation_then_latest_reminder() -> None:

@@ -144,6 +144,10 @@ async def test_assign_with_a_handler_and_joint_handling(db_url: str) -> None:
     complaint = await file_complaint(world)
     clerk = Desk(world, world.clerk)
     [ask] = await clerk.press(f"cs:accept:{complaint.id}:1")
+    # Tax service: staff confirm the category (they may record 即时办结, a staff-only finding).
+    assert ask.text == "Choose the category:"
+    assert "sf:on_the_spot" in [c.id for c in ask.choices]
+    [ask] = await clerk.press(f"sf:{complaint.category}")
     assert ask.text == "Choose the severity:"  # the category is known, the severity is not
     await clerk.press("sf:ordinary")
     version = await case_version(complaint.id)

@@ -215,6 +215,7 @@ async def walk_to_phone(person: Citizen, incident_time: str) -> None:
     await person.choose("opt:apology")
     await person.choose("skip")
     await person.choose("skip")
+    await person.choose("skip")  # grounds (理由)
     await person.choose("opt:no")
     await person.text("李雷")
     assert person.last_markup()["keyboard"][0][0]["request_contact"] is True
@@ -224,6 +225,7 @@ async def finish_from_phone(person: Citizen, *, share_contact: bool = True) -> s
     """From the phone question (or just after it) to the complaint number."""
     if share_contact:
         await person.contact("+8613812345678")
+    await person.choose("skip")  # organisation (单位名称)
     await person.photo(JPEG)
     await person.choose("done")
     replies = await person.choose("confirm")
@@ -420,6 +422,7 @@ async def test_a_photo_over_the_limit_is_refused_without_downloading(
     try:
         await walk_to_phone(person, "昨天下午3点")
         await person.contact("+8613812345678")
+        await person.choose("skip")  # organisation (单位名称)
         replies = await person.photo(15 * MB)  # the limit is 10 MB
         assert "该文件有 15 MB，每张照片不能超过 10 MB" in "\n".join(replies)
         assert tg.calls_of("getFile") == []
@@ -440,6 +443,7 @@ async def test_a_file_telegram_will_not_hand_to_bots_is_refused(
     try:
         await walk_to_phone(person, "3 hours ago")
         await person.contact("+8613812345678")
+        await person.choose("skip")  # organisation (单位名称)
         update = person._message(document=25 * MB, file_name="scan.tif", mime_type="image/tiff")
         replies = await person.deliver(update)
     finally:
@@ -470,6 +474,7 @@ async def test_a_document_is_stored_with_its_hash(
     try:
         await walk_to_phone(person, "昨天下午3点")
         await person.contact("+8613812345678")
+        await person.choose("skip")  # organisation (单位名称)
         await person.deliver(person._message(document=content, file_name="proof.pdf"))
         await person.choose("done")
         replies = await person.choose("confirm")

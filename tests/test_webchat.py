@@ -118,7 +118,7 @@ async def test_a_complete_filing_through_the_web_chat(db_url: str, tmp_path: Pat
     complaint = await Complaint.get(channel=Channel.WEB)
     assert f"您的投诉已提交，投诉编号为 {complaint.number}。" in said(data)
     # Received Wednesday 25 November: the acceptance answer is due by Monday 30 November.
-    assert "我们将在 2026年11月30日 23:59 前答复您" in said(data)
+    assert "并在 2026年11月30日 23:59 前告知您是否受理" in said(data)
     assert complaint.state == State.SUBMITTED
     assert complaint.deadlines["acceptance"]["due"] == complaint.next_due_at.isoformat()
     assert complaint.next_due_stage == "acceptance"
@@ -195,7 +195,7 @@ async def test_a_process_restart_on_sqlite_resumes(tmp_path: Path) -> None:
             await send_step(client, kind, value)
     async with webchat(url, tmp_path, manage_db=True) as client:
         data = await post(client, choice="opt:staff")
-        assert said(data).startswith("(2/11) 工作人员的姓名")
+        assert said(data).startswith("(2/13) 工作人员的姓名")
         for kind, value in GOV_WINDOW_FILING[5:]:
             data = await send_step(client, kind, value)
         number = (await Complaint.get(channel=Channel.WEB)).number

@@ -99,9 +99,11 @@ async def test_a_complaint_is_filed_entirely_over_wechat_in_safe_mode(
         await person.pick("赔礼道歉")
         await person.pick("跳过")
         await person.pick("跳过")
+        await person.pick("跳过")  # grounds (理由)
         await person.pick("否，留下姓名和电话")
         await person.say("李雷")
         await person.say("138 1234 5678")
+        await person.pick("跳过")  # organisation (单位名称)
         await person.photo(JPEG)
         await person.pick("完成")
         summary = person.last
@@ -199,7 +201,7 @@ async def test_a_slow_turn_answers_success_then_delivers_through_the_outbox(
         rows = await OutboxMessage.filter(channel=Channel.WECHAT)
         assert len(rows) == 1 and rows[0].chat_id == OPENID
         late = outgoing_from_json(rows[0].payload)
-        assert "都不是，继续投诉" in late.text and "\n6. 都不是，继续投诉" in late.text
+        assert "都不是，继续投诉" in late.text and "\n5. 都不是，继续投诉" in late.text
         # The dispatcher hands the row to the WeChat sender: a customer-service message.
         dispatcher = Dispatcher({Channel.WECHAT: desk.sender}, now=desk.clock)
         assert await dispatcher.dispatch_once() == 1

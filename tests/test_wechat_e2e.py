@@ -149,10 +149,11 @@ async def file_over_wechat(person: Phone) -> str:
     await person.say("昨天下午3点")
     await person.say("市民中心二楼")
     await person.say("工作人员拒绝受理我的材料，并且态度恶劣，大声呵斥。")
-    for label in ("赔礼道歉", "跳过", "跳过", "否，留下姓名和电话"):
+    for label in ("赔礼道歉", "跳过", "跳过", "跳过", "否，留下姓名和电话"):  # 3rd: 理由
         await person.pick(label)
     await person.say("韩梅梅")
     await person.say("139 8765 4321")
+    await person.pick("跳过")  # 单位名称
     await person.pick("跳过")  # no photos
     return await person.pick("提交")
 
@@ -190,7 +191,9 @@ async def test_filed_handled_by_wechat_staff_and_rated_over_wechat(
         assert (
             await clerk.pick("Accept")
         ) == "Choose the severity:\n1. Ordinary\n2. Serious\n3. Cancel"
-        accepted = await clerk.pick("Ordinary")
+        # R1: whether the matter is simple (3 WD) or complex (10 WD) is judged per case.
+        assert (await clerk.pick("Ordinary")).startswith("Is the matter simple or complex?")
+        accepted = await clerk.pick("Simple: facts clear, little to investigate")
         assert accepted.startswith(f"Done: Accept — complaint {complaint.number}.")
         await clerk.pick("Assign")
         await clerk.pick("科室")

@@ -51,6 +51,8 @@ approve_extension | in_progress= waiting_for_complainant=                  | D V
 deny_extension    | in_progress= waiting_for_complainant=                  | D V A
 add_note          | submitted= accepted= assigned= in_progress= waiting_for_complainant=
                     resolved= replied= revisit= reopened=                  | I H+ D V A
+set_severity      | submitted= accepted= assigned= in_progress= waiting_for_complainant=
+                    resolved= reopened=                                    | I H+ D V A S
 resolve           | in_progress>resolved                                   | H! D
 hand_back         | assigned>accepted in_progress>accepted                 | H! D
 notify_result     | resolved>replied                                       | I H! D V A S
@@ -101,8 +103,8 @@ def _all_facts() -> list[CaseFacts]:
     relations = [(False, False), (True, False), (True, True)]  # (assignee, lead)
     pendings = [(False, False), (True, False), (True, True)]  # (pending, actor is requester)
     counts = [(0, 1), (1, 1), (1, 2), (0, 0), (2, 1)]  # (used, max)
-    for owner, (assignee, lead), (pending, requester), (used, most) in itertools.product(
-        [False, True], relations, pendings, counts
+    for owner, (assignee, lead), (pending, requester), (used, most), raisable in itertools.product(
+        [False, True], relations, pendings, counts, [False, True]
     ):
         facts.append(
             CaseFacts(
@@ -113,6 +115,7 @@ def _all_facts() -> list[CaseFacts]:
                 actor_is_extension_requester=requester,
                 extensions_used=used,
                 max_extensions=most,
+                severity_raisable=raisable,
             )
         )
     return facts
@@ -135,6 +138,8 @@ def expected_outcome(state: State, action: Action, role: Role, facts: CaseFacts)
         return "not_lead_handler"
     if marker == "+" and not facts.actor_is_assignee:
         return "not_assigned"
+    if action is Action.SET_SEVERITY and role is not Role.SYSTEM and not facts.severity_raisable:
+        return "severity_fixed"
     limit_reached = facts.extensions_used >= facts.max_extensions
     if action is Action.REQUEST_EXTENSION:
         if facts.extension_pending:
@@ -158,6 +163,7 @@ def favourable_facts(action: Action) -> CaseFacts:
         actor_is_assignee=True,
         actor_is_lead=True,
         extension_pending=action in EXTENSION_DECISIONS,
+        severity_raisable=True,
     )
 
 

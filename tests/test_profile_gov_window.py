@@ -1,0 +1,151 @@
+"""The gov-window profile walked on the injectable clock (R1, R2, R4; REGIMES.md §2.2):
+complexity judged per case, misconduct accepted, R4's extension told with reason and date, and
+the 补正 count either resumed (default) or restarted from the next day (R4's own rule)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from config.profiles import Counting, load_profile
+from models.actions import Actor, act
+from models.entities import Complainant, Complaint, OutboxMessage
+from models.outbox import outgoing_from_json
+from models.workflow import Action, Role
+from scheduler.alarms import iso as iso_of
+from scheduler.alarms import set_alarm_context
+from tests.scheduler_support import (
+    CONTEXT,
+    acknowledge,
+    assign,
+    clock,
+    end_of,
+    file,
+    local,
+    make_org,
+)
+
+GOV = load_profile("gov-window")
+
+
+@pytest.fixture(autouse=True)
+def alarm_context() -> Iterator[None]:
+    set_alarm_context(CONTEXT)
+    yield
+    set_alarm_context(None)
+
+
+async def accept_as(org, complaint, at, **payload) -> Complaint:  # type: ignore[no-untyped-def]
+    await act(
+        complaint.id,
+        Action.ACCEPT,
+        Actor(Role.INTAKE_CLERK, org.clerk),
+        profile=GOV,
+        clock=clock(at),
+        payload=payload,
+    )
+    return await Complaint.get(id=complaint.id)
+
+
+async def test_complexity_is_judged_per_case_at_acceptance(db_url: str) -> None:
+    org = await make_org()
+    filed = local("2026-10-12T10:00")  # Monday
+    simple = await file(GOV, filed)
+    assert simple.deadlines["acceptance"]["due"] == iso_of(end_of("2026-10-15"))  # 3 WD, R1
+    simple = await accept_as(org, simple, local("2026-10-12T11:00"))
+    assert simple.deadlines["resolution"]["due"] == iso_of(end_of("2026-10-15"))  # 3 WD
+    # 服务态度 is a simple category, but this case needs investigation: 10 WD (R1 情节复杂).
+    complex_case = await file(GOV, filed, user="u2")
+    complex_case = await accept_as(
+        org, complex_case, local("2026-10-12T11:00"), complexity="complex"
+    )
+    assert complex_case.complexity == "complex"
+    assert complex_case.deadlines["resolution"]["due"] == iso_of(end_of("2026-10-26"))
+    # The complainant is told when handling is due and that the result follows.
+    rows = await OutboxMessage.filter(chat_id="chat-u2").order_by("id")
+    text = outgoing_from_json(rows[-1].payload).text
+    assert "办理期限为 2026年10月26日 23:59，办结后将告知您处理结果" in text
+
+
+def test_misconduct_is_a_category_not_an_exclusion() -> None:
+    category = GOV.category("misconduct")
+    assert category.complexity == "complex" and category.default_severity == "serious"
+    assert all("违纪" not in e.label["zh_CN"] for e in GOV.exclusions)
+
+
+async def test_the_r4_extension_is_told_with_reason_and_new_date(db_url: str) -> None:
+    org = await make_org()
+    complaint = await file(GOV, local("2026-10-12T10:00"))
+    await accept_as(org, complaint, local("2026-10-12T11:00"))
+    await assign(GOV, org, complaint, local("2026-10-12T11:00"))
+    await acknowledge(GOV, org, complaint, local("2026-10-12T11:30"))
+    await act(
+        complaint.id,
+        Action.REQUEST_EXTENSION,
+        Actor(Role.HANDLER, org.handler),
+        profile=GOV,
+        clock=clock(local("2026-10-14T10:00")),
+        payload={"amount": 5, "reason": "需调取监控录像"},
+    )
+    await act(
+        complaint.id,
+        Action.APPROVE_EXTENSION,
+        Actor(Role.DEPARTMENT_HEAD, org.unit_head),
+        profile=GOV,
+        clock=clock(local("2026-10-14T15:00")),
+    )
+    stored = await Complaint.get(id=complaint.id)
+    assert stored.deadlines["resolution"]["due"] == iso_of(end_of("2026-10-22"))  # 15th + 5 WD
+    rows = await OutboxMessage.filter(chat_id="chat-u1").order_by("id")
+    told = outgoing_from_json(rows[-1].payload).text
+    assert "2026年10月22日" in told and "需调取监控录像" in told
+
+
+async def _waiting_then_supplied(profile, org) -> Complaint:  # type: ignore[no-untyped-def]
+    complaint = await file(profile, local("2026-10-12T10:00"))
+    await act(
+        complaint.id,
+        Action.ACCEPT,
+        Actor(Role.INTAKE_CLERK, org.clerk),
+        profile=profile,
+        clock=clock(local("2026-10-12T11:00")),
+        payload={"complexity": "complex"},
+    )
+    await assign(profile, org, complaint, local("2026-10-12T11:00"))
+    await acknowledge(profile, org, complaint, local("2026-10-12T11:30"))
+    await act(
+        complaint.id,
+        Action.REQUEST_MATERIAL,
+        Actor(Role.HANDLER, org.handler),
+        profile=profile,
+        clock=clock(local("2026-10-13T09:00")),
+        payload={"question": "请补充受理回执。"},
+    )
+    person = await Complainant.get(external_id="u1")
+    await act(
+        complaint.id,
+        Action.SUPPLEMENT,
+        Actor(Role.COMPLAINANT, complainant=person),
+        profile=profile,
+        clock=clock(local("2026-10-16T15:00")),
+        payload={"text": "回执已上传"},
+    )
+    return await Complaint.get(id=complaint.id)
+
+
+async def test_supplement_resumes_the_count_by_default(db_url: str) -> None:
+    org = await make_org()
+    stored = await _waiting_then_supplied(GOV, org)
+    # Paused 13th 09:00 – 16th 15:00: the 14th and 15th were wholly paused and are added back
+    # to the 10 WD from the 12th (due 26th) → 28th.
+    assert stored.deadlines["resolution"]["due"] == iso_of(end_of("2026-10-28"))
+
+
+async def test_supplement_restarts_the_count_where_the_profile_says_so(db_url: str) -> None:
+    org = await make_org()
+    restarting = GOV.model_copy(update={"clock": Counting(supplement_restarts=True)})
+    stored = await _waiting_then_supplied(restarting, org)
+    # R4 "从…补正材料的次日起计算": 10 WD counted afresh from the 16th → 30th.
+    assert stored.deadlines["resolution"]["due"] == iso_of(end_of("2026-10-30"))
+    assert stored.deadlines["resolution"]["restarted_from"]
