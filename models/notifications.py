@@ -385,6 +385,7 @@ async def desk_cases(
     staff: Staff, conn: BaseDBAsyncClient | None = None, limit: int = 500
 ) -> list[CaseCard]:
     """The staff member's open cases, most urgent first (no deadline last), for /cases."""
+    role = Role(staff.role)
     query = Complaint.filter(state__in=[str(s) for s in DESK_STATES])
     scope = scope_q(case_scope(staff))
     if scope is not None:
