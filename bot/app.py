@@ -7,14 +7,19 @@ person, so scaling out is N of them behind a load balancer.
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 
 from aiohttp import web
-from tortoise import Tortoise
 
 from bot.conversation import Conversation, utc_now
+from bot.health import setup_health
+from bot.logs import log_context
+from bot.metrics import setup_metrics
 from bot.outbox import Sender, setup_dispatcher
+from bot.storage import configure_storage
 from config.profiles import Profile, load_profile
 from config.settings import Settings
 from models.db import close_db, init_db
@@ -31,6 +36,7 @@ CONVERSATION = web.AppKey("conversation", Conversation)
 
 # Uploads are streamed by the web chat; other bodies stay small.
 CLIENT_MAX_SIZE = 1024 * 1024
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def create_app(
@@ -50,9 +56,10 @@ def create_app(
     polling) and closes after everything registered here has stopped.
     """
     profile = profile or load_profile(settings.profile, settings.profiles_dir)
+    configure_storage(settings.attachment_storage, settings.data_dir)
     calendar = calendar or WorkingCalendar.from_settings(settings)
     conversation = Conversation(settings, profile, calendar, now=now or utc_now)
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[request_ids])
     app[SETTINGS] = settings
     app[PROFILE] = profile
     app[CONVERSATION] = conversation
@@ -60,7 +67,13 @@ def create_app(
         # Ahead of aiohttp's cleanup contexts, which run first on startup (the dispatcher).
         app.on_startup.insert(0, _open_database)
     app.router.add_get("/", _to_webchat)
-    app.router.add_get("/healthz", _healthz)
+    setup_health(app, settings)
+    setup_metrics(
+        app,
+        host=settings.host,
+        port=settings.metrics_port,
+        idle_minutes=settings.dialog_idle_minutes,
+    )
     setup_webchat(app, conversation, settings)
     setup_desk(app, conversation, settings, profile)
     senders = _setup_channels(app, conversation, settings)
@@ -111,11 +124,12 @@ async def _to_webchat(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/webchat")
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    """Up and able to reach the database (what a load balancer should ask)."""
-    try:
-        await Tortoise.get_connection("default").execute_query("SELECT 1")
-    except Exception as error:  # any failure to reach the database makes this worker unhealthy
-        log.warning("health check: database unreachable: %r", error)
-        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
-    return web.json_response({"status": "ok"})
+@web.middleware
+async def request_ids(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Every line logged while handling a request names it (the proxy's X-Request-Id, if any)."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if REQUEST_ID.fullmatch(given) else secrets.token_hex(6)
+    with log_context(request=request_id):
+        response = await handler(request)
+    response.headers.setdefault("X-Request-Id", request_id)
+    return response

@@ -1,23 +1,45 @@
-"""Stored photos and files: content-addressed bytes on disk, one Attachment row per upload.
+"""Stored photos and files: one Attachment row per upload, the bytes in the configured store.
 
-Bytes live under `<data_dir>/attachments/<sha[:2]>/<sha256>` so the same photo sent twice is
-stored once; the row keeps the platform's file id, name, MIME type and size, and is linked to a
-complaint when the complaint is filed or supplemented. The dialog only ever sees the neutral
-file id "att:<row id>".
+The bytes go to the store `COMPLAINTDESK_ATTACHMENT_STORAGE` names (bot/storage.py: the
+database by default, an S3-compatible bucket, or local files), content-addressed so the same
+photo sent twice is stored once. Before storing, an upload's type is taken from its content
+(not the sender's header) and an image loses its EXIF GPS location (Pillow). The row keeps the
+platform's file id, name, MIME type, size and where the bytes are, and is linked to a complaint
+when the complaint is filed or supplemented; uploads no complaint took expire
+(`expire_orphans`, run by the daily retention job). The dialog only ever sees the neutral file
+id "att:<row id>".
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import tempfile
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import filetype
+from PIL import Image
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
+from bot.storage import (
+    DB_PREFIX,
+    BlobStore,
+    StorageError,
+    configured_store,
+    file_location,
+    read_location,
+    remove_location,
+)
 from handlers.messages import FileRef
-from models.entities import Attachment, Channel
+from models.entities import Attachment, Channel, OutboxMessage, OutboxStatus
+
+log = logging.getLogger(__name__)
 
 ATTACHMENT_PREFIX = "att:"
 MB = 1024 * 1024
@@ -62,54 +84,228 @@ def attachment_ids(files: object) -> list[int]:
 
 
 def stored_path(data_dir: Path, sha256: str) -> Path:
-    return data_dir / "attachments" / sha256[:2] / sha256
+    """Where the `file` storage keeps a content (also the layout of older installations)."""
+    return file_location(data_dir, sha256)
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    """Write atomically (temporary file, then rename) unless the content is already there."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+# -- what the upload really is ------------------------------------------------------------
+
+GPS_IFD = 0x8825
+GENERIC = "application/octet-stream"
+# Images Pillow can rewrite without their location; others are kept as they came.
+_REWRITABLE = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/tiff": "TIFF"}
+
+
+@dataclass(frozen=True)
+class Inspected:
+    data: bytes
+    mime_type: str
+    location_removed: bool = False
+
+
+def detect_type(data: bytes) -> str:
+    """The MIME type the bytes themselves show (magic numbers), never the sender's claim."""
+    kind = filetype.guess(data)
+    if kind is not None:
+        return str(kind.mime)
+    head = data[:4096]
+    if b"\x00" in head:
+        return GENERIC
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut at the 4 KiB boundary is still text.
+        if error.start < len(head) - 3:
+            return GENERIC
+    return "text/plain"
+
+
+def without_location(data: bytes, mime_type: str) -> tuple[bytes, bool] | None:
+    """The image re-saved without its EXIF GPS block; (data, False) when it had none; None when
+    Pillow cannot read it as the image its bytes claim to be."""
+    fmt = _REWRITABLE.get(mime_type)
+    if fmt is None:
+        return data, False
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            exif = image.getexif()
+            if GPS_IFD not in exif:
+                return data, False
+            del exif[GPS_IFD]
+            options: dict[str, Any] = {"exif": exif.tobytes()}
+            if image.info.get("icc_profile"):
+                options["icc_profile"] = image.info["icc_profile"]
+            if fmt == "JPEG":
+                options.update(quality="keep", subsampling="keep")
+            if getattr(image, "n_frames", 1) > 1:
+                options["save_all"] = True
+            out = io.BytesIO()
+            image.save(out, format=fmt, **options)
+            return out.getvalue(), True
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def inspect_upload(data: bytes) -> Inspected:
+    """Type by content; images lose their EXIF location (Pillow). Bytes that only pose as an
+    image are kept as an opaque file, so no adapter shows them as a photo."""
+    mime = detect_type(data)
+    cleaned = without_location(data, mime)
+    if cleaned is None:
+        return Inspected(data, GENERIC)
+    content, removed = cleaned
+    return Inspected(content, mime, removed)
+
+
+# -- storing and reading ------------------------------------------------------------------
 
 
 async def store_attachment(
-    data_dir: Path,
     channel: Channel,
     file: FileRef,
     *,
     max_bytes: int,
     conn: BaseDBAsyncClient | None = None,
+    store: BlobStore | None = None,
 ) -> Attachment:
-    """Keep the downloaded bytes of `file` and record them; refuse over `max_bytes`."""
+    """Keep the downloaded bytes of `file` and record them; refuse over `max_bytes`.
+
+    The recorded MIME type is the content's; an image is stored without its GPS location.
+    """
     if file.data is None:
         raise ValueError("the file's bytes must be downloaded before it is stored")
     size = len(file.data)
     if size > max_bytes:
         raise AttachmentTooLarge(size, max_bytes)
-    sha256 = hashlib.sha256(file.data).hexdigest()
-    path = stored_path(data_dir, sha256)
-    # Disk writes off the event loop: a 10 MB fsync must not stall other conversations.
-    await asyncio.to_thread(_write_once, path, file.data)
+    inspected = await asyncio.to_thread(inspect_upload, file.data)
+    if inspected.location_removed:
+        log.info("attachment from %s: EXIF location removed", channel)
+    sha256 = hashlib.sha256(inspected.data).hexdigest()
+    location = await (store or configured_store()).put(sha256, inspected.data, conn)
     return await Attachment.create(
         channel=channel,
         platform_file_id=file.file_id[:256] if file.file_id else None,
         file_name=(file.file_name or None) and file.file_name[:255],
-        mime_type=(file.mime_type or None) and file.mime_type[:100],
-        size=size,
+        mime_type=inspected.mime_type[:100],
+        size=len(inspected.data),
         sha256=sha256,
-        stored_path=str(path),
+        stored_path=location,
         using_db=conn,
     )
+
+
+async def read_attachment(attachment: Attachment, conn: BaseDBAsyncClient | None = None) -> bytes:
+    """The stored bytes, from whichever store the row names (any worker can read them)."""
+    return await read_location(attachment.stored_path, conn)
+
+
+async def discard_attachments(
+    attachments: Sequence[Attachment], conn: BaseDBAsyncClient
+) -> list[str]:
+    """Delete the rows in `conn`'s transaction; bytes in the database go with them. Returns
+    the other stores' locations to remove once the transaction has committed (content shared
+    with a row that stays is kept)."""
+    later: list[str] = []
+    leaving = [a.id for a in attachments]
+    for attachment in attachments:
+        shared = (
+            await Attachment.filter(sha256=attachment.sha256)
+            .exclude(id__in=leaving)
+            .using_db(conn)
+            .exists()
+        )
+        await attachment.delete(using_db=conn)
+        if shared or attachment.stored_path in later:
+            continue
+        if attachment.stored_path.startswith(DB_PREFIX):
+            await remove_location(attachment.stored_path, conn)
+        else:
+            later.append(attachment.stored_path)
+    return later
+
+
+async def remove_stored(locations: Sequence[str]) -> int:
+    """Remove bytes after their rows are gone; a failure is logged (an orphan costs only space)."""
+    removed = 0
+    for location in locations:
+        try:
+            await remove_location(location)
+            removed += 1
+        except Exception:
+            log.exception("could not remove stored attachment %s", location)
+    return removed
+
+
+def queued_attachment_ids(payloads: Sequence[Any]) -> set[int]:
+    """Attachment row ids named by serialised Outgoing messages ("att:<id>" or "<id>")."""
+    ids: set[int] = set()
+    for payload in payloads:
+        names = payload.get("attachments") if isinstance(payload, dict) else None
+        for name in names or ():
+            text = str(name)
+            parsed = parse_attachment_id(text)
+            if parsed is None and text.isdigit():
+                parsed = int(text)
+            if parsed is not None:
+                ids.add(parsed)
+    return ids
+
+
+async def expire_orphans(now: datetime, keep_for: timedelta) -> int:
+    """Delete uploads no complaint took within `keep_for` (abandoned drafts, stray files),
+    except files a queued message still has to send (a report waiting for its manager)."""
+    cutoff = now - keep_for
+    candidates = await Attachment.filter(complaint_id=None, created_at__lt=cutoff).order_by("id")
+    if not candidates:
+        return 0
+    payloads = await OutboxMessage.filter(
+        status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING]
+    ).values_list("payload", flat=True)
+    queued = queued_attachment_ids(list(payloads))
+    expired = [a for a in candidates if a.id not in queued]
+    if not expired:
+        return 0
+    async with in_transaction() as conn:
+        later = await discard_attachments(expired, conn)
+    await remove_stored(later)
+    log.info("expired %d uploads that no complaint took", len(expired))
+    return len(expired)
+
+
+@dataclass
+class MigrationReport:
+    moved: int = 0
+    already: int = 0
+    missing: list[int] = field(default_factory=list)
+
+
+async def migrate_attachments(target: BlobStore, *, batch: int = 100) -> MigrationReport:
+    """Copy every attachment not yet in `target` there and point its row at the copy.
+
+    Safe to interrupt and re-run (a row moves only after its copy is stored); the old copies
+    are left for the operator to delete once a backup of the new store exists.
+    """
+    report = MigrationReport()
+    last_id = 0
+    while True:
+        rows = await Attachment.filter(id__gt=last_id).order_by("id").limit(batch)
+        if not rows:
+            return report
+        for row in rows:
+            last_id = row.id
+            if target.owns(row.stored_path):
+                report.already += 1
+                continue
+            try:
+                data = await read_location(row.stored_path)
+            except StorageError as error:
+                log.warning("attachment %s: %s", row.id, error)
+                report.missing.append(row.id)
+                continue
+            location = await target.put(row.sha256, data)
+            await Attachment.filter(id=row.id).update(stored_path=location)
+            report.moved += 1
 
 
 def attachment_ref(attachment: Attachment) -> FileRef:

@@ -1,21 +1,25 @@
-"""`complaintdesk demo` and `complaintdesk run`: serve the web chat (and configured channels)."""
+"""`complaintdesk demo` and `complaintdesk run`: serve the web chat (and configured channels).
+
+Both bind their port first — before the database is migrated, the scheduler started or the
+platforms contacted — so a second process started on a taken port stops at once, having changed
+nothing. The web application is imported only then (the CLI's other commands need none of it).
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
-from bot.app import create_app
-from bot.demo import DemoSignIn, ensure_demo_organisation, ensure_demo_staff
-from config.profiles import ProfileError, load_profile
-from config.settings import Settings, get_settings, settings_with
+    from config.settings import Settings
 
 DEFAULT_DEMO_DB = "complaintdesk-demo.sqlite3"
 DEFAULT_DEMO_PROFILE = "gov-window"
@@ -32,37 +36,65 @@ def webchat_url(settings: Settings) -> str:
     return f"http://{_display_host(settings.host)}:{settings.port}/webchat"
 
 
-def serve(app: web.Application, settings: Settings, banner: str | Callable[[], str]) -> int:
-    """Run until Ctrl-C (or SIGTERM); print `banner` once the port is listening (a callable
-    is asked then, after the start-up hooks have run)."""
+def bind(settings: Settings) -> socket.socket | None:
+    """The listening socket, or None (said in one line) when the address is taken or invalid."""
+    try:
+        infos = socket.getaddrinfo(
+            settings.host or None, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as error:
+        reason = error.strerror or str(error)
+        print(
+            f"complaintdesk: cannot listen on {settings.host}:{settings.port}: {reason} "
+            "(COMPLAINTDESK_HOST / COMPLAINTDESK_PORT, or --host / --port)",
+            file=sys.stderr,
+        )
+        return None
+    sock.set_inheritable(False)
+    return sock
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per request is noise
-    logging.getLogger("tortoise").setLevel(logging.WARNING)  # connection open/close chatter
+
+def serve(
+    app: web.Application, settings: Settings, banner: str | Callable[[], str], sock: socket.socket
+) -> int:
+    """Run on the bound `sock` until Ctrl-C (or SIGTERM); print `banner` once serving (a
+    callable is asked then, after the start-up hooks have run)."""
+    from aiohttp import web
+
+    from bot.logs import setup_logging
+
+    setup_logging(level=settings.log_level, format=settings.log_format, tz=settings.tz)
 
     def announce(_: str) -> None:
         print(banner() if callable(banner) else banner, flush=True)
 
-    try:
-        web.run_app(app, host=settings.host, port=settings.port, print=announce)
-    except OSError as error:
-        print(f"cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
-        return 1
+    web.run_app(app, sock=sock, print=announce, access_log=None)
     return 0
 
 
 def _check_profile(settings: Settings) -> bool:
+    from config.profiles import ProfileError, load_profile
+
     try:
         load_profile(settings.profile, settings.profiles_dir)
     except (ProfileError, FileNotFoundError, KeyError, ValueError) as error:
-        print(f"profile {settings.profile!r}: {error}", file=sys.stderr)
+        print(f"complaintdesk: profile {settings.profile!r}: {error}", file=sys.stderr)
         return False
     return True
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from config.settings import settings_with
+
     db = Path(args.db).expanduser().resolve()
     settings = settings_with(
         database_url=f"sqlite://{db}",
@@ -74,6 +106,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     if not _check_profile(settings):
         return 2
+    sock = bind(settings)
+    if sock is None:
+        return 1
+    from bot.app import create_app
+    from bot.demo import DemoSignIn, ensure_demo_organisation, ensure_demo_staff
+
     app = create_app(settings, scheduler=True)
     signins: list[DemoSignIn] = []
 
@@ -95,10 +133,12 @@ def _run_demo(args: argparse.Namespace) -> int:
         lines.append("Ctrl-C to stop.")
         return "\n".join(lines)
 
-    return serve(app, settings, banner)
+    return serve(app, settings, banner, sock)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from config.settings import get_settings
+
     base = get_settings()
     overrides = {"host": args.host, "port": args.port}
     settings = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
@@ -110,7 +150,12 @@ def _run(args: argparse.Namespace) -> int:
     if settings.wechat_token:
         channels.append("WeChat")
     banner = f"complaintdesk serving {', '.join(channels)}; web chat at {webchat_url(settings)}"
-    return serve(create_app(settings, scheduler=True), settings, banner)
+    sock = bind(settings)
+    if sock is None:
+        return 1
+    from bot.app import create_app
+
+    return serve(create_app(settings, scheduler=True), settings, banner, sock)
 
 
 def _port(value: str) -> int:

@@ -114,7 +114,14 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     async def work() -> int:
         tz = get_settings().tz
-        for staff in await list_staff():
+        everyone = await list_staff()
+        if not everyone:
+            print(
+                "no staff yet: invite someone with `complaintdesk staff invite --name NAME "
+                "--role ROLE --department CODE` (departments first: `departments import FILE`)",
+                file=sys.stderr,
+            )
+        for staff in everyone:
             chats = [
                 f"{name}:{value}"
                 for name, value in (
@@ -176,7 +183,14 @@ def _import(args: argparse.Namespace) -> int:
 
 def _departments_list(args: argparse.Namespace) -> int:
     async def work() -> int:
-        for department in await Department.all().order_by("id").prefetch_related("parent"):
+        departments = await Department.all().order_by("id").prefetch_related("parent")
+        if not departments:
+            print(
+                "no departments yet: import them with `complaintdesk departments import FILE` "
+                "(see config/departments.example.toml)",
+                file=sys.stderr,
+            )
+        for department in departments:
             parent = department.parent.code if department.parent else "-"
             print(f"{department.id}\t{department.code}\t{department.name}\tparent: {parent}")
         return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ from tortoise.exceptions import IntegrityError, OperationalError, TransactionMan
 from tortoise.transactions import in_transaction
 
 from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes, store_attachment
+from bot.logs import log_context
+from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
 from bot.staff_desk import handle_staff_message
 from config.profiles import Profile
 from config.settings import Settings
@@ -71,6 +74,11 @@ from scheduler.calendar import WorkingCalendar
 from scheduler.survey import add_survey_comment, record_survey_answer
 
 log = logging.getLogger(__name__)
+
+
+class AlreadyHandled(list[Outgoing]):
+    """The (empty) answer to an update handled before: told apart for the metrics."""
+
 
 # The person's complaints shown in self-service (newest first).
 RECENT_COMPLAINTS = 20
@@ -135,8 +143,24 @@ class Conversation:
     # -- the turn ----------------------------------------------------------------------------
 
     async def handle(self, incoming: Incoming) -> list[Outgoing]:
-        """Answer one message; a message id seen before on this channel returns []."""
+        """Answer one message; a message id seen before on this channel returns [].
+
+        Counted and timed for /metrics; everything logged inside names the update.
+        """
         channel = Channel(incoming.channel)
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            update = f"{channel}:{incoming.message_id}" if incoming.message_id else None
+            with log_context(update=update):
+                replies = await self._handle(channel, incoming)
+            outcome = "duplicate" if isinstance(replies, AlreadyHandled) else "answered"
+            return list(replies)
+        finally:
+            INBOUND_UPDATES.labels(channel=str(channel), outcome=outcome).inc()
+            REPLY_SECONDS.labels(channel=str(channel)).observe(time.perf_counter() - started)
+
+    async def _handle(self, channel: Channel, incoming: Incoming) -> list[Outgoing]:
         if incoming.received_at is None:
             incoming = replace(incoming, received_at=self._now())
         key = update_key(incoming.message_id) if incoming.message_id else None
@@ -148,7 +172,7 @@ class Conversation:
                 # A concurrent delivery of the same update committed first, or two workers
                 # created the same person's session at once (then the retry finds it).
                 if key is not None and await self._processed(channel, key):
-                    return []
+                    return AlreadyHandled()
                 if last:
                     raise
             except _StaleSession:
@@ -165,7 +189,7 @@ class Conversation:
         self, channel: Channel, incoming: Incoming, key: str | None
     ) -> list[Outgoing]:
         if key is not None and await self._processed(channel, key):
-            return []
+            return AlreadyHandled()
         clock = Clock(self.calendar, self.tz, self._now())
         staff_replies = await handle_staff_message(incoming, profile=self.profile, clock=clock)
         if staff_replies is None:
@@ -192,7 +216,7 @@ class Conversation:
                 await _take_sqlite_write_lock(conn)
             if key is not None:
                 if await self._processed(channel, key, conn):
-                    return []
+                    return AlreadyHandled()
                 await ProcessedUpdate.create(channel=channel, update_key=key, using_db=conn)
             session = await self._session(channel, incoming.user_id, conn)
             state = DialogState.from_json(session.state) if session.state else None
@@ -521,7 +545,6 @@ class Conversation:
         adapters then pass the person's message on with its size so the dialog explains.
         """
         attachment = await store_attachment(
-            self.settings.data_dir,
             Channel(channel),
             file,
             max_bytes=max_attachment_bytes(self.settings.max_photo_mb),

@@ -29,6 +29,7 @@ from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
+from bot.metrics import OUTBOX_SENDS
 from handlers.messages import Outgoing
 from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus, Staff
 from models.outbox import DELIVERY_FAILED, outgoing_from_json
@@ -497,16 +498,20 @@ class Dispatcher:
             async with asyncio.timeout(self.send_timeout):
                 await sender.send(claim.chat_id, message)
         except RetryLater as error:
+            OUTBOX_SENDS.labels(channel=str(claim.channel), result="429").inc()
             await self._retry_later(claim, error)
         except PermanentFailure as error:
+            OUTBOX_SENDS.labels(channel=str(claim.channel), result="permanent").inc()
             await self._fail(claim, error.reason)
         except Exception as error:  # TransientFailure, or a sender's bug: retried, then given up
             if not isinstance(error, TransientFailure | TimeoutError):
                 log.exception(
                     "outbox row %s: unexpected error from the %s sender", claim.id, claim.channel
                 )
+            OUTBOX_SENDS.labels(channel=str(claim.channel), result="retry").inc()
             await self._transient(claim, error)
         else:
+            OUTBOX_SENDS.labels(channel=str(claim.channel), result="ok").inc()
             # Right after the send: this UPDATE closes the resend-after-crash window.
             await self._settle(
                 claim, status=OutboxStatus.SENT, sent_at=self._now(), last_error=None

@@ -33,7 +33,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -60,8 +59,9 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.attachments import AttachmentTooLarge, parse_attachment_id
+from bot.attachments import AttachmentTooLarge, parse_attachment_id, read_attachment
 from bot.outbox import TELEGRAM_LIMITS, PermanentFailure, RateLimits, RetryLater, TransientFailure
+from bot.storage import StorageError
 from config.settings import Settings
 from handlers.dialog import command_descriptions, render_command_failed
 from handlers.i18n import normalise_language, supported
@@ -433,7 +433,10 @@ class TelegramSender:
         if attachment is None:
             raise PermanentFailure(f"attachment {attachment_id} does not exist")
         # Uploaded from our copy: a platform file id may belong to another bot or another type.
-        content = await asyncio.to_thread(Path(attachment.stored_path).read_bytes)
+        try:
+            content = await read_attachment(attachment)
+        except StorageError as error:
+            raise PermanentFailure(f"attachment {attachment_id}: {error}") from error
         mime = attachment.mime_type or mimetypes.guess_type(attachment.file_name or "")[0] or ""
         if mime.startswith("image/") and attachment.size <= 10 * 1024 * 1024:
             await self.bot.send_photo(chat_id, content)
@@ -463,6 +466,11 @@ def build_application(settings: Settings, *, webhook: bool) -> Application:  # t
     if webhook:
         builder = builder.updater(None)  # updates arrive through our own aiohttp route
     return builder.build()
+
+
+def _polling_error(error: TelegramError) -> None:
+    """A failed getUpdates round (a 502, a time-out): PTB retries it; one line, no traceback."""
+    log.warning("Telegram polling failed, retrying: %s: %s", type(error).__name__, error)
 
 
 class TelegramChannel:
@@ -509,6 +517,7 @@ class TelegramChannel:
                 poll_interval=0,
                 timeout=timedelta(seconds=self.poll_timeout),
                 allowed_updates=list(ALLOWED_UPDATES),
+                error_callback=_polling_error,
             )
         self._running = True
 

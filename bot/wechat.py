@@ -80,6 +80,7 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 
 from bot.attachments import AttachmentTooLarge
+from bot.metrics import WECHAT_TOKEN_REFRESHES
 from bot.outbox import PermanentFailure, RateLimits, RetryLater, TransientFailure
 from config.settings import Settings
 from handlers.i18n import translator
@@ -304,7 +305,12 @@ class AccessTokens:
             token = self._usable(row, stale)
             if token:
                 return token
-            token, expires_in = await self._fetch()
+            try:
+                token, expires_in = await self._fetch()
+            except Exception:
+                WECHAT_TOKEN_REFRESHES.labels(result="failed").inc()
+                raise
+            WECHAT_TOKEN_REFRESHES.labels(result="ok").inc()
             expires_at = self._clock() + timedelta(seconds=expires_in)
             if row is None:
                 await KeyValue.create(

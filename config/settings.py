@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -60,6 +60,40 @@ class Settings(BaseSettings):
     wechat_aes_key: str | None = None
     wechat_api_base: str | None = None
     scheduler_interval_seconds: int = Field(default=60, description="deadline sweep period")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one readable line; json: one JSON object a line"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    metrics_port: int | None = Field(
+        default=None, description="serve /metrics on this port only (default: the main port)"
+    )
+    attachment_storage: str = Field(
+        default="database",
+        description="database (the default), s3://BUCKET[/PREFIX][?endpoint=URL&region=R] "
+        "(credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or file (DATA_DIR, one host)",
+    )
+    orphan_attachment_hours: float = Field(
+        default=24, description="an upload no complaint took is deleted after this"
+    )
+    ready_outbox_max_age_seconds: int = Field(
+        default=900, description="/readyz fails when a due message waits longer than this"
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("attachment_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if value not in ("database", "file") and not value.startswith("s3://"):
+            raise ValueError("use database, file or s3://BUCKET[/PREFIX]")
+        return value
+
     desk_session_hours: float = Field(
         default=12.0, description="a browser desk sign-in ends this long after it began"
     )

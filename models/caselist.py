@@ -4,7 +4,7 @@
 
 Which cases a staff member sees is `models.notifications.case_scope` (the chat's /cases uses
 the same scope); this module only turns it and the filters into SQL. The SQL is written by hand
-because the search is dialect-specific (migration 0005_desk_case_search):
+because the search is dialect-specific (migration 0006_desk_case_search):
 - SQLite: FTS5 with the trigram tokenizer (`complaint_fts MATCH`), for terms of 3+ characters;
 - PostgreSQL: the pg_trgm GIN index on number/facts/target/place, queried with ILIKE;
 - 1–2 character terms: LIKE on the four columns (no trigram to look up), on both.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 
@@ -37,8 +40,25 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
+def check_sqlite_path(database_url: str) -> None:
+    """Refuse an SQLite file that cannot be created, before Tortoise tries: its migration
+    runner waits forever on a connection that failed to open."""
+    url = normalise_url(database_url)
+    if not url.startswith("sqlite://"):
+        return
+    path = Path(url.removeprefix("sqlite://").split("?", 1)[0])
+    if str(path) in ("", ":memory:") or path.exists():
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise DBConnectionError(f"cannot create SQLite file {path}: no directory {folder}")
+    if not os.access(folder, os.W_OK):
+        raise DBConnectionError(f"cannot create SQLite file {path}: {folder} is not writable")
+
+
 async def migrate(database_url: str) -> None:
     """Apply the committed migrations (creates the schema on an empty database)."""
+    check_sqlite_path(database_url)
     await tortoise_migrate(config=tortoise_config(database_url))
     await Tortoise.close_connections()
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from enum import StrEnum
 
 from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
-from tortoise.signals import pre_save
+from tortoise.signals import post_save, pre_save
 
 from models.workflow import Role, State
+
+event_log = logging.getLogger("complaintdesk.events")
 
 
 class Channel(StrEnum):
@@ -241,6 +244,44 @@ class Event(Model):
         ordering = ("id",)
         # Timelines, summaries and the outbox clean-up read a complaint's events by action.
         indexes = (("complaint_id", "action"),)
+
+
+class AttachmentBlob(Model):
+    """Attachment bytes kept in the database (the default storage): one row per content."""
+
+    sha256 = fields.CharField(max_length=64, primary_key=True)
+    data = fields.BinaryField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "attachment_blob"
+
+
+@post_save(Event)
+async def _log_event(
+    sender: type[Event],
+    instance: Event,
+    created: bool,
+    using_db: BaseDBAsyncClient | None,
+    update_fields: Iterable[str] | None,
+) -> None:
+    """One INFO line per complaint event: number, action, actor role, state change — never the
+    payload (it may hold personal data)."""
+    if not created or not event_log.isEnabledFor(logging.INFO):
+        return
+    cached = instance.__dict__.get("_complaint")
+    number = getattr(cached, "number", None)
+    if number is None:
+        number = (
+            await Complaint.filter(id=instance.complaint_id)  # type: ignore[attr-defined]
+            .using_db(using_db)
+            .values_list("number", flat=True)
+            .first()
+        )
+    change = f"{instance.from_state} → {instance.to_state}" if instance.to_state else "no change"
+    event_log.info(
+        "complaint %s: %s by %s (%s)", number, instance.action, instance.actor_role, change
+    )
 
 
 class SurveyResponse(Model):

@@ -1,7 +1,7 @@
 """`complaintdesk jobs ...`: run one scheduler job now, e.g. from cron or after maintenance.
 
     complaintdesk jobs sweep [--at 2026-10-10T09:00+08:00]
-    complaintdesk jobs report weekly|monthly [--at ...]
+    complaintdesk jobs report weekly|monthly [--at ...] [--out FILE]
     complaintdesk jobs retention [--at ...]
     complaintdesk jobs recompute
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from config.profiles import load_profile
@@ -30,11 +31,12 @@ def _instant(text: str | None, tz: Any) -> datetime:
 
 
 async def _run(args: argparse.Namespace) -> str:
+    from bot.storage import configure_storage
     from scheduler.jobs import recompute_provisional, sweep
-    from scheduler.reports import send_report
-    from scheduler.retention import anonymise_expired
+    from scheduler.runner import daily_retention
 
     settings = get_settings()
+    configure_storage(settings.attachment_storage, settings.data_dir)
     profile = load_profile(settings.profile, settings.profiles_dir)
     context = AlarmContext(
         WorkingCalendar.from_settings(settings), settings.tz, profile_loader(profile)
@@ -45,15 +47,43 @@ async def _run(args: argparse.Namespace) -> str:
         if args.job == "sweep":
             return str(await sweep(now, profile=profile, context=context))
         if args.job == "report":
-            result = await send_report(args.kind, now, profile, settings.data_dir, settings.tz)
-            if result is None:
-                return "already sent for this period"
-            return f"{result.period.label}: queued to {len(result.recipients)} managers"
+            return await _report(args, now, profile, settings)
         if args.job == "retention":
-            report = await anonymise_expired(now, profile, context=context)
-            return f"anonymised {len(report.anonymised)}: {' '.join(report.anonymised)}"
+            steps = await daily_retention(
+                lambda: now, profile, context, timedelta(hours=settings.orphan_attachment_hours)
+            )()
+            report = steps.pop("anonymised")
+            if not isinstance(report, str):
+                report = f"{len(report.anonymised)} {' '.join(report.anonymised)}".strip()
+            return "; ".join([f"anonymised {report}"] + [f"{k} {v}" for k, v in steps.items()])
         changed = await recompute_provisional(now, profile=profile, context=context)
         return f"recomputed {len(changed)}: {' '.join(changed)}"
+
+
+async def _report(args: argparse.Namespace, now: datetime, profile: Any, settings: Any) -> str:
+    """Queue the report to the managers (once per period) and, with --out, write the workbook
+    to a file as well — whether or not anyone receives it."""
+    from scheduler.reports import gather_report, report_period, send_report, write_workbook
+
+    lines = []
+    if args.out:
+        period = report_period(args.kind, now, settings.tz)
+        data = await gather_report(period, now)
+        content = write_workbook(data, profile, args.language or settings.language, settings.tz)
+        await asyncio.to_thread(Path(args.out).write_bytes, content)
+        lines.append(f"{period.label}: workbook written to {args.out} ({len(content)} bytes)")
+    result = await send_report(args.kind, now, profile, settings.tz)
+    if result is None:
+        lines.append("already queued to the managers for this period: not sent again")
+    elif not result.recipients:
+        lines.append(
+            f"{result.period.label}: nobody to send it to — no active supervisor or admin has "
+            "a linked chat (`complaintdesk staff invite --role supervisor ...`)"
+            + ("" if args.out else "; --out FILE writes the workbook anyway")
+        )
+    else:
+        lines.append(f"{result.period.label}: queued to {len(result.recipients)} managers")
+    return "\n".join(lines)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -75,6 +105,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = jobs.add_parser("report", help="queue the weekly or monthly report to managers")
     report.add_argument("kind", choices=("weekly", "monthly"))
     report.add_argument("--at", help=at_help)
+    report.add_argument("--out", metavar="FILE", help="also write the XLSX workbook to FILE")
+    report.add_argument(
+        "--language", choices=("zh_CN", "zh_TW", "en"), help="the workbook's language (--out)"
+    )
     retention = jobs.add_parser("retention", help="anonymise complaints past retention")
     retention.add_argument("--at", help=at_help)
     recompute = jobs.add_parser("recompute", help="recount provisional deadlines")

@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -71,6 +70,30 @@ def report_period(kind: Kind, now: datetime, tz: ZoneInfo) -> Period:
         return datetime.combine(day, time(0), tz).astimezone(UTC)
 
     return Period(kind, instant(start_day), instant(end_day), label)
+
+
+# The scheduled sending time: Mondays (weekly) or the 1st (monthly) at 08:00, local time.
+SEND_HOUR = 8
+
+
+def last_send_time(kind: Kind, now: datetime, tz: ZoneInfo) -> datetime:
+    """The most recent scheduled sending time at or before `now` (aware, local zone)."""
+    local = now.astimezone(tz)
+    today = local.date()
+    day = today - timedelta(days=today.weekday()) if kind == "weekly" else today.replace(day=1)
+    at = datetime.combine(day, time(SEND_HOUR), tz)
+    if at > local:  # this week's (month's) time is still ahead: the previous one
+        earlier = day - timedelta(days=7) if kind == "weekly" else (day - timedelta(days=1))
+        at = datetime.combine(
+            earlier if kind == "weekly" else earlier.replace(day=1), time(SEND_HOUR), tz
+        )
+    return at
+
+
+def due_report_period(kind: Kind, now: datetime, tz: ZoneInfo) -> Period:
+    """The period whose report should have gone out by `now`: a worker that was down over
+    Monday 08:00 (or the 1st) sends it when it is back, not a week (a month) later."""
+    return report_period(kind, last_send_time(kind, now, tz), tz)
 
 
 @dataclass(frozen=True)
@@ -341,13 +364,14 @@ class ReportResult:
 
 
 async def send_report(
-    kind: Kind, now: datetime, profile: Profile, data_dir: Path, tz: ZoneInfo
+    kind: Kind, now: datetime, profile: Profile, tz: ZoneInfo, *, period: Period | None = None
 ) -> ReportResult | None:
     """Queue the period's report to every active supervisor and admin; None when already sent.
 
-    The report's language is each manager's own; the workbook is built per language used.
+    `period` defaults to the last complete one before `now`. The report's language is each
+    manager's own; the workbook is built per language used.
     """
-    period = report_period(kind, now, tz)
+    period = period or report_period(kind, now, tz)
     key_prefix = f"report:{kind}:{period.label}:"
     if await OutboxMessage.filter(idempotency_key__startswith=key_prefix).exists():
         return None
@@ -367,7 +391,6 @@ async def send_report(
             content = write_workbook(data, profile, lang, tz)
             name = f"complaints-{kind}-{period.label}-{lang}.xlsx"
             stored = await store_attachment(
-                data_dir,
                 Channel.WEB,  # generated here, not received from a platform
                 FileRef(file_id="", file_name=name, mime_type=XLSX_MIME, data=content),
                 max_bytes=MAX_REPORT_BYTES,

@@ -11,11 +11,9 @@ name, phone and chat identity too.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +21,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from bot.attachments import discard_attachments, remove_stored
 from config.profiles import Profile
 from models.actions import Actor, Clock, act
 from models.entities import (
@@ -110,36 +109,17 @@ async def finished_at(complaint: Complaint, conn: BaseDBAsyncClient | None = Non
     return last.created_at if last is not None else complaint.updated_at
 
 
-def _remove_files(paths: list[Path]) -> int:
-    removed = 0
-    for path in paths:
-        if path.exists():
-            path.unlink()
-            removed += 1
-    return removed
-
-
 async def _anonymise(
     complaint: Complaint, conn: BaseDBAsyncClient, report: RetentionReport
-) -> list[Path]:
-    """Clear the complaint's personal data; returns the files to delete once committed."""
-    files: list[Path] = []
+) -> list[str]:
+    """Clear the complaint's personal data; returns stored files to remove once committed."""
     for name, value in PERSONAL_FIELDS.items():
         setattr(complaint, name, value)
     person_id = complaint.complainant_id  # type: ignore[attr-defined]
     complaint.complainant_id = None  # type: ignore[attr-defined]
-    for attachment in await Attachment.filter(complaint_id=complaint.id).using_db(conn):
-        path = Path(attachment.stored_path)
-        # Files are content-addressed: keep one another row still uses.
-        shared = (
-            await Attachment.filter(sha256=attachment.sha256)
-            .exclude(id=attachment.id)
-            .using_db(conn)
-            .exists()
-        )
-        if not shared:
-            files.append(path)
-        await attachment.delete(using_db=conn)
+    attachments = await Attachment.filter(complaint_id=complaint.id).using_db(conn)
+    # Bytes in the database go in this transaction; other stores' after the commit.
+    files = await discard_attachments(attachments, conn)
     await SurveyResponse.filter(complaint_id=complaint.id).using_db(conn).update(comment=None)
     await OutboxMessage.filter(complaint_id=complaint.id).using_db(conn).delete()
     for event in await Event.filter(complaint_id=complaint.id).using_db(conn):
@@ -185,7 +165,7 @@ async def anonymise_expired(
         anonymised_at__isnull=True,
     ).values_list("id", flat=True)
     for complaint_id in candidates:
-        files: list[Path] = []
+        files: list[str] = []
         async with in_transaction() as conn:
             query = Complaint.filter(id=complaint_id).using_db(conn)
             if conn.capabilities.dialect == "postgres":
@@ -215,5 +195,5 @@ async def anonymise_expired(
                 log.info("complaint %s anonymised (already archived)", complaint.number)
             report.anonymised.append(complaint.number)
         # After the commit: a rolled-back anonymisation must not have lost the files.
-        report.files_removed += await asyncio.to_thread(_remove_files, files)
+        report.files_removed += await remove_stored(files)
     return report

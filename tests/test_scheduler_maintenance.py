@@ -190,9 +190,9 @@ async def test_setup_scheduler_registers_the_jobs_and_plans_old_rows(
             "deadline-sweep",
             "recompute-provisional",
             "retention",
-            "weekly-report",
-            "monthly-report",
+            "reports",
         }
+        assert scheduler.get_job("deadline-sweep").name == "deadline-sweep"  # type: ignore[union-attr]
         sweep_job = scheduler.get_job("deadline-sweep")
         assert sweep_job is not None and sweep_job.trigger.interval == timedelta(seconds=30)
         assert (await Complaint.get(id=complaint.id)).next_alarm_at is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterator
 from datetime import datetime
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from bot.attachments import read_attachment
 from config.profiles import load_profile
 from models.actions import Actor, act
 from models.entities import Attachment, Complaint, OutboxMessage
@@ -19,13 +19,17 @@ from models.workflow import Action, Role
 from scheduler.alarms import set_alarm_context
 from scheduler.jobs import sweep
 from scheduler.reports import (
+    XLSX_MIME,
+    due_report_period,
     gather_report,
+    last_send_time,
     mask_name,
     render_text,
     report_period,
     send_report,
     write_workbook,
 )
+from scheduler.runner import report_catch_up
 from scheduler.survey import record_survey_answer
 from tests.scheduler_support import (
     CONTEXT,
@@ -148,16 +152,50 @@ async def test_send_report_queues_once_to_managers_with_the_workbook(
 ) -> None:
     await build_week()
     profile = load_profile("gov-window")
-    result = await send_report("weekly", REPORT_AT, profile, tmp_path, SHANGHAI)
+    result = await send_report("weekly", REPORT_AT, profile, SHANGHAI)
     assert result is not None and len(result.recipients) == 2  # supervisor and admin
     rows = await OutboxMessage.filter(idempotency_key__startswith="report:").order_by("id")
     assert [r.chat_id for r in rows] == ["supervisor", "admin"]
     message = outgoing_from_json(rows[0].payload)
     attachment = await Attachment.get(id=int(message.attachments[0].removeprefix("att:")))
     assert attachment.file_name == "complaints-weekly-2026-W45-zh_CN.xlsx"
-    # A readable workbook on disk (content-addressed: the path has no extension).
-    content = await asyncio.to_thread(Path(attachment.stored_path).read_bytes)
-    load_workbook(io.BytesIO(content))
-    assert await send_report("weekly", REPORT_AT, profile, tmp_path, SHANGHAI) is None
+    # A readable workbook in the store, typed by its content.
+    assert attachment.mime_type == XLSX_MIME
+    load_workbook(io.BytesIO(await read_attachment(attachment)))
+    assert await send_report("weekly", REPORT_AT, profile, SHANGHAI) is None
     later: datetime = local("2026-11-16T08:00")
-    assert await send_report("weekly", later, profile, tmp_path, SHANGHAI) is not None
+    assert await send_report("weekly", later, profile, SHANGHAI) is not None
+
+
+def test_the_due_period_is_the_one_whose_sending_time_has_passed() -> None:
+    # Before Monday 08:00 the week before last is still the one due; from 08:00 the last week.
+    assert last_send_time("weekly", local("2026-11-09T07:59"), SHANGHAI) == local(
+        "2026-11-02T08:00"
+    )
+    assert due_report_period("weekly", local("2026-11-09T07:59"), SHANGHAI).label == "2026-W44"
+    assert due_report_period("weekly", local("2026-11-09T08:00"), SHANGHAI).label == "2026-W45"
+    # A worker back on Wednesday after being down over Monday morning: last week is due.
+    assert due_report_period("weekly", local("2026-11-11T15:00"), SHANGHAI).label == "2026-W45"
+    assert due_report_period("monthly", local("2026-12-01T07:00"), SHANGHAI).label == "2026-10"
+    assert due_report_period("monthly", local("2026-12-03T10:00"), SHANGHAI).label == "2026-11"
+    assert due_report_period("monthly", local("2027-01-01T08:00"), SHANGHAI).label == "2026-12"
+
+
+async def test_reports_missed_during_downtime_are_sent_when_a_worker_is_back(
+    db_url: str,
+) -> None:
+    await build_week()
+    profile = load_profile("gov-window")
+    # Down from Sunday to Wednesday afternoon: Monday 08:00 passed with no worker up.
+    back = local("2026-11-11T15:00")
+    catch_up = report_catch_up(lambda: back, profile, SHANGHAI)
+    assert await catch_up() == {"weekly": "2026-W45", "monthly": "2026-10"}
+    reports = OutboxMessage.filter(idempotency_key__startswith="report:")
+    keys = set(await reports.values_list("idempotency_key", flat=True))
+    assert {k.rsplit(":", 1)[0] for k in keys} == {
+        "report:weekly:2026-W45",
+        "report:monthly:2026-10",
+    }
+    # The next hourly run (or another worker) sends nothing again.
+    assert await catch_up() == {"weekly": None, "monthly": None}
+    assert await reports.count() == len(keys)

@@ -149,7 +149,7 @@ async def test_the_complainants_result_carries_the_attached_files(
 
     async def stored(data: bytes, channel: Channel = Channel.TELEGRAM) -> Attachment:
         upload = FileRef("tg-file", "photo.jpg", "image/jpeg", len(data), data)
-        return await store_attachment(tmp_path, channel, upload, max_bytes=MB)
+        return await store_attachment(channel, upload, max_bytes=MB)
 
     repair, receipt = await stored(b"repair photo"), await stored(b"receipt scan")
     elsewhere = await stored(b"other case's photo")

@@ -7,7 +7,6 @@ chat who types, presses buttons, shares a contact or a location and sends photos
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import socket
@@ -19,6 +18,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from bot.app import create_app
+from bot.attachments import read_attachment
 from bot.conversation import Conversation
 from bot.telegram import TELEGRAM_CHANNEL, TelegramChannel, setup_telegram
 from config.profiles import Profile, load_profile
@@ -29,13 +29,14 @@ from models.entities import Attachment, Complainant, Complaint, DialogSession
 from models.workflow import State
 from scheduler.calendar import WorkingCalendar
 from tests.fakes import FakeTelegram
+from tests.images import jpeg
 from tests.waiting import WITHIN_SECONDS, eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 CITIZEN = 7001
 MB = 1024 * 1024
-JPEG = b"\xff\xd8\xff\xe0" + b"broken window at counter 3" * 40
+JPEG = jpeg("broken window at counter 3")
 NUMBER = re.compile(r"\d{6}-\d{4}")
 CALENDAR = WorkingCalendar()
 PROFILE = load_profile("gov-window")
@@ -264,7 +265,7 @@ async def test_file_a_complaint(
     assert complaint.complainant.language == lang
     [photo] = complaint.attachments
     assert photo.sha256 == hashlib.sha256(JPEG).hexdigest()
-    assert await asyncio.to_thread(Path(photo.stored_path).read_bytes) == JPEG
+    assert await read_attachment(photo) == JPEG
     # Every button press was answered, and the pressed keyboards were taken away.
     presses = tg.calls_of("answerCallbackQuery")
     assert presses and all(call.ok for call in presses)

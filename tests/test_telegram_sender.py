@@ -14,6 +14,7 @@ from bot.telegram import TelegramSender
 from handlers.messages import Choice, FileRef, Outgoing
 from models.entities import Channel
 from tests.fakes import FakeTelegram
+from tests.images import jpeg
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -105,16 +106,15 @@ async def test_platform_errors_become_outbox_failures(
 async def test_attachments_are_uploaded_from_storage(
     tg: FakeTelegram, sender: TelegramSender, db_url: str, tmp_path: Path
 ) -> None:
+    result_photo = jpeg("result photo")
     photo = await store_attachment(
-        tmp_path,
         Channel.WEB,
-        FileRef("upload-1", "result.jpg", "image/jpeg", data=b"\xff\xd8 result photo"),
+        FileRef("upload-1", "result.jpg", "image/jpeg", data=result_photo),
         max_bytes=10_000,
     )
     letter = await store_attachment(
-        tmp_path,
         Channel.TELEGRAM,
-        FileRef("BQAC-1", "reply.pdf", "application/pdf", data=b"%PDF reply letter"),
+        FileRef("BQAC-1", "reply.pdf", "application/pdf", data=b"%PDF-1.4 reply letter"),
         max_bytes=10_000,
     )
     message = Outgoing(
@@ -127,8 +127,8 @@ async def test_attachments_are_uploaded_from_storage(
     assert sent_photo["method"] == "sendPhoto" and sent_letter["method"] == "sendDocument"
     [photo_call] = tg.calls_of("sendPhoto")
     [letter_call] = tg.calls_of("sendDocument")
-    assert photo_call.files["photo"] == b"\xff\xd8 result photo"
-    assert letter_call.files["document"] == b"%PDF reply letter"
+    assert photo_call.files["photo"] == result_photo
+    assert letter_call.files["document"] == b"%PDF-1.4 reply letter"
     assert letter_call.params["document"]["filename"] == "reply.pdf"
 
     with pytest.raises(PermanentFailure, match="does not exist"):

@@ -18,6 +18,7 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
+from bot.attachments import read_attachment
 from config.settings import Settings
 from handlers.messages import Outgoing
 from models.entities import (
@@ -32,12 +33,13 @@ from models.entities import (
 )
 from models.outbox import enqueue
 from models.workflow import State
+from tests.images import jpeg
 from tests.intake_script import GOV_WINDOW_FILING, PHOTOS_STEP
 
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
 LATER = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 SESSION = "0b9f3a52-5a43-4c1e-9d7e-3f1f2c8a9b10"
-JPEG = b"\xff\xd8\xff\xe0" + b"photo" * 200
+JPEG = jpeg("photo")
 _ids = itertools.count(1)
 
 
@@ -96,10 +98,6 @@ async def upload(
     return body
 
 
-def file_bytes(path: str) -> bytes:
-    return Path(path).read_bytes()
-
-
 async def dialog_step() -> str | None:
     row = await DialogSession.get(channel=Channel.WEB, external_id=SESSION)
     return row.state.get("step")
@@ -142,8 +140,8 @@ async def test_the_photos_step_asks_for_a_photo_and_an_upload_is_kept(
     complaint = await Complaint.get(channel=Channel.WEB)
     attachment = await Attachment.get(complaint=complaint)
     assert attachment.size == len(JPEG) and attachment.mime_type == "image/jpeg"
-    assert file_bytes(attachment.stored_path) == JPEG
-    assert Path(attachment.stored_path).is_relative_to(tmp_path / "data" / "attachments")
+    assert await read_attachment(attachment) == JPEG
+    assert attachment.stored_path.startswith("db:")  # the default storage: the database
 
 
 async def test_a_photo_over_the_limit_is_explained_and_not_stored(

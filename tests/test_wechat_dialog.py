@@ -23,10 +23,11 @@ from models.entities import (
 from models.outbox import enqueue, outgoing_from_json
 from models.workflow import State
 from tests.fakes.wechat_server import Delivery
+from tests.images import jpeg
 from tests.wechat_harness import Desk, FixedClock, running_desk
 
 OPENID = "oCitizenLiLei00000000000001"
-JPEG = b"\xff\xd8\xff\xe0" + b"evidence" * 64
+JPEG = jpeg("evidence")
 
 
 def options(delivery: Delivery) -> dict[str, str]:

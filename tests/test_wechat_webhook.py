@@ -22,10 +22,11 @@ from models.entities import (
     ProcessedUpdate,
 )
 from tests.fakes.wechat_server import SAMPLES, FakeWeChat, message_xml, sign
+from tests.images import jpeg
 from tests.wechat_harness import running_desk, wechat_settings
 
 OPENID = "oWeChatCitizen0001"
-JPEG = b"\xff\xd8\xff\xe0" + b"jpeg-bytes" * 50
+JPEG = jpeg("jpeg-bytes")
 AMR = b"#!AMR\n" + b"\x00voice" * 40
 
 

@@ -284,6 +284,8 @@ class WebChat:
                     data=upload.data,
                 ),
             )
+            # What the bytes are, not what the browser said (a stored file is typed by content).
+            kind = "photo" if (file.mime_type or "").startswith("image/") else "file"
         except AttachmentTooLarge as refused:
             # Nothing stored; the dialog tells the person the size and the limit in context.
             file = FileRef(

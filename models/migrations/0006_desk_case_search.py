@@ -73,7 +73,7 @@ async def backward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0004_desk_auth')]
+    dependencies = [('models', '0005_desk_auth')]
 
     initial = False
 

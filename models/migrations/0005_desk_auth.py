@@ -5,7 +5,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0003_event_complaint_action_index')]
+    dependencies = [('models', '0004_attachment_blob')]
 
     initial = False
 
