@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from aiohttp import FormData
+from PIL import Image
 
 from models.entities import Attachment, Complaint, Event, OutboxMessage, Staff
 from models.notifications import VIEWED_IDENTITY
@@ -13,7 +15,15 @@ from tests.desk_support import csrf_in, desk_client, form_post, give_password, p
 from tests.staff_world import ANSWERS, make_world
 from tests.staff_world import file_complaint as file_in_chat
 
-JPEG = b"\xff\xd8\xff\xe0" + b"photo" * 200
+
+def _jpeg() -> bytes:
+    """A real (tiny) JPEG: stored files are typed by their content."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+JPEG = _jpeg()
 PROPERTY_ANSWERS = {**ANSWERS, "place_text": "3栋2单元", "witnesses": "邻居李四"}
 
 

@@ -9,10 +9,8 @@ models.actions.act, refusing a stale form as a stale button is refused.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,13 +18,14 @@ from aiohttp import web
 from multidict import MultiMapping
 from tortoise.transactions import in_transaction
 
-from bot.attachments import AttachmentTooLarge, max_attachment_bytes
+from bot.attachments import AttachmentTooLarge, max_attachment_bytes, read_attachment
 from bot.staff_desk import (
     ActOutcome,
     carry_out,
     department_options,
     handler_options,
 )
+from bot.storage import StorageError
 from handlers.i18n import N_, Gettext
 from handlers.messages import FileRef
 from handlers.staff import (
@@ -349,22 +348,20 @@ async def attachment(request: web.Request, me: Me) -> web.StreamResponse:
     visible = await visible_attachments(complaint, me.staff) if complaint else []
     if found is None or all(a.id != found.id for a in visible):
         return error_page(request, 404, N_("There is no such file."), me=me)
-    path = Path(found.stored_path)
-    if not await asyncio.to_thread(path.is_file):
+    try:
+        data = await read_attachment(found)
+    except StorageError:
         return error_page(request, 404, N_("There is no such file."), me=me)
     inline = request.query.get("inline") == "1" and (found.mime_type or "").startswith("image/")
     name = found.file_name or f"attachment-{found.id}"
     disposition = "inline" if inline else "attachment"
-
     headers = {
-        "Content-Type": found.mime_type
-        if inline and found.mime_type
-        else "application/octet-stream",
         "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
         "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
     }
-    return web.FileResponse(path, headers=headers)
+    content_type = found.mime_type if inline and found.mime_type else "application/octet-stream"
+    return web.Response(body=data, content_type=content_type, headers=headers)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
