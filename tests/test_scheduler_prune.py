@@ -71,5 +71,6 @@ async def test_the_daily_retention_job_prunes_even_when_anonymising_fails(
         "anonymised": "failed",
         "processed_updates_pruned": 1,
         "sent_outbox_pruned": 0,
+        "orphan_uploads_expired": 0,
     }
     assert await remaining() == []
