@@ -55,7 +55,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -599,6 +599,11 @@ class FakeTelegram(LoopbackServer):
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def clear_failures(self, chat_ids: Iterable[int | str]) -> None:
+        """Forget the injected failures for these chats that no call has met yet."""
+        chats = {str(chat) for chat in chat_ids}
+        self._failures = [f for f in self._failures if str(f.chat_id) not in chats]
 
     def _check_injected(self, method: str, chat_id: int | str | None) -> None:
         lower = method.lower()
