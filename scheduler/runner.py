@@ -130,7 +130,9 @@ def report_catch_up(
         for kind in ("weekly", "monthly"):
             period = due_report_period(kind, at, tz)  # type: ignore[arg-type]
             result = await send_report(kind, at, profile, tz, period=period)  # type: ignore[arg-type]
-            sent[kind] = None if result is None else result.period.label
+            # None: already out, or nobody to send it to yet (a manager invited later still
+            # gets this period's report at the next hourly run).
+            sent[kind] = result.period.label if result and result.recipients else None
         return sent
 
     return run
