@@ -587,8 +587,10 @@ async def _apply_effects(
     if action == Action.ACCEPT:
         if payload.get("category"):
             profile.category(payload["category"])  # KeyError names an unknown category
+            # Staff confirming the complainant's own category keep their sub-category.
+            if payload["category"] != complaint.category or payload.get("subcategory"):
+                complaint.subcategory = payload.get("subcategory")
             complaint.category = payload["category"]
-            complaint.subcategory = payload.get("subcategory")
         if payload.get("severity"):
             if payload["severity"] not in profile.severity_ids():
                 raise KeyError(f"profile {profile.id!r} has no severity {payload['severity']!r}")

@@ -149,11 +149,11 @@ def test_desk_form_screening_gives_the_chats_reason_and_guidance_and_files_nothi
     result = validate_desk_form(
         _ctx(profile, local("2026-11-02T10:00")),
         "zh_CN",
-        {"channel": "visit", "screening": "neighbour_dispute"},
+        {"channel": "visit", "screening": "owners_assembly"},
     )
-    assert result.excluded == "neighbour_dispute" and not result.ok
+    assert result.excluded == "owners_assembly" and not result.ok
     assert result.out_of_scope is not None
-    assert "人民调解委员会" in result.out_of_scope and "本次未提交投诉" in result.out_of_scope
+    assert "业主委员会" in result.out_of_scope and "本次未提交投诉" in result.out_of_scope
     unanswered = validate_desk_form(_ctx(profile, local("2026-11-02T10:00")), "zh_CN", {})
     assert {"channel", "screening"} <= set(unanswered.errors)
 
@@ -506,7 +506,7 @@ async def test_written_complaint_cannot_close_before_its_written_reply(db_url: s
     assert profile.reply.written_reply_for_written_complaint
     org = await make_org()
     at = local("2026-11-02T10:00")
-    complaint = await record(profile, org, at, channel="letter")
+    complaint = await record(profile, org, at, channel="letter", taxpayer_kind="natural_person")
     await to_revisit(profile, org, complaint, at)
     supervisor = Actor(Role.SUPERVISOR, org.supervisor)
     with pytest.raises(ActionRefused) as refused:
@@ -570,7 +570,7 @@ async def test_written_reply_not_required_by_profile_or_channel(db_url: str) -> 
     profile = load_profile("tax-service")  # the flag is off
     org = await make_org()
     at = local("2026-11-02T10:00")
-    complaint = await record(profile, org, at, channel="letter")
+    complaint = await record(profile, org, at, channel="letter", taxpayer_kind="natural_person")
     await to_revisit(profile, org, complaint, at)
     await act(
         complaint.id,
