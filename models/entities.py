@@ -303,15 +303,10 @@ async def _log_event(
     payload (it may hold personal data)."""
     if not created or not event_log.isEnabledFor(logging.INFO):
         return
+    # No query here: this runs inside the caller's transaction, and a log line must never be
+    # able to break it. The number when the caller has the complaint at hand, else its id.
     cached = instance.__dict__.get("_complaint")
-    number = getattr(cached, "number", None)
-    if number is None:
-        number = (
-            await Complaint.filter(id=instance.complaint_id)  # type: ignore[attr-defined]
-            .using_db(using_db)
-            .values_list("number", flat=True)
-            .first()
-        )
+    number = getattr(cached, "number", None) or f"#{instance.complaint_id}"  # type: ignore[attr-defined]
     change = f"{instance.from_state} → {instance.to_state}" if instance.to_state else "no change"
     event_log.info(
         "complaint %s: %s by %s (%s)", number, instance.action, instance.actor_role, change

@@ -7,11 +7,13 @@ import json
 import logging
 import re
 import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 from tortoise import Tortoise
@@ -200,6 +202,16 @@ async def test_an_event_is_logged_with_number_role_and_change(
     assert lines == [f"complaint {complaint.number}: submit by complainant (draft → submitted)"]
     # No personal data: the name and phone typed in the filing are not in the line.
     assert "李雷" not in lines[0] and "138" not in lines[0]
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """setup_logging configures the process's loggers; put them back for the next test."""
+    names = ("", "aiohttp.access", "tortoise", "apscheduler", "httpx", "asyncio")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def test_json_logs_are_one_object_a_line_with_zone_and_context() -> None:
