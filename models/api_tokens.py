@@ -174,8 +174,10 @@ async def create_token(
 
 async def tokens_of(viewer: Staff, *, everyone: bool = False) -> list[ApiToken]:
     """The viewer's own tokens; with `everyone`, all tokens (for those who manage staff)."""
-    query = ApiToken.all() if everyone and may_manage_staff(viewer) else ApiToken.filter(
-        staff_id=viewer.id
+    query = (
+        ApiToken.all()
+        if everyone and may_manage_staff(viewer)
+        else ApiToken.filter(staff_id=viewer.id)
     )
     return await query.order_by("-id").prefetch_related("staff")
 
@@ -238,7 +240,9 @@ async def store_answer(
     token: ApiToken, key: str, answer: StoredAnswer, *, now: datetime
 ) -> StoredAnswer:
     """Keep the answer; when a concurrent request with the key stored one first, that one."""
-    await ApiIdempotency.filter(token_id=token.id, key=key, created_at__lt=now - IDEMPOTENCY_TTL).delete()
+    await ApiIdempotency.filter(
+        token_id=token.id, key=key, created_at__lt=now - IDEMPOTENCY_TTL
+    ).delete()
     try:
         await ApiIdempotency.create(
             token=token,

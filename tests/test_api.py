@@ -258,7 +258,9 @@ async def test_assign_transfer_extend_resolve_through_the_api(db_url: str, tmp_p
         ]:  # fmt: skip
             status, data, _ = await call(client, "POST", path, org.auth(role), body)
             assert status == 200 and data["complaint"]["state"] == state, data
-        status, data, _ = await call(client, "POST", path, org.auth("handler"), {"action": "resume"})
+        status, data, _ = await call(
+            client, "POST", path, org.auth("handler"), {"action": "resume"}
+        )
         assert status == 200 and data["complaint"]["state"] == "in_progress", data
         status, data, _ = await call(
             client, "POST", path, org.auth("handler"),
@@ -277,7 +279,9 @@ async def test_assign_transfer_extend_resolve_through_the_api(db_url: str, tmp_p
         assert status == 200, data
         assert data["done"] == ["resolve", "notify_result"]
         assert data["complaint"]["state"] == "replied"
-        events = (await call(client, "GET", f"/complaints/{org.fresh.id}/events", org.auth("handler")))[1]
+        events = (
+            await call(client, "GET", f"/complaints/{org.fresh.id}/events", org.auth("handler"))
+        )[1]
         actions = [e["action"] for e in events["items"]]
         assert actions[-2:] == ["resolve", "notify_result"]
         assert events["items"][-2]["texts"]["reply_text"] == "已核实并致歉。"
@@ -363,7 +367,7 @@ async def test_cursor_paging(db_url: str, tmp_path: Path) -> None:
 async def test_idempotency_keys(db_url: str, tmp_path: Path) -> None:
     org = await make_org(tmp_path)
     async with desk_client(db_url, tmp_path, MovableNow(clock(3).now)) as client:
-        name, method, path, body = next(e for e in endpoints(org) if e[0] == "create")
+        _name, method, path, body = next(e for e in endpoints(org) if e[0] == "create")
         headers = {**org.auth("clerk"), "Idempotency-Key": "filing-1"}
         first = await call(client, method, path, headers, body)
         again = await call(client, method, path, headers, body)
@@ -395,7 +399,9 @@ async def test_problems_for_bodies_paths_and_unknown_routes(db_url: str, tmp_pat
     async with desk_client(db_url, tmp_path, MovableNow(clock(3).now)) as client:
         auth = org.auth("admin")
         response = await client.post(
-            API + "/complaints", data=b"{not json", headers={**auth, "Content-Type": "application/json"}
+            API + "/complaints",
+            data=b"{not json",
+            headers={**auth, "Content-Type": "application/json"},
         )
         assert response.status == 400
         assert response.content_type == "application/problem+json"
@@ -420,7 +426,9 @@ async def test_problems_for_bodies_paths_and_unknown_routes(db_url: str, tmp_pat
 async def test_identity_views_through_the_api_are_audited(db_url: str, tmp_path: Path) -> None:
     org = await make_org(tmp_path)
     async with desk_client(db_url, tmp_path, MovableNow(clock(3).now)) as client:
-        status, data, _ = await call(client, "GET", f"/complaints/{org.fresh.id}", org.auth("clerk"))
+        status, data, _ = await call(
+            client, "GET", f"/complaints/{org.fresh.id}", org.auth("clerk")
+        )
         assert status == 200 and data["complainant_name"] == "张三"
     seen = await Event.filter(complaint_id=org.fresh.id, action="viewed_identity")
     assert [e.actor_staff_id for e in seen if e.payload["via"] == "api"] == [org.world.clerk.id]  # type: ignore[attr-defined]
@@ -438,9 +446,7 @@ async def test_openapi_document_is_generated_and_valid_3_1(db_url: str, tmp_path
     validate(document)
     assert document["openapi"] == "3.1.0"
     operations = {
-        (method.upper(), path)
-        for path, item in document["paths"].items()
-        for method in item
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
     }
     assert operations == {(r.method, API + r.path) for r in ROUTES}
     schemas = document["components"]["schemas"]

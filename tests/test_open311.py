@@ -126,7 +126,9 @@ async def _xml(client: TestClient, path: str, status: int = 200) -> ET.Element:
 
 
 async def _file(client: TestClient, key: str, fmt: str = "json", **changes: str) -> Any:
-    response = await client.post(V2 + f"/requests.{fmt}", data={**FILING, "api_key": key, **changes})
+    response = await client.post(
+        V2 + f"/requests.{fmt}", data={**FILING, "api_key": key, **changes}
+    )
     return response.status, await response.text()
 
 
@@ -205,7 +207,9 @@ async def test_filing_and_following_a_request(db_url: str, tmp_path: Path) -> No
             (Action.ACCEPT, {"severity": "ordinary"}),
             (Action.ASSIGN, {"department_id": world.registry.id, "handler_id": world.handler.id}),
         ):
-            await act(complaint.id, step, actor, profile=world.profile, clock=clock(2), payload=payload)
+            await act(
+                complaint.id, step, actor, profile=world.profile, clock=clock(2), payload=payload
+            )
         handler = Actor(Role.HANDLER, world.handler)
         await act(complaint.id, Action.ACKNOWLEDGE, handler, profile=world.profile, clock=clock(3))
         await act(
@@ -242,7 +246,7 @@ async def test_filing_and_following_a_request(db_url: str, tmp_path: Path) -> No
 async def test_filing_needs_a_key_with_the_file_scope_and_a_complete_form(
     db_url: str, tmp_path: Path
 ) -> None:
-    _world_, keys = await _world()
+    _unused, keys = await _world()
     async with desk_client(db_url, tmp_path, MovableNow(clock(1).now)) as client:
         for key, status, words in (
             ("", 403, "api_key required"),
@@ -259,9 +263,7 @@ async def test_filing_needs_a_key_with_the_file_scope_and_a_complete_form(
         assert got == 400 and "facts" in text
         got, text = await _file(client, keys["file"], **{"attribute[screening]": "consultation"})
         assert got == 400
-        root = ET.fromstring(
-            (await _file(client, "", fmt="xml"))[1]
-        )  # our own output, in a test
+        root = ET.fromstring((await _file(client, "", fmt="xml"))[1])  # our own output, in a test
         assert root.tag == "errors" and root.findtext("error/code") == "403"
     assert await Complaint.all().count() == 1
 

@@ -72,7 +72,7 @@ class Open311Error(Exception):
         self.description = description
 
 
-# -- rendering --------------------------------------------------------------------------------------
+# -- rendering ----------------------------------------------------------------------------------
 
 
 def _text(value: Any) -> str:
@@ -132,7 +132,7 @@ def error_response(fmt: str, status: int, description: str) -> web.Response:
     )
 
 
-# -- services ---------------------------------------------------------------------------------------
+# -- services -----------------------------------------------------------------------------------
 
 
 def _desk(request: web.Request) -> Desk:
@@ -239,10 +239,12 @@ async def service_definition(request: web.Request) -> web.Response:
     return render(fmt, "service_definition", None, data)
 
 
-# -- service requests ---------------------------------------------------------------------------------
+# -- service requests ---------------------------------------------------------------------------
 
 
-async def _key(request: web.Request, form: Any, scope: Scope, *, required: bool) -> Authenticated | None:
+async def _key(
+    request: web.Request, form: Any, scope: Scope, *, required: bool
+) -> Authenticated | None:
     value = form.get("api_key") if form is not None else None
     value = value or request.query.get("api_key")
     if not value:
@@ -331,9 +333,7 @@ async def requests_get(request: web.Request) -> web.Response:
         raise Open311Error(400, "status is open or closed")
     end = _parse_when(request.query.get("end_date"), "end_date") or desk.now()
     start = _parse_when(request.query.get("start_date"), "start_date") or end - DEFAULT_WINDOW
-    states = tuple(
-        s for s in ALL if status is None or open311_status(s) == status
-    )
+    states = tuple(s for s in ALL if status is None or open311_status(s) == status)
     tz = desk.settings.tz
     flt = CaseFilter(
         states=states,
@@ -349,9 +349,7 @@ async def requests_get(request: web.Request) -> web.Response:
             auth.staff, flt, now=clock.now, calendar=clock.calendar, tz=tz,
             after=after, page_size=100,
         )  # fmt: skip
-        numbers += [
-            r.id for r in page.rows if r.submitted_at and start <= r.submitted_at <= end
-        ]
+        numbers += [r.id for r in page.rows if r.submitted_at and start <= r.submitted_at <= end]
         if page.next_cursor is None:
             break
         from models.caselist import Cursor

@@ -38,8 +38,8 @@ from handlers.turn import DialogContext
 from models.actions import ActionRefused, Actor, ComplaintNotFound, submit_complaint
 from models.api_counts import complaint_counts
 from models.api_tokens import Scope, may_manage_tokens_of, tokens_of
-from models.caselist import ALL, OPEN, CaseFilter, Cursor, list_cases
 from models.callbacks import may_record
+from models.caselist import ALL, OPEN, CaseFilter, Cursor, list_cases
 from models.confidentiality import MASK
 from models.entities import Attachment, Channel, Complaint, Department, Event, Staff
 from models.notifications import (
@@ -261,9 +261,7 @@ async def file_for(
             recorded_by=staff,
         )
     except ActionRefused as refused:
-        raise ApiProblem(
-            403, refused.refusal.reason_code, refused.refusal.message
-        ) from refused
+        raise ApiProblem(403, refused.refusal.reason_code, refused.refusal.message) from refused
 
 
 async def create_complaint(call: Call) -> Answer:
@@ -316,9 +314,7 @@ async def act_on_complaint(call: Call) -> Answer:
     if body.action == Action.ISSUE_WRITTEN_REPLY:
         actor = Actor(Role(staff.role), staff=staff)
         try:
-            await issue_written_reply(
-                complaint.id, actor, profile=desk.profile, clock=desk.clock()
-            )
+            await issue_written_reply(complaint.id, actor, profile=desk.profile, clock=desk.clock())
         except ActionRefused as refused:
             raise _refused(refused.refusal.reason_code, "", complaint, lang) from refused
         except ComplaintNotFound as missing:
@@ -344,7 +340,9 @@ async def act_on_complaint(call: Call) -> Answer:
     values, co = _form_values(body)
     acts = form_acts(body.action, card, ctx, values, co, [])
     if isinstance(acts, FormProblem):
-        raise ApiProblem(422, "invalid", f"{acts.field}: {acts.code}", errors={acts.field: acts.code})
+        raise ApiProblem(
+            422, "invalid", f"{acts.field}: {acts.code}", errors={acts.field: acts.code}
+        )
     if body.action == Action.SET_SEVERITY and body.action in card.actions:
         # The chat asks for the new severity before it acts; here the body carries it.
         if body.severity not in {x.id for x in desk.profile.severities}:
