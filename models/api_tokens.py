@@ -30,6 +30,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 from models.callbacks import may_record
 from models.entities import Staff
@@ -218,46 +219,58 @@ async def authenticate(secret: str | None, *, now: datetime) -> Authenticated | 
 
 # -- idempotency ----------------------------------------------------------------------------------
 
+PENDING = 0  # the status of a key whose first request is still being answered
+
 
 @dataclass(frozen=True)
 class StoredAnswer:
     request_hash: str
-    status: int
+    status: int  # PENDING while the first request runs
     content_type: str
     body: str
 
 
-async def stored_answer(token: ApiToken, key: str, *, now: datetime) -> StoredAnswer | None:
-    row = await ApiIdempotency.filter(
-        token_id=token.id, key=key, created_at__gte=now - IDEMPOTENCY_TTL
-    ).first()
-    if row is None:
-        return None
+def _answer(row: ApiIdempotency) -> StoredAnswer:
     return StoredAnswer(row.request_hash, row.status, row.content_type, row.body)
 
 
-async def store_answer(
-    token: ApiToken, key: str, answer: StoredAnswer, *, now: datetime
-) -> StoredAnswer:
-    """Keep the answer; when a concurrent request with the key stored one first, that one."""
+async def reserve_key(
+    token: ApiToken, key: str, fingerprint: str, *, now: datetime
+) -> StoredAnswer | None:
+    """Claim `key` for this request (None: claimed, go ahead) or the earlier request's record:
+    its answer, or PENDING while it runs. The unique (token, key) row decides between
+    concurrent requests, so only one of them runs."""
     await ApiIdempotency.filter(
         token_id=token.id, key=key, created_at__lt=now - IDEMPOTENCY_TTL
     ).delete()
     try:
-        await ApiIdempotency.create(
-            token=token,
-            key=key,
-            request_hash=answer.request_hash,
-            status=answer.status,
-            content_type=answer.content_type,
-            body=answer.body,
-            created_at=now,
-        )
+        async with in_transaction():
+            await ApiIdempotency.create(
+                token=token,
+                key=key,
+                request_hash=fingerprint,
+                status=PENDING,
+                content_type="",
+                body="",
+                created_at=now,
+            )
+        return None
     except IntegrityError:
-        first = await stored_answer(token, key, now=now)
-        if first is not None:
-            return first
-    return answer
+        row = await ApiIdempotency.filter(token_id=token.id, key=key).first()
+        if row is None:  # released meanwhile: the caller may try again
+            return StoredAnswer(fingerprint, PENDING, "", "")
+        return _answer(row)
+
+
+async def finish_key(token: ApiToken, key: str, answer: StoredAnswer) -> None:
+    await ApiIdempotency.filter(token_id=token.id, key=key, status=PENDING).update(
+        status=answer.status, content_type=answer.content_type, body=answer.body
+    )
+
+
+async def release_key(token: ApiToken, key: str) -> None:
+    """The request failed on our side: nothing to replay, a retry runs again."""
+    await ApiIdempotency.filter(token_id=token.id, key=key, status=PENDING).delete()
 
 
 async def prune_idempotency(now: datetime) -> int:

@@ -4,6 +4,7 @@ idempotency keys; the generated OpenAPI document."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,14 @@ from aiohttp.test_utils import TestClient
 from bot.attachments import store_attachment
 from handlers.messages import FileRef
 from models.actions import Actor, act
-from models.api_tokens import ApiIdempotency, ApiToken, create_token, hash_token, revoke_token
+from models.api_tokens import (
+    ApiIdempotency,
+    ApiToken,
+    create_token,
+    hash_token,
+    request_hash,
+    revoke_token,
+)
 from models.entities import Attachment, Channel, Complaint, Event, Staff
 from models.workflow import Action, Role, State
 from tests.desk_support import MovableNow, desk_client
@@ -389,7 +397,21 @@ async def test_idempotency_keys(db_url: str, tmp_path: Path) -> None:
         two = await call(client, "POST", act_path, act_headers, ACCEPT)
         assert one[0] == two[0] == 200 and one[1] == two[1]
         assert await Event.filter(complaint_id=org.fresh.id, action="accept").count() == 1
-        assert await ApiIdempotency.all().count() == 3
+        assert await ApiIdempotency.exclude(key="busy").count() == 3
+        # While the first request with a key runs, a second one waits its turn (409).
+        token = await ApiToken.get(token_hash=hash_token(org.tokens["clerk"]))
+        await ApiIdempotency.create(
+            token=token, key="busy", request_hash="-", status=0, content_type="", body="",
+            created_at=clock(3).now,
+        )  # fmt: skip
+        busy = {**org.auth("clerk"), "Idempotency-Key": "busy"}
+        status, data, _ = await call(client, "POST", act_path, busy, ACCEPT)
+        assert status == 422  # another request's key (its fingerprint differs)
+        await ApiIdempotency.filter(key="busy").update(
+            request_hash=request_hash("POST", API + act_path, json.dumps(ACCEPT).encode())
+        )
+        status, data, _ = await call(client, "POST", act_path, busy, ACCEPT)
+        assert status == 409 and data["code"] == "idempotency_key_in_use", data
         bad = {**org.auth("clerk"), "Idempotency-Key": "x" * 201}
         assert (await call(client, "POST", act_path, bad, ACCEPT))[0] == 400
 

@@ -24,13 +24,15 @@ from pydantic.json_schema import models_json_schema
 
 from models.api_tokens import (
     IDEMPOTENCY_KEY_MAX,
+    PENDING,
     Authenticated,
     Scope,
     StoredAnswer,
     authenticate,
+    finish_key,
+    release_key,
     request_hash,
-    store_answer,
-    stored_answer,
+    reserve_key,
 )
 from web.api.schemas import Problem
 from web.desk.core import DESK, Desk
@@ -261,32 +263,31 @@ def endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespon
                     "printable characters.",
                 )  # fmt: skip
             fingerprint = request_hash(route.method, request.path_qs, raw)
-            earlier = await stored_answer(auth.token, key, now=desk.now())
+            earlier = await reserve_key(auth.token, key, fingerprint, now=desk.now())
             if earlier is not None:
                 return _replay(request, earlier, fingerprint)
-        body = await _body(request, route.body, raw) if route.body is not None else None
-        call = Call(request, auth, desk, query, body)
         try:
-            response = _as_response(await route.handler(call))
-        except ApiProblem as problem:
-            response = problem_response(
-                request, problem.status, problem.code, problem.detail,
-                errors=problem.errors, headers=problem.headers,
-            )  # fmt: skip
-        if key is not None and isinstance(response, web.Response) and response.status < 500:
-            stored = await store_answer(
-                auth.token,
-                key,
-                StoredAnswer(
-                    fingerprint,
-                    response.status,
-                    response.content_type,
-                    response.text or "",
-                ),
-                now=desk.now(),
-            )
-            if stored.request_hash != fingerprint or stored.body != (response.text or ""):
-                return _replay(request, stored, fingerprint)
+            body = await _body(request, route.body, raw) if route.body is not None else None
+            call = Call(request, auth, desk, query, body)
+            try:
+                response = _as_response(await route.handler(call))
+            except ApiProblem as problem:
+                response = problem_response(
+                    request, problem.status, problem.code, problem.detail,
+                    errors=problem.errors, headers=problem.headers,
+                )  # fmt: skip
+        except BaseException:
+            if key is not None:
+                await release_key(auth.token, key)
+            raise
+        if key is not None:
+            if isinstance(response, web.Response) and response.status < 500:
+                answer = StoredAnswer(
+                    fingerprint, response.status, response.content_type, response.text or ""
+                )
+                await finish_key(auth.token, key, answer)
+            else:
+                await release_key(auth.token, key)
         return response
 
     serve.__name__ = route.operation_id
@@ -299,6 +300,12 @@ def _replay(request: web.Request, earlier: StoredAnswer, fingerprint: str) -> we
             422,
             "idempotency_key_reused",
             "This Idempotency-Key was used for a different request.",
+        )
+    if earlier.status == PENDING:
+        raise ApiProblem(
+            409,
+            "idempotency_key_in_use",
+            "A request with this Idempotency-Key is still being answered; retry shortly.",
         )
     return web.Response(
         status=earlier.status,

@@ -556,7 +556,7 @@ ROUTES: list[Route] = [
           {200: s.ComplaintPage}, query=s.ComplaintListQuery, errors=(400,)),
     Route("POST", "/complaints", create_complaint, "createComplaint",
           "Record a complaint for a complainant (as the desk's record form)", Scope.FILE,
-          {201: s.Complaint}, body=s.ComplaintCreate, errors=(400, 413, 415, 422)),
+          {201: s.Complaint}, body=s.ComplaintCreate, errors=(400, 409, 413, 415, 422)),
     Route("GET", "/complaints/{complaint_id}", get_complaint, "getComplaint",
           "One complaint, masked as on the desk", Scope.READ, {200: s.Complaint},
           errors=(404,)),
