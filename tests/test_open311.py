@@ -94,6 +94,8 @@ FILING = {
     "attribute[target.text]": "3号窗口工作人员",
     "attribute[incident_time]": "2026-10-30 10:00",
     "attribute[request_type]": "apology",
+    "lat": "31.2304",
+    "long": "121.4737",
 }
 
 
@@ -197,6 +199,8 @@ async def test_filing_and_following_a_request(db_url: str, tmp_path: Path) -> No
         with_key = await _json(client, f"/requests/{number}.json?api_key={keys['read']}")
         assert with_key[0]["description"] == FILING["description"]
         assert with_key[0]["address"] == FILING["address_string"]
+        assert (with_key[0]["lat"], with_key[0]["long"]) == (31.2304, 121.4737)
+        assert (public[0]["lat"], public[0]["long"]) == (None, None)
         xml = await _xml(client, f"/requests/{number}.xml")
         assert xml.tag == "service_requests"
         assert [child.tag for child in xml.find("request") or []] == list(REQUEST_EXAMPLE[0])
@@ -259,6 +263,10 @@ async def test_filing_needs_a_key_with_the_file_scope_and_a_complete_form(
         assert got == 201 and "<service_request_id>" in text
         got, text = await _file(client, keys["file"], service_code="nothing")
         assert got == 400 and "service_code" in text
+        got, text = await _file(client, keys["file"], lat="north")
+        assert got == 400 and "lat" in text
+        got, text = await _file(client, keys["file"], lat="95")
+        assert got == 400
         got, text = await _file(client, keys["file"], description="")
         assert got == 400 and "facts" in text
         got, text = await _file(client, keys["file"], **{"attribute[screening]": "consultation"})

@@ -390,6 +390,20 @@ def filing_values(form: Any, inputs: Iterable[Any]) -> dict[str, str]:
     return values
 
 
+def position_of(form: Any) -> tuple[float, float] | None:
+    """Open311's lat/long (WGS-84), both or neither."""
+    lat, lon = form.get("lat"), form.get("long")
+    if not lat and not lon:
+        return None
+    try:
+        position = float(str(lat)), float(str(lon))
+    except ValueError as error:
+        raise Open311Error(400, "lat and long are decimal degrees") from error
+    if not (-90 <= position[0] <= 90 and -180 <= position[1] <= 180):
+        raise Open311Error(400, "lat or long out of range")
+    return position
+
+
 async def requests_post(request: web.Request) -> web.Response:
     fmt = request.match_info["fmt"]
     desk = _desk(request)
@@ -404,7 +418,7 @@ async def requests_post(request: web.Request) -> web.Response:
     lang = _lang(request)
     values = filing_values(form, _inputs(desk, lang))
     try:
-        complaint = await file_for(desk, auth.staff, lang, values)
+        complaint = await file_for(desk, auth.staff, lang, values, position_of(form))
     except ApiProblem as problem:
         detail = problem.detail or problem.code
         if problem.errors:

@@ -234,6 +234,7 @@ async def file_for(
     staff: Staff,
     lang: str,
     values: dict[str, str],
+    position: tuple[float, float] | None = None,
 ) -> Complaint:
     """File a complaint as the desk's record form does; ApiProblem when the form is wrong.
     Open311's POST requests.json comes through here too."""
@@ -248,6 +249,8 @@ async def file_for(
         raise ApiProblem(422, "invalid", "The form is not complete.", errors=result.errors)
     assert result.channel is not None
     answers = dict(result.answers)
+    if position is not None:  # Open311's lat/long: where it happened
+        answers["latitude"], answers["longitude"] = position
     # As on the desk: the same caller on the same channel is one complainant (phone as key).
     external_id = f"desk:{answers.get('phone') or secrets.token_urlsafe(12)}"
     try:
