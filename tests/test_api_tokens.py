@@ -58,6 +58,7 @@ async def test_desk_page_shows_a_new_token_once_and_revokes(db_url: str, tmp_pat
         listing = await page(client, "/desk/tokens")
         assert "my script" in listing and secret.group(1) not in listing
         assert token.prefix in listing
+        assert 'value="act"' in listing and 'value="admin"' not in listing
         # A handler may not hold the admin scope, nor see everyone's tokens.
         refused = await form_post(
             client, "/desk/tokens", [("what", "create"), ("name", "x"), ("scope", "admin")],

@@ -7,7 +7,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from handlers.i18n import N_
-from models.api_tokens import ALL_SCOPES, create_token, revoke_token, tokens_of
+from models.api_tokens import (
+    ALL_SCOPES,
+    create_token,
+    revoke_token,
+    scopes_refused,
+    tokens_of,
+)
 from models.staffing import may_manage_staff
 from web.desk.core import PREFIX, Me, desk_of, render, signed_in
 
@@ -32,7 +38,12 @@ async def _page(
         "tokens": await tokens_of(me.staff, everyone=everyone),
         "everyone": everyone,
         "may_all": may_manage_staff(me.staff),
-        "scopes": [(str(s), me.gettext(SCOPE_NAMES[str(s)])) for s in ALL_SCOPES],
+        # The scopes this staff member may hold (models.api_tokens.scopes_refused decides).
+        "scopes": [
+            (str(s), me.gettext(SCOPE_NAMES[str(s)]))
+            for s in ALL_SCOPES
+            if scopes_refused(me.staff, [str(s)]) is None
+        ],
         "secret": secret,
         "problem": problem,
     }
