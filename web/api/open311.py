@@ -318,7 +318,7 @@ async def requests_get(request: web.Request) -> web.Response:
     auth = await _key(request, None, Scope.READ, required=False)
     ids = [i.strip() for i in request.query.get("service_request_id", "").split(",") if i.strip()]
     if ids:
-        found = await Complaint.filter(number__in=ids[:MAX_REQUESTS])
+        found = await Complaint.filter(number__in=ids[:MAX_REQUESTS]).exclude(state=State.DRAFT)
         by_number = {c.number: c for c in found}
         rows = [by_number[i] for i in ids if i in by_number]
         items = [await _request_out(desk, c, lang, auth) for c in rows]
