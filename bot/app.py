@@ -25,6 +25,7 @@ from config.settings import Settings
 from models.db import close_db, init_db
 from models.entities import Channel
 from scheduler.calendar import WorkingCalendar
+from web.api import setup_api
 from web.desk import setup_desk
 from web.webchat import setup_webchat
 
@@ -76,6 +77,7 @@ def create_app(
     )
     setup_webchat(app, conversation, settings)
     setup_desk(app, conversation, settings, profile)
+    setup_api(app)
     senders = _setup_channels(app, conversation, settings)
     if senders:
         # Notifications queued by any worker go out through the channels this one serves.

@@ -23,6 +23,7 @@ REGISTRARS = (
     "bot.cli_profiles",
     "bot.cli_serve",
     "bot.cli_staff",
+    "bot.cli_tokens",
     "bot.cli_wechat",
     "scheduler.cli",
 )
@@ -39,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bot.cli_serve", "serve the web chat and the configured channels (Telegram, WeChat)"),
     "staff": ("bot.cli_staff", "invite, list and disable staff members"),
     "departments": ("bot.cli_staff", "import and list departments (the escalation chain)"),
+    "tokens": ("bot.cli_tokens", "create, list and revoke API tokens (REST API, Open311)"),
     "wechat": ("bot.cli_wechat", "WeChat Official Account tasks"),
     "jobs": ("scheduler.cli", "run a scheduler job once (sweep, report, retention, recompute)"),
 }

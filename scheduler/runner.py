@@ -42,6 +42,7 @@ from bot.logs import log_context
 from bot.metrics import JOB_LAST_SUCCESS, JOB_RUNS, SWEEP_ITEMS, SWEEP_SECONDS
 from config.profiles import Profile
 from config.settings import Settings
+from models.api_tokens import prune_idempotency
 from models.db import refresh_planner_statistics
 from models.desk_auth import prune_sessions
 from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
@@ -150,6 +151,7 @@ def daily_retention(
             "sent_outbox_pruned": lambda: prune_sent_outbox(now()),
             "orphan_uploads_expired": lambda: expire_orphans(now(), orphan_ttl),
             "desk_sessions_pruned": lambda: prune_sessions(now()),
+            "api_idempotency_pruned": lambda: prune_idempotency(now()),
             "planner_statistics": refresh_planner_statistics,
         }
         done: dict[str, Any] = {}

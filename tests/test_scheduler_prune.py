@@ -73,6 +73,7 @@ async def test_the_daily_retention_job_prunes_even_when_anonymising_fails(
         "sent_outbox_pruned": 0,
         "orphan_uploads_expired": 0,
         "desk_sessions_pruned": 0,
+        "api_idempotency_pruned": 0,
         "planner_statistics": done["planner_statistics"],
     }
     assert done["planner_statistics"] is (db_url.startswith("sqlite"))

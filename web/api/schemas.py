@@ -1,0 +1,297 @@
+"""The REST API's request and response shapes (pydantic v2). The OpenAPI document is generated
+from these models and the route table (web.api.routes); nothing of it is written by hand."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from handlers.desk_form import CHANNELS
+from handlers.staff import BUTTON_ACTIONS
+from models.api_tokens import Scope
+from models.caselist import ALL, DUE_FILTERS
+from models.workflow import Action, Role
+
+MAX_LIMIT = 100
+# Every staff action the workflow offers: the desk's buttons and the written reply.
+STAFF_ACTIONS: tuple[str, ...] = (
+    *(str(a) for a in BUTTON_ACTIONS),
+    str(Action.ISSUE_WRITTEN_REPLY),
+)
+
+StaffActionName = Literal[STAFF_ACTIONS]  # type: ignore[valid-type]
+RecordedChannel = Literal[tuple(CHANNELS)]  # type: ignore[valid-type]
+StateFilter = Literal[("open", "all", *ALL)]  # type: ignore[valid-type]
+DueFilter = Literal[DUE_FILTERS]  # type: ignore[valid-type]
+RoleName = Literal[tuple(str(r) for r in Role)]  # type: ignore[valid-type]
+ScopeName = Literal[tuple(str(s) for s in Scope)]  # type: ignore[valid-type]
+
+_strict = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (application/problem+json)."""
+
+    type: str = Field(description="A URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    code: str | None = Field(None, description="The machine-readable reason (e.g. a refusal)")
+    errors: dict[str, str] | None = Field(None, description="What is wrong, by field")
+
+
+# -- complaints -----------------------------------------------------------------------------------
+
+
+class ComplaintListQuery(BaseModel):
+    model_config = _strict
+
+    state: StateFilter = "open"
+    category: str | None = Field(None, max_length=64)
+    department: int | None = Field(None, ge=1, le=2**31 - 1)
+    handler: int | None = Field(None, ge=1, le=2**31 - 1)
+    channel: str | None = Field(None, max_length=16)
+    due: DueFilter | None = None
+    provisional: bool = False
+    unreachable: bool = False
+    submitted_from: date | None = Field(None, description="Local day, inclusive")
+    submitted_to: date | None = Field(None, description="Local day, inclusive")
+    q: str = Field("", max_length=200, description="Words that must all occur")
+    cursor: str | None = Field(None, max_length=200, description="next_cursor of the last page")
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+
+
+class ComplaintSummary(BaseModel):
+    id: int
+    number: str
+    state: str
+    category: str | None
+    channel: str
+    next_due_at: datetime | None
+    next_due_stage: str | None
+    deadline_provisional: bool
+    submitted_at: datetime | None
+    complainant_unreachable: bool
+
+
+class ComplaintPage(BaseModel):
+    items: list[ComplaintSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
+    total: int = Field(description="Matches, counted up to total_cap + 1")
+    total_capped: bool
+
+
+class Complaint(BaseModel):
+    """One complaint as the token's staff member may see it: identity fields masked as on
+    their desk ("***"), and the actions they may take now."""
+
+    id: int
+    number: str
+    state: str
+    version: int = Field(description="Pass back as `version` to refuse acting on a stale view")
+    category: str | None
+    category_label: str | None
+    subcategory: str | None
+    subcategory_label: str | None
+    severity: str | None
+    severity_label: str | None
+    channel: str | None
+    written: bool
+    target: str | None
+    facts: str | None
+    place: str | None
+    incident_at: datetime | None
+    request_type: str | None
+    request_text: str | None
+    witnesses: str | None
+    complainant_name: str | None
+    complainant_phone: str | None
+    anonymous: bool
+    complainant_unreachable: bool
+    lead_department_id: int | None
+    lead_department: str | None
+    co_departments: list[str]
+    handler: str | None
+    due: datetime | None
+    due_stage: str | None
+    provisional: bool
+    extension_request: dict[str, Any] | None
+    attachments: int
+    actions: list[str] = Field(description="Actions this staff member may take now")
+
+
+class ComplaintCreate(BaseModel):
+    """A complaint recorded for a complainant, as the desk's record form files it (代录): the
+    form's inputs by name (GET /form lists them for the profile in force)."""
+
+    model_config = _strict
+
+    channel: RecordedChannel = Field(description="How the complaint reached the office")
+    screening: str = Field(
+        "none", max_length=64, description="An exclusion's id when out of scope, else none"
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="The record form's inputs, by name"
+    )
+    address: str | None = Field(None, max_length=300, description="Postal address (letters)")
+
+
+class ActionRequest(BaseModel):
+    """One workflow action. Which fields an action needs is what the desk's form for it asks."""
+
+    model_config = _strict
+
+    action: StaffActionName
+    version: int | None = Field(
+        None, ge=0, description="The complaint's version as last seen; a newer one refuses"
+    )
+    category: str | None = Field(None, max_length=64, description="accept")
+    severity: str | None = Field(None, max_length=32, description="accept, set_severity")
+    exclusion: str | None = Field(None, max_length=64, description="refuse: an exclusion's id")
+    reason: str | None = Field(
+        None, max_length=2000, description="refuse, request_extension, hand_back"
+    )
+    guidance: str | None = Field(None, max_length=2000, description="refuse")
+    department_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="assign, transfer, add_co_handler"
+    )
+    handler_id: int | None = Field(None, ge=1, le=2**31 - 1, description="assign")
+    co_department_ids: list[int] = Field(
+        default_factory=list, max_length=20, description="assign: co-handling departments"
+    )
+    question: str | None = Field(None, max_length=2000, description="request_material")
+    note: str | None = Field(None, max_length=2000, description="add_note")
+    amount: int | None = Field(None, ge=1, le=1000, description="request_extension")
+    reply_text: str | None = Field(None, max_length=4000, description="resolve")
+
+
+class ActionDone(BaseModel):
+    done: list[str] = Field(description="The workflow steps carried out, in order")
+    complaint: Complaint
+
+
+class FormInput(BaseModel):
+    name: str
+    kind: str
+    label: str
+    question: str
+    required: bool
+    options: list[list[str]] = Field(description="[value, label] pairs")
+
+
+class IntakeForm(BaseModel):
+    channels: list[str]
+    screening: list[list[str]] = Field(description="[exclusion id, label]; 'none' files it")
+    inputs: list[FormInput]
+
+
+# -- events and attachments ---------------------------------------------------------------------
+
+
+class PageQuery(BaseModel):
+    model_config = _strict
+
+    cursor: str | None = Field(None, max_length=200)
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+
+
+class EventOut(BaseModel):
+    id: int
+    action: str
+    from_state: str | None
+    to_state: str | None
+    actor_role: str
+    actor_staff_id: int | None
+    actor_name: str | None
+    created_at: datetime
+    texts: dict[str, str] = Field(description="Reasons, notes, replies (masked with the facts)")
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    file_name: str | None
+    mime_type: str | None
+    size: int
+    created_at: datetime
+    download: str = Field(description="Path of the file's bytes")
+
+
+class AttachmentList(BaseModel):
+    items: list[AttachmentOut]
+
+
+# -- the organisation -----------------------------------------------------------------------------
+
+
+class DepartmentOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    parent_id: int | None
+
+
+class DepartmentList(BaseModel):
+    items: list[DepartmentOut]
+
+
+class StaffOut(BaseModel):
+    id: int
+    name: str
+    role: RoleName
+    department_id: int | None
+    active: bool
+
+
+class StaffList(BaseModel):
+    items: list[StaffOut]
+
+
+class Me(BaseModel):
+    staff: StaffOut
+    token_id: int
+    scopes: list[ScopeName]
+
+
+class StatisticsQuery(BaseModel):
+    model_config = _strict
+
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+
+
+class Statistics(BaseModel):
+    total: int
+    open: int
+    by_state: dict[str, int]
+    by_category: dict[str, int]
+    by_department: dict[str, int] = Field(description="By lead department id; 'none': none yet")
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    staff_id: int
+    staff_name: str
+    scopes: list[ScopeName]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenQuery(BaseModel):
+    model_config = _strict
+
+    all: bool = Field(False, description="Every staff member's tokens (admin scope)")
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
