@@ -4,13 +4,18 @@ for every role, with CSRF."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from aiohttp import FormData
 from aiohttp.test_utils import TestClient
+from PIL import Image
+
+from bot.attachments import read_attachment
 
 from models.actions import Actor, act
-from models.entities import CallbackStatus, CallbackTask, Channel, Complaint, Event, Staff
+from models.entities import Attachment, CallbackStatus, CallbackTask, Channel, Complaint, Event, Staff
 from models.workflow import Action, Role, State
 from tests.desk_support import (
     MovableNow,
@@ -21,6 +26,7 @@ from tests.desk_support import (
     page,
     sign_in,
 )
+from tests.images import jpeg
 from tests.scheduler_support import Org, clock, local, make_org
 
 NOW = local("2026-11-02T10:00")  # Monday
@@ -87,6 +93,29 @@ async def test_every_role_records_by_phone_and_sees_its_call_back_list(
         assert complaint.number in done
         listed = await page(client, "/desk/callbacks")
         assert "待回电" in listed
+
+
+async def test_a_recorded_letter_keeps_its_scanned_photo(db_url: str, tmp_path: Path) -> None:
+    """A clerk records a letter with its scan attached; the photo is stored with the complaint
+    (GPS stripped) and is offered on the case page."""
+    await _org()
+    async with desk_client(db_url, tmp_path, MovableNow(NOW), profile=PROFILE) as client:
+        await sign_in(client, "clerk")
+        form = FormData()
+        form.add_field("csrf", csrf_in(await page(client, "/desk/record")))
+        for name, value in _form(channel="letter").items():
+            form.add_field(name, value)
+        form.add_field("photos", jpeg("letter scan", gps=True), filename="scan.jpg",
+                       content_type="image/jpeg")
+        response = await client.post("/desk/record", data=form, allow_redirects=False)
+        assert response.status == 303, (await response.text())[:2000]
+        number = response.headers["Location"].split("recorded=")[1]
+        complaint = await Complaint.get(number=number)
+        [stored] = await Attachment.filter(complaint_id=complaint.id)
+        assert stored.mime_type == "image/jpeg" and stored.file_name == "scan.jpg"
+        with Image.open(io.BytesIO(await read_attachment(stored))) as image:
+            assert 0x8825 not in image.getexif()  # the GPS IFD
+        assert f"/desk/attachments/{stored.id}" in await page(client, f"/desk/cases/{complaint.id}")
 
 
 async def test_the_form_shows_the_chats_refusals_and_the_screening(

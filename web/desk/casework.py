@@ -180,7 +180,6 @@ async def record_post(request: web.Request, me: Me) -> web.StreamResponse:
         ids = []
         for ref, data in uploads:
             stored = await store_attachment(
-                desk.settings.data_dir,
                 channel,
                 FileRef(ref.file_id, ref.file_name, ref.mime_type, ref.size, data),
                 max_bytes=limit,
