@@ -480,7 +480,11 @@ class Conversation:
         # The receipt's access code and progress link: finding it again from any device.
         code = await issue_code(complaint, clock.now, conn)
         link = lookup.progress_link(self.settings.public_url, complaint.number, code)
-        return [*receipt, lookup.render_access(complaint.number, display(code), link, lang)]
+        access = lookup.render_access(complaint.number, display(code), link, lang)
+        # The receipt's buttons (the menu) move to the last message, where the page offers them.
+        last = receipt[-1]
+        access = replace(access, choices=last.choices, remove_keyboard=last.remove_keyboard)
+        return [*receipt[:-1], replace(last, choices=()), access]
 
     def lookup_limits(self) -> Limits:
         return Limits(

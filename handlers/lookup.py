@@ -141,7 +141,9 @@ def stage_lines(stages: object, lang: str, tz: ZoneInfo) -> list[str]:
         if template is None:
             continue
         line = _(template).format(date=format_date(entry.due, lang, tz))
-        if entry.done:
+        if entry.paused:
+            line = append_note(line, _("(paused until your material arrives)"))
+        elif entry.done:
             line = append_note(line, _("(done)"))
         elif entry.provisional:
             line = append_note(line, _("(provisional)"))
@@ -158,7 +160,10 @@ def history_lines(history: object, lang: str, tz: ZoneInfo) -> list[str]:
             what = state_label(_, entry.to_state or "")
         else:
             what = _(what)
-        lines.append(f"{format_datetime(entry.at, lang, tz)}  {what}")
+        line = f"{format_datetime(entry.at, lang, tz)}  {what}"
+        if entry.said:
+            line += "\n" + _("We asked: {question}").format(question=entry.said)
+        lines.append(line)
     return lines
 
 

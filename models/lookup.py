@@ -86,6 +86,7 @@ class StageDue:
     due: datetime
     provisional: bool
     done: bool
+    paused: bool = False  # waiting for the complainant's material: the clock stands still
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class HistoryEntry:
     action: str
     to_state: str | None
     by_complainant: bool
+    said: str | None = None  # what staff asked the complainant (a request for material)
 
 
 @dataclass(frozen=True)
@@ -117,18 +119,22 @@ class PrivateView:
     contact_phone: str | None = None  # masked: "138****5678"
 
 
-def public_stages(deadlines: dict[str, Any] | None) -> tuple[StageDue, ...]:
+def public_stages(deadlines: dict[str, Any] | None, paused: bool = False) -> tuple[StageDue, ...]:
+    """The owed stage deadlines; while the case waits for material (`paused`) the resolution
+    stage is shown as paused, not as done (the workflow closes it until the clock resumes)."""
     out = []
     for stage in PUBLIC_STAGES:
         entry = (deadlines or {}).get(stage)
         if not isinstance(entry, dict) or not entry.get("due"):
             continue
+        stands_still = paused and stage == "resolution"
         out.append(
             StageDue(
                 stage,
                 datetime.fromisoformat(entry["due"]),
                 bool(entry.get("provisional")),
-                bool(entry.get("done")),
+                bool(entry.get("done")) and not stands_still,
+                stands_still,
             )
         )
     return tuple(out)
@@ -146,16 +152,18 @@ def mask_phone(phone: str | None) -> str | None:
     return f"{digits[:3]}****{digits[-4:]}"
 
 
-def history_of(
-    events: list[tuple[datetime, str, str | None, str | None, str]],
-) -> tuple[HistoryEntry, ...]:
-    """(created_at, action, from_state, to_state, actor_role) rows → what the complainant sees:
-    state changes and the complainant's own steps; staff notes and internal steps stay inside."""
+def history_of(events: list[tuple[Any, ...]]) -> tuple[HistoryEntry, ...]:
+    """(created_at, action, from_state, to_state, actor_role[, payload]) rows → what the
+    complainant sees: state changes, the complainant's own steps and what staff asked them
+    (the question of a request for material); staff notes and internal steps stay inside."""
     out = []
-    for at, action, from_state, to_state, role in events:
+    for row in events:
+        at, action, from_state, to_state, role = row[:5]
+        payload = row[5] if len(row) > 5 and isinstance(row[5], dict) else {}
         mine = role == Role.COMPLAINANT
+        said = payload.get("question") if action == Action.REQUEST_MATERIAL else None
         if (to_state and from_state != to_state) or (mine and action in _OWN_ACTIONS):
-            out.append(HistoryEntry(at, action, to_state, mine))
+            out.append(HistoryEntry(at, action, to_state, mine, said or None))
     return tuple(out)
 
 
@@ -289,7 +297,11 @@ async def public_view(number: str, conn: BaseDBAsyncClient | None = None) -> Pub
 
 
 def _public(complaint: Complaint) -> PublicView:
-    return PublicView(complaint.number, str(complaint.state), public_stages(complaint.deadlines))
+    return PublicView(complaint.number, str(complaint.state), stages_of(complaint))
+
+
+def stages_of(complaint: Complaint) -> tuple[StageDue, ...]:
+    return public_stages(complaint.deadlines, paused=complaint.paused_at is not None)
 
 
 async def private_view(complaint: Complaint, conn: BaseDBAsyncClient | None = None) -> PrivateView:
@@ -297,7 +309,7 @@ async def private_view(complaint: Complaint, conn: BaseDBAsyncClient | None = No
         await Event.filter(complaint_id=complaint.id)
         .using_db(conn)
         .order_by("id")
-        .values_list("created_at", "action", "from_state", "to_state", "actor_role")
+        .values_list("created_at", "action", "from_state", "to_state", "actor_role", "payload")
     )
     return PrivateView(
         public=_public(complaint),

@@ -48,6 +48,10 @@ class Element {
     this._text = String(value);
     this.children = [];
   }
+  removeChild(child) {
+    this.children = this.children.filter((c) => c !== child);
+    return child;
+  }
   appendChild(child) {
     child.parentElement = this;
     this.children.push(child);
@@ -71,6 +75,10 @@ class Element {
     return this.children.flatMap((c) => [c, ...c.descendants()]);
   }
   querySelectorAll(selector) {
+    if (selector === ".choices button.upload, .choices button.locate") {
+      return this.descendants().filter((e) => e.tagName === "BUTTON" &&
+        (e.classList.contains("upload") || e.classList.contains("locate")));
+    }
     if (selector === ".edit-menu") {
       return this.descendants().filter((e) => e.classList.contains("edit-menu"));
     }

@@ -102,7 +102,9 @@ def limited_text(lang: str, retry_after: int) -> str:
 def qr_svg(url: str) -> str:
     """An SVG QR code of `url` (segno), for screens and printed receipts."""
     out = io.BytesIO()
-    segno.make(url, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False)
+    segno.make(url, error="m").save(
+        out, kind="svg", scale=4, border=2, xmldecl=False, omitsize=True, title="QR"
+    )
     return out.getvalue().decode("utf-8")
 
 

@@ -44,7 +44,7 @@ from handlers.selfservice import state_label
 from handlers.turn import DRAFT_FLOWS
 from handlers.webtexts import CHAT_TEXTS, texts
 from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus
-from models.lookup import check, follow, followed, normalise_number, public_stages
+from models.lookup import check, follow, followed, normalise_number, stages_of
 from models.outbox import outgoing_from_json
 from web.public import (
     client_address,
@@ -341,7 +341,7 @@ class WebChat:
             "filed": (
                 format_date(complaint.submitted_at, lang, tz) if complaint.submitted_at else ""
             ),
-            "stages": lookup_texts.stage_lines(public_stages(complaint.deadlines), lang, tz),
+            "stages": lookup_texts.stage_lines(stages_of(complaint), lang, tz),
             "link": lookup_texts.progress_path(complaint.number),
         }
 

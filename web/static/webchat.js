@@ -136,6 +136,9 @@
   function scrollDown() { log.scrollTop = log.scrollHeight; }
 
   function disableOldChoices() {
+    // Upload and location buttons belong to the question that asked: gone once it is answered.
+    var actions = log.querySelectorAll(".choices button.upload, .choices button.locate");
+    for (var k = 0; k < actions.length; k++) actions[k].parentElement.removeChild(actions[k]);
     var buttons = log.querySelectorAll(".choices button");
     for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
     var menus = log.querySelectorAll(".edit-menu");
@@ -256,9 +259,9 @@
     row.className = "choices";
     var edits = [];
     var tail = [];
-    if (wantsPhoto) row.appendChild(actionButton("📷 " + t("upload_photo"), "primary upload",
+    if (wantsPhoto) row.appendChild(actionButton(t("upload_photo"), "primary upload",
       function () { fileInput.click(); }));
-    if (wantsPlace) row.appendChild(actionButton("📍 " + t("send_location"), "primary locate",
+    if (wantsPlace) row.appendChild(actionButton(t("send_location"), "primary locate",
       sendLocation));
     (choices || []).forEach(function (choice) {
       if (choice.id.indexOf(EDIT_PREFIX) === 0) { edits.push(choice); return; }
