@@ -8,11 +8,19 @@ state is server-side in the database, like every other channel.
     POST /webchat/api/upload   multipart: session_id, file, message_id?
     POST /webchat/api/hello    {"session_id"}: waiting notifications, then the opening menu
     POST /webchat/api/updates  {"session_id"}: notifications queued for this browser since
-    → 200 {"messages": [{"text", "choices": [{"id", "label"}], "ask", "remove_keyboard"}]}
+    → 200 {"messages": [{"text", "choices": [{"id", "label"}], "ask", "remove_keyboard"}],
+           "drafting"?: bool (message/upload: a draft would be lost by cancelling)}
     → 400/413 {"error": "<code>", "detail": "<what is wrong>"} for a malformed request
+    GET  /webchat/api/events?session_id=…  server-sent events: {"messages": [...]} per event
+    POST /webchat/api/find     {"session_id", "number", "proof"}: phone or access code →
+         200 {"complaint": {...}} (put on this session's list) | 404 | 429 (rate-limited)
+    POST /webchat/api/mine     {"session_id"}: the complaints filed or found in this session
 
-The web has no push: notifications the workflow queues for a web complainant (outbox rows on
-channel "web", chat id = session id) are handed over when the page asks, and marked sent then.
+Notifications the workflow queues for a web complainant (outbox rows on channel "web", chat id
+= session id) are pushed over the event stream as soon as they are due, and handed over by the
+poll when the stream is down; each row is marked sent when handed over, so it comes once.
+The page's chrome is rendered in the browser's language (handlers/webtexts.py); the progress
+page /c/<number> and /privacy are in web/public.py.
 
 A text starting with "/" is a command ("/status"). `message_id` (optional, client-generated)
 makes a retried request harmless: the same id is processed once.
