@@ -275,7 +275,7 @@ async def test_find_in_the_chat_from_another_session(db_url: str, tmp_path: Path
         data = await post(client, session_id=OTHER, text=display_code(code))
         text = said(data)
         assert f"投诉 {complaint.number} · 已提交" in text
-        assert "办理经过" in text and f"/c/{complaint.number}" in text
+        assert "办理记录" in text and f"/c/{complaint.number}" in text
         assert NAME not in text
         for _ in range(2):
             await post(client, session_id=OTHER, text=f"/find {complaint.number} 13900000000")
