@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -38,7 +38,7 @@ from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
 from bot.staff_desk import handle_staff_message
 from config.profiles import Profile
 from config.settings import Settings
-from handlers import dialog, selfservice, survey
+from handlers import dialog, lookup, selfservice, survey
 from handlers.commands import (
     Command,
     Dispute,
@@ -78,6 +78,8 @@ from models.entities import (
     Event,
     ProcessedUpdate,
 )
+from models.lookup import Limits, check, follow, issue_code, private_view
+from models.lookup import display_code as display
 from models.workflow import Action, RefusalReason, Role, State
 from scheduler.calendar import WorkingCalendar
 from scheduler.callbacks import link_chat
@@ -246,6 +248,9 @@ class Conversation:
             lang = supported(result.state.language)
             clock = Clock(self.calendar, self.tz, now)
             for command in result.commands:
+                if isinstance(command, lookup.FindComplaint):
+                    replies += await self._find(command, channel, incoming, lang, now, conn)
+                    continue
                 if isinstance(command, LinkComplaint):
                     replies += await self._link(
                         command, channel, incoming, result.state, clock, conn
@@ -470,9 +475,52 @@ class Conversation:
         )
         promise = complainant_promise(complaint)
         stage, due, provisional = promise if promise is not None else (None, None, False)
-        return render_submitted(
-            complaint.number, due, provisional, supported(command.language), self.tz, stage
+        lang = supported(command.language)
+        receipt = render_submitted(complaint.number, due, provisional, lang, self.tz, stage)
+        # The receipt's access code and progress link: finding it again from any device.
+        code = await issue_code(complaint, clock.now, conn)
+        link = lookup.progress_link(self.settings.public_url, complaint.number, code)
+        access = lookup.render_access(complaint.number, display(code), link, lang)
+        # The receipt's buttons (the menu) move to the last message, where the page offers them.
+        last = receipt[-1]
+        access = replace(access, choices=last.choices, remove_keyboard=last.remove_keyboard)
+        return [*receipt[:-1], replace(last, choices=()), access]
+
+    def lookup_limits(self) -> Limits:
+        return Limits(
+            per_address=self.settings.lookup_per_address,
+            per_number=self.settings.lookup_per_number,
+            window=timedelta(minutes=self.settings.lookup_window_minutes),
         )
+
+    async def _find(
+        self,
+        command: lookup.FindComplaint,
+        channel: Channel,
+        incoming: Incoming,
+        lang: str,
+        now: datetime,
+        conn: BaseDBAsyncClient,
+    ) -> list[Outgoing]:
+        """/find: the number and the phone or code, checked (rate-limited per chat and per
+        number); a match shows the case here and puts it on this chat's list."""
+        outcome = await check(
+            number=command.number,
+            phone=command.phone,
+            code=command.code,
+            address=f"{channel}:{incoming.user_id}",
+            now=now,
+            limits=self.lookup_limits(),
+            conn=conn,
+        )
+        if outcome.status == "limited":
+            return lookup.render_limited(lang, -(-outcome.retry_after // 60))
+        if outcome.status != "ok" or outcome.complaint is None:
+            return lookup.render_not_found(lang)
+        await follow(channel, incoming.user_id, outcome.complaint, now, conn)
+        view = await private_view(outcome.complaint, conn)
+        link = lookup.progress_link(self.settings.public_url, command.number)
+        return lookup.render_found(view, lang, self.tz, link)
 
     async def _link(
         self,

@@ -106,6 +106,24 @@ class Settings(BaseSettings):
         "(the request, X-Forwarded-Proto, or an https public_url)",
     )
 
+    lookup_per_address: int = Field(
+        default=20, description="complaint look-ups one address may try per window"
+    )
+    lookup_per_number: int = Field(
+        default=5, description="failed look-ups of one complaint number per window"
+    )
+    lookup_window_minutes: float = Field(
+        default=15.0, description="the look-up rate limits count over this many minutes"
+    )
+    privacy_url: str | None = Field(
+        default=None,
+        description="the organisation's full privacy notice (a URL); unset: privacy_file, "
+        "else a page built from the profile's retention",
+    )
+    privacy_file: Path | None = Field(
+        default=None, description="a text or HTML file with the full privacy notice"
+    )
+
     @field_validator("language")
     @classmethod
     def _known_language(cls, value: str) -> str:

@@ -34,7 +34,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from handlers import intake, selfservice
+from handlers import intake, lookup, selfservice
 from handlers.commands import SetLanguage
 from handlers.i18n import (
     LANGUAGE_NAMES,
@@ -146,6 +146,8 @@ def _in_flow(turn: Turn) -> None:
         intake.handle_summary(turn)
     elif flow in selfservice.FLOWS:
         selfservice.handle(turn)
+    elif flow in lookup.FLOWS:
+        lookup.handle(turn)
     else:
         turn.reset()  # idle, or a flow an older version stored
         _idle(turn)
@@ -161,6 +163,10 @@ def _command(turn: Turn, command: str, args: str) -> None:
         if _busy_drafting(turn):
             return
         _self_service(turn, command)
+    elif command in lookup.COMMANDS:
+        if _busy_drafting(turn):
+            return
+        lookup.start(turn, args)
     elif command in ("lang", "language"):
         _ask_language(turn)
     elif command == "help":
@@ -224,6 +230,9 @@ def _idle(turn: Turn) -> None:
     if picked is not None:
         _menu(turn, picked)
         return
+    if turn.incoming.kind == "text" and (turn.incoming.text or "").strip() in lookup.WORDS:
+        lookup.start(turn)
+        return
     if turn.incoming.kind == "unsupported":
         _reprompt(turn, _("Sorry, I cannot read that kind of message."))
     else:
@@ -251,6 +260,8 @@ def _reprompt(turn: Turn, prefix: str | None = None) -> None:
         intake.reprompt(turn, prefix)
     elif flow in selfservice.FLOWS:
         selfservice.reprompt(turn, prefix)
+    elif flow in lookup.FLOWS:
+        lookup.reprompt(turn, prefix)
     else:
         question = turn._("What would you like to do?")
         turn.say(f"{prefix}\n\n{question}" if prefix else question, menu_choices(turn._))
@@ -286,6 +297,7 @@ def _commands_list(turn: Turn) -> str:
             _("Commands:"),
             "/start – " + _("file a new complaint"),
             "/status – " + _("your complaints and their progress"),
+            "/find – " + _("find a complaint by its number and your phone or code"),
             "/supplement – " + _("add information to an open complaint"),
             "/withdraw – " + _("withdraw a complaint"),
             "/dispute – " + _("dispute the result of a complaint"),

@@ -30,7 +30,12 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "connections": {"default": normalise_url(database_url)},
         "apps": {
             "models": {
-                "models": ["models.entities", "models.desk_auth", "models.api_tokens"],
+                "models": [
+                    "models.entities",
+                    "models.desk_auth",
+                    "models.api_tokens",
+                    "models.lookup",
+                ],
                 "default_connection": "default",
                 "migrations": "models.migrations",
             }

@@ -13,9 +13,16 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from bot.attachments import read_attachment
-
 from models.actions import Actor, act
-from models.entities import Attachment, CallbackStatus, CallbackTask, Channel, Complaint, Event, Staff
+from models.entities import (
+    Attachment,
+    CallbackStatus,
+    CallbackTask,
+    Channel,
+    Complaint,
+    Event,
+    Staff,
+)
 from models.workflow import Action, Role, State
 from tests.desk_support import (
     MovableNow,
@@ -105,8 +112,9 @@ async def test_a_recorded_letter_keeps_its_scanned_photo(db_url: str, tmp_path: 
         form.add_field("csrf", csrf_in(await page(client, "/desk/record")))
         for name, value in _form(channel="letter").items():
             form.add_field(name, value)
-        form.add_field("photos", jpeg("letter scan", gps=True), filename="scan.jpg",
-                       content_type="image/jpeg")
+        form.add_field(
+            "photos", jpeg("letter scan", gps=True), filename="scan.jpg", content_type="image/jpeg"
+        )
         response = await client.post("/desk/record", data=form, allow_redirects=False)
         assert response.status == 303, (await response.text())[:2000]
         number = response.headers["Location"].split("recorded=")[1]

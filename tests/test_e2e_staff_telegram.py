@@ -188,12 +188,14 @@ async def office(db_url: str, tmp_path: Path, weather: Weather = calm) -> AsyncI
 async def file_complaint(
     people: Office, chat: Chat, target: tuple[str, str], name: str = "张三"
 ) -> str:
-    """The complainant files over Telegram; returns the last answer (the receipt)."""
+    """The complainant files over Telegram; returns the receipt (the answer before the last,
+    which carries the access code and the progress link)."""
     await chat.command("start")
     for kind, value in filing(target, name):
         replies = await chat.act(kind, value)
     await people.deployment.delivered()
-    return replies[-1]
+    assert "查询码" in replies[-1] and "/c/" in replies[-1], replies[-1]
+    return replies[-2]
 
 
 async def walk_the_case(people: Office) -> str:

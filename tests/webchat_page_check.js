@@ -24,6 +24,11 @@ class Element {
     this.value = "";
     this.scrollHeight = 20;
     this.files = null;
+    this.dataset = {};
+    this.attributes = {};
+    this.open = false;
+    this.returnValue = "";
+    this.onclose = null;
     this._text = "";
     const self = this;
     this.classList = {
@@ -43,6 +48,10 @@ class Element {
     this._text = String(value);
     this.children = [];
   }
+  removeChild(child) {
+    this.children = this.children.filter((c) => c !== child);
+    return child;
+  }
   appendChild(child) {
     child.parentElement = this;
     this.children.push(child);
@@ -55,11 +64,25 @@ class Element {
     (this.listeners[event.type] || []).forEach((listener) => listener(event));
   }
   requestSubmit() { this.dispatchEvent(new Event("submit")); }
+  setAttribute(name, value) { this.attributes[name] = String(value); }
+  scrollIntoView() { }
+  showModal() { this.open = true; }
+  close() {
+    this.open = false;
+    if (this.onclose) this.onclose();
+  }
   descendants() {
     return this.children.flatMap((c) => [c, ...c.descendants()]);
   }
   querySelectorAll(selector) {
-    assert.equal(selector, ".choices button", "the stand-in DOM knows one selector");
+    if (selector === ".choices button.upload, .choices button.locate") {
+      return this.descendants().filter((e) => e.tagName === "BUTTON" &&
+        (e.classList.contains("upload") || e.classList.contains("locate")));
+    }
+    if (selector === ".edit-menu") {
+      return this.descendants().filter((e) => e.classList.contains("edit-menu"));
+    }
+    assert.equal(selector, ".choices button", "the stand-in DOM knows two selectors");
     return this.descendants().filter(
       (e) => e.tagName === "BUTTON" && e.parentElement.classList.contains("choices"));
   }
@@ -76,14 +99,17 @@ let requests = [];
 
 function loadPage(extraWindow = {}) {
   const ids = {};
-  for (const id of ["log", "composer", "text", "send", "locate", "restart"]) {
-    ids[id] = new Element(id === "text" ? "textarea" : id === "log" ? "main" : "button");
-  }
-  const label = new Element("label");
-  ids.file = label.appendChild(new Element("input"));
+  const tags = { text: "textarea", log: "main", file: "input", composer: "form" };
+  const element = (id) => {
+    if (!ids[id]) ids[id] = new Element(tags[id] || "div");
+    return ids[id];
+  };
+  element("texts").textContent = JSON.stringify({ confirm_new: "开始新会话？" });
   globalThis.document = {
-    getElementById: (id) => ids[id],
+    getElementById: element,
     createElement: (tag) => new Element(tag),
+    createTextNode: (text) => Object.assign(new Element("#text"), { _text: String(text) }),
+    body: new Element("body"),
   };
   globalThis.window = {
     crypto: globalThis.crypto,
@@ -202,11 +228,21 @@ async function main() {
   assert.equal(JSON.parse(linked[0].options.body).text, "/start window3");
   assert.equal(replaced, "/webchat");
 
-  // "New chat" starts over with a new session.
+  // "New chat" asks first; then the draft goes, the session (and its complaints) stays.
+  const session = storage.get("complaintdesk.session");
+  const beforeRestart = requests.length;
   page.restart.dispatchEvent(new Event("click"));
   await settled();
-  assert.notEqual(storage.get("complaintdesk.session"), sessionId);
-  assert.deepEqual(bubbles(page.log, "bot"), ["请问您要办理什么？"]);
+  assert.ok(page.confirm.open, "new chat asks first");
+  assert.equal(page["confirm-text"].textContent, "开始新会话？");
+  assert.equal(requests.length, beforeRestart, "nothing is sent before the answer");
+  page.confirm.returnValue = "yes";
+  page.confirm.close();
+  await settled();
+  assert.equal(storage.get("complaintdesk.session"), session);
+  assert.equal(JSON.parse(requests.at(-1).options.body).text, "/cancel");
+  assert.match(bubbles(page.log, "bot").at(-1), /请问您要办理什么？/);
+  assert.equal(bubbles(page.log, "me").length, 0, "the old transcript is cleared");
   console.log("ok");
   process.exit(0); // the page's notification poll would keep Node running
 }

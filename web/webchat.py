@@ -8,11 +8,19 @@ state is server-side in the database, like every other channel.
     POST /webchat/api/upload   multipart: session_id, file, message_id?
     POST /webchat/api/hello    {"session_id"}: waiting notifications, then the opening menu
     POST /webchat/api/updates  {"session_id"}: notifications queued for this browser since
-    → 200 {"messages": [{"text", "choices": [{"id", "label"}], "ask", "remove_keyboard"}]}
+    → 200 {"messages": [{"text", "choices": [{"id", "label"}], "ask", "remove_keyboard"}],
+           "drafting"?: bool (message/upload: a draft would be lost by cancelling)}
     → 400/413 {"error": "<code>", "detail": "<what is wrong>"} for a malformed request
+    GET  /webchat/api/events?session_id=…  server-sent events: {"messages": [...]} per event
+    POST /webchat/api/find     {"session_id", "number", "proof"}: phone or access code →
+         200 {"complaint": {...}} (put on this session's list) | 404 | 429 (rate-limited)
+    POST /webchat/api/mine     {"session_id"}: the complaints filed or found in this session
 
-The web has no push: notifications the workflow queues for a web complainant (outbox rows on
-channel "web", chat id = session id) are handed over when the page asks, and marked sent then.
+Notifications the workflow queues for a web complainant (outbox rows on channel "web", chat id
+= session id) are pushed over the event stream as soon as they are due, and handed over by the
+poll when the stream is down; each row is marked sent when handed over, so it comes once.
+The page's chrome is rendered in the browser's language (handlers/webtexts.py); the progress
+page /c/<number> and /privacy are in web/public.py.
 
 A text starting with "/" is a command ("/status"). `message_id` (optional, client-generated)
 makes a retried request harmless: the same id is processed once.
@@ -20,6 +28,7 @@ makes a retried request harmless: the same id is processed once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -35,11 +44,25 @@ from tortoise.transactions import in_transaction
 from bot.attachments import AttachmentTooLarge, max_attachment_bytes
 from bot.conversation import Conversation
 from config.settings import Settings
+from handlers import lookup as lookup_texts
 from handlers.dialog import DialogState, render_menu
-from handlers.i18n import supported
+from handlers.i18n import format_date, supported, translator
 from handlers.messages import FileRef, Incoming, Outgoing
+from handlers.selfservice import state_label
+from handlers.turn import DRAFT_FLOWS
+from handlers.webtexts import CHAT_TEXTS, texts
 from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus
+from models.lookup import check, follow, followed, normalise_number, stages_of
 from models.outbox import outgoing_from_json
+from web.public import (
+    client_address,
+    limited_text,
+    limits_of,
+    page_language,
+    render,
+    setup_public,
+    split_proof,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +81,11 @@ CHUNK = 64 * 1024
 WEB_UPLOAD = "web-upload"
 # Past this many bytes an upload is cut off (413) rather than read to learn its size.
 UPLOAD_CUTOFF_FACTOR = 4
+# Server-sent events: how often the stream looks for queued notifications, when it sends a
+# keep-alive comment, and how long one stream lives before the browser reconnects.
+PUSH_SECONDS = 1.0
+HEARTBEAT_SECONDS = 15.0
+STREAM_SECONDS = 300.0
 
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -89,8 +117,15 @@ def outgoing_json(message: Outgoing) -> dict[str, Any]:
     }
 
 
-def messages_json(messages: list[Outgoing]) -> dict[str, Any]:
-    return {"messages": [outgoing_json(m) for m in messages]}
+def messages_json(messages: list[Outgoing], drafting: bool | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"messages": [outgoing_json(m) for m in messages]}
+    if drafting is not None:
+        body["drafting"] = drafting  # the page asks before a draft is thrown away
+    return body
+
+
+def sse_event(body: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
 
 def error_response(error: BadRequest) -> web.Response:
@@ -225,7 +260,136 @@ class WebChat:
         self.upload_cutoff = self.max_file_bytes * UPLOAD_CUTOFF_FACTOR
 
     async def page(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "webchat.html", headers=PAGE_HEADERS)
+        lang = page_language(request, self.settings.language)
+        t = texts(CHAT_TEXTS, lang)
+        response = render(
+            "webchat.html",
+            lang=lang,
+            html_lang=lang.replace("_", "-"),
+            t=t,
+            texts_json=json.dumps(t, ensure_ascii=False).replace("</", "<\\/"),
+        )
+        response.headers.update(PAGE_HEADERS)
+        return response
+
+    async def _dialog_row(self, session_id: str) -> DialogSession | None:
+        return await DialogSession.filter(channel=Channel.WEB, external_id=session_id).first()
+
+    async def _language(self, session_id: str) -> str:
+        row = await self._dialog_row(session_id)
+        state = DialogState.from_json(row.state) if row and row.state else None
+        return supported((state.language if state else None) or self.settings.language)
+
+    async def _drafting(self, session_id: str) -> bool:
+        row = await self._dialog_row(session_id)
+        return bool(row and row.state and row.state.get("flow") in DRAFT_FLOWS)
+
+    async def find(self, request: web.Request) -> web.Response:
+        """A complaint by number plus phone or access code, from this or any other browser:
+        a match goes on this session's "my complaints" list (rate-limited per address and
+        per number; 429 past the limit)."""
+        try:
+            data = await self._json_body(request)
+            if not isinstance(data, dict):
+                raise BadRequest("invalid_body", "the body must be a JSON object")
+            session_id = _session_id(data.get("session_id"))
+            number = normalise_number(str(data.get("number") or ""))
+            proof = data.get("proof")
+            if not isinstance(proof, str) or not proof.strip():
+                raise BadRequest("missing_proof", "send the phone number or the access code")
+        except BadRequest as error:
+            return error_response(error)
+        lang = await self._language(session_id)
+        _ = translator(lang)
+        phone, code = split_proof(proof)
+        if number is None or not (phone or code):
+            detail = _("That phone number or code does not match this complaint.")
+            return web.json_response({"error": "not_found", "detail": detail}, status=404)
+        now = self.conversation.now()
+        outcome = await check(
+            number=number,
+            phone=phone,
+            code=code,
+            address=client_address(request),
+            now=now,
+            limits=limits_of(self.settings),
+        )
+        if outcome.status == "limited":
+            return web.json_response(
+                {
+                    "error": "rate_limited",
+                    "detail": limited_text(lang, outcome.retry_after),
+                    "retry_after": outcome.retry_after,
+                },
+                status=429,
+                headers={"Retry-After": str(outcome.retry_after)},
+            )
+        if outcome.status != "ok" or outcome.complaint is None:
+            detail = _("That phone number or code does not match this complaint.")
+            return web.json_response({"error": "not_found", "detail": detail}, status=404)
+        await follow(Channel.WEB, session_id, outcome.complaint, now)
+        return web.json_response({"complaint": self._summary(outcome.complaint, lang)})
+
+    async def mine(self, request: web.Request) -> web.Response:
+        """This session's complaints: those it filed and those it found again."""
+        try:
+            session_id = await self._session_only(request)
+        except BadRequest as error:
+            return error_response(error)
+        lang = await self._language(session_id)
+        rows = await followed(Channel.WEB, session_id)
+        return web.json_response({"complaints": [self._summary(c, lang) for c in rows]})
+
+    def _summary(self, complaint: Any, lang: str) -> dict[str, Any]:
+        tz = self.settings.tz
+        return {
+            "number": complaint.number,
+            "state": str(complaint.state),
+            "state_label": state_label(translator(lang), str(complaint.state)),
+            "filed": (
+                format_date(complaint.submitted_at, lang, tz) if complaint.submitted_at else ""
+            ),
+            "stages": lookup_texts.stage_lines(stages_of(complaint), lang, tz),
+            "link": lookup_texts.progress_path(complaint.number),
+        }
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: notifications for this browser as soon as they are queued.
+
+        The page's poll stays as the fallback (a proxy that buffers, an old browser); a row
+        goes to whichever asks first, once (take_notices marks it sent).
+        """
+        try:
+            session_id = _session_id(request.query.get("session_id"))
+        except BadRequest as error:
+            return error_response(error)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        await response.write(b"retry: 3000\n: connected\n\n")
+        loop = asyncio.get_running_loop()
+        started = last_write = loop.time()
+        try:
+            while loop.time() - started < STREAM_SECONDS:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break
+                notices = await take_notices(session_id, self.conversation.now())
+                if notices:
+                    await response.write(sse_event(messages_json(notices)))
+                    last_write = loop.time()
+                elif loop.time() - last_write >= HEARTBEAT_SECONDS:
+                    await response.write(b": ping\n\n")
+                    last_write = loop.time()
+                await asyncio.sleep(PUSH_SECONDS)
+        except (ConnectionResetError, ConnectionError):
+            pass  # the browser went away; what was not written is still pending
+        return response
 
     async def message(self, request: web.Request) -> web.Response:
         try:
@@ -307,7 +471,8 @@ class WebChat:
             log.exception("web chat turn failed for session %s", incoming.user_id)
             body = messages_json(self.conversation.failure_reply())
             return web.json_response({**body, "error": "internal"}, status=500)
-        return web.json_response(messages_json(replies))
+        drafting = await self._drafting(incoming.user_id)
+        return web.json_response(messages_json(replies, drafting))
 
     async def _json_body(self, request: web.Request) -> Any:
         if request.content_length is not None and request.content_length > MESSAGE_BODY_LIMIT:
@@ -379,3 +544,7 @@ def setup_webchat(app: web.Application, conversation: Conversation, settings: Se
     app.router.add_post("/webchat/api/hello", chat.hello)
     app.router.add_post("/webchat/api/updates", chat.updates)
     app.router.add_post("/webchat/api/upload", chat.upload)
+    app.router.add_post("/webchat/api/find", chat.find)
+    app.router.add_post("/webchat/api/mine", chat.mine)
+    app.router.add_get("/webchat/api/events", chat.events)
+    setup_public(app, settings, conversation.profile, conversation.now)
