@@ -361,7 +361,9 @@ def _command(message: Message) -> tuple[str, str] | None:
 
 
 def _incoming_from_callback(data: object, message: Any, base: dict[str, Any]) -> Incoming:
-    if not isinstance(data, str) or not data:
+    if data is not None and not isinstance(data, str):
+        raise TypeError(f"callback_data is {type(data).__name__}, not text")
+    if not data:
         return Incoming(kind="unsupported", **base)
     if not data.startswith(HASHED_CHOICE):
         return Incoming(kind="choice", choice=data, **base)

@@ -445,6 +445,10 @@ def _check_part_headers(part: BodyPartReader) -> None:
             raise BadRequest("invalid_part_header", "a part header holds a control character")
         if len(value) > PART_HEADER_LIMIT:
             raise BadRequest("invalid_part_header", "a part header is too long")
+        try:  # bytes that are not UTF-8 arrive as lone surrogates, which nothing can store
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("invalid_part_header", "a part header is not UTF-8") from None
 
 
 def client_address(request: web.Request, forwarded_hops: int) -> str:
