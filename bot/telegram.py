@@ -573,7 +573,7 @@ class TelegramChannel:
         nested JSON, a shape python-telegram-bot refuses), 500 when it could not be handled
         (Telegram then delivers it again), else 200."""
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.secret.encode()):
             return web.Response(status=403, text="forbidden")
         try:
             data = load_json(await read_body(request, WEBHOOK_BODY_LIMIT))
