@@ -53,6 +53,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import os
 import re
 import threading
@@ -869,10 +870,12 @@ class WeChatEndpoint:
 
 
 def _float(value: str | None) -> float | None:
+    """A coordinate from the XML; None for anything but a finite number ("nan", "1e999")."""
     try:
-        return float(value) if value else None
+        number = float(value) if value else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _event_incoming(

@@ -214,6 +214,15 @@ def test_the_compatibility_setting_comes_from_the_environment_and_toml(
     assert Settings().wechat_accept_plaintext is False
 
 
+async def test_wechat_numbers_int_refuses_are_answered(db_url: str, tmp_path: Path) -> None:
+    async with running_desk(db_url, tmp_path) as desk:
+        started = await desk.fake.push_text(desk.url, "o-digits", "/start")
+        assert started.status == 200 and started.text
+        for typed in ("²", "9" * 5000, "１"):
+            answered = await desk.fake.push_text(desk.url, "o-digits", typed)
+            assert answered.status == 200 and answered.text
+
+
 async def test_wechat_duplicate_msgid_deliveries_are_answered_once(
     db_url: str, tmp_path: Path
 ) -> None:

@@ -10,6 +10,9 @@ state is server-side in the database, like every other channel.
     POST /webchat/api/updates  {"session_id"}: notifications queued for this browser since
     → 200 {"messages": [{"text", "choices": [{"id", "label"}], "ask", "remove_keyboard"}]}
     → 400/413 {"error": "<code>", "detail": "<what is wrong>"} for a malformed request
+    → 409 for an upload the dialog did not ask for (only a photos step or a supplement takes
+      files), 429 past the upload caps (files and bytes per session and per client address
+      within `upload_window_minutes`); `detail` is then in the person's language
 
 The web has no push: notifications the workflow queues for a web complainant (outbox rows on
 channel "web", chat id = session id) are handed over when the page asks, and marked sent then.
