@@ -35,6 +35,7 @@ from bot.storage import (
     file_location,
     read_location,
     remove_location,
+    remove_unreferenced_blobs,
 )
 from handlers.messages import FileRef
 from models.entities import Attachment, Channel, OutboxMessage, OutboxStatus
@@ -168,10 +169,13 @@ async def store_attachment(
     max_bytes: int,
     conn: BaseDBAsyncClient | None = None,
     store: BlobStore | None = None,
+    uploader: str | None = None,
+    client_address: str | None = None,
 ) -> Attachment:
     """Keep the downloaded bytes of `file` and record them; refuse over `max_bytes`.
 
     The recorded MIME type is the content's; an image is stored without its GPS location.
+    `uploader` and `client_address` (the web chat's session and peer) feed its upload caps.
     """
     if file.data is None:
         raise ValueError("the file's bytes must be downloaded before it is stored")
@@ -191,6 +195,8 @@ async def store_attachment(
         size=len(inspected.data),
         sha256=sha256,
         stored_path=location,
+        uploader=uploader[:128] if uploader else None,
+        client_address=client_address[:64] if client_address else None,
         using_db=conn,
     )
 
@@ -254,23 +260,27 @@ def queued_attachment_ids(payloads: Sequence[Any]) -> set[int]:
 
 async def expire_orphans(now: datetime, keep_for: timedelta) -> int:
     """Delete uploads no complaint took within `keep_for` (abandoned drafts, stray files),
-    except files a queued message still has to send (a report waiting for its manager)."""
+    except files a queued message still has to send (a report waiting for its manager), and
+    bytes in the database that no upload names. Returns how many of both went."""
     cutoff = now - keep_for
+    strays = await remove_unreferenced_blobs(cutoff)
+    if strays:
+        log.info("removed %d stored copies that no attachment names", strays)
     candidates = await Attachment.filter(complaint_id=None, created_at__lt=cutoff).order_by("id")
     if not candidates:
-        return 0
+        return strays
     payloads = await OutboxMessage.filter(
         status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING]
     ).values_list("payload", flat=True)
     queued = queued_attachment_ids(list(payloads))
     expired = [a for a in candidates if a.id not in queued]
     if not expired:
-        return 0
+        return strays
     async with in_transaction() as conn:
         later = await discard_attachments(expired, conn)
     await remove_stored(later)
     log.info("expired %d uploads that no complaint took", len(expired))
-    return len(expired)
+    return len(expired) + strays
 
 
 @dataclass

@@ -73,8 +73,10 @@ class DatabaseStore:
         a, b, c = _placeholders(db, 3)
         # Two workers storing the same photo at once: the second insert is a no-op.
         await db.execute_query(
+            # The same photo again refreshes created_at, so a stray copy about to be swept
+            # (`remove_unreferenced_blobs`) is kept for the row about to name it.
             f"INSERT INTO attachment_blob (sha256, data, created_at) VALUES ({a}, {b}, {c}) "
-            "ON CONFLICT (sha256) DO NOTHING",
+            "ON CONFLICT (sha256) DO UPDATE SET created_at = excluded.created_at",
             [sha256, data, datetime.now(UTC)],
         )
         return f"{DB_PREFIX}{sha256}"
@@ -97,6 +99,19 @@ async def _remove_db(location: str, conn: BaseDBAsyncClient | None) -> None:
     await db.execute_query(
         f"DELETE FROM attachment_blob WHERE sha256 = {a}", [location.removeprefix(DB_PREFIX)]
     )
+
+
+async def remove_unreferenced_blobs(cutoff: datetime) -> int:
+    """Delete bytes in the database that no Attachment row names and that were stored before
+    `cutoff` (a crash between storing the bytes and recording the row leaves such a copy)."""
+    db = _connection(None)
+    (a,) = _placeholders(db, 1)
+    count, _ = await db.execute_query(
+        f"DELETE FROM attachment_blob WHERE created_at < {a} AND NOT EXISTS "
+        "(SELECT 1 FROM attachment WHERE attachment.sha256 = attachment_blob.sha256)",
+        [cutoff],
+    )
+    return int(count or 0)
 
 
 # -- files --------------------------------------------------------------------------------

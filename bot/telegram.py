@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import mimetypes
 import warnings
@@ -60,10 +59,11 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.attachments import AttachmentTooLarge, parse_attachment_id, read_attachment
+from bot.guards import BadJson, BodyTooLarge, check_incoming, load_json, read_body
 from bot.outbox import TELEGRAM_LIMITS, PermanentFailure, RateLimits, RetryLater, TransientFailure
 from bot.storage import StorageError
 from config.settings import Settings
-from handlers.dialog import command_descriptions, render_command_failed
+from handlers.dialog import command_descriptions, render_command_failed, render_file_unavailable
 from handlers.i18n import normalise_language, supported
 from handlers.messages import Choice, FileRef, Incoming, Outgoing
 from models.entities import Attachment, Channel
@@ -77,6 +77,12 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_TEXT_UTF16 = 4096  # Bot API: 1-4096 characters of message text
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_BOT_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile refuses larger files ("file is too big")
+# Telegram's updates are a few KB; a photo arrives as a file id, never as bytes.
+WEBHOOK_BODY_LIMIT = 256 * 1024
+# What python-telegram-bot raises on an update of the wrong shape (found by fuzzing).
+UNREADABLE_UPDATE = (
+    AttributeError, KeyError, TypeError, ValueError, OverflowError, RecursionError, IndexError,
+)  # fmt: skip
 HASHED_CHOICE = "~"  # callback_data prefix of a choice id too long to send as it is
 ALLOWED_UPDATES = ("message", "callback_query")
 UPDATE_PREFIX = "tg:"
@@ -106,6 +112,11 @@ _SHARE_LABELS: dict[str, dict[str, str]] = {
 # Bot API language codes (two-letter ISO 639-1) for our languages; zh_TW cannot be told apart
 # from zh_CN that way, so its command list is the Chinese one.
 _COMMAND_LANGUAGE_CODES = {"zh_CN": "zh", "en": "en"}
+
+
+class FileUnavailable(Exception):
+    """Telegram did not give a file a person sent (getFile or its download failed)."""
+
 
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
@@ -273,8 +284,15 @@ def incoming_from_update(update: Update) -> Incoming | None:
     """The neutral message for an update (None: nothing a person said to us).
 
     Photos and documents come back with the platform's file id and declared size only; the
-    channel fetches and stores the bytes before the conversation sees them.
+    channel fetches and stores the bytes before the conversation sees them. TypeError or
+    ValueError for an update whose fields have the wrong types (python-telegram-bot keeps
+    what it was given: a number as `text` stays a number).
     """
+    incoming = _incoming(update)
+    return check_incoming(incoming) if incoming is not None else None
+
+
+def _incoming(update: Update) -> Incoming | None:
     user = update.effective_user
     if user is None or user.is_bot:
         return None
@@ -342,7 +360,9 @@ def _command(message: Message) -> tuple[str, str] | None:
     return name, args.strip()
 
 
-def _incoming_from_callback(data: str | None, message: Any, base: dict[str, Any]) -> Incoming:
+def _incoming_from_callback(data: object, message: Any, base: dict[str, Any]) -> Incoming:
+    if data is not None and not isinstance(data, str):
+        raise TypeError(f"callback_data is {type(data).__name__}, not text")
     if not data:
         return Incoming(kind="unsupported", **base)
     if not data.startswith(HASHED_CHOICE):
@@ -548,20 +568,23 @@ class TelegramChannel:
     # -- receiving -------------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """POST /telegram/webhook: 403 without the right secret, 400 for a body that is not an
-        update, 500 when it could not be handled (Telegram then delivers it again), else 200."""
+        """POST /telegram/webhook: 403 without the right secret, 413 for a body over
+        WEBHOOK_BODY_LIMIT, 400 for a body that is not an update we can read (invalid or deeply
+        nested JSON, a shape python-telegram-bot refuses), 500 when it could not be handled
+        (Telegram then delivers it again), else 200."""
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.secret.encode()):
             return web.Response(status=403, text="forbidden")
         try:
-            data = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError):
+            data = load_json(await read_body(request, WEBHOOK_BODY_LIMIT))
+        except BodyTooLarge as error:
+            log.warning("Telegram webhook refused (413): %s", error)
+            return web.Response(status=413, text="body too large")
+        except BadJson as error:
+            log.warning("Telegram webhook refused (400): %s", error)
             return web.Response(status=400, text="body is not JSON")
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            return web.Response(status=400, text="body is not a Telegram update")
-        try:
-            update = Update.de_json(data, self.bot)
-        except (KeyError, TypeError, ValueError):
+        update = self._readable_update(data)
+        if update is None:
             return web.Response(status=400, text="body is not a Telegram update")
         try:
             await self.process(update)
@@ -571,6 +594,26 @@ class TelegramChannel:
             )
             return web.Response(status=500, text="try again")
         return web.Response(status=200, text="ok")
+
+    def _readable_update(self, data: Any) -> Update | None:
+        """The update in `data`, or None (logged) when it is not one we can read: the wrong
+        shape for python-telegram-bot (a sticker that is a number, a date out of range) or for
+        `incoming_from_update`. Telegram itself never sends such updates; no retry helps."""
+        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+            log.warning("Telegram webhook refused (400): no update_id")
+            return None
+        try:
+            update = Update.de_json(data, self.bot)
+            incoming_from_update(update)  # pure: the same call process() makes
+        except UNREADABLE_UPDATE as error:
+            log.warning(
+                "Telegram webhook refused (400): update %s unreadable: %s: %s",
+                data.get("update_id"),
+                type(error).__name__,
+                str(error)[:200],
+            )
+            return None
+        return update
 
     async def _on_polled_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert isinstance(update, Update)
@@ -600,9 +643,15 @@ class TelegramChannel:
             return
         lang = self._language(update)
         if incoming.file is not None:
-            fetched = await self._fetch_file(incoming)
+            try:
+                fetched = await self._fetch_file(incoming)
+            except FileUnavailable:
+                fetched, failed = None, render_file_unavailable(lang)
+            else:
+                failed = render_command_failed("too_large", lang)
             if fetched is None:
-                await self._reply(chat.id, render_command_failed("too_large", lang), lang)
+                # Nothing reaches the dialog: its state stays as it was, the person resends.
+                await self._reply(chat.id, failed, lang)
                 self._remember(update.update_id)
                 return
             incoming = fetched
@@ -653,7 +702,9 @@ class TelegramChannel:
     async def _fetch_file(self, incoming: Incoming) -> Incoming | None:
         """The incoming message with its file stored ("att:<id>"); the platform reference with
         its size when the file is over our limit (the dialog tells the person the sizes); None
-        when only Telegram's own download limit stands in the way."""
+        when only Telegram's own download limit stands in the way. FileUnavailable when Telegram
+        does not give the file (getFile or the download fails: a redelivery would fail the
+        same way, so the person is asked to send it again)."""
         file = incoming.file
         assert file is not None
         limit = int(self.settings.max_photo_mb * 1024 * 1024)
@@ -667,7 +718,11 @@ class TelegramChannel:
         except BadRequest as error:
             if "too big" in error.message.lower():
                 return None
-            raise
+            log.warning("Telegram file %s not received: %s", file.file_id[:80], error)
+            raise FileUnavailable(file.file_id) from error
+        except TelegramError as error:
+            log.warning("Telegram file %s not received: %s", file.file_id[:80], error)
+            raise FileUnavailable(file.file_id) from error
         try:
             stored = await self.conversation.store_file(CHANNEL, replace(file, data=data))
         except AttachmentTooLarge as error:

@@ -53,6 +53,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import os
 import re
 import threading
@@ -80,11 +81,13 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 
 from bot.attachments import AttachmentTooLarge
+from bot.guards import ascii_digits
 from bot.metrics import WECHAT_TOKEN_REFRESHES
 from bot.outbox import PermanentFailure, RateLimits, RetryLater, TransientFailure
 from config.settings import Settings
 from handlers.i18n import translator
 from handlers.messages import Choice, FileRef, Incoming, Outgoing
+from handlers.validators import small_int
 from models.entities import Channel, Complainant, KeyValue
 from models.outbox import enqueue
 
@@ -96,6 +99,8 @@ DEFAULT_API_BASE = "https://api.weixin.qq.com"
 TEMPLATE_NOTICE_ENV = "COMPLAINTDESK_WECHAT_TEMPLATE_NOTICE"
 MAX_BODY_BYTES = 64 * 1024  # WeChat's messages are a few KiB; anything bigger is not WeChat
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_TIMESTAMP_DIGITS = 11  # seconds since 1970: ten digits until the year 2286
+NONCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 REPLY_DEADLINE_SECONDS = 4.0  # WeChat gives up after 5 s; leave room for the network
 RETRY_MEMORY_SECONDS = 60.0  # WeChat retries a message three times within about 15 s
 # A passive text reply longer than this is cut by WeChat; the rest goes through the outbox.
@@ -143,14 +148,20 @@ def wechat_signature(*parts: str) -> str:
 
 
 def signature_matches(expected: str, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(expected, given.lower())
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a "no").
+    return given is not None and hmac.compare_digest(
+        expected.encode(), given.lower().encode("utf-8", "replace")
+    )
 
 
 def timestamp_fresh(timestamp: str | None, now: datetime) -> bool:
-    """WeChat's `timestamp` is within five minutes of our clock (replays are refused)."""
-    if not timestamp or not timestamp.isdigit():
+    """WeChat's `timestamp` is within five minutes of our clock (replays are refused).
+
+    Only short ASCII digit runs are converted: "²" is a digit to str.isdigit but not to int,
+    and a 20-digit stamp overflows datetime."""
+    if not ascii_digits(timestamp, MAX_TIMESTAMP_DIGITS):
         return False
-    sent = datetime.fromtimestamp(int(timestamp), UTC)
+    sent = datetime.fromtimestamp(int(timestamp or "0"), UTC)
     return abs(now - sent) <= MAX_CLOCK_SKEW
 
 
@@ -189,7 +200,7 @@ def is_number_scale(labels: Sequence[str]) -> bool:
     """Options that are themselves numbers (the survey's 0–10 scores): the person types the
     number they read, so the options are shown and matched by label, not numbered — "9" must
     mean the score 9, not the ninth option (the score 8)."""
-    return bool(labels) and all(label.strip().isdigit() for label in labels)
+    return bool(labels) and all(small_int(label.strip(), 3) is not None for label in labels)
 
 
 def render_text(messages: Sequence[Outgoing]) -> str:
@@ -466,15 +477,16 @@ class ShownOptions:
 
     async def resolve(self, incoming: Incoming) -> Incoming:
         typed = (incoming.text or "").strip()
-        if incoming.kind != "text" or not typed.isdigit() or len(typed) > 3:
+        number = small_int(typed, 3) if incoming.kind == "text" else None
+        if number is None:
             return incoming
         row = await KeyValue.get_or_none(key=self._key(incoming.user_id))
         if row is None or (row.expires_at is not None and row.expires_at <= self._clock()):
             return incoming
         shown = row.value.get("choices", []) if isinstance(row.value, dict) else []
-        number = int(typed)
         if is_number_scale([str(label) for _id, label in shown]):
-            chosen = next((c for c, label in shown if int(str(label).strip()) == number), None)
+            scores = ((c, small_int(str(label).strip())) for c, label in shown)
+            chosen = next((c for c, score in scores if score == number), None)
             if chosen is None:
                 return incoming
             return replace(incoming, kind="choice", choice=str(chosen), text=None)
@@ -604,8 +616,12 @@ class WeChatEndpoint:
         api: WeChatApi | None,
         clock: Callable[[], datetime] = utc_now,
         reply_deadline: float = REPLY_DEADLINE_SECONDS,
+        accept_plaintext: bool = False,
     ) -> None:
         self.conversation = conversation
+        # Safe mode with an AES key refuses plaintext unless the account runs in compatibility
+        # mode (WeChat's 兼容模式 sends both while an account switches over).
+        self.accept_plaintext = accept_plaintext
         self.token = token
         self.appid = appid
         self.crypto = WeChatCrypto(token, aes_key, appid or "") if aes_key else None
@@ -630,6 +646,8 @@ class WeChatEndpoint:
             self._check_request(request.query)  # strangers' bodies are not even read
             body = await self._read_body(request)
             safe = request.query.get("encrypt_type", "raw").lower() == "aes"
+            if not safe and self.crypto is not None and not self.accept_plaintext:
+                raise WebhookRefused(403, "plaintext message refused in safe mode")
             xml = self._open(body, request.query) if safe else body.decode("utf-8")
             fields = parse_untrusted_xml(xml.encode("utf-8"))
             if not fields.get("FromUserName") or not fields.get("MsgType"):
@@ -661,13 +679,17 @@ class WeChatEndpoint:
         return bytes(body)
 
     def _check_request(self, query: Any) -> None:
+        """The signature first (strings only, nothing converted), then the timestamp's form and
+        freshness and the nonce's form."""
         timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
-        if not timestamp_fresh(timestamp, self.clock()):
-            raise WebhookRefused(403, "stale or missing timestamp")
         if not signature_matches(
             wechat_signature(self.token, timestamp, nonce), query.get("signature")
         ):
             raise WebhookRefused(403, "bad signature")
+        if not timestamp_fresh(timestamp, self.clock()):
+            raise WebhookRefused(403, "stale or missing timestamp")
+        if not NONCE.fullmatch(nonce):
+            raise WebhookRefused(403, "malformed nonce")
 
     def _open(self, body: bytes, query: Any) -> str:
         """Safe mode: check msg_signature over the Encrypt field and decrypt it."""
@@ -848,10 +870,12 @@ class WeChatEndpoint:
 
 
 def _float(value: str | None) -> float | None:
+    """A coordinate from the XML; None for anything but a finite number ("nan", "1e999")."""
     try:
-        return float(value) if value else None
+        number = float(value) if value else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _event_incoming(
@@ -916,6 +940,7 @@ def setup_wechat(
         api=api,
         clock=clock,
         reply_deadline=reply_deadline,
+        accept_plaintext=settings.wechat_accept_plaintext,
     )
     app[WECHAT_ENDPOINT] = endpoint
     app.router.add_get("/wechat", endpoint.verify)

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     wechat_token: str | None = None
     wechat_aes_key: str | None = None
     wechat_api_base: str | None = None
+    wechat_accept_plaintext: bool = Field(
+        default=False,
+        description="with wechat_aes_key (safe mode), also take plaintext messages "
+        "(WeChat's compatibility mode while an account switches over)",
+    )
     scheduler_interval_seconds: int = Field(default=60, description="deadline sweep period")
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line; json: one JSON object a line"
@@ -71,6 +76,26 @@ class Settings(BaseSettings):
         default="database",
         description="database (the default), s3://BUCKET[/PREFIX][?endpoint=URL&region=R] "
         "(credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or file (DATA_DIR, one host)",
+    )
+    upload_window_minutes: float = Field(
+        default=60, description="the web chat's upload caps count over this window"
+    )
+    uploads_per_session: int = Field(
+        default=20, description="web chat uploads one browser session may make per window"
+    )
+    upload_mb_per_session: float = Field(
+        default=60, description="web chat upload megabytes per session per window"
+    )
+    uploads_per_client: int = Field(
+        default=60, description="web chat uploads one client address may make per window"
+    )
+    upload_mb_per_client: float = Field(
+        default=200, description="web chat upload megabytes per client address per window"
+    )
+    forwarded_hops: int = Field(
+        default=0,
+        description="reverse proxies in front that append to X-Forwarded-For (deploy/: 1); "
+        "the client address the caps count is the one the outermost of them saw",
     )
     orphan_attachment_hours: float = Field(
         default=24, description="an upload no complaint took is deleted after this"

@@ -67,10 +67,13 @@ __all__ = [
     "DialogContext",
     "DialogResult",
     "DialogState",
+    "expects_files",
     "handle",
     "render_command_failed",
     "render_disputed",
+    "render_file_unavailable",
     "render_menu",
+    "render_refusal",
     "render_submitted",
     "render_supplemented",
     "render_withdrawn",
@@ -423,3 +426,48 @@ def render_command_failed(reason: str, lang: str) -> list[Outgoing]:
     }
     text = messages.get(reason, _("Sorry, something went wrong on our side. Please try again."))
     return [Outgoing(text, tuple(menu_choices(_)))]
+
+
+def render_file_unavailable(lang: str) -> list[Outgoing]:
+    """A photo or file the platform would not hand over: the dialog never saw it (its state is
+    unchanged), so the person only has to send it again."""
+    _ = translator(lang)
+    return [Outgoing(_("The photo could not be received. Please send it again."))]
+
+
+def expects_files(state: DialogState | None, profile: object) -> bool:
+    """Whether the dialog in `state` is waiting for photos or files right now: an intake (or
+    edit) photos step, or the supplement's collecting step. Channels that store an upload
+    before the dialog sees it (the web chat) take files only then."""
+    if state is None:
+        return False
+    if state.flow in ("intake", "edit"):
+        steps = intake.form_steps(profile, state.answers)
+        return any(step.id == state.step and step.kind == "photos" for step in steps)
+    return state.flow == "supplement" and state.step == "collect"
+
+
+def render_refusal(reason: str, lang: str, **params: object) -> str:
+    """One line for a request a channel refused before the dialog saw it (the web chat's
+    JSON `detail`); `reason` is a short code."""
+    _ = translator(lang)
+    texts = {
+        "not_expecting_files": _(
+            "Files are taken only when the conversation asks for photos. "
+            "Please answer the question above first."
+        ),
+        "session_upload_limit": _(
+            "This chat has sent too many files in a short time. Please wait a while and try again."
+        ),
+        "client_upload_limit": _(
+            "Too many files have been sent from your network in a short time. "
+            "Please wait a while and try again."
+        ),
+        "text_too_long": _(
+            "Your message has {length} characters; at most {limit} can be sent at once. "
+            "Please shorten it."
+        ),
+        "body_too_large": _("That message is too large to be sent."),
+    }
+    text = texts.get(reason, _("Sorry, something went wrong on our side. Please try again."))
+    return text.format(**params) if params else text

@@ -31,7 +31,7 @@ from handlers.i18n import N_, Gettext, append_note, format_datetime, supported, 
 from handlers.intake import REQUEST_TYPES
 from handlers.messages import Choice, Incoming, Outgoing
 from handlers.turn import CANCEL, SKIP, DialogState, file_record
-from handlers.validators import InvalidInput, validate_text
+from handlers.validators import InvalidInput, small_int, validate_text
 from models.workflow import Action, Role, State
 
 FLOW = "staff"
@@ -608,8 +608,9 @@ class _Turn:
             for choice in offered:
                 if choice.label.casefold() == typed:
                     return choice.id
-            if typed.isdigit() and 1 <= int(typed) <= len(offered):
-                return offered[int(typed) - 1].id
+            number = small_int(typed)
+            if number is not None and 1 <= number <= len(offered):
+                return offered[number - 1].id
         return None
 
     def text_input(self) -> str | None:
@@ -695,7 +696,7 @@ def _show_cases(turn: _Turn, page_text: str) -> None:
         return
     size = max(1, turn.ctx.page_size)
     pages = math.ceil(len(cases) / size)
-    page = int(page_text) if page_text.strip().isdigit() else 0
+    page = small_int(page_text.strip()) or 0
     page = min(max(page, 0), pages - 1)
     shown = cases[page * size : (page + 1) * size]
     lines = [_("Your open cases (page {page} of {pages}):").format(page=page + 1, pages=pages)]
@@ -1233,8 +1234,8 @@ def _on_extension_amount(turn: _Turn) -> None:
     amount: int | None = None
     if picked is not None:
         amount = int(picked.removeprefix(PICK))
-    elif turn.incoming.kind == "text" and typed.isdigit() and 1 <= int(typed) <= limit:
-        amount = int(typed)
+    elif turn.incoming.kind == "text" and 1 <= (typed_amount := small_int(typed) or 0) <= limit:
+        amount = typed_amount
     if amount is None:
         _start_extension(turn)
         return
@@ -1321,9 +1322,10 @@ def _form_id(values: Mapping[str, str], name: str, allowed: Iterable[int]) -> in
     raw = (values.get(name) or "").strip()
     if not raw:
         return FormProblem(name, "required")
-    if not raw.isdigit() or int(raw) not in set(allowed):
+    number = small_int(raw)
+    if number is None or number not in set(allowed):
         return FormProblem(name, "unknown")
-    return int(raw)
+    return number
 
 
 def form_acts(
@@ -1429,7 +1431,7 @@ def form_acts(
         raw = (values.get("amount") or "").strip()
         if not raw:
             return FormProblem("amount", "required")
-        if not raw.isdigit() or not 1 <= int(raw) <= limit:
+        if not 1 <= (small_int(raw) or 0) <= limit:
             return FormProblem("amount", "out_of_range")
         reason = _form_text(values, "reason")
         if isinstance(reason, FormProblem):

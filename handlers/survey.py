@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from handlers.messages import Choice, Outgoing
+from handlers.validators import small_int
 
 PREFIX = "sv"
 SCORES = range(0, 11)
@@ -131,18 +132,17 @@ class SurveyPress:
 
 
 def _score(text: str) -> int | None:
-    if not text.isdigit():
-        return None
-    value = int(text)
+    value = small_int(text)
     return value if value in SCORES else None
 
 
 def parse_survey_choice(choice_id: str) -> SurveyPress | None:
     """The survey button behind `choice_id`, or None for any other (or a forged) id."""
     parts = choice_id.split(":")
-    if len(parts) < 3 or parts[0] != PREFIX or not parts[1].isdigit():
+    complaint_id = small_int(parts[1], 18) if len(parts) >= 3 and parts[0] == PREFIX else None
+    if complaint_id is None:
         return None
-    complaint_id, step, values = int(parts[1]), parts[2], parts[3:]
+    step, values = parts[2], parts[3:]
     scores = [_score(v) for v in values]
     if any(s is None for s in scores):
         return None

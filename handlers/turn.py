@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from handlers.commands import Command
 from handlers.i18n import LANGUAGES, Gettext, supported, translator
 from handlers.messages import AskKind, Choice, FileRef, Incoming, Outgoing
+from handlers.validators import small_int
 
 STATE_VERSION = 1
 
@@ -233,8 +234,9 @@ class Turn:
         for choice in offered:
             if choice.label.casefold() == typed:
                 return choice.id
-        if by_number and typed.isdigit() and 1 <= int(typed) <= len(offered):
-            return offered[int(typed) - 1].id
+        number = small_int(typed) if by_number else None
+        if number is not None and 1 <= number <= len(offered):
+            return offered[number - 1].id
         return None
 
 

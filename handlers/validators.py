@@ -32,6 +32,15 @@ class InvalidInput(ValueError):
         self.params: dict[str, int | str] = params
 
 
+def small_int(text: str | None, max_digits: int = 9) -> int | None:
+    """The number typed as `text` ("3", full-width "３"), or None. Only decimal digits count:
+    "²" is a digit to str.isdigit but int() refuses it, and a very long run of digits is no
+    answer to any question (int() refuses over 4300 of them)."""
+    if not text or len(text) > max_digits or not text.isdecimal():
+        return None
+    return int(text)
+
+
 def _fold(text: str) -> str:
     """Full-width digits and colons (common on Chinese keyboards) become ASCII."""
     return unicodedata.normalize("NFKC", text).strip()
@@ -134,7 +143,7 @@ _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四":
 def _cn_number(token: str) -> int | None:
     """Arabic or simple Chinese numerals up to 99 ("3", "十二", "二十五", "半" is handled apart)."""
     if token.isdigit():
-        return int(token)
+        return small_int(token)
     if not token or any(ch not in _CN_DIGITS and ch != "十" for ch in token):
         return None
     if "十" not in token:

@@ -165,7 +165,9 @@ class DeskInviteRefusal(StrEnum):
 
 async def staff_for_desk_invite(code: str, now: datetime) -> Staff | DeskInviteRefusal:
     """The staff member a desk invite code belongs to, if the desk may still use it."""
-    staff = await Staff.filter(invite_code=code.strip()).first() if code.strip() else None
+    code = code.strip()
+    # Longer than any code (the column's 64): no row, and tortoise refuses to even ask.
+    staff = await Staff.filter(invite_code=code).first() if 0 < len(code) <= 64 else None
     if staff is None:
         return DeskInviteRefusal.UNKNOWN
     if not staff.active:

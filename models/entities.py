@@ -251,9 +251,13 @@ class Attachment(Model):
     sha256 = fields.CharField(max_length=64, db_index=True)
     stored_path = fields.CharField(max_length=500)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Who sent it, for the web chat's upload caps: the browser session and the client address.
+    uploader = fields.CharField(max_length=128, null=True)
+    client_address = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "attachment"
+        indexes = (("uploader", "created_at"), ("client_address", "created_at"))
 
 
 class Event(Model):

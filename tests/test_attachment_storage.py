@@ -41,6 +41,7 @@ from handlers.messages import FileRef, Outgoing
 from models.entities import Attachment, AttachmentBlob, Channel, Complaint
 from models.outbox import enqueue
 from tests.images import GPS_IFD, jpeg
+from tests.intake_script import GOV_WINDOW_FILING, PHOTOS_STEP
 from tests.waiting import WITHIN_SECONDS, eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,6 +260,14 @@ async def test_a_photo_uploaded_through_one_worker_is_read_by_another_process(
                     return False
 
             await eventually(ready, what="worker A's /readyz")
+            # Uploads are taken where the dialog asks for photos: walk the filing there.
+            for kind, value in GOV_WINDOW_FILING[:PHOTOS_STEP]:
+                body: dict[str, str] = {"session_id": "worker-a-session-1"}
+                body[kind if kind != "command" else "text"] = (
+                    f"/{value}" if kind == "command" else value
+                )
+                async with http.post(f"{base}/webchat/api/message", json=body) as response:
+                    assert response.status == 200, await response.text()
             form = FormData()
             form.add_field("session_id", "worker-a-session-1")
             form.add_field("file", photo, filename="pothole.jpg", content_type="image/jpeg")

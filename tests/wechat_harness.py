@@ -90,10 +90,13 @@ async def running_desk(
     # five-second path is tested with a turn that waits for the test, not with timing.
     reply_deadline: float = 30.0,
     templates: tuple[str, ...] = (),
+    # The account runs in WeChat's compatibility mode (plaintext and safe mode side by side),
+    # so the plain and the safe variants of a test share one desk; safe-only is tested apart.
+    accept_plaintext: bool = True,
 ) -> AsyncIterator[Desk]:
     clock = FixedClock()
     async with FakeWeChat(clock=clock.timestamp, templates=templates) as fake:
-        settings = wechat_settings(db_url, tmp_path, fake)
+        settings = wechat_settings(db_url, tmp_path, fake, wechat_accept_plaintext=accept_plaintext)
         conversation = Conversation(settings, PROFILE, CALENDAR, now=clock)
         app = web.Application()
         port = wrap(conversation) if wrap else conversation

@@ -76,8 +76,16 @@ def render(template: str, status: int = 200, **context: Any) -> web.Response:
     return web.Response(text=body, status=status, content_type="text/html", headers=headers)
 
 
-def client_address(request: web.Request) -> str:
-    return f"ip:{request.remote or 'unknown'}"
+def client_address(request: web.Request, forwarded_hops: int = 0) -> str:
+    """The address the upload caps count: the peer, or with `forwarded_hops` reverse proxies
+    in front, the address the outermost of them saw (from the right of X-Forwarded-For)."""
+    peer = request.remote or "unknown"
+    if forwarded_hops <= 0:
+        return peer[:64]
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    if len(hops) < forwarded_hops:
+        return peer[:64]
+    return hops[-forwarded_hops][:64]
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -169,7 +177,7 @@ class PublicPages:
                 number=view.number,
                 phone=phone,
                 code=code,
-                address=client_address(request),
+                address=f"ip:{client_address(request, self.settings.forwarded_hops)}",
                 now=self.now(),
                 limits=limits_of(self.settings),
             )

@@ -15,6 +15,9 @@ state is server-side in the database, like every other channel.
     POST /webchat/api/find     {"session_id", "number", "proof"}: phone or access code →
          200 {"complaint": {...}} (put on this session's list) | 404 | 429 (rate-limited)
     POST /webchat/api/mine     {"session_id"}: the complaints filed or found in this session
+    → 409 for an upload the dialog did not ask for (only a photos step or a supplement takes
+      files), 429 past the upload caps (files and bytes per session and per client address
+      within `upload_window_minutes`); `detail` is then in the person's language
 
 Notifications the workflow queues for a web complainant (outbox rows on channel "web", chat id
 = session id) are pushed over the event stream as soon as they are due, and handed over by the
@@ -33,25 +36,32 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from bot.attachments import AttachmentTooLarge, max_attachment_bytes
+from bot.attachments import (
+    AttachmentTooLarge,
+    attachment_ref,
+    max_attachment_bytes,
+    store_attachment,
+)
 from bot.conversation import Conversation
+from bot.guards import BadJson, BodyTooLarge, load_json, read_body
 from config.settings import Settings
 from handlers import lookup as lookup_texts
-from handlers.dialog import DialogState, render_menu
+from handlers.dialog import DialogState, expects_files, render_menu, render_refusal
 from handlers.i18n import format_date, supported, translator
 from handlers.messages import FileRef, Incoming, Outgoing
 from handlers.selfservice import state_label
 from handlers.turn import DRAFT_FLOWS
 from handlers.webtexts import CHAT_TEXTS, texts
-from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus
+from models.entities import Attachment, Channel, DialogSession, OutboxMessage, OutboxStatus
 from models.lookup import check, follow, followed, normalise_number, stages_of
 from models.outbox import outgoing_from_json
 from web.public import (
@@ -77,6 +87,14 @@ TEXT_LIMIT = 20_000
 CHOICE_LIMIT = 200
 SMALL_FIELD_LIMIT = 256
 CHUNK = 64 * 1024
+PART_HEADER_LIMIT = 1024
+MB = 1024 * 1024
+# C0 controls (NUL, CR, LF...) and DEL; a tab is allowed.
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# What aiohttp's multipart reader raises on a malformed body or part header.
+MALFORMED_MULTIPART = (
+    ValueError, AssertionError, LookupError, UnicodeError, HttpProcessingError, RuntimeError,
+)  # fmt: skip
 # The "platform file id" of a browser upload: the browser has none of its own.
 WEB_UPLOAD = "web-upload"
 # Past this many bytes an upload is cut off (413) rather than read to learn its size.
@@ -99,13 +117,26 @@ PAGE_HEADERS = {
 
 
 class BadRequest(Exception):
-    """A malformed request: answered with a JSON error, the conversation is not touched."""
+    """A malformed request: answered with a JSON error, the conversation is not touched.
 
-    def __init__(self, code: str, detail: str, status: int = 400) -> None:
+    `say` (a handlers.dialog.render_refusal code and its parameters) gives the person a
+    translated `detail` instead of the technical one."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        status: int = 400,
+        *,
+        say: str | None = None,
+        **params: object,
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.status = status
+        self.say = say
+        self.params = params
 
 
 def outgoing_json(message: Outgoing) -> dict[str, Any]:
@@ -128,8 +159,11 @@ def sse_event(body: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
 
-def error_response(error: BadRequest) -> web.Response:
-    return web.json_response({"error": error.code, "detail": error.detail}, status=error.status)
+def error_response(error: BadRequest, lang: str | None = None) -> web.Response:
+    detail = error.detail
+    if error.say is not None:
+        detail = render_refusal(error.say, supported(lang), **error.params)
+    return web.json_response({"error": error.code, "detail": detail}, status=error.status)
 
 
 def _session_id(value: Any) -> str:
@@ -183,7 +217,13 @@ def parse_message(data: Any) -> Incoming:
         if not text.strip():
             raise BadRequest("empty_text", "text must not be empty")
         if len(text) > TEXT_LIMIT:
-            raise BadRequest("text_too_long", f"text is limited to {TEXT_LIMIT} characters")
+            raise BadRequest(
+                "text_too_long",
+                f"text is limited to {TEXT_LIMIT} characters",
+                say="text_too_long",
+                length=len(text),
+                limit=TEXT_LIMIT,
+            )
         return text_incoming(session_id, text, message_id)
     if "choice" in given:
         choice = data["choice"]
@@ -258,6 +298,7 @@ class WebChat:
         self.settings = settings
         self.max_file_bytes = max_attachment_bytes(settings.max_photo_mb)
         self.upload_cutoff = self.max_file_bytes * UPLOAD_CUTOFF_FACTOR
+        self.caps = UploadCaps(settings)
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         lang = page_language(request, self.settings.language)
@@ -310,7 +351,7 @@ class WebChat:
             number=number,
             phone=phone,
             code=code,
-            address=client_address(request),
+            address=f"ip:{client_address(request, self.settings.forwarded_hops)}",
             now=now,
             limits=limits_of(self.settings),
         )
@@ -392,11 +433,25 @@ class WebChat:
         return response
 
     async def message(self, request: web.Request) -> web.Response:
+        data: Any = None
         try:
-            incoming = parse_message(await self._json_body(request))
+            data = await self._json_body(request)
+            incoming = parse_message(data)
         except BadRequest as error:
-            return error_response(error)
+            given = data.get("session_id") if error.say and isinstance(data, dict) else None
+            return error_response(error, await self._language(given))
         return await self._answer(incoming)
+
+    async def _state(self, session_id: str) -> DialogState | None:
+        row = await DialogSession.filter(channel=Channel.WEB, external_id=session_id).first()
+        return DialogState.from_json(row.state) if row and row.state else None
+
+    async def _language(self, session_id: object) -> str:
+        """The session's language (for a refusal's text), else the default one."""
+        state = None
+        if isinstance(session_id, str) and SESSION_ID.fullmatch(session_id):
+            state = await self._state(session_id)
+        return supported((state.language if state else None) or self.settings.language)
 
     async def hello(self, request: web.Request) -> web.Response:
         """An empty chat window: waiting notifications, then the menu; the dialog is untouched."""
@@ -404,8 +459,7 @@ class WebChat:
             session_id = await self._session_only(request)
         except BadRequest as error:
             return error_response(error)
-        row = await DialogSession.filter(channel=Channel.WEB, external_id=session_id).first()
-        state = DialogState.from_json(row.state) if row and row.state else None
+        state = await self._state(session_id)
         lang = supported((state.language if state else None) or self.settings.language)
         notices = await take_notices(session_id, self.conversation.now())
         return web.json_response(messages_json(notices + render_menu(lang)))
@@ -426,19 +480,33 @@ class WebChat:
         return _session_id(data.get("session_id"))
 
     async def upload(self, request: web.Request) -> web.Response:
+        """A photo or file: stored only when the dialog asks for files (409 otherwise) and the
+        session and the client address are within their caps (429 otherwise)."""
+        state: DialogState | None = None
+        client = client_address(request, self.settings.forwarded_hops)
         try:
             upload = await self._read_upload(request)
             session_id = _session_id(upload.session_id)
             message_id = _message_id(upload.message_id)
             if upload.data is None and upload.size == 0:
                 raise BadRequest("missing_file", "a non-empty file field is required")
+            state = await self._state(session_id)
+            if not expects_files(state, self.conversation.profile):
+                raise BadRequest(
+                    "not_expecting_files",
+                    "files are taken only at a step that asks for photos",
+                    409,
+                    say="not_expecting_files",
+                )
+            await self.caps.admit(session_id, client, min(upload.size, self.max_file_bytes))
         except BadRequest as error:
-            return error_response(error)
+            lang = (state.language if state else None) or self.settings.language
+            return error_response(error, lang)
         kind = "photo" if (upload.mime_type or "").startswith("image/") else "file"
         try:
             if upload.size > self.max_file_bytes:
                 raise AttachmentTooLarge(upload.size, self.max_file_bytes)
-            file = await self.conversation.store_file(
+            stored = await store_attachment(
                 Channel.WEB,
                 FileRef(
                     file_id=WEB_UPLOAD,
@@ -447,7 +515,11 @@ class WebChat:
                     size=upload.size,
                     data=upload.data,
                 ),
+                max_bytes=self.max_file_bytes,
+                uploader=session_id,
+                client_address=client,
             )
+            file = attachment_ref(stored)
             # What the bytes are, not what the browser said (a stored file is typed by content).
             kind = "photo" if (file.mime_type or "").startswith("image/") else "file"
         except AttachmentTooLarge as refused:
@@ -475,19 +547,15 @@ class WebChat:
         return web.json_response(messages_json(replies, drafting))
 
     async def _json_body(self, request: web.Request) -> Any:
-        if request.content_length is not None and request.content_length > MESSAGE_BODY_LIMIT:
-            raise BadRequest("too_large", f"the body is limited to {MESSAGE_BODY_LIMIT} bytes", 413)
-        raw = bytearray()
-        # read() returns what has arrived so far: keep reading to the end (or past the limit).
-        while chunk := await request.content.read(MESSAGE_BODY_LIMIT + 1 - len(raw)):
-            raw += chunk
-            if len(raw) > MESSAGE_BODY_LIMIT:
-                limit = MESSAGE_BODY_LIMIT
-                raise BadRequest("too_large", f"the body is limited to {limit} bytes", 413)
         try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest("invalid_json", "the body must be JSON (UTF-8)") from None
+            return load_json(await read_body(request, MESSAGE_BODY_LIMIT))
+        except BodyTooLarge:
+            limit = MESSAGE_BODY_LIMIT
+            raise BadRequest(
+                "too_large", f"the body is limited to {limit} bytes", 413, say="body_too_large"
+            ) from None
+        except BadJson as error:
+            raise BadRequest("invalid_json", f"the body must be JSON (UTF-8): {error}") from None
 
     async def _read_upload(self, request: web.Request) -> Upload:
         if not request.content_type.startswith("multipart/"):
@@ -498,6 +566,7 @@ class WebChat:
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader):
                     raise BadRequest("invalid_body", "nested multipart is not accepted")
+                _check_part_headers(part)
                 if part.name == "file":
                     await self._read_file(part, upload)
                 elif part.name in ("session_id", "message_id"):
@@ -506,8 +575,9 @@ class WebChat:
                 else:
                     await part.release()
             return upload
-        except (ValueError, AssertionError) as error:  # malformed multipart framing
-            raise BadRequest("invalid_body", f"malformed multipart body: {error}") from None
+        except MALFORMED_MULTIPART as error:  # malformed multipart framing or part headers
+            detail = f"malformed multipart body: {type(error).__name__}"
+            raise BadRequest("invalid_body", detail) from None
 
     async def _small_field(self, part: BodyPartReader) -> str:
         data = bytearray()
@@ -530,10 +600,57 @@ class WebChat:
                 kept += chunk
         upload.size = size
         upload.data = bytes(kept) if 0 < size <= self.max_file_bytes else None
-        name = Path(part.filename or "").name[:255]
+        name = CONTROL_CHARS.sub("", Path(part.filename or "").name)[:255]
         upload.file_name = name or None
         mime = part.headers.get("Content-Type", "")
-        upload.mime_type = mime.split(";")[0].strip()[:100] or None
+        upload.mime_type = CONTROL_CHARS.sub("", mime.split(";")[0].strip())[:100] or None
+
+
+def _check_part_headers(part: BodyPartReader) -> None:
+    """A part header carrying a NUL or another control character is no browser's: refuse it
+    before its values reach a file name, a log line or the database."""
+    for name, value in part.headers.items():
+        if CONTROL_CHARS.search(name) or CONTROL_CHARS.search(value):
+            raise BadRequest("invalid_part_header", "a part header holds a control character")
+        if len(value) > PART_HEADER_LIMIT:
+            raise BadRequest("invalid_part_header", "a part header is too long")
+        try:  # bytes that are not UTF-8 arrive as lone surrogates, which nothing can store
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("invalid_part_header", "a part header is not UTF-8") from None
+
+
+class UploadCaps:
+    """The web chat's upload caps: files and bytes per browser session and per client address
+    within a sliding window, counted from the stored Attachment rows, so every worker sees the
+    same counts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.window = timedelta(minutes=settings.upload_window_minutes)
+        self.session_files = settings.uploads_per_session
+        self.session_bytes = int(settings.upload_mb_per_session * MB)
+        self.client_files = settings.uploads_per_client
+        self.client_bytes = int(settings.upload_mb_per_client * MB)
+
+    async def admit(self, session_id: str, client: str, size: int) -> None:
+        """BadRequest(429) when one more file of `size` bytes would pass a cap."""
+        # created_at is stamped by the database layer on the wall clock: compare with that.
+        since = datetime.now(UTC) - self.window
+        recent = Attachment.filter(channel=Channel.WEB, created_at__gte=since)
+        for who, files, total, reason in (
+            ({"uploader": session_id}, self.session_files, self.session_bytes, "session"),
+            ({"client_address": client}, self.client_files, self.client_bytes, "client"),
+        ):
+            sizes = await recent.filter(**who).limit(files + 1).values_list("size", flat=True)
+            if len(sizes) + 1 > files or sum(sizes) + size > total:
+                log.warning("web chat upload refused: %s cap reached (%s)", reason, client)
+                raise BadRequest(
+                    f"{reason}_upload_limit",
+                    f"upload cap per {reason} reached: {files} files or "
+                    f"{total // MB} MB per {self.window}",
+                    429,
+                    say=f"{reason}_upload_limit",
+                )
 
 
 def setup_webchat(app: web.Application, conversation: Conversation, settings: Settings) -> None:

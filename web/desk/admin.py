@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.cli_staff import desk_invite_link
 from handlers.i18n import N_, pick_label
 from handlers.staff import action_label, stage_label, unit_label
+from handlers.validators import small_int
 from models.entities import Complaint, Department, Event, Staff
 from models.notifications import VIEWED_IDENTITY
 from models.staffing import (
@@ -59,7 +60,7 @@ async def staff_list(request: web.Request, me: Me) -> web.StreamResponse:
 
 
 def _optional_id(value: Any) -> int | None:
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    return small_int(value) if isinstance(value, str) else None
 
 
 @signed_in(may_manage_staff)

@@ -45,6 +45,7 @@ from handlers.staff import (
     unit_label,
 )
 from handlers.turn import file_record
+from handlers.validators import small_int
 from models.confidentiality import MASK
 from models.entities import Attachment, Channel, Complaint, Event, Staff
 from models.notifications import (
@@ -232,7 +233,8 @@ async def _page(
 
 async def _complaint(request: web.Request) -> Complaint | None:
     raw = request.match_info["case_id"]
-    return await Complaint.filter(id=int(raw)).first() if raw.isdigit() else None
+    row_id = small_int(raw)  # "²", or 30 digits, name no row (and must not reach the database)
+    return await Complaint.filter(id=row_id).first() if row_id is not None else None
 
 
 @signed_in()
@@ -295,7 +297,7 @@ async def case_act(request: web.Request, me: Me) -> web.StreamResponse:
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     action = values.get("action", "")
     raw_version = values.get("version", "")
-    if not raw_version.isdigit():
+    if small_int(raw_version) is None:
         return await _page(
             request, me, complaint, problem=me.gettext(N_("The form lacks the case version.")),
             status=400,
@@ -339,7 +341,8 @@ async def case_act(request: web.Request, me: Me) -> web.StreamResponse:
 async def attachment(request: web.Request, me: Me) -> web.StreamResponse:
     """A photo or file of a case, for those who may see the case's attachments."""
     raw = request.match_info["attachment_id"]
-    found = await Attachment.filter(id=int(raw)).first() if raw.isdigit() else None
+    row_id = small_int(raw)
+    found = await Attachment.filter(id=row_id).first() if row_id is not None else None
     complaint = (
         await Complaint.filter(id=found.complaint_id).first()  # type: ignore[attr-defined]
         if found is not None and found.complaint_id  # type: ignore[attr-defined]

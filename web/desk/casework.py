@@ -38,6 +38,7 @@ from handlers.i18n import N_, translator
 from handlers.messages import FileRef
 from handlers.staff import channel_label, render_refused, state_label
 from handlers.turn import DialogContext
+from handlers.validators import small_int
 from models.actions import ActionRefused, Actor, ComplaintNotFound, submit_complaint
 from models.callbacks import SURVEY_KINDS, callback_list, may_record
 from models.entities import CallbackOutcome, CallbackStatus, Channel, Complaint
@@ -249,17 +250,14 @@ async def callbacks(request: web.Request, me: Me) -> web.StreamResponse:
 
 
 def _score(value: Any) -> int | None:
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    return small_int(value.strip(), 3) if isinstance(value, str) else None
 
 
 @signed_in()
 async def callback_post(request: web.Request, me: Me) -> web.StreamResponse:
     desk = desk_of(request)
-    try:
-        task_id = int(request.match_info["task_id"])
-    except ValueError:
+    task_id = small_int(request.match_info["task_id"])
+    if task_id is None:
         return error_page(request, 404, N_("There is no such call-back task."), me=me)
     form = await request.post()
     raw_outcome = form.get("outcome")
@@ -287,9 +285,8 @@ async def callback_post(request: web.Request, me: Me) -> web.StreamResponse:
 
 
 async def _case(request: web.Request, me: Me) -> Complaint | None:
-    try:
-        complaint_id = int(request.match_info["complaint_id"])
-    except ValueError:
+    complaint_id = small_int(request.match_info["complaint_id"])
+    if complaint_id is None:
         return None
     return await case_for(me.staff, complaint_id)
 

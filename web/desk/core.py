@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.conversation import Conversation
 from config.profiles import Profile
@@ -185,7 +186,20 @@ def pre_session_csrf(request: web.Request) -> str:
 
 
 def _same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+    # Bytes: compare_digest raises TypeError for str with non-ASCII characters (a forged token).
+    return (
+        bool(a)
+        and bool(b)
+        and hmac.compare_digest(
+            str(a).encode("utf-8", "replace"), str(b).encode("utf-8", "replace")
+        )
+    )
+
+
+# What aiohttp's form parser raises on a body no browser sends.
+MALFORMED_FORM = (
+    ValueError, AssertionError, LookupError, UnicodeError, HttpProcessingError, RuntimeError,
+)  # fmt: skip
 
 
 def _foreign_origin(request: web.Request) -> bool:
@@ -240,6 +254,9 @@ async def desk_middleware(
             refusal = await _csrf_refusal(request, session)
         except web.HTTPRequestEntityTooLarge:
             return error_page(request, 413, N_("The form is too large."))
+        except MALFORMED_FORM as error:  # no browser sends this: invalid UTF-8, broken multipart
+            log.warning("desk: POST %s unreadable form: %s", request.path, type(error).__name__)
+            return error_page(request, 400, N_("The form could not be read."))
         if refusal:
             log.warning(
                 "desk: POST %s refused (csrf %s) from %s", request.path, refusal, request.remote
