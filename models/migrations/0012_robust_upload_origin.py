@@ -4,7 +4,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0009_profile_case_facts")]
+    dependencies = [("models", "0011_webchat_lookup")]
 
     initial = False
 
