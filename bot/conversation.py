@@ -470,8 +470,17 @@ class Conversation:
         )
         promise = complainant_promise(complaint)
         stage, due, provisional = promise if promise is not None else (None, None, False)
+        entry = (complaint.deadlines or {}).get(stage or "") or {}
+        term = (int(entry["amount"]), str(entry["unit"])) if "amount" in entry else None
         return render_submitted(
-            complaint.number, due, provisional, supported(command.language), self.tz, stage
+            complaint.number,
+            due,
+            provisional,
+            supported(command.language),
+            self.tz,
+            stage,
+            term=term,
+            now=clock.now,
         )
 
     async def _link(

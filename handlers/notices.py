@@ -27,6 +27,7 @@ class Milestone:
     provisional: bool = False
     contact_due: datetime | None = None  # the first contact owed to the complainant
     department: str | None = None  # assigned to
+    department_is_target: bool = False  # the department assigned is the one complained about
     question: str | None = None  # material requested
     reply_text: str | None = None  # the result
     reason: str | None = None  # refusal or extension reason
@@ -84,7 +85,13 @@ def render_milestone(milestone: Milestone, lang: str, tz: ZoneInfo) -> Outgoing 
         if milestone.guidance:
             text += "\n\n" + _("Where to turn: {guidance}").format(guidance=milestone.guidance)
     elif action == Action.ASSIGN:
-        if milestone.department:
+        if milestone.department and milestone.department_is_target:
+            text = _(
+                "Your complaint {number} is being followed up: {department}, which it is "
+                "about, has been asked to look into it and put it right. We will tell you "
+                "the result."
+            ).format(number=number, department=milestone.department)
+        elif milestone.department:
             text = _("Your complaint {number} has been passed to {department} for handling.")
             text = text.format(number=number, department=milestone.department)
         else:

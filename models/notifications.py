@@ -301,6 +301,10 @@ async def build_card(
         witnesses=detail(complaint.witnesses),
         photos=photos,
         written=complaint.written,
+        incident_precision=(complaint.intake_extra or {}).get("incident_time_precision")
+        if details
+        else None,
+        screening=(complaint.intake_extra or {}).get("screening"),
     )
     return card, shown
 
@@ -543,7 +547,13 @@ async def _milestone(
     if action == Action.ASSIGN and complaint.lead_department_id:  # type: ignore[attr-defined]
         department = await Department.filter(id=complaint.lead_department_id).using_db(conn).first()  # type: ignore[attr-defined]
         return Milestone(
-            action, complaint.number, department=department.name if department else None
+            action,
+            complaint.number,
+            department=department.name if department else None,
+            # the department complained about handles it: not "由X办理" (D13)
+            department_is_target=(
+                complaint.lead_department_id == complaint.target_department_id  # type: ignore[attr-defined]
+            ),
         )
     if action == Action.REQUEST_MATERIAL:
         return Milestone(action, complaint.number, question=payload.get("question"))

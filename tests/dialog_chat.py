@@ -124,6 +124,7 @@ def file_complaint_up_to(chat: Chat, step: str) -> None:
         ("witnesses", lambda: chat.choose("skip")),
         ("grounds", lambda: chat.choose("skip")),
         ("anonymous", lambda: chat.choose("opt:no")),
+        ("privacy", lambda: chat.choose("privacy:ok")),
         ("name", lambda: chat.text("李雷")),
         ("phone", lambda: chat.text("138 1234 5678")),
         ("organisation", lambda: chat.choose("skip")),
