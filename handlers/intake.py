@@ -266,12 +266,17 @@ def _begin_form(turn: Turn, prefix: str | None = None) -> None:
 def _screening_choices(turn: Turn) -> list[Choice]:
     _ = turn._
     choices = [
-        Choice(EXCLUSION + str(_get(e, "id")), pick_label(_get(e, "label"), turn.lang))
+        Choice(EXCLUSION + str(_get(e, "id")), _exclusion_choice_label(turn, e))
         for e in _exclusions(turn.profile)
     ]
     choices.append(Choice(NOT_EXCLUDED, _("None of these")))
     choices.append(Choice(STAFF_DECIDES, _("Not sure, let the staff decide")))
     return choices + turn.nav(back=False)
+
+
+def _exclusion_choice_label(turn: Turn, exclusion: Any) -> str:
+    """The screening choice: the plain-language question when the profile has one."""
+    return pick_label(_get(exclusion, "question") or _get(exclusion, "label"), turn.lang)
 
 
 def prompt_screening(turn: Turn, prefix: str | None = None) -> None:
@@ -348,7 +353,7 @@ def _exclusion_text(turn: Turn, exclusion: Any) -> str:
     label = pick_label(_get(exclusion, "label"), turn.lang)
     reason = pick_label(_get(exclusion, "reason"), turn.lang)
     guidance = pick_label(_get(exclusion, "guidance"), turn.lang)
-    parts = [_("You chose: {matter}.").format(matter=label)]
+    parts = [_("You chose: {matter}.").format(matter=_exclusion_choice_label(turn, exclusion))]
     if reason:
         parts.append(reason)
     if guidance:

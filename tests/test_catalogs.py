@@ -28,7 +28,9 @@ from handlers.i18n import LANGUAGES, LOCALE_DIR
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 DOMAINS: dict[str, tuple[tuple[str, list[tuple[str, str]]], ...]] = {
-    "messages": tuple((folder, [("**.py", "python")]) for folder in ("handlers", "scheduler", "bot")),
+    "messages": tuple(
+        (folder, [("**.py", "python")]) for folder in ("handlers", "scheduler", "bot")
+    ),
     "desk": (("web/desk", [("**.py", "python"), ("**/templates/**.html", "jinja2")]),),
 }
 PLACEHOLDER = re.compile(r"\{\w*\}")

@@ -179,7 +179,9 @@ def test_an_excluded_matter_gets_reason_and_guidance_and_no_complaint() -> None:
         assert "menu:new" in chat.choice_ids
     chat = Chat(lang="en")
     chat.command("start")
-    chat.text("Letters and visits (petition)")  # typed label
+    chat.text(
+        "I have already raised it with the letters-and-visits office and it is being handled there"
+    )  # typed label
     assert "Regulations on Letters and Visits" in chat.said
     assert "Where to go instead:" in chat.said
 

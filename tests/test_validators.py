@@ -198,7 +198,16 @@ def test_future_times_are_refused(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["blah", "2026-13-01", "2026-02-30", "today at noonish", "25:00", "昨天下午茶", "十三月", "周八"],
+    [
+        "blah",
+        "2026-13-01",
+        "2026-02-30",
+        "today at noonish",
+        "25:00",
+        "昨天下午茶",
+        "十三月",
+        "周八",
+    ],
 )
 def test_unreadable_times_are_refused(text: str) -> None:
     with pytest.raises(InvalidInput) as error:
