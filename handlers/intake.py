@@ -977,6 +977,7 @@ def out_of_scope_text(turn: Turn, exclusion: Any) -> str:
         parts.append(reason)
     if guidance:
         parts.append(_("Where to go instead: {guidance}").format(guidance=guidance))
+    parts.append(_("No complaint has been filed. You can start again at any time."))
     return "\n\n".join(parts)
 
 
