@@ -39,11 +39,11 @@ from handlers.commands import SetLanguage
 from handlers.i18n import (
     LANGUAGE_NAMES,
     LANGUAGES,
-    N_,
     append_note,
     format_date,
     format_datetime,
     format_month_day,
+    format_term,
     normalise_language,
     supported,
     translator,
@@ -331,22 +331,6 @@ def command_descriptions(lang: str) -> list[tuple[str, str]]:
 def render_menu(lang: str) -> list[Outgoing]:
     _ = translator(lang)
     return [Outgoing(_("What would you like to do?"), tuple(menu_choices(_)))]
-
-
-# A stage's length in plain words, singular and plural ("3个工作日" / "3 working days").
-TERMS: dict[str, tuple[str, str]] = {
-    "working_days": (N_("1 working day"), N_("{count} working days")),
-    "calendar_days": (N_("1 day"), N_("{count} days")),
-    "hours": (N_("1 hour"), N_("{count} hours")),
-    "minutes": (N_("1 minute"), N_("{count} minutes")),
-}
-
-
-def format_term(amount: int, unit: str, lang: str) -> str:
-    """A deadline's length as people say it: "3个工作日", "24小时", "3 working days"."""
-    _ = translator(lang)
-    one, many = TERMS.get(unit, ("{count} " + unit, "{count} " + unit))
-    return _(one) if amount == 1 else _(many).format(count=amount)
 
 
 def _receipt_date(due: datetime, unit: str | None, lang: str, tz: ZoneInfo, now: datetime) -> str:

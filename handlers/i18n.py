@@ -183,3 +183,19 @@ def format_phone(stored: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
         ext = _("ext. {extension}").format(extension=extension)
         national = f"{national} {ext}"
     return national
+
+
+# A stage's length in plain words, singular and plural ("3个工作日" / "3 working days").
+TERMS: dict[str, tuple[str, str]] = {
+    "working_days": (N_("1 working day"), N_("{count} working days")),
+    "calendar_days": (N_("1 day"), N_("{count} days")),
+    "hours": (N_("1 hour"), N_("{count} hours")),
+    "minutes": (N_("1 minute"), N_("{count} minutes")),
+}
+
+
+def format_term(amount: int, unit: str, lang: str) -> str:
+    """A deadline's length as people say it: "3个工作日", "24小时", "3 working days"."""
+    _ = translator(lang)
+    one, many = TERMS.get(unit, ("{count} " + unit, "{count} " + unit))
+    return _(one) if amount == 1 else _(many).format(count=amount)

@@ -350,7 +350,6 @@ def _explain_exclusion(turn: Turn, exclusion: Any) -> None:
 
 def _exclusion_text(turn: Turn, exclusion: Any) -> str:
     _ = turn._
-    label = pick_label(_get(exclusion, "label"), turn.lang)
     reason = pick_label(_get(exclusion, "reason"), turn.lang)
     guidance = pick_label(_get(exclusion, "guidance"), turn.lang)
     parts = [_("You chose: {matter}.").format(matter=_exclusion_choice_label(turn, exclusion))]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from handlers.i18n import append_note, format_datetime, translator
+from handlers.i18n import append_note, format_datetime, format_term, translator
 from handlers.messages import Outgoing
 from models.workflow import Action
 
@@ -26,6 +26,8 @@ class Milestone:
     due: datetime | None = None  # the handling (resolution) deadline now running
     provisional: bool = False
     contact_due: datetime | None = None  # the first contact owed to the complainant
+    # The profile's time to tell the result once handled (amount, unit), e.g. R1's 3 WD (D11).
+    result_term: tuple[int, str] | None = None
     department: str | None = None  # assigned to
     department_is_target: bool = False  # the department assigned is the one complained about
     question: str | None = None  # material requested
@@ -71,7 +73,18 @@ def render_milestone(milestone: Milestone, lang: str, tz: ZoneInfo) -> Outgoing 
                     when=format_datetime(milestone.contact_due, lang, tz)
                 ),
             )
-        if milestone.due is not None:
+        if milestone.due is not None and milestone.result_term is not None:
+            # The handling deadline is not the answer date: the result may follow later (D11).
+            text = append_note(
+                text,
+                _(
+                    "It is to be handled by {when}; we then tell you the result within {term}."
+                ).format(
+                    when=_when(milestone, lang, tz),
+                    term=format_term(*milestone.result_term, lang),
+                ),
+            )
+        elif milestone.due is not None:
             text = append_note(
                 text,
                 _("It is to be handled by {when}; we will then tell you the result.").format(

@@ -537,12 +537,20 @@ async def _milestone(
     contact_due = (
         datetime.fromisoformat(contact["due"]) if contact and not contact.get("done") else None
     )
+    try:
+        result = profile.deadline_for(
+            "result_notice", complaint.category, complaint.severity, complaint.complexity
+        )
+        result_term: tuple[int, str] | None = (result.amount, result.unit)
+    except (LookupError, ValueError):
+        result_term = None
     milestone = Milestone(
         action=action,
         number=complaint.number,
         due=due,
         provisional=provisional,
         contact_due=contact_due,
+        result_term=result_term,
     )
     if action == Action.ASSIGN and complaint.lead_department_id:  # type: ignore[attr-defined]
         department = await Department.filter(id=complaint.lead_department_id).using_db(conn).first()  # type: ignore[attr-defined]

@@ -355,3 +355,15 @@ def test_the_routing_notice_does_not_say_the_target_handles_itself() -> None:
     other = Milestone(Action.ASSIGN, "202612-0001", department="督查科")
     shown = render_milestone(other, "zh_CN", SHANGHAI)
     assert shown is not None and "已交由督查科办理" in shown.text
+
+
+def test_the_acceptance_notice_does_not_present_the_handling_deadline_as_the_answer() -> None:
+    # D11: accepted; handled by 12-16, and the result told within 3 working days after (R1).
+    due = datetime(2026, 12, 16, 15, 59, tzinfo=UTC)
+    accepted = Milestone(Action.ACCEPT, "202612-0001", due=due, result_term=(3, "working_days"))
+    shown = render_milestone(accepted, "zh_CN", SHANGHAI)
+    assert shown is not None
+    assert "办理期限为 2026年12月16日 23:59，办结后3个工作日内将处理结果告知您" in shown.text
+    assert "前答复您" not in shown.text
+    english = render_milestone(accepted, "en", SHANGHAI)
+    assert english is not None and "the result within 3 working days" in english.text
