@@ -367,3 +367,13 @@ def test_the_acceptance_notice_does_not_present_the_handling_deadline_as_the_ans
     assert "前答复您" not in shown.text
     english = render_milestone(accepted, "en", SHANGHAI)
     assert english is not None and "the result within 3 working days" in english.text
+
+
+def test_the_privacy_link_comes_from_the_settings() -> None:
+    from config.settings import Settings
+    from handlers.turn import DialogContext
+
+    settings = Settings(privacy_url="https://example.org/privacy")
+    ctx = DialogContext.from_settings(settings, load_profile("gov-window"), datetime.now(UTC))
+    assert ctx.privacy_url == "https://example.org/privacy"
+    assert DialogContext.from_settings(Settings(), ctx.profile, ctx.now).privacy_url is None
