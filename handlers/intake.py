@@ -1262,6 +1262,8 @@ def handle_summary(turn: Turn) -> None:
             return
         turn.go("edit")
         _enter(turn, first)
+    elif turn.incoming.kind == "choice":
+        show_summary(turn, _stale(turn))  # a button of an earlier question (D15)
     else:
         show_summary(turn, _("Please press Submit, or choose what to change."))
 

@@ -377,3 +377,11 @@ def test_the_privacy_link_comes_from_the_settings() -> None:
     ctx = DialogContext.from_settings(settings, load_profile("gov-window"), datetime.now(UTC))
     assert ctx.privacy_url == "https://example.org/privacy"
     assert DialogContext.from_settings(Settings(), ctx.profile, ctx.now).privacy_url is None
+
+
+def test_a_stale_button_at_the_summary_says_it_is_out_of_date() -> None:
+    chat = Chat(lang="zh_CN")
+    file_complaint_up_to(chat, "summary")
+    chat.choose("time:unknown")  # the time question's button, pressed again
+    assert chat.where == ("summary", "summary")
+    assert "这个按钮属于之前的问题，已经失效" in chat.said and chat.commands == []
