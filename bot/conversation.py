@@ -476,7 +476,11 @@ class Conversation:
         promise = complainant_promise(complaint)
         stage, due, provisional = promise if promise is not None else (None, None, False)
         lang = supported(command.language)
-        receipt = render_submitted(complaint.number, due, provisional, lang, self.tz, stage)
+        entry = (complaint.deadlines or {}).get(stage or "") or {}
+        term = (int(entry["amount"]), str(entry["unit"])) if "amount" in entry else None
+        receipt = render_submitted(
+            complaint.number, due, provisional, lang, self.tz, stage, term=term, now=clock.now
+        )
         # The receipt's access code and progress link: finding it again from any device.
         code = await issue_code(complaint, clock.now, conn)
         link = lookup.progress_link(self.settings.public_url, complaint.number, code)

@@ -64,7 +64,7 @@ from bot.outbox import TELEGRAM_LIMITS, PermanentFailure, RateLimits, RetryLater
 from bot.storage import StorageError
 from config.settings import Settings
 from handlers.dialog import command_descriptions, render_command_failed, render_file_unavailable
-from handlers.i18n import normalise_language, supported
+from handlers.i18n import N_, normalise_language, supported, translator
 from handlers.messages import Choice, FileRef, Incoming, Outgoing
 from models.entities import Attachment, Channel
 from models.outbox import enqueue
@@ -95,19 +95,11 @@ _RECENT_UPDATES = 2048
 # Telegram-side flood waits longer than this are not slept through for an interactive reply.
 _MAX_REPLY_WAIT_SECONDS = 30.0
 
-# Labels of the reply-keyboard buttons that share a contact / location. The dialog's catalogs
-# hold no button labels (other channels have no such buttons), so they live here.
-_SHARE_LABELS: dict[str, dict[str, str]] = {
-    "contact": {
-        "zh_CN": "📱 发送我的手机号",
-        "zh_TW": "📱 傳送我的手機號碼",
-        "en": "📱 Share my phone number",
-    },
-    "location": {
-        "zh_CN": "📍 发送我的位置",
-        "zh_TW": "📍 傳送我的位置",
-        "en": "📍 Share my location",
-    },
+# Labels of the reply-keyboard buttons that share a contact / location (message ids of the
+# catalogs; only Telegram has such buttons).
+_SHARE_LABELS: dict[str, str] = {
+    "contact": N_("📱 Share my phone number"),
+    "location": N_("📍 Share my location"),
 }
 # Bot API language codes (two-letter ISO 639-1) for our languages; zh_TW cannot be told apart
 # from zh_CN that way, so its command list is the Chinese one.
@@ -195,7 +187,7 @@ def inline_keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup | None:
 def _reply_keyboard(message: Outgoing, lang: str) -> ReplyKeyboardMarkup | None:
     if message.ask not in _SHARE_LABELS:
         return None  # ask="photo": the person uses Telegram's own attachment button
-    label = _SHARE_LABELS[message.ask][lang]
+    label = translator(lang)(_SHARE_LABELS[message.ask])
     share = KeyboardButton(
         label,
         request_contact=True if message.ask == "contact" else None,

@@ -177,7 +177,9 @@ class Severity(_Model):
 
 class Exclusion(_Model):
     id: IdStr
-    label: Labels  # short: shown as a screening choice
+    label: Labels  # short, the legal term: staff's refusal reason, and the screening choice
+    # The screening choice in a layperson's words ("这件事已经在法院打官司…"), when set (D2).
+    question: Labels | None = None
     reason: Labels  # why the matter is out of scope
     guidance: Labels  # where to go instead
     # An emergency: the guidance (110/119/120) is given at once AND the form goes on as an urgent

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("data"), description="where attachments are stored")
     dialog_idle_minutes: int = Field(default=60, description="idle dialogs expire after this")
+    privacy_url: str | None = Field(
+        default=None,
+        description="the organisation's full privacy notice (linked before name and phone)",
+    )
     max_text_length: int = Field(default=2000, description="longest free text accepted")
     max_photos: int = Field(default=6, description="photos per complaint")
     max_photo_mb: float = Field(default=10.0, description="largest photo or file accepted")

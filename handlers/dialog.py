@@ -31,7 +31,7 @@ is handlers.intake, the complainant's own complaints are handlers.selfservice.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from handlers import intake, lookup, selfservice
@@ -40,7 +40,10 @@ from handlers.i18n import (
     LANGUAGE_NAMES,
     LANGUAGES,
     append_note,
+    format_date,
     format_datetime,
+    format_month_day,
+    format_term,
     normalise_language,
     supported,
     translator,
@@ -345,6 +348,17 @@ def render_menu(lang: str) -> list[Outgoing]:
     return [Outgoing(_("What would you like to do?"), tuple(menu_choices(_)))]
 
 
+def _receipt_date(due: datetime, unit: str | None, lang: str, tz: ZoneInfo, now: datetime) -> str:
+    """The due date as the receipt shows it: the day for a term in days ("12月7日"), day and
+    time for one in hours or minutes; the year only when it is not this year's."""
+    local, today = due.astimezone(tz), now.astimezone(tz)
+    if unit in ("hours", "minutes"):
+        return format_datetime(due, lang, tz)
+    return (
+        format_month_day(due, lang, tz) if local.year == today.year else format_date(due, lang, tz)
+    )
+
+
 def render_submitted(
     number: str,
     due: datetime | None,
@@ -352,26 +366,48 @@ def render_submitted(
     lang: str,
     tz: ZoneInfo,
     stage: str | None = "acceptance",
+    term: tuple[int, str] | None = None,
+    now: datetime | None = None,
 ) -> list[Outgoing]:
-    """After SubmitComplaint: the number, what happens next and what is due by which date.
+    """After SubmitComplaint: the number on a line of its own, then what happens next in plain
+    words and by when ("3个工作日内（12月7日前）告知您是否受理").
 
     `stage` names the promise `due` belongs to (models.actions.complainant_promise): the answer
-    whether it is accepted, or the first contact with the complainant. Internal targets (a
-    5-minute dispatch) are never presented as an answer.
+    whether it is accepted, or the first contact with the complainant; `term` is that stage's
+    length (amount, unit) from the profile. Internal targets (a 5-minute dispatch) are never
+    presented as an answer, and a deadline that is already due at `now` is not promised.
     """
     _ = translator(lang)
-    parts = [_("Your complaint has been filed. Its number is {number}.").format(number=number)]
-    if due is not None and stage in ("acceptance", "first_contact"):
-        when = format_datetime(due, lang, tz)
-        if stage == "acceptance":
+    parts = [
+        _("Your complaint has been filed."),
+        _("Complaint number:") + "\n" + number,
+        _("Please keep this number: you need it to follow your complaint."),
+    ]
+    meaningful = due is not None and (now is None or due > now + timedelta(minutes=1))
+    if due is not None and meaningful and stage in ("acceptance", "first_contact"):
+        unit = term[1] if term else None
+        if now is not None:
+            when = _receipt_date(due, unit, lang, tz, now)
+        else:
+            when = format_datetime(due, lang, tz)
+        within = format_term(*term, lang) if term else None
+        if stage == "acceptance" and within:
             answer = _(
-                "Next, we check that it is within our remit. We will tell you by {when} "
-                "whether it is accepted."
-            ).format(when=when)
+                "Next: within {term} (by {when}) we tell you whether we accept the complaint."
+            ).format(term=within, when=when)
+        elif stage == "acceptance":
+            answer = _("Next: by {when} we tell you whether we accept the complaint.").format(
+                when=when
+            )
+        elif within:
+            answer = _(
+                "Next: the staff on duty have been told; within {term} (by {when}) they "
+                "contact you about how it is being handled."
+            ).format(term=within, when=when)
         else:
             answer = _(
-                "The staff on duty have been told. We will contact you by {when} about how "
-                "it is being handled."
+                "Next: the staff on duty have been told; by {when} they contact you about "
+                "how it is being handled."
             ).format(when=when)
         if provisional:
             answer = append_note(
@@ -382,8 +418,8 @@ def render_submitted(
     else:
         parts.append(
             _(
-                "Next, we check that it is within our remit and pass it to the department in "
-                "charge. We will keep you informed here."
+                "Next: the staff check that it is within our remit and pass it to the "
+                "department in charge. We will keep you informed here."
             )
         )
     parts.append(_("Send /status at any time to follow it."))

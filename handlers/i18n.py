@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from babel import Locale
 from babel.dates import format_skeleton
 from babel.support import NullTranslations, Translations
@@ -114,3 +115,87 @@ def format_datetime(instant: datetime, lang: str, tz: ZoneInfo) -> str:
 def format_date(instant: datetime, lang: str, tz: ZoneInfo) -> str:
     """The local calendar day of `instant`: "2026年11月30日" / "Nov 30, 2026"."""
     return format_skeleton("yMMMd", instant, tzinfo=tz, locale=_babel_locale(lang))
+
+
+def format_month_day(instant: datetime, lang: str, tz: ZoneInfo) -> str:
+    """The local day without the year, for a date close by: "12月7日" / "Dec 7"."""
+    return format_skeleton("MMMd", instant, tzinfo=tz, locale=_babel_locale(lang))
+
+
+# The parts of a day a person may give instead of a clock (handlers.validators.PERIOD_OF_HOUR).
+PERIOD_NAMES: Mapping[str, str] = {
+    "凌晨": N_("in the early hours"),
+    "早上": N_("in the early morning"),
+    "上午": N_("in the morning"),
+    "中午": N_("at noon"),
+    "下午": N_("in the afternoon"),
+    "傍晚": N_("at dusk"),
+    "晚上": N_("in the evening"),
+    "夜里": N_("at night"),
+}
+
+
+def format_incident_time(instant: datetime, precision: str | None, lang: str, tz: ZoneInfo) -> str:
+    """When something happened, as exactly as the person said it: "2026年11月24日 15:00",
+    "2026年11月24日 晚上", "2026年11月24日", "2026年11月16日起的一周", "2026年10月"."""
+    from handlers.validators import PERIOD_OF_HOUR
+
+    _ = translator(lang)
+    locale = _babel_locale(lang)
+    match precision:
+        case "day":
+            return format_date(instant, lang, tz)
+        case "month":
+            return format_skeleton("yMMM", instant, tzinfo=tz, locale=locale)
+        case "week":
+            return _("the week of {date}").format(date=format_date(instant, lang, tz))
+        case "period":
+            period = PERIOD_OF_HOUR.get(instant.astimezone(tz).hour)
+            if period is None:
+                return format_datetime(instant, lang, tz)
+            day, word = format_date(instant, lang, tz), _(PERIOD_NAMES[period])
+            return f"{day}, {word}" if supported(lang) == "en" else f"{day} {word}"
+        case _:
+            return format_datetime(instant, lang, tz)
+
+
+def format_phone(stored: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A stored phone number ("+8613800138000", "+86-10-12345678 ext. 123", as
+    handlers.validators.normalise_phone keeps it) in the national format people read:
+    "138 0013 8000", "010-1234 5678", "010-1234 5678 转123". Formatted with `phonenumbers`;
+    a number it cannot read is shown as stored."""
+    if not stored:
+        return ""
+    number_part, _sep, extension = stored.partition(" ext. ")
+    try:
+        number = phonenumbers.parse(number_part, "CN")
+    except phonenumbers.NumberParseException:
+        return stored
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if not phonenumbers.is_valid_number(number):
+        digits = number_part.removeprefix("+86-").split("-")
+        national = "0" + "-".join(digits) if len(digits) == 2 else national
+    elif national.startswith("0") and " " in national:
+        area, rest = national.split(" ", 1)  # a landline: 010-1234 5678
+        national = f"{area}-{rest}"
+    if extension:
+        _ = translator(lang)
+        ext = _("ext. {extension}").format(extension=extension)
+        national = f"{national} {ext}"
+    return national
+
+
+# A stage's length in plain words, singular and plural ("3个工作日" / "3 working days").
+TERMS: dict[str, tuple[str, str]] = {
+    "working_days": (N_("1 working day"), N_("{count} working days")),
+    "calendar_days": (N_("1 day"), N_("{count} days")),
+    "hours": (N_("1 hour"), N_("{count} hours")),
+    "minutes": (N_("1 minute"), N_("{count} minutes")),
+}
+
+
+def format_term(amount: int, unit: str, lang: str) -> str:
+    """A deadline's length as people say it: "3个工作日", "24小时", "3 working days"."""
+    _ = translator(lang)
+    one, many = TERMS.get(unit, ("{count} " + unit, "{count} " + unit))
+    return _(one) if amount == 1 else _(many).format(count=amount)

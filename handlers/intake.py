@@ -10,12 +10,12 @@ python-telegram-bot's conversationbot example.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from handlers.commands import SubmitComplaint
-from handlers.i18n import N_, format_date, format_datetime, pick_label
+from handlers.i18n import N_, format_incident_time, format_phone, pick_label
 from handlers.messages import AskKind, Choice
 from handlers.turn import BACK, CONFIRM, DONE, SKIP, Turn, file_record, menu_choices
 from handlers.validators import InvalidInput, normalise_phone, parse_incident_time, validate_text
@@ -48,12 +48,23 @@ NOT_EXCLUDED = "screen:none"
 EDIT = "edit:"
 CLEAR_PHOTOS = "photos:clear"
 SCREENING = "screening"
+# Screening: "not sure, let staff decide" files the complaint flagged for staff screening.
+STAFF_DECIDES = "screen:staff"
+# After an excluded matter was picked: go there (nothing filed), or file it for staff to judge.
+EXCLUSION_STEP = "screening.exclusion"
+LEAVE = "screen:leave"
+# The privacy notice shown before the first personal question (name, phone).
+PRIVACY_STEP = "privacy"
+PRIVACY_OK = "privacy:ok"
+# "I cannot remember exactly when": the time question answered without a time.
+TIME_UNKNOWN = "time:unknown"
 
 # Keys every SubmitComplaint carries, whatever the profile asks (None when not asked).
 ANSWER_KEYS = (
     "category", "subcategory", "target_kind", "target_text", "incident_time",
     "incident_time_precision", "place_text", "latitude", "longitude", "facts", "request_type",
     "request_text", "witnesses", "name", "phone", "photos", "anonymous", "deep_link",
+    "screening",
 )  # fmt: skip
 
 # Defaults when the profile's field has no options of its own.
@@ -78,7 +89,7 @@ FIELD_TITLES: dict[str, str] = {
     "place": N_("Where"),
     "facts": N_("What happened"),
     "request_type": N_("Your request"),
-    "witnesses": N_("Witnesses"),
+    "witnesses": N_("Supporting evidence or witnesses"),
     "name": N_("Name"),
     "phone": N_("Phone"),
     "photos": N_("Photos"),
@@ -202,6 +213,9 @@ def form_steps(profile: Any, answers: dict[str, Any]) -> list[Step]:
     for number, f in enumerate(form_fields(profile), start=1):
         if f.is_contact and answers.get("anonymous") is True:
             continue
+        if f.is_contact and answers.get("anonymous") is False:
+            # "No, I give my name and phone": they are no longer optional (D7).
+            f = replace(f, required=True)
         steps.extend(_field_steps(profile, f, number, answers))
     return steps
 
@@ -252,31 +266,68 @@ def _begin_form(turn: Turn, prefix: str | None = None) -> None:
 def _screening_choices(turn: Turn) -> list[Choice]:
     _ = turn._
     choices = [
-        Choice(EXCLUSION + str(_get(e, "id")), pick_label(_get(e, "label"), turn.lang))
+        Choice(EXCLUSION + str(_get(e, "id")), _exclusion_choice_label(turn, e))
         for e in _exclusions(turn.profile)
     ]
     choices.append(Choice(NOT_EXCLUDED, _("None of these")))
+    choices.append(Choice(STAFF_DECIDES, _("Not sure, let the staff decide")))
     return choices + turn.nav(back=False)
+
+
+def _exclusion_choice_label(turn: Turn, exclusion: Any) -> str:
+    """The screening choice: the plain-language question when the profile has one."""
+    return pick_label(_get(exclusion, "question") or _get(exclusion, "label"), turn.lang)
 
 
 def prompt_screening(turn: Turn, prefix: str | None = None) -> None:
     _ = turn._
     question = _(
-        "Before we start: is your matter one of these? They are handled elsewhere, "
-        "and we will tell you where."
+        "Before we start: some matters follow a procedure of their own. Does one of these "
+        "describe yours? If you are not sure, choose “Not sure, let the staff decide”: your "
+        "complaint is filed and the staff check where it belongs."
     )
     turn.say(_join(prefix, question), _screening_choices(turn))
 
 
+def _exclusion_choices(turn: Turn) -> list[Choice]:
+    _ = turn._
+    return [
+        Choice(LEAVE, _("I will go there (file nothing here)")),
+        Choice(STAFF_DECIDES, _("File it anyway, let the staff decide")),
+        *turn.nav(),
+    ]
+
+
+def _staff_decides(turn: Turn) -> None:
+    """File the complaint for staff screening: they accept it, or refuse it with the reason
+    and where to go instead (models.actions refuse)."""
+    turn.state.answers["screening"] = "staff"
+    turn.state.answers.pop("excluded", None)
+    _begin_form(
+        turn,
+        turn._(
+            "Fine: answer the questions and submit; the staff then decide whether we can take "
+            "it here, and tell you why if not."
+        ),
+    )
+
+
 def handle_screening(turn: Turn) -> None:
     _ = turn._
+    if turn.state.step == EXCLUSION_STEP:
+        _handle_exclusion_answer(turn)
+        return
     offered = _screening_choices(turn)
     if turn.nav_intent(offered) == BACK:
         prompt_screening(turn, _("This is the first question."))
         return
     picked = turn.picked(offered)
     if picked == NOT_EXCLUDED:
+        turn.state.answers.pop("screening", None)
         _begin_form(turn)
+        return
+    if picked == STAFF_DECIDES:
+        _staff_decides(turn)
         return
     if picked and picked.startswith(EXCLUSION):
         exclusion_id = picked.removeprefix(EXCLUSION)
@@ -284,9 +335,64 @@ def handle_screening(turn: Turn) -> None:
         if _get(exclusion, "urgent_case"):
             _urgent_case(turn, exclusion)
         else:
-            _refuse_out_of_scope(turn, exclusion)
+            _explain_exclusion(turn, exclusion)
         return
-    prompt_screening(turn, _not_a_choice(turn))
+    prompt_screening(turn, _stale_or_not_a_choice(turn))
+
+
+def _explain_exclusion(turn: Turn, exclusion: Any) -> None:
+    """An excluded matter was picked: where it belongs and why, then the person decides. One
+    tap on a legal term never ends the dialog by itself (D2)."""
+    turn.go(SCREENING, EXCLUSION_STEP)
+    turn.state.scratch = {"exclusion": str(_get(exclusion, "id"))}
+    turn.say(_exclusion_text(turn, exclusion), _exclusion_choices(turn))
+
+
+def _exclusion_text(turn: Turn, exclusion: Any) -> str:
+    _ = turn._
+    reason = pick_label(_get(exclusion, "reason"), turn.lang)
+    guidance = pick_label(_get(exclusion, "guidance"), turn.lang)
+    parts = [_("You chose: {matter}.").format(matter=_exclusion_choice_label(turn, exclusion))]
+    if reason:
+        parts.append(reason)
+    if guidance:
+        parts.append(_("Where to go instead: {guidance}").format(guidance=guidance))
+    parts.append(
+        _(
+            "If that is not quite your case, you can still file it here: the staff then "
+            "decide, and tell you why if we cannot take it."
+        )
+    )
+    return "\n\n".join(parts)
+
+
+def _current_exclusion(turn: Turn) -> Any:
+    exclusion_id = turn.state.scratch.get("exclusion")
+    return next((e for e in _exclusions(turn.profile) if str(_get(e, "id")) == exclusion_id), None)
+
+
+def _handle_exclusion_answer(turn: Turn) -> None:
+    _ = turn._
+    exclusion = _current_exclusion(turn)
+    if exclusion is None:  # the profile changed meanwhile
+        turn.go(SCREENING, SCREENING)
+        prompt_screening(turn)
+        return
+    offered = _exclusion_choices(turn)
+    if turn.nav_intent(offered) == BACK:
+        turn.go(SCREENING, SCREENING)
+        turn.state.scratch = {}
+        prompt_screening(turn)
+        return
+    picked = turn.picked(offered)
+    if picked == LEAVE:
+        _refuse_out_of_scope(turn, exclusion)
+    elif picked == STAFF_DECIDES:
+        turn.state.scratch = {}
+        _staff_decides(turn)
+    else:
+        text = _join(_stale_or_not_a_choice(turn), _exclusion_text(turn, exclusion))
+        turn.say(text, offered)
 
 
 def _urgent_case(turn: Turn, exclusion: Any) -> None:
@@ -304,16 +410,12 @@ def _urgent_case(turn: Turn, exclusion: Any) -> None:
 
 
 def _refuse_out_of_scope(turn: Turn, exclusion: Any) -> None:
-    """An excluded matter: the reason and where to go instead; no complaint is created."""
+    """The person goes where the excluded matter belongs; no complaint is created."""
     _ = turn._
-    label = pick_label(_get(exclusion, "label"), turn.lang)
-    reason = pick_label(_get(exclusion, "reason"), turn.lang)
     guidance = pick_label(_get(exclusion, "guidance"), turn.lang)
-    parts = [_("We cannot take this matter as a complaint here: {matter}.").format(matter=label)]
-    if reason:
-        parts.append(reason)
+    parts = []
     if guidance:
-        parts.append(_("Where to go instead: {guidance}").format(guidance=guidance))
+        parts.append(_("Where to go: {guidance}").format(guidance=guidance))
     parts.append(_("No complaint has been filed. You can start again at any time."))
     turn.reset()
     turn.say("\n\n".join(parts), menu_choices(_))
@@ -328,6 +430,21 @@ def _join(*parts: str | None) -> str:
 
 def _not_a_choice(turn: Turn) -> str:
     return turn._("Please choose one of the options: tap a button or type its number.")
+
+
+def _stale_or_not_a_choice(turn: Turn) -> str:
+    """A pressed button that the current question does not offer belongs to an earlier
+    message (D15): say so rather than "not understood"."""
+    if turn.incoming.kind == "choice":
+        return _stale(turn)
+    return _not_a_choice(turn)
+
+
+def _stale(turn: Turn) -> str:
+    return turn._(
+        "That button belongs to an earlier question and is no longer valid. "
+        "Please answer the question below."
+    )
 
 
 def _option(raw: Any, defaults: dict[str, str], turn: Turn) -> Choice:
@@ -372,6 +489,8 @@ def _options(turn: Turn, step: Step) -> list[Choice]:
                 Choice(OPTION + "no", _("No, I give my name and phone")),
                 Choice(OPTION + "yes", _("Yes, file anonymously")),
             ]
+        case "datetime":
+            return [Choice(TIME_UNKNOWN, _("I cannot remember exactly when"))]
         case "photos":
             choices = [Choice(DONE, _("Done"))]
             if turn.state.scratch.get("photos"):
@@ -432,7 +551,8 @@ def _question(turn: Turn, step: Step) -> tuple[str, AskKind | None]:
             name = pick_label(_get(category, "label"), turn.lang)
             return _("{category}: which of these fits best?").format(category=name), None
         case "target_kind":
-            return own or _("Who or what is your complaint about?"), None
+            question = own or _("Who or what is your complaint about?")
+            return _join(question, _("Choose below, or type it in your own words.")), None
         case "target_text":
             kind = answers.get("target_kind")
             questions = {
@@ -442,11 +562,16 @@ def _question(turn: Turn, step: Step) -> tuple[str, AskKind | None]:
             }
             return questions.get(kind, _("Describe who or what your complaint is about.")), None
         case "request_type":
-            return own or _("What do you ask for?"), None
+            question = own or _("What do you ask for?")
+            if _accepts_typed(step):
+                question = _join(question, _("Choose below, or type it in your own words."))
+            return question, None
         case "request_text":
             if answers.get("request_type") == "other":
                 return _("Please describe what you ask for."), None
             return _("Anything to add to your request? You may skip this."), None
+        case "text" if step.field.id == "name" and answers.get("anonymous") is False:
+            return _("Your name:"), None  # they chose to give it: no "optional" (D7)
         case "text":
             low, high = _text_limits(turn, step)
             hint = (
@@ -456,7 +581,10 @@ def _question(turn: Turn, step: Step) -> tuple[str, AskKind | None]:
             )
             return f"{own}\n{hint}", None
         case "datetime":
-            hint = _("For example: 2026-11-20 09:00, today 14:30, 昨天下午3点, 3 hours ago.")
+            hint = _(
+                "For example: 昨天下午3点, 前天晚上, 上周五下午, 12月1日上午, 3天前, 上个月. "
+                "If you cannot remember, press the button below."
+            )
             return _join(own or _("When did it happen?"), hint), None
         case "place":
             # The profile's own prompt usually says how to answer already.
@@ -465,7 +593,12 @@ def _question(turn: Turn, step: Step) -> tuple[str, AskKind | None]:
             )
             return question, "location"
         case "phone":
-            hint = _("Share your contact, or type a mobile or landline number.")
+            if answers.get("anonymous") is False:
+                own = _("Your phone number, so that we can reach you about the complaint:")
+            if _can_share_contact(turn):
+                hint = _("Share your contact, or type a mobile or landline number.")
+            else:  # the web chat and WeChat have no contact sharing (D8)
+                hint = _("Type a mobile or landline number, e.g. 138 0013 8000 or 010-1234 5678.")
             return _join(own or _("Your phone number?"), hint), "contact"
         case "photos":
             count, size = _photo_limits(turn, step)
@@ -481,6 +614,21 @@ def _question(turn: Turn, step: Step) -> tuple[str, AskKind | None]:
             return question, None
         case _:
             return own, None
+
+
+def _can_share_contact(turn: Turn) -> bool:
+    """Only Telegram can share a contact with a button."""
+    return turn.incoming.channel == "telegram"
+
+
+def _accepts_typed(step: Step) -> bool:
+    """A choice question that also takes the person's own words (D3, D5)."""
+    if step.kind == "target_kind":
+        return True
+    if step.kind == "request_type":
+        ids = [str(o if isinstance(o, str) else _get(o, "id")) for o in step.field.options]
+        return step.field.free_text or "other" in (ids or list(REQUEST_TYPES))
+    return False
 
 
 def prompt_step(
@@ -505,6 +653,9 @@ def prompt_step(
 def _enter(
     turn: Turn, step: Step, prefix: str | None = None, *, remove_keyboard: bool = False
 ) -> None:
+    if step.field.is_contact and not turn.state.answers.get("privacy_ack"):
+        _privacy_notice(turn, step.id, prefix, remove_keyboard=remove_keyboard)
+        return
     turn.state.step = step.id
     if step.kind == "photos":
         # Photos collect here until Done; editing starts from the photos already sent.
@@ -512,6 +663,64 @@ def _enter(
     else:
         turn.state.scratch = {}
     prompt_step(turn, step, prefix, remove_keyboard=remove_keyboard)
+
+
+# ---------------------------------------------------------------- privacy notice
+
+
+def _privacy_notice(
+    turn: Turn, next_step: str, prefix: str | None = None, *, remove_keyboard: bool = False
+) -> None:
+    """Before the first personal question: what is collected, why, who sees it, how long it is
+    kept (the profile's retention) and where the full text is; the form goes on after "OK"."""
+    turn.state.step = PRIVACY_STEP
+    turn.state.scratch = {"next": next_step}
+    turn.say(
+        _join(prefix, privacy_text(turn)), _privacy_choices(turn), remove_keyboard=remove_keyboard
+    )
+
+
+def _privacy_choices(turn: Turn) -> list[Choice]:
+    return [Choice(PRIVACY_OK, turn._("Understood, continue")), *turn.nav()]
+
+
+def privacy_text(turn: Turn) -> str:
+    """The short privacy notice in the person's language."""
+    _ = turn._
+    years = int(getattr(turn.profile, "retention_years", 3) or 3)
+    text = _(
+        "About your personal information: next we ask for your name and phone number. We use "
+        "them only to handle this complaint and to contact you about it. Only the staff "
+        "handling complaints see them; they are not disclosed without your consent, except "
+        "where the law requires it. They are kept for {years} years after the complaint is "
+        "closed and then deleted."
+    ).format(years=years)
+    url = turn.ctx.privacy_url
+    if url:
+        text = _join(text, _("Full privacy notice: {url}").format(url=url))
+    return text
+
+
+def _handle_privacy(turn: Turn) -> None:
+    steps = form_steps(turn.profile, turn.state.answers)
+    following = _find(steps, turn.state.scratch.get("next"))
+    if following is None:
+        _resume(turn)
+        return
+    offered = _privacy_choices(turn)
+    intent = turn.nav_intent(offered)
+    if intent == BACK:
+        if turn.state.flow == "edit":
+            show_summary(turn)
+        else:
+            _enter(turn, steps[max(following - 1, 0)])
+        return
+    typed = (turn.incoming.text or "").strip().casefold() if turn.incoming.kind == "text" else ""
+    if turn.picked(offered) == PRIVACY_OK or typed in ("好", "好的", "ok", "知道了"):
+        turn.state.answers["privacy_ack"] = turn.ctx.now.isoformat()
+        _enter(turn, steps[following])
+        return
+    turn.say(_join(_stale_or_not_a_choice(turn), privacy_text(turn)), offered)
 
 
 def current_step(turn: Turn) -> Step | None:
@@ -522,8 +731,17 @@ def current_step(turn: Turn) -> Step | None:
 
 def reprompt(turn: Turn, prefix: str | None = None) -> None:
     """Ask again whatever the draft flow is waiting for (after help, a language switch, …)."""
-    if turn.state.flow == SCREENING:
+    if turn.state.flow == SCREENING and turn.state.step == EXCLUSION_STEP:
+        exclusion = _current_exclusion(turn)
+        if exclusion is None:
+            turn.go(SCREENING, SCREENING)
+            prompt_screening(turn, prefix)
+        else:
+            turn.say(_join(prefix, _exclusion_text(turn, exclusion)), _exclusion_choices(turn))
+    elif turn.state.flow == SCREENING:
         prompt_screening(turn, prefix)
+    elif turn.state.step == PRIVACY_STEP:
+        turn.say(_join(prefix, privacy_text(turn)), _privacy_choices(turn))
     elif turn.state.flow == "summary":
         show_summary(turn, prefix)
     else:
@@ -575,6 +793,36 @@ def _accept_choice(turn: Turn, step: Step, offered: Sequence[Choice]) -> Outcome
             answers["anonymous"] = value == "yes"
         case _:
             answers[step.keys[0]] = value
+    return None
+
+
+def _typed_answer(turn: Turn, offered: Sequence[Choice]) -> bool:
+    """Typed words that are not one of the offered choices (nor its number)."""
+    message = turn.incoming
+    if message.kind != "text" or not (message.text or "").strip():
+        return False
+    return turn.picked(offered) is None and turn.nav_intent(offered) is None
+
+
+def _accept_typed(turn: Turn, step: Step) -> Outcome:
+    """The person's own words for a target or request question: kept as the text of the
+    field's "other" (or only) kind, and its follow-up text question is answered by them."""
+    answers = turn.state.answers
+    ids = [c.id.removeprefix(OPTION) for c in _options(turn, step)]
+    kind = "other" if "other" in ids or not ids else ids[-1]
+    low, high = 1, turn.ctx.max_text_length
+    if step.kind == "target_kind":
+        high = min(step.field.max_length or 200, high)
+    try:
+        text = validate_text(turn.incoming.text or "", min_length=low, max_length=high)
+    except InvalidInput as error:
+        return _invalid_text(turn, error)
+    key, dependent = (
+        step.keys[0],
+        f"{step.keys[0].removesuffix('_kind').removesuffix('_type')}_text",
+    )
+    answers[key] = kind
+    answers[dependent] = text
     return None
 
 
@@ -718,9 +966,18 @@ def photo_limits(turn: Turn, step: Step) -> tuple[int, int]:
 
 
 def out_of_scope_text(turn: Turn, exclusion: Any) -> str:
-    """What the chat tells a person whose matter is excluded: the reason and where to go."""
-    _refuse_out_of_scope(turn, exclusion)
-    return turn.replies[-1].text
+    """Why an excluded matter is not taken here, and where to go (the desk shows it)."""
+    _ = turn._
+    label = pick_label(_get(exclusion, "label"), turn.lang)
+    reason = pick_label(_get(exclusion, "reason"), turn.lang)
+    guidance = pick_label(_get(exclusion, "guidance"), turn.lang)
+    parts = [_("We cannot take this matter as a complaint here: {matter}.").format(matter=label)]
+    if reason:
+        parts.append(reason)
+    if guidance:
+        parts.append(_("Where to go instead: {guidance}").format(guidance=guidance))
+    parts.append(_("No complaint has been filed. You can start again at any time."))
+    return "\n\n".join(parts)
 
 
 def options_of(turn: Turn, step: Step) -> list[Choice]:
@@ -757,6 +1014,9 @@ def _wrong_kind(turn: Turn, hint: str) -> str:
 def handle_step(turn: Turn) -> None:
     """An answer to the current form step (flows intake and edit)."""
     _ = turn._
+    if turn.state.step == PRIVACY_STEP:
+        _handle_privacy(turn)
+        return
     step = current_step(turn)
     if step is None:
         _resume(turn)
@@ -767,7 +1027,22 @@ def handle_step(turn: Turn) -> None:
     if intent == BACK:
         go_back(turn)
         return
-    if intent == SKIP:
+    message = turn.incoming
+    if message.kind == "choice" and intent is None and all(c.id != message.choice for c in offered):
+        outcome = _stale(turn)  # a button of an earlier question (D15)
+    elif step.kind == "datetime" and message.kind == "choice" and message.choice == TIME_UNKNOWN:
+        turn.state.answers[step.keys[0]] = None
+        turn.state.answers[step.keys[1]] = "unknown"
+        outcome = None
+    elif _accepts_typed(step) and _typed_answer(turn, offered):
+        outcome = _accept_typed(turn, step)
+        if outcome is None:  # the text step of the same field is answered too
+            step = next(
+                s
+                for s in form_steps(turn.profile, turn.state.answers)
+                if s.id == f"{step.field.id}.text"
+            )
+    elif intent == SKIP:
         if step.required:
             outcome = _("This question cannot be skipped.")
         else:
@@ -910,13 +1185,16 @@ def _value(turn: Turn, f: FormField) -> str:
                     parts.append(shown)
             return " / ".join(parts)
         case "datetime":
-            value = answers.get(f.id)
+            value, precision = answers.get(f.id), answers.get(f"{f.id}_precision")
+            if precision == "unknown":
+                return _("cannot remember exactly")
             if not value:
                 return skipped
             instant = datetime.fromisoformat(value)
-            if answers.get(f"{f.id}_precision") == "day":
-                return format_date(instant, turn.lang, turn.ctx.tz)
-            return format_datetime(instant, turn.lang, turn.ctx.tz)
+            return format_incident_time(instant, precision, turn.lang, turn.ctx.tz)
+        case "phone":
+            value = answers.get(f.id)
+            return format_phone(value) if value else skipped
         case "place":
             return answers.get("place_text") or skipped
         case "photos":
@@ -984,6 +1262,8 @@ def handle_summary(turn: Turn) -> None:
             return
         turn.go("edit")
         _enter(turn, first)
+    elif turn.incoming.kind == "choice":
+        show_summary(turn, _stale(turn))  # a button of an earlier question (D15)
     else:
         show_summary(turn, _("Please press Submit, or choose what to change."))
 
@@ -1001,6 +1281,7 @@ def final_answers(turn: Turn) -> dict[str, Any]:
         final["name"] = final["phone"] = None
     final["photos"] = list(final.get("photos") or [])
     final["deep_link"] = answers.get("deep_link")
+    final["screening"] = answers.get("screening")  # "staff": staff screen it (D2)
     return final
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from handlers.i18n import append_note, format_datetime, translator
+from handlers.i18n import append_note, format_datetime, format_term, translator
 from handlers.messages import Outgoing
 from models.workflow import Action
 
@@ -26,7 +26,10 @@ class Milestone:
     due: datetime | None = None  # the handling (resolution) deadline now running
     provisional: bool = False
     contact_due: datetime | None = None  # the first contact owed to the complainant
+    # The profile's time to tell the result once handled (amount, unit), e.g. R1's 3 WD (D11).
+    result_term: tuple[int, str] | None = None
     department: str | None = None  # assigned to
+    department_is_target: bool = False  # the department assigned is the one complained about
     question: str | None = None  # material requested
     reply_text: str | None = None  # the result
     reason: str | None = None  # refusal or extension reason
@@ -70,7 +73,18 @@ def render_milestone(milestone: Milestone, lang: str, tz: ZoneInfo) -> Outgoing 
                     when=format_datetime(milestone.contact_due, lang, tz)
                 ),
             )
-        if milestone.due is not None:
+        if milestone.due is not None and milestone.result_term is not None:
+            # The handling deadline is not the answer date: the result may follow later (D11).
+            text = append_note(
+                text,
+                _(
+                    "It is to be handled by {when}; we then tell you the result within {term}."
+                ).format(
+                    when=_when(milestone, lang, tz),
+                    term=format_term(*milestone.result_term, lang),
+                ),
+            )
+        elif milestone.due is not None:
             text = append_note(
                 text,
                 _("It is to be handled by {when}; we will then tell you the result.").format(
@@ -84,7 +98,13 @@ def render_milestone(milestone: Milestone, lang: str, tz: ZoneInfo) -> Outgoing 
         if milestone.guidance:
             text += "\n\n" + _("Where to turn: {guidance}").format(guidance=milestone.guidance)
     elif action == Action.ASSIGN:
-        if milestone.department:
+        if milestone.department and milestone.department_is_target:
+            text = _(
+                "Your complaint {number} is being followed up: {department}, which it is "
+                "about, has been asked to look into it and put it right. We will tell you "
+                "the result."
+            ).format(number=number, department=milestone.department)
+        elif milestone.department:
             text = _("Your complaint {number} has been passed to {department} for handling.")
             text = text.format(number=number, department=milestone.department)
         else:

@@ -27,7 +27,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.i18n import N_, Gettext, append_note, format_datetime, supported, translator
+from handlers.i18n import (
+    N_,
+    Gettext,
+    append_note,
+    format_datetime,
+    format_incident_time,
+    format_phone,
+    supported,
+    translator,
+)
 from handlers.intake import REQUEST_TYPES
 from handlers.messages import Choice, Incoming, Outgoing
 from handlers.turn import CANCEL, SKIP, DialogState, file_record
@@ -261,6 +270,10 @@ class CaseCard:
     witnesses: str | None = None
     photos: int = 0  # attachments this viewer may see
     written: bool = False
+    # How exactly the complainant gave the time (validators.Precision, or "unknown").
+    incident_precision: str | None = None
+    # "staff": the complainant was not sure the matter belongs here; staff screen it.
+    screening: str | None = None
 
     @property
     def shows_identity(self) -> bool:
@@ -432,23 +445,34 @@ def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
     if card.anonymous:
         lines.append(_("Complainant: anonymous"))
     else:
-        who = " ".join(v for v in (card.complainant_name, card.complainant_phone) if v)
+        phone = card.complainant_phone
+        phone = format_phone(phone, lang) if phone and phone != "***" else phone
+        who = " ".join(v for v in (card.complainant_name, phone) if v)
         if who:
             lines.append(_("Complainant: {who}").format(who=who))
     if card.complainant_unreachable:
         lines.append(_("Complainant unreachable on their channel: contact them another way."))
     if card.facts:
         lines.append(_("Facts: {facts}").format(facts=card.facts))
+    if card.screening == "staff":
+        lines.append(
+            _(
+                "Screening: the complainant was not sure this belongs here. Accept it, or "
+                "refuse it with the reason and where to turn instead."
+            )
+        )
     if card.incident_at is not None:
-        when = format_datetime(card.incident_at, lang, tz)
+        when = format_incident_time(card.incident_at, card.incident_precision, lang, tz)
         lines.append(_("When it happened: {when}").format(when=when))
+    elif card.incident_precision == "unknown":
+        lines.append(_("When it happened: the complainant cannot remember exactly"))
     if card.place:
         lines.append(_("Place: {place}").format(place=card.place))
     request = request_label(card.request_type, card.request_text, lang)
     if request:
         lines.append(_("Request: {request}").format(request=request))
     if card.witnesses:
-        lines.append(_("Witnesses: {witnesses}").format(witnesses=card.witnesses))
+        lines.append(_("Evidence or witnesses: {witnesses}").format(witnesses=card.witnesses))
     if card.channel:
         channel = channel_label(card.channel, lang)
         if card.written:

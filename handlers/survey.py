@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from handlers.i18n import N_, translator
 from handlers.messages import Choice, Outgoing
 from handlers.validators import small_int
 
@@ -25,84 +26,35 @@ PREFIX = "sv"
 SCORES = range(0, 11)
 MAX_COMMENT = 1000
 
-_TEXTS: dict[str, dict[str, str]] = {
-    "invite": {
-        "zh_CN": "您的投诉 {number} 已办结，请您评价：对处理结果的满意程度"
-        "（0 最不满意，10 最满意）？",
-        "zh_TW": "您的投訴 {number} 已辦結，請您評價：對處理結果的滿意程度"
-        "（0 最不滿意，10 最滿意）？",
-        "en": (
-            "Your complaint {number} has been dealt with. How satisfied are you with the "
-            "result? (0 = not at all, 10 = fully)"
-        ),
-    },
-    "remind": {
-        "zh_CN": "提醒：我们仍期待您对投诉 {number} 处理结果的评价（0–10）。",
-        "zh_TW": "提醒：我們仍期待您對投訴 {number} 處理結果的評價（0–10）。",
-        "en": "A reminder: please rate the result of complaint {number} (0–10).",
-    },
-    "attitude": {
-        "zh_CN": "对工作人员服务态度的满意程度（0–10）？",
-        "zh_TW": "對工作人員服務態度的滿意程度（0–10）？",
-        "en": "How satisfied are you with the staff's attitude? (0–10)",
-    },
-    "comment": {
-        "zh_CN": "感谢您的评价！如有其他意见，请直接输入；没有请点击“无意见”。",
-        "zh_TW": "感謝您的評價！如有其他意見，請直接輸入；沒有請點擊「無意見」。",
-        "en": "Thank you! If you want to add a comment, type it now; otherwise press 'No comment'.",
-    },
-    "no_comment": {"zh_CN": "无意见", "zh_TW": "無意見", "en": "No comment"},
-    "thanks": {
-        "zh_CN": "感谢您的评价，我们会继续改进工作。",
-        "zh_TW": "感謝您的評價，我們會繼續改進工作。",
-        "en": "Thank you for your feedback.",
-    },
-    "comment_saved": {
-        "zh_CN": "您的意见已记录，谢谢！",
-        "zh_TW": "您的意見已記錄，謝謝！",
-        "en": "Your comment has been recorded. Thank you!",
-    },
-    "not_open": {
-        "zh_CN": "该回访已结束，无需再评价。如对处理结果有异议，可发送 /dispute。",
-        "zh_TW": "該回訪已結束，無需再評價。如對處理結果有異議，可傳送 /dispute。",
-        "en": "This survey is closed. To dispute the result, send /dispute.",
-    },
-    "already_answered": {
-        "zh_CN": "您已评价过，谢谢！",
-        "zh_TW": "您已評價過，謝謝！",
-        "en": "You have already answered this survey. Thank you!",
-    },
-    # After an unsatisfied answer: what happens next (R19: "很抱歉…服务质量监督员将在7天内给您
-    # 回访").
-    "reopened": {
-        "zh_CN": "很抱歉未能让您满意。您的投诉 {number} 已重新开启，将重新调查核实，"
-        "处理结果会在这里告知您。",
-        "zh_TW": "很抱歉未能讓您滿意。您的投訴 {number} 已重新開啟，將重新調查核實，"
-        "處理結果會在這裡告知您。",
-        "en": (
-            "We are sorry the result did not satisfy you. Complaint {number} has been reopened "
-            "for re-investigation; you will hear the result here."
-        ),
-    },
-    "supervisor_revisit": {
-        "zh_CN": "很抱歉未能让您满意。服务质量监督员将在 {due} 前给您回访，了解您的意见。",
-        "zh_TW": "很抱歉未能讓您滿意。服務品質監督員將在 {due} 前給您回訪，了解您的意見。",
-        "en": (
-            "We are sorry the result did not satisfy you. A service quality supervisor will "
-            "call you back by {due} to hear your views."
-        ),
-    },
-    "comment_too_long": {
-        "zh_CN": "意见过长，请控制在 {limit} 字以内。",
-        "zh_TW": "意見過長，請控制在 {limit} 字以內。",
-        "en": "That comment is too long; please keep it under {limit} characters.",
-    },
+_TEXTS: dict[str, str] = {
+    "invite": N_(
+        "Your complaint {number} has been dealt with. How satisfied are you with the result? "
+        "(0 = not at all, 10 = fully)"
+    ),
+    "remind": N_("A reminder: please rate the result of complaint {number} (0–10)."),
+    "attitude": N_("How satisfied are you with the staff's attitude? (0–10)"),
+    "comment": N_(
+        "Thank you! If you want to add a comment, type it now; otherwise press 'No comment'."
+    ),
+    "no_comment": N_("No comment"),
+    "thanks": N_("Thank you for your feedback."),
+    "comment_saved": N_("Your comment has been recorded. Thank you!"),
+    "not_open": N_("This survey is closed. To dispute the result, send /dispute."),
+    "already_answered": N_("You have already answered this survey. Thank you!"),
+    "reopened": N_(
+        "We are sorry the result did not satisfy you. Complaint {number} has been reopened "
+        "for re-investigation; you will hear the result here."
+    ),
+    "supervisor_revisit": N_(
+        "We are sorry the result did not satisfy you. A service quality supervisor will call "
+        "you back by {due} to hear your views."
+    ),
+    "comment_too_long": N_("That comment is too long; please keep it under {limit} characters."),
 }
 
 
 def _t(key: str, lang: str, **values: object) -> str:
-    texts = _TEXTS[key]
-    return (texts.get(lang) or texts["zh_CN"]).format(**values)
+    return translator(lang)(_TEXTS[key]).format(**values)
 
 
 def _score_choices(prefix: str) -> tuple[Choice, ...]:

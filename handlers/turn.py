@@ -118,6 +118,7 @@ class DialogContext:
     max_photo_bytes: int = 10 * 1024 * 1024
     # A /start payload is kept only when it looks like a code (Telegram's own deep-link rule).
     deep_link_pattern: str = r"[A-Za-z0-9_-]{1,64}"
+    privacy_url: str | None = None  # the organisation's full privacy notice (settings)
 
     @classmethod
     def from_settings(
@@ -138,6 +139,7 @@ class DialogContext:
             max_text_length=settings.max_text_length,
             max_photos=settings.max_photos,
             max_photo_bytes=int(settings.max_photo_mb * 1024 * 1024),
+            privacy_url=getattr(settings, "privacy_url", None),
         )
 
     def accepts_deep_link(self, payload: str) -> bool:

@@ -127,13 +127,26 @@ def validate_text(raw: str, *, min_length: int = 1, max_length: int = 2000) -> s
 
 # ---------------------------------------------------------------- date and time
 
-Precision = Literal["minute", "day"]
+# How exactly the person gave the time: to the minute, a part of a day ("前天晚上"), a day, a
+# week ("上周") or a month ("上个月"). `at` is then the start of that period, except for a part
+# of a day, which is its representative hour (PERIOD_HOURS).
+Precision = Literal["minute", "period", "day", "week", "month"]
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedTime:
     at: datetime  # aware UTC
     precision: Precision = "minute"  # "day" when only a date was given
+
+
+# A part of the day typed without a clock, and the hour that stands for it. The hours are
+# distinct, so a stored instant with precision "period" names its part of the day again.
+PERIOD_HOURS: dict[str, int] = {
+    "凌晨": 3, "早上": 8, "早晨": 8, "清晨": 8, "上午": 10, "中午": 12, "下午": 15,
+    "傍晚": 18, "晚上": 20, "夜里": 23, "夜间": 23, "半夜": 23,
+}  # fmt: skip
+PERIOD_OF_HOUR: dict[int, str] = {3: "凌晨", 8: "早上", 10: "上午", 12: "中午", 15: "下午",
+                                  18: "傍晚", 20: "晚上", 23: "夜里"}  # fmt: skip
 
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
@@ -159,6 +172,7 @@ _NUM = r"[0-9零〇一二两三四五六七八九十]+"
 _DAY_WORDS: dict[str, int] = {
     "today": 0, "今天": 0, "今日": 0, "yesterday": 1, "昨天": 1, "昨日": 1, "昨晚": 1,
     "前天": 2, "前日": 2, "day before yesterday": 2, "the day before yesterday": 2,
+    "大前天": 3, "今早": 0, "今晚": 0, "昨早": 1,
 }  # fmt: skip
 
 # Period words shift a 12-hour clock reading; the value says whether it means afternoon.
@@ -179,8 +193,18 @@ _ISO_DATE = re.compile(
     r"^(?P<y>\d{4})[-/.](?P<mo>\d{1,2})[-/.](?P<d>\d{1,2})(?:日)?\s*(?P<rest>.*)$"
 )
 _CN_DATE = re.compile(
-    r"^(?:(?P<y>\d{4})\s*年)?\s*(?P<mo>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号號]\s*(?P<rest>.*)$"
+    rf"^(?:(?P<y>\d{{4}})\s*年)?\s*(?P<mo>{_NUM})\s*月\s*(?P<d>{_NUM})\s*[日号號]\s*(?P<rest>.*)$"
 )
+_CN_MONTH = re.compile(rf"^(?:(?P<y>\d{{4}})\s*年)?\s*(?P<mo>{_NUM})\s*月(?:份)?$")
+_REL_MONTH = re.compile(r"^(?P<which>上上|上|这|這|本)\s*(?:个|個)?\s*月(?:份)?$")
+_WEEK = r"(?:周|週|星期|礼拜|禮拜)"
+_REL_WEEK = re.compile(rf"^(?P<which>上上|上|这|這|本)\s*(?:个|個)?\s*{_WEEK}$")
+_WEEKDAY = re.compile(
+    rf"^(?P<which>上上|上|这|這|本)?\s*(?:个|個)?\s*{_WEEK}\s*(?P<d>[一二三四五六日天1-7])\s*(?P<rest>.*)$"
+)
+_WEEKDAY_INDEX = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6,
+                  "1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6}  # fmt: skip
+_WEEKS_BACK = {None: 0, "这": 0, "這": 0, "本": 0, "上": 1, "上上": 2}
 _SHORT_DATE = re.compile(r"^(?P<mo>\d{1,2})[-/](?P<d>\d{1,2})(?:\s+(?P<rest>.*))?$")
 
 _AGO_EN = re.compile(
@@ -247,14 +271,16 @@ def _split_day_word(text: str) -> tuple[int, str] | None:
     for word in sorted(_DAY_WORDS, key=len, reverse=True):
         if lowered.startswith(word):
             rest = text[len(word) :].strip().lstrip(",，").strip()
-            # "昨晚8点" keeps its evening meaning.
-            if word == "昨晚" and rest and not rest.startswith(tuple(_PERIODS)):
-                rest = "晚上" + rest
+            # "昨晚8点" keeps its evening meaning, "今早" its morning one.
+            implied = {"昨晚": "晚上", "今晚": "晚上", "今早": "早上", "昨早": "早上"}.get(word)
+            if implied and not rest.startswith(tuple(_PERIODS)):
+                rest = implied + rest
             return _DAY_WORDS[word], rest
     return None
 
 
-def _parse_ago(text: str, now: datetime) -> datetime | None:
+def _parse_ago(text: str, now: datetime) -> tuple[datetime, Precision] | None:
+    """ "3 hours ago", "3小时前": to the minute; "3天前", "2 days ago": that day."""
     match = _AGO_EN.match(text)
     if match:
         token = match.group("n").lower()
@@ -265,10 +291,10 @@ def _parse_ago(text: str, now: datetime) -> datetime | None:
             amount = float(token)
         unit = match.group("unit").lower()
         if unit.startswith("m"):
-            return now - timedelta(minutes=amount)
+            return now - timedelta(minutes=amount), "minute"
         if unit.startswith("h"):
-            return now - timedelta(hours=amount)
-        return now - timedelta(days=amount)
+            return now - timedelta(hours=amount), "minute"
+        return now - timedelta(days=amount), "day"
     match = _AGO_CN.match(text)
     if match:
         token = match.group("n")
@@ -277,20 +303,25 @@ def _parse_ago(text: str, now: datetime) -> datetime | None:
             return None
         unit = match.group("unit")
         if unit.startswith("分"):
-            return now - timedelta(minutes=count)
+            return now - timedelta(minutes=count), "minute"
         if unit in ("天", "日"):
-            return now - timedelta(days=count)
-        return now - timedelta(hours=count)
+            return now - timedelta(days=count), "day"
+        return now - timedelta(hours=count), "minute"
     return None
+
+
+_NOW_WORDS = frozenset({"now", "just now", "刚才", "刚刚", "剛才", "剛剛", "现在", "現在"})
 
 
 def parse_incident_time(raw: str, *, now: datetime, tz: ZoneInfo) -> ParsedTime:
     """When something happened, from what a person types, read in the local zone `tz`.
 
     Accepts ISO-like dates with an optional clock ("2026-11-20 09:00", "2026/11/20", "11月20日
-    下午3点"), day words with a clock ("today 14:30", "今天14:30", "昨天下午3点", "前天上午10点",
-    "yesterday 15:00") and offsets ("3 hours ago", "3小时前", "just now", "刚才"). A time in the
-    future is refused: a complaint is about something that already happened.
+    下午3点", "十一月三十日"), day words ("昨天", "前天晚上", "today 14:30", "昨天下午3点"),
+    weekdays ("上周五下午", "周三上午10点"), weeks and months ("上周", "上个月", "11月") and
+    offsets ("3 hours ago", "3小时前", "3天前", "just now", "刚才"). A part of a day without a
+    clock ("晚上") is kept as such (precision "period"). A time in the future is refused: a
+    complaint is about something that already happened.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -299,29 +330,83 @@ def parse_incident_time(raw: str, *, now: datetime, tz: ZoneInfo) -> ParsedTime:
     local_now = now.astimezone(tz)
     result: tuple[datetime, Precision] | None = None
 
-    if lowered in ("now", "just now", "刚才", "刚刚", "剛才", "剛剛", "现在", "現在"):
+    if lowered in _NOW_WORDS:
         result = (local_now.replace(second=0, microsecond=0), "minute")
     elif (ago := _parse_ago(lowered if lowered.isascii() else text, now)) is not None:
-        result = (ago.astimezone(tz).replace(second=0, microsecond=0), "minute")
-    elif (day_word := _split_day_word(text)) is not None:
-        days_back, rest = day_word
-        clock = _parse_clock(rest) if rest else None
-        if rest and clock is None:
-            raise InvalidInput("datetime_unparsed")
-        result = _at(local_now.date() - timedelta(days=days_back), clock, tz)
-    elif (clock := _parse_clock(text)) is not None:
-        result = _at(local_now.date(), clock, tz)  # a bare clock reading means today
+        instant, precision = ago
+        local = instant.astimezone(tz).replace(second=0, microsecond=0)
+        result = _at(local.date(), None, tz) if precision == "day" else (local, precision)
     else:
-        result = _parse_dated(text, local_now, tz)
+        result = _parse_span(text, local_now, tz) or _parse_day_expression(text, local_now, tz)
 
     if result is None:
         raise InvalidInput("datetime_unparsed")
     local, precision = result
-    # A bare date counts as "that day", so only a day after today is in the future.
-    is_future = local.date() > local_now.date() if precision == "day" else local > local_now
+    # A date, week or month counts as a whole, so only one starting after today is future.
+    if precision in ("minute", "period"):
+        is_future = local > local_now
+    else:
+        is_future = local.date() > local_now.date()
     if is_future:
         raise InvalidInput("datetime_future")
     return ParsedTime(at=local.astimezone(ZoneInfo("UTC")), precision=precision)
+
+
+def _with_rest(day: date, rest: str, tz: ZoneInfo) -> tuple[datetime, Precision] | None:
+    """A day plus what follows it: nothing (the day), a part of the day, or a clock reading."""
+    rest = rest.strip().lstrip(",，").strip()
+    if not rest:
+        return _at(day, None, tz)
+    if rest in PERIOD_HOURS:
+        return datetime.combine(day, time(PERIOD_HOURS[rest], 0), tzinfo=tz), "period"
+    clock = _parse_clock(rest)
+    return None if clock is None else _at(day, clock, tz)
+
+
+def _parse_span(text: str, local_now: datetime, tz: ZoneInfo) -> tuple[datetime, Precision] | None:
+    """A whole week or month: "上周", "这个星期", "上个月", "本月", "11月", "2026年十一月"."""
+    today = local_now.date()
+    if match := _REL_WEEK.match(text):
+        monday = today - timedelta(days=today.weekday() + 7 * _WEEKS_BACK[match.group("which")])
+        return datetime.combine(monday, time(0, 0), tzinfo=tz), "week"
+    if match := _REL_MONTH.match(text):
+        back = {"上上": 2, "上": 1}.get(match.group("which"), 0)
+        index = today.year * 12 + today.month - 1 - back
+        first = date(index // 12, index % 12 + 1, 1)
+        return datetime.combine(first, time(0, 0), tzinfo=tz), "month"
+    if match := _CN_MONTH.match(text):
+        month = _cn_number(match.group("mo"))
+        if month is None or not 1 <= month <= 12:
+            return None
+        year = int(match.group("y")) if match.group("y") else today.year
+        first = date(year, month, 1)
+        if not match.group("y") and first > today:
+            first = first.replace(year=year - 1)  # "12月" typed in January: last December
+        return datetime.combine(first, time(0, 0), tzinfo=tz), "month"
+    return None
+
+
+def _parse_day_expression(
+    text: str, local_now: datetime, tz: ZoneInfo
+) -> tuple[datetime, Precision] | None:
+    today = local_now.date()
+    if (day_word := _split_day_word(text)) is not None:
+        days_back, rest = day_word
+        return _with_rest(today - timedelta(days=days_back), rest, tz)
+    if match := _WEEKDAY.match(text):
+        weekday = _WEEKDAY_INDEX[match.group("d")]
+        which = match.group("which")
+        if which is None:  # "周五": the latest Friday, today included
+            day = today - timedelta(days=(today.weekday() - weekday) % 7)
+        else:
+            monday = today - timedelta(days=today.weekday() + 7 * _WEEKS_BACK[which])
+            day = monday + timedelta(days=weekday)
+        return _with_rest(day, match.group("rest"), tz)
+    if (clock := _parse_clock(text)) is not None:
+        return _at(today, clock, tz)  # a bare clock reading means today
+    if text in PERIOD_HOURS:
+        return _with_rest(today, text, tz)  # "上午": this morning
+    return _parse_dated(text, local_now, tz)
 
 
 def _parse_dated(text: str, local_now: datetime, tz: ZoneInfo) -> tuple[datetime, Precision] | None:
@@ -330,15 +415,12 @@ def _parse_dated(text: str, local_now: datetime, tz: ZoneInfo) -> tuple[datetime
         return None
     groups = match.groupdict()
     year_given = groups.get("y")
-    try:
-        day = date(
-            int(year_given) if year_given else local_now.year, int(groups["mo"]), int(groups["d"])
-        )
-    except ValueError:
+    month, day_of_month = _cn_number(groups["mo"]), _cn_number(groups["d"])
+    if month is None or day_of_month is None:
         return None
-    rest = (groups.get("rest") or "").strip()
-    clock = _parse_clock(rest) if rest else None
-    if rest and clock is None:
+    try:
+        day = date(int(year_given) if year_given else local_now.year, month, day_of_month)
+    except ValueError:
         return None
     if not year_given and day > local_now.date():
         # "12-30" typed in January means last December.
@@ -346,4 +428,4 @@ def _parse_dated(text: str, local_now: datetime, tz: ZoneInfo) -> tuple[datetime
             day = day.replace(year=day.year - 1)
         except ValueError:
             return None
-    return _at(day, clock, tz)
+    return _with_rest(day, groups.get("rest") or "", tz)

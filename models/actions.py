@@ -442,6 +442,12 @@ def intake_extra(profile: Profile, answers: dict[str, Any]) -> dict[str, Any]:
         extra["request_option"] = request  # a profile's own option (e.g. 尽快办结我的事项)
     if answers.get("urgent"):
         extra["urgent"] = answers["urgent"]  # the emergency exclusion it came through
+    if answers.get("screening") == "staff":
+        # "不确定，请工作人员判断": staff screen it (accept, or refuse with reason and guidance).
+        extra["screening"] = "staff"
+    precision = answers.get("incident_time_precision")
+    if precision not in (None, "minute"):
+        extra["incident_time_precision"] = precision  # period / day / week / month / unknown
     return extra
 
 

@@ -301,6 +301,10 @@ async def build_card(
         witnesses=detail(complaint.witnesses),
         photos=photos,
         written=complaint.written,
+        incident_precision=(complaint.intake_extra or {}).get("incident_time_precision")
+        if details
+        else None,
+        screening=(complaint.intake_extra or {}).get("screening"),
     )
     return card, shown
 
@@ -533,17 +537,31 @@ async def _milestone(
     contact_due = (
         datetime.fromisoformat(contact["due"]) if contact and not contact.get("done") else None
     )
+    try:
+        result = profile.deadline_for(
+            "result_notice", complaint.category, complaint.severity, complaint.complexity
+        )
+        result_term: tuple[int, str] | None = (result.amount, result.unit)
+    except (LookupError, ValueError):
+        result_term = None
     milestone = Milestone(
         action=action,
         number=complaint.number,
         due=due,
         provisional=provisional,
         contact_due=contact_due,
+        result_term=result_term,
     )
     if action == Action.ASSIGN and complaint.lead_department_id:  # type: ignore[attr-defined]
         department = await Department.filter(id=complaint.lead_department_id).using_db(conn).first()  # type: ignore[attr-defined]
         return Milestone(
-            action, complaint.number, department=department.name if department else None
+            action,
+            complaint.number,
+            department=department.name if department else None,
+            # the department complained about handles it: not "由X办理" (D13)
+            department_is_target=(
+                complaint.lead_department_id == complaint.target_department_id  # type: ignore[attr-defined]
+            ),
         )
     if action == Action.REQUEST_MATERIAL:
         return Milestone(action, complaint.number, question=payload.get("question"))

@@ -337,7 +337,7 @@ async def _remind(run: _Run, step: Step) -> None:
                 lang,
                 number=run.complaint.number,
                 stage=stage_name(alarm.stage, lang),
-                due=show_time(alarm.due, run.context.tz),
+                due=show_time(alarm.due, run.context.tz, lang),
             )
         )
         key = f"remind:{run.complaint.id}:{alarm.stage}:{iso(alarm.at)}:{person.id}"
@@ -375,7 +375,7 @@ async def _escalate(run: _Run, alarm: Alarm) -> None:
                     level=alarm.level,
                     number=run.complaint.number,
                     stage=stage_name(alarm.stage, lang),
-                    due=show_time(alarm.due, run.context.tz),
+                    due=show_time(alarm.due, run.context.tz, lang),
                     who=who or text("nobody", lang),
                 )
             )
@@ -394,7 +394,7 @@ async def _escalate(run: _Run, alarm: Alarm) -> None:
                         lang,
                         number=run.complaint.number,
                         stage=stage_name(alarm.stage, lang),
-                        due=show_time(alarm.due, run.context.tz),
+                        due=show_time(alarm.due, run.context.tz, lang),
                         level=alarm.level,
                     )
                 )

@@ -184,7 +184,7 @@ async def record_survey_answer(
             number=complaint.number,
             result=result_score,
             attitude=attitude_score,
-            due=show_time(due, context.tz),
+            due=show_time(due, context.tz, lang),
             comment=response.comment or "",
         )
         await enqueue(

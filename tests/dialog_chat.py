@@ -38,8 +38,8 @@ class Chat:
 
     # -- sending ------------------------------------------------------------------------
 
-    def send(self, kind: str = "text", **fields: Any) -> DialogResult:
-        incoming = Incoming(channel="web", user_id="citizen-1", kind=kind, **fields)  # type: ignore[arg-type]
+    def send(self, kind: str = "text", channel: str = "web", **fields: Any) -> DialogResult:
+        incoming = Incoming(channel=channel, user_id="citizen-1", kind=kind, **fields)  # type: ignore[arg-type]
         result = handle(self.state, incoming, self.ctx)
         stored = json.dumps(result.state.to_json(), ensure_ascii=False)
         self.state = DialogState.from_json(json.loads(stored))
@@ -124,6 +124,7 @@ def file_complaint_up_to(chat: Chat, step: str) -> None:
         ("witnesses", lambda: chat.choose("skip")),
         ("grounds", lambda: chat.choose("skip")),
         ("anonymous", lambda: chat.choose("opt:no")),
+        ("privacy", lambda: chat.choose("privacy:ok")),
         ("name", lambda: chat.text("李雷")),
         ("phone", lambda: chat.text("138 1234 5678")),
         ("organisation", lambda: chat.choose("skip")),

@@ -21,6 +21,7 @@ GOV_WINDOW_FILING: list[tuple[str, str]] = [
     ("choice", "skip"),
     ("choice", "skip"),  # grounds (理由)
     ("choice", "opt:no"),
+    ("choice", "privacy:ok"),  # the privacy notice before name and phone
     ("text", "李雷"),
     ("text", "138 1234 5678"),
     ("choice", "skip"),  # organisation (单位名称)
@@ -28,4 +29,4 @@ GOV_WINDOW_FILING: list[tuple[str, str]] = [
     ("choice", "confirm"),  # the summary
 ]
 # Index in GOV_WINDOW_FILING of the photos step (send photos before this "done").
-PHOTOS_STEP = 17
+PHOTOS_STEP = 18

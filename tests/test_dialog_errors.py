@@ -152,13 +152,23 @@ def test_text_that_matches_no_choice() -> None:
     _refused(chat, "category", lambda: chat.text("the man was rude"), "Please choose one")
     _refused(chat, "category", lambda: chat.text("42"), "Please choose one")
     _refused(chat, "category", chat.sticker, "cannot read", "Please choose one")
-    _refused(chat, "category", lambda: chat.choose("opt:no-such-thing"), "Please choose one")
+    _refused(chat, "category", lambda: chat.choose("opt:no-such-thing"), "no longer valid")
 
 
 def test_a_stale_button_from_another_step() -> None:
+    # D15: an earlier question's button says it is out of date, whatever is asked now.
     chat = Chat(lang="en")
     file_complaint_up_to(chat, "facts")
-    _refused(chat, "facts", lambda: chat.choose("opt:service_attitude"), "answer with text")
+    _refused(chat, "facts", lambda: chat.choose("opt:service_attitude"), "earlier question")
+    chat = Chat(lang="zh_CN")
+    file_complaint_up_to(chat, "incident_time")
+    _refused(
+        chat, "incident_time", lambda: chat.choose("opt:rude"), "这个按钮属于之前的问题，已经失效"
+    )
+    assert "无法识别" not in chat.said
+    chat = Chat(lang="zh_CN")
+    file_complaint_up_to(chat, "privacy")
+    _refused(chat, "privacy", lambda: chat.choose("opt:no"), "已经失效", "个人信息")
 
 
 def test_an_invalid_phone_number() -> None:

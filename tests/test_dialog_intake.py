@@ -51,8 +51,13 @@ def test_a_complete_complaint_in_english() -> None:
     chat.text("Skip")
     assert chat.where == ("intake", "anonymous")
     chat.choose("opt:no")
+    assert chat.where == ("intake", "privacy")
+    assert "kept for 3 years" in chat.said
+    chat.choose("privacy:ok")
+    assert chat.said.endswith("Your name:")  # no "optional" after choosing to give it (D7)
     chat.text("Li Lei")
     assert chat.last.ask == "contact"
+    assert "Share your contact" not in chat.said  # the web chat cannot share contacts (D8)
     chat.contact("+86 138-1234-5678")
     assert chat.where == ("intake", "organisation")  # R4 单位名称
     chat.choose("skip")
@@ -69,9 +74,9 @@ def test_a_complete_complaint_in_english() -> None:
         "When: Nov 24, 2026, 15:00",
         "Where: Citizen Service Centre, 2F",
         "Your request: Other / A written explanation",
-        "Witnesses: (skipped)",
+        "Supporting evidence or witnesses: (skipped)",
         "Name: Li Lei",
-        "Phone: +8613812345678",
+        "Phone: 138 1234 5678",
         "Photos: 2",
     ):
         assert line in summary
@@ -109,7 +114,7 @@ def test_a_complete_complaint_in_chinese() -> None:
     assert "请核对您的投诉" in summary
     assert "类别：服务态度 / 态度生硬、推诿扯皮" in summary
     assert "时间：2026年11月24日 15:00" in summary
-    assert "电话：+8613812345678" in summary
+    assert "电话：138 1234 5678" in summary  # national format (D9)
     assert chat.label("confirm") == "提交"
     chat.choose("confirm")
     answers = _submitted(chat).answers
@@ -165,12 +170,18 @@ def test_an_excluded_matter_gets_reason_and_guidance_and_no_complaint() -> None:
         chat.command("start")
         chat.choose("excl:legal_proceedings")
         assert expected in chat.said
+        # one tap on a legal term does not end the dialog (D2): the person decides
+        assert chat.where == ("screening", "screening.exclusion")
+        assert {"screen:leave", "screen:staff", "back"} <= set(chat.choice_ids)
+        chat.choose("screen:leave")
         assert chat.where == ("idle", None)
         assert chat.commands == []
         assert "menu:new" in chat.choice_ids
     chat = Chat(lang="en")
     chat.command("start")
-    chat.text("Letters and visits (petition)")  # typed label
+    chat.text(
+        "I have already raised it with the letters-and-visits office and it is being handled there"
+    )  # typed label
     assert "Regulations on Letters and Visits" in chat.said
     assert "Where to go instead:" in chat.said
 
@@ -245,7 +256,7 @@ def test_edit_from_the_summary_changes_one_field_and_returns() -> None:
     chat.choose("edit:anonymous")
     chat.choose("opt:no")
     assert chat.where == ("summary", "summary")  # earlier answers were kept
-    assert "Phone: +8613812345678" in chat.last.text
+    assert "Phone: 138 1234 5678" in chat.last.text
 
     chat.choose("confirm")
     answers = _submitted(chat).answers

@@ -28,6 +28,9 @@ def _answer_whatever_is_asked(chat: Chat) -> list[str]:
             chat.choose("screen:none")
         elif step == "anonymous":
             chat.choose("opt:no")
+        elif step == "privacy":
+            assert "personal information" in chat.last.text
+            chat.choose("privacy:ok")
         elif options:
             chat.choose(options[0])
         elif chat.last.ask == "photo":
@@ -51,6 +54,9 @@ def test_every_shipped_profile_can_be_filed(name: str) -> None:
     walked = _answer_whatever_is_asked(chat)
     assert (walked[0] == "screening") == bool(profile.exclusions)
     assert ("anonymous" in walked) == profile.anonymous_allowed
+    # the privacy notice comes right before the first personal question (name or phone)
+    first_personal = next(i for i, s in enumerate(walked) if s in ("name", "phone"))
+    assert walked[first_personal - 1] == "privacy"
     chat.choose("confirm")
     (command,) = chat.commands
     assert isinstance(command, SubmitComplaint)

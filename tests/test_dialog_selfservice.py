@@ -227,15 +227,42 @@ def test_command_descriptions_for_every_language() -> None:
 def test_render_submitted_tells_number_next_step_and_date() -> None:
     due = datetime(2026, 11, 30, 9, 59, tzinfo=UTC)
     (reply,) = render_submitted("202611-0001", due, False, "zh_CN", SHANGHAI)
-    assert "投诉编号为 202611-0001" in reply.text
-    assert "并在 2026年11月30日 17:59 前告知您是否受理" in reply.text
+    assert "投诉编号：\n202611-0001\n" in reply.text  # the number on a line of its own
+    assert "我们将在2026年11月30日 17:59前告知您是否受理" in reply.text
     assert "暂定" not in reply.text
     (reply,) = render_submitted("202611-0001", due, True, "en", SHANGHAI)
-    assert "Its number is 202611-0001." in reply.text
-    assert "by Nov 30, 2026, 17:59" in reply.text
+    assert "Complaint number:\n202611-0001\n" in reply.text
+    assert "by Nov 30, 2026, 17:59 we tell you whether we accept" in reply.text
     assert "provisional" in reply.text
     (reply,) = render_submitted("202611-0001", None, False, "zh_TW", SHANGHAI)
-    assert "投訴編號為 202611-0001" in reply.text and "/status" in reply.text
+    assert "投訴編號：\n202611-0001" in reply.text and "/status" in reply.text
+
+
+def test_the_receipt_says_what_happens_next_in_plain_words() -> None:
+    # Filed Wed 2026-12-02 10:00 in Shanghai; the answer is due in 3 working days, on 12-07.
+    now = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
+    due = datetime(2026, 12, 7, 15, 59, tzinfo=UTC)  # 23:59 local
+    kwargs = {"term": (3, "working_days"), "now": now}
+    (zh,) = render_submitted("202612-0001", due, False, "zh_CN", SHANGHAI, **kwargs)
+    assert "接下来：我们将在3个工作日内（12月7日前）告知您是否受理。" in zh.text
+    (tw,) = render_submitted("202612-0001", due, False, "zh_TW", SHANGHAI, **kwargs)
+    assert "3個工作天內（12月7日前）告知您是否受理" in tw.text
+    (en,) = render_submitted("202612-0001", due, False, "en", SHANGHAI, **kwargs)
+    assert "within 3 working days (by Dec 7) we tell you whether we accept" in en.text
+    # property: the 24-hour first contact, with its time; never the 5-minute dispatch
+    contact = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
+    (first,) = render_submitted(
+        "202612-0002", contact, False, "zh_CN", SHANGHAI, "first_contact", (24, "hours"), now
+    )
+    assert "将在24小时内（2026年12月3日 10:00前）与您联系" in first.text
+    assert "答复您" not in first.text
+    # a deadline already due when the receipt is sent is not promised (D12)
+    (spot,) = render_submitted("202612-0003", now, False, "zh_CN", SHANGHAI, **kwargs)
+    assert "前告知" not in spot.text and "工作人员将审核" in spot.text
+    # next year: the year is shown
+    late = datetime(2027, 1, 4, 15, 59, tzinfo=UTC)
+    (year,) = render_submitted("202612-0004", late, False, "zh_CN", SHANGHAI, **kwargs)
+    assert "（2027年1月4日前）" in year.text
 
 
 def test_render_outcomes_and_failures() -> None:

@@ -73,6 +73,7 @@ def filing(target: tuple[str, str], name: str = "张三") -> list[tuple[str, str
         ("press", "跳过"),
         ("press", "跳过"),
         ("press", "否，留下姓名和电话"),
+        ("press", "知道了，继续"),  # the privacy notice before name and phone
         ("text", name),
         ("text", "13812345678"),
         ("press", "跳过"),  # 单位名称
@@ -92,7 +93,7 @@ def card(
     *,
     kind: str = "服务言行 · 服务态度冷漠、生硬 · 一般",
     target: str = "3号窗口 工号1024",
-    complainant: str = "张三 +8613812345678",
+    complainant: str = "张三 138 1234 5678",
     assigned: bool = True,
     extension: str | None = None,
     photos: int = 0,
@@ -212,8 +213,9 @@ async def walk_the_case(people: Office) -> str:
     # -- filed: the complainant's receipt; the intake desk (the root head) gets the card.
     receipt = await file_complaint(people, citizen, STAFF_TARGET)
     assert receipt == (
-        "您的投诉已提交，投诉编号为 202611-0001。\n\n接下来我们将审核是否属于受理范围，"
-        "并在 2026年11月3日 23:59 前告知您是否受理。\n\n"
+        "您的投诉已提交。\n\n投诉编号：\n202611-0001\n\n"
+        "请记下这个编号，查询办理进度时需要用到。\n\n"
+        "接下来：我们将在1个工作日内（11月3日前）告知您是否受理。\n\n"
         "您可以随时发送 /status 查询进度。"
     )
     citizen.unread()

@@ -110,7 +110,9 @@ def test_school_fifteen_working_days_and_discipline_excluded() -> None:
     chat = Chat(profile=load_profile("school"), lang="zh_CN")
     chat.command("start")
     chat.choose("excl:discipline")
-    assert "纪检监察" in chat.said and chat.where == ("idle", None)
+    assert "纪检监察" in chat.said and chat.where == ("screening", "screening.exclusion")
+    chat.choose("screen:leave")
+    assert chat.where == ("idle", None) and chat.commands == []
 
 
 def test_enterprise_one_day_to_investigate_two_to_answer() -> None:

@@ -65,7 +65,7 @@ async def test_complexity_is_judged_per_case_at_acceptance(db_url: str) -> None:
     # The complainant is told when handling is due and that the result follows.
     rows = await OutboxMessage.filter(chat_id="chat-u2").order_by("id")
     text = outgoing_from_json(rows[-1].payload).text
-    assert "办理期限为 2026年10月26日 23:59，办结后将告知您处理结果" in text
+    assert "办理期限为 2026年10月26日 23:59，办结后3个工作日内将处理结果告知您" in text
 
 
 def test_misconduct_is_a_category_not_an_exclusion() -> None:

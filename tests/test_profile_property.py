@@ -72,8 +72,12 @@ async def test_receipt_promises_the_24_hour_feedback_not_the_5_minute_dispatch(
     assert complaint.deadlines["dispatch"]["due"] == iso(filed + timedelta(minutes=5))
     stage, due, _ = complainant_promise(complaint) or ("", filed, False)
     assert (stage, due) == ("first_contact", filed + 24 * HOUR)
-    (receipt,) = render_submitted(complaint.number, due, False, "zh_CN", SHANGHAI, stage)
-    assert "已通知值班人员。我们将在 2026年10月4日 22:00 前联系您" in receipt.text
+    entry = complaint.deadlines[stage]
+    term = (entry["amount"], entry["unit"])
+    (receipt,) = render_submitted(
+        complaint.number, due, False, "zh_CN", SHANGHAI, stage, term=term, now=filed
+    )
+    assert "已通知值班人员，将在24小时内（2026年10月4日 22:00前）与您联系" in receipt.text
     assert "答复您" not in receipt.text and "22:05" not in receipt.text
 
 

@@ -217,6 +217,7 @@ async def walk_to_phone(person: Citizen, incident_time: str) -> None:
     await person.choose("skip")
     await person.choose("skip")  # grounds (理由)
     await person.choose("opt:no")
+    await person.choose("privacy:ok")  # the privacy notice before name and phone
     await person.text("李雷")
     assert person.last_markup()["keyboard"][0][0]["request_contact"] is True
 

@@ -94,12 +94,10 @@ def _local(text: str) -> tuple[str, str]:
         ("3 hours ago", "2026-11-25 13:00"),
         ("an hour ago", "2026-11-25 15:00"),
         ("45 minutes ago", "2026-11-25 15:15"),
-        ("2 days ago", "2026-11-23 16:00"),
         ("3小时前", "2026-11-25 13:00"),
         ("三个小时前", "2026-11-25 13:00"),
         ("半小时前", "2026-11-25 15:30"),
         ("30分钟前", "2026-11-25 15:30"),
-        ("2天前", "2026-11-23 16:00"),
         ("刚才", "2026-11-25 16:00"),
         ("下午3点", "2026-11-25 15:00"),
         ("9:30", "2026-11-25 09:30"),
@@ -117,6 +115,76 @@ def test_a_bare_date_keeps_day_precision_and_is_stored_as_utc() -> None:
     assert _local("today") == ("2026-11-25 00:00", "day")
 
 
+# What people type (issue 13, item 5), read on Wednesday 2026-11-25 16:00 in Shanghai: the
+# instant and how exactly it was given.
+@pytest.mark.parametrize(
+    ("text", "local", "precision"),
+    [
+        ("上周五下午", "2026-11-20 15:00", "period"),
+        ("上周五", "2026-11-20 00:00", "day"),
+        ("上星期五下午3点", "2026-11-20 15:00", "minute"),
+        ("上礼拜一上午", "2026-11-16 10:00", "period"),
+        ("上上周日", "2026-11-15 00:00", "day"),
+        ("周一", "2026-11-23 00:00", "day"),
+        ("星期三上午9点", "2026-11-25 09:00", "minute"),
+        ("周四", "2026-11-19 00:00", "day"),  # the latest Thursday: last week's
+        ("这周二晚上", "2026-11-24 20:00", "period"),
+        ("本周一", "2026-11-23 00:00", "day"),
+        ("上周", "2026-11-16 00:00", "week"),
+        ("这个星期", "2026-11-23 00:00", "week"),
+        ("上个月", "2026-10-01 00:00", "month"),
+        ("上月", "2026-10-01 00:00", "month"),
+        ("本月", "2026-11-01 00:00", "month"),
+        ("十一月", "2026-11-01 00:00", "month"),
+        ("12月", "2025-12-01 00:00", "month"),  # December not yet come: last year's
+        ("2026年3月", "2026-03-01 00:00", "month"),
+        ("十一月二十日", "2026-11-20 00:00", "day"),
+        ("十一月二十日下午", "2026-11-20 15:00", "period"),
+        ("十月三十一号", "2026-10-31 00:00", "day"),
+        ("12月1日上午", "2025-12-01 10:00", "period"),
+        ("11月1日上午", "2026-11-01 10:00", "period"),
+        ("11月24日晚上8点", "2026-11-24 20:00", "minute"),
+        ("前天晚上", "2026-11-23 20:00", "period"),
+        ("昨天下午", "2026-11-24 15:00", "period"),
+        ("昨天", "2026-11-24 00:00", "day"),
+        ("昨晚", "2026-11-24 20:00", "period"),
+        ("今早", "2026-11-25 08:00", "period"),
+        ("今天上午", "2026-11-25 10:00", "period"),
+        ("上午", "2026-11-25 10:00", "period"),
+        ("大前天", "2026-11-22 00:00", "day"),
+        ("大前天中午", "2026-11-22 12:00", "period"),
+        ("3天前", "2026-11-22 00:00", "day"),
+        ("三天前", "2026-11-22 00:00", "day"),
+        ("2 days ago", "2026-11-23 00:00", "day"),
+        ("2天前", "2026-11-23 00:00", "day"),
+        ("2026-11-20 上午", "2026-11-20 10:00", "period"),
+        ("11月20日 凌晨", "2026-11-20 03:00", "period"),
+    ],
+)
+def test_times_people_type(text: str, local: str, precision: str) -> None:
+    assert _local(text) == (local, precision)
+
+
+@pytest.mark.parametrize("text", ["今天晚上", "这周五", "本周日", "下个月"])
+def test_periods_not_yet_come_are_future_or_unread(text: str) -> None:
+    with pytest.raises(InvalidInput) as error:
+        parse_incident_time(text, now=NOW, tz=SHANGHAI)
+    assert error.value.reason in ("datetime_future", "datetime_unparsed")
+
+
+def test_relative_times_follow_the_injected_clock() -> None:
+    monday_morning = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)  # Mon 09:00 in Shanghai
+    parsed = parse_incident_time("上周五下午", now=monday_morning, tz=SHANGHAI)
+    assert parsed.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") == "2026-01-02 15:00"
+    parsed = parse_incident_time("上个月", now=monday_morning, tz=SHANGHAI)
+    assert (parsed.at.astimezone(SHANGHAI).date().isoformat(), parsed.precision) == (
+        "2025-12-01",
+        "month",
+    )
+    parsed = parse_incident_time("周一", now=monday_morning, tz=SHANGHAI)
+    assert parsed.at.astimezone(SHANGHAI).date().isoformat() == "2026-01-05"  # today
+
+
 def test_a_date_without_year_after_today_means_last_year() -> None:
     assert _local("12-30 10:00") == ("2025-12-30 10:00", "minute")
 
@@ -129,7 +197,17 @@ def test_future_times_are_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["blah", "2026-13-01", "2026-02-30", "today at noonish", "25:00", "昨天下午"]
+    "text",
+    [
+        "blah",
+        "2026-13-01",
+        "2026-02-30",
+        "today at noonish",
+        "25:00",
+        "昨天下午茶",
+        "十三月",
+        "周八",
+    ],
 )
 def test_unreadable_times_are_refused(text: str) -> None:
     with pytest.raises(InvalidInput) as error:

@@ -116,9 +116,9 @@ async def test_a_complete_filing_through_the_web_chat(db_url: str, tmp_path: Pat
                 assert set(message) >= {"text", "choices", "ask"}
                 assert all(set(c) == {"id", "label"} for c in message["choices"])
     complaint = await Complaint.get(channel=Channel.WEB)
-    assert f"您的投诉已提交，投诉编号为 {complaint.number}。" in said(data)
+    assert f"您的投诉已提交。\n\n投诉编号：\n{complaint.number}\n" in said(data)
     # Received Wednesday 25 November: the acceptance answer is due by Monday 30 November.
-    assert "并在 2026年11月30日 23:59 前告知您是否受理" in said(data)
+    assert "我们将在3个工作日内（11月30日前）告知您是否受理" in said(data)
     assert complaint.state == State.SUBMITTED
     assert complaint.deadlines["acceptance"]["due"] == complaint.next_due_at.isoformat()
     assert complaint.next_due_stage == "acceptance"

@@ -101,6 +101,7 @@ async def test_a_complaint_is_filed_entirely_over_wechat_in_safe_mode(
         await person.pick("跳过")
         await person.pick("跳过")  # grounds (理由)
         await person.pick("否，留下姓名和电话")
+        await person.pick("知道了，继续")  # the privacy notice before name and phone
         await person.say("李雷")
         await person.say("138 1234 5678")
         await person.pick("跳过")  # organisation (单位名称)

@@ -149,7 +149,8 @@ async def file_over_wechat(person: Phone) -> str:
     await person.say("昨天下午3点")
     await person.say("市民中心二楼")
     await person.say("工作人员拒绝受理我的材料，并且态度恶劣，大声呵斥。")
-    for label in ("赔礼道歉", "跳过", "跳过", "跳过", "否，留下姓名和电话"):  # 3rd: 理由
+    # 3rd 跳过: 理由; then the privacy notice before name and phone
+    for label in ("赔礼道歉", "跳过", "跳过", "跳过", "否，留下姓名和电话", "知道了，继续"):
         await person.pick(label)
     await person.say("韩梅梅")
     await person.say("139 8765 4321")
