@@ -220,7 +220,9 @@ async def one_run(url: str, args: argparse.Namespace, run_no: int) -> dict[str, 
         "lost": len(wanted - set(copies)),
         "duplicated": sum(n - 1 for n in copies.values() if n > 1),
         "out_of_order": sum(
-            1 for chat, texts in expected.items() if list(dict.fromkeys(by_chat.get(chat, []))) != texts
+            1
+            for chat, texts in expected.items()
+            if list(dict.fromkeys(by_chat.get(chat, []))) != texts
         ),
         "peak_global": _peak(times, 1.0),
         "peak_chat": chat_peak,
