@@ -122,12 +122,36 @@ class TokenBucket:
         self.tat = max(self.tat, until + self.tolerance)
 
 
+@dataclass(slots=True)
+class Send:
+    """One send as the limiter counts it: from its start until its answer came back (`end`
+    None while in flight). The platform saw the request at some instant in between."""
+
+    channel: Channel
+    chat_id: str
+    start: float
+    end: float | None = None
+
+
+# How long a send waits to look again when the window is full of sends still in flight (their
+# answers, not a clock, free the window).
+IN_FLIGHT_RECHECK = 0.005
+
+
 class RateLimiter:
     """Per-channel global buckets and per-chat buckets; times are POSIX seconds from `clock`.
 
     Reservations are made without awaiting in between, so concurrent sends share the buckets
     without a lock: each gets its own future slot and sleeps until it. `hold_back` then checks
-    the actual send instants, which a stalled event loop can bunch together.
+    the actual sends, which a stalled event loop or a slow network can bunch together.
+
+    The guarantee `hold_back` gives, whatever the latency: the platform counts a request at the
+    instant it arrives, somewhere between our start and the answer (`Send.start`..`Send.end`).
+    A send is counted against a window limit from its start until `window` after its answer,
+    and a new one starts only while fewer than the limit are counted; so no sliding window of
+    the platform's, measured at arrival, ever holds more than the limit (the last of any set of
+    overlapping counting spans saw all the others when it started). Per chat: the next send
+    starts one interval after the previous one's answer.
     """
 
     def __init__(self, clock: Callable[[], float], *, headroom: float = 1.0) -> None:
@@ -136,8 +160,8 @@ class RateLimiter:
         self._global: dict[Channel, TokenBucket] = {}
         self._chats: dict[tuple[Channel, str], TokenBucket] = {}
         self._paused: dict[tuple[Channel, str | None], float] = {}
-        self._sent: dict[Channel, deque[float]] = {}  # send instants within the last second
-        self._last_to_chat: dict[tuple[Channel, str], float] = {}
+        self._sent: dict[Channel, deque[Send]] = {}  # sends that may count in the window
+        self._last_to_chat: dict[tuple[Channel, str], Send] = {}
 
     def _global_bucket(self, channel: Channel, limits: RateLimits) -> TokenBucket | None:
         if limits.global_per_second is None:
@@ -183,29 +207,44 @@ class RateLimiter:
         return at, True
 
     def hold_back(self, channel: Channel, chat_id: str, limits: RateLimits) -> float:
-        """Seconds a booked send must still wait, judged by the actual send instants: a stalled
-        event loop wakes several booked sends at once, which their slots alone would let go
-        out as a burst."""
+        """Seconds a booked send must still wait so that the guarantee in the class docstring
+        holds: judged by the actual sends and their answers, not by the booked slots."""
         now = self.clock()
         wait = 0.0
         if limits.global_per_second is not None:
             window = self._sent.setdefault(channel, deque())
-            while window and window[0] <= now - 1.0:
+            horizon = now - 1.0
+            while window and window[0].end is not None and window[0].end <= horizon:
                 window.popleft()
             allowed = max(1, math.floor(limits.global_per_second * self.headroom))
-            if len(window) >= allowed:
-                wait = window[-allowed] + 1.0 - now
+            ended = sorted(s.end for s in window if s.end is not None and s.end > horizon)
+            counted = len(ended) + sum(1 for s in window if s.end is None)
+            if counted >= allowed:
+                leave = counted - allowed + 1  # this many must drop out of the window first
+                wait = ended[leave - 1] + 1.0 - now if leave <= len(ended) else IN_FLIGHT_RECHECK
         chat = self._chats.get((channel, chat_id))
         last = self._last_to_chat.get((channel, chat_id))
         if chat is not None and last is not None:
-            wait = max(wait, last + chat.interval - now)
+            if last.end is None:
+                wait = max(wait, IN_FLIGHT_RECHECK)
+            else:
+                wait = max(wait, last.end + chat.interval - now)
         return max(wait, 0.0)
 
-    def record(self, channel: Channel, chat_id: str) -> None:
-        """A send to `chat_id` starts now."""
-        now = self.clock()
-        self._sent.setdefault(channel, deque()).append(now)
-        self._last_to_chat[(channel, chat_id)] = now
+    def record(self, channel: Channel, chat_id: str) -> Send:
+        """A send to `chat_id` starts now; pass what this returns to `finish` on its answer
+        (until then it counts as in flight: against every window, indefinitely)."""
+        send = Send(channel, chat_id, self.clock())
+        if channel in self._global:  # a channel with a global limit
+            self._sent.setdefault(channel, deque()).append(send)
+        if (channel, chat_id) in self._chats:  # a chat with a limit of its own
+            self._last_to_chat[(channel, chat_id)] = send
+        return send
+
+    def finish(self, send: Send) -> None:
+        """The answer to `send` (success or failure) arrived now."""
+        if send.end is None:
+            send.end = self.clock()
 
     def paused_until(self, channel: Channel, chat_id: str) -> float:
         return max(
@@ -228,6 +267,10 @@ class RateLimiter:
         busy: dict[Channel, set[str]] = {}
         for key, bucket in list(self._chats.items()):
             ready = max(bucket.ready_at(now), self._paused.get(key, 0.0))
+            last = self._last_to_chat.get(key)
+            if last is not None:  # the previous send's answer holds the chat back too
+                end = last.end if last.end is not None else now + IN_FLIGHT_RECHECK
+                ready = max(ready, end + bucket.interval)
             if ready > now:
                 busy.setdefault(key[0], set()).add(key[1])
             else:
@@ -370,12 +413,14 @@ class Dispatcher:
     the whole deployment paces the bot's global limit; the others stand by and retry the lock.
     SQLite deployments are one process, so there is nothing to coordinate.
 
-    Pacing: a token bucket per channel and per chat (per group for negative chat ids), at
-    `headroom` of the sender's published limits — sends spaced exactly at a limit can reach the
-    platform closer together after network jitter. A 429 pauses the chat and the channel for
-    exactly its retry_after and costs the row no attempt; other failures back off
-    exponentially with jitter, and after `max_attempts` the row fails like a permanent failure:
-    status failed, `last_error`, and a `delivery_failed` event on its complaint.
+    Pacing: a token bucket per channel and per chat (per group for negative chat ids) books
+    each send a slot, and `RateLimiter.hold_back` counts every send from its start until a
+    window after its answer, so network jitter cannot bunch more than a limit's worth into any
+    sliding window the platform measures (`headroom` below 1 leaves a margin on top). A 429
+    pauses the chat and the channel for exactly its retry_after and costs the row no attempt;
+    other failures back off exponentially with jitter, and after `max_attempts` the row fails
+    like a permanent failure: status failed, `last_error`, and a `delivery_failed` event on
+    its complaint.
     """
 
     def __init__(
@@ -392,7 +437,7 @@ class Dispatcher:
         poll_seconds: float = 1.0,
         lock_retry_seconds: float = 5.0,
         rng: Callable[[], float] = random.random,
-        headroom: float = 0.95,
+        headroom: float = 1.0,
         connection: str = "default",
     ) -> None:
         self.senders = {Channel(channel): sender for channel, sender in senders.items()}
@@ -485,18 +530,23 @@ class Dispatcher:
 
     async def _deliver(self, claim: _Claim) -> bool:
         sender = self.senders[claim.channel]
-        if not await self._wait_for_slot(claim, sender.limits):
+        slot = await self._wait_for_slot(claim, sender.limits)
+        if slot is None:
             return False
         try:
             message = outgoing_from_json(claim.payload)
         except (KeyError, TypeError, ValueError) as error:
+            self.limiter.finish(slot)
             await self._fail(claim, f"unreadable payload: {error!r}")
             return False
         try:
             # Bounded so the send ends while the claim is ours: no other dispatcher can take
             # the row over mid-send. No answer in time counts as a transient failure.
             async with asyncio.timeout(self.send_timeout):
-                await sender.send(claim.chat_id, message)
+                try:
+                    await sender.send(claim.chat_id, message)
+                finally:
+                    self.limiter.finish(slot)  # the answer (or its absence) is in
         except RetryLater as error:
             OUTBOX_SENDS.labels(channel=str(claim.channel), result="429").inc()
             await self._retry_later(claim, error)
@@ -519,9 +569,10 @@ class Dispatcher:
             return True
         return False
 
-    async def _wait_for_slot(self, claim: _Claim, limits: RateLimits) -> bool:
-        """Sleep until the limits allow a send to this chat; False (row released) when the
-        send could then outlast the claim, so another round picks the row up afresh."""
+    async def _wait_for_slot(self, claim: _Claim, limits: RateLimits) -> Send | None:
+        """Sleep until the limits allow a send to this chat and start it (what `finish` takes
+        once answered); None (row released) when the send could then outlast the claim, so
+        another round picks the row up afresh."""
         # A send starts in the first half of its claim and may last a quarter of it, which
         # leaves a quarter for the UPDATE recording its outcome.
         margin = self.claim_seconds / 2
@@ -529,7 +580,7 @@ class Dispatcher:
             at, booked = self.limiter.reserve(claim.channel, claim.chat_id, limits)
             if at > claim.until.timestamp() - margin:
                 await self._settle(claim, status=OutboxStatus.PENDING, attempts=claim.attempts - 1)
-                return False
+                return None
             now = self._now().timestamp()
             if at > now:
                 await self._sleep(max(at - now, _MIN_WAIT))
@@ -537,10 +588,15 @@ class Dispatcher:
             if not booked or self.limiter.paused_until(claim.channel, claim.chat_id) > at:
                 continue
             while (wait := self.limiter.hold_back(claim.channel, claim.chat_id, limits)) > 0:
+                if self._now().timestamp() + wait > claim.until.timestamp() - margin:
+                    # Held back so long the send could outlast the claim: release the row.
+                    await self._settle(
+                        claim, status=OutboxStatus.PENDING, attempts=claim.attempts - 1
+                    )
+                    return None
                 await self._sleep(max(wait, _MIN_WAIT))
             if self.limiter.paused_until(claim.channel, claim.chat_id) <= self._now().timestamp():
-                self.limiter.record(claim.channel, claim.chat_id)
-                return True
+                return self.limiter.record(claim.channel, claim.chat_id)
 
     async def _retry_later(self, claim: _Claim, error: RetryLater) -> None:
         now = self._now()

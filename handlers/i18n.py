@@ -100,6 +100,7 @@ def append_note(text: str, note: str) -> str:
     return f"{text}{joiner}{note}"
 
 
+@cache
 def _babel_locale(lang: str) -> Locale:
     return Locale.parse(supported(lang))
 

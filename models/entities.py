@@ -295,17 +295,10 @@ class AttachmentBlob(Model):
         table = "attachment_blob"
 
 
-@post_save(Event)
-async def _log_event(
-    sender: type[Event],
-    instance: Event,
-    created: bool,
-    using_db: BaseDBAsyncClient | None,
-    update_fields: Iterable[str] | None,
-) -> None:
+def log_created_event(instance: Event) -> None:
     """One INFO line per complaint event: number, action, actor role, state change — never the
-    payload (it may hold personal data)."""
-    if not created or not event_log.isEnabledFor(logging.INFO):
+    payload (it may hold personal data). Also for events written in bulk (no signal fires)."""
+    if not event_log.isEnabledFor(logging.INFO):
         return
     # No query here: this runs inside the caller's transaction, and a log line must never be
     # able to break it. The number when the caller has the complaint at hand, else its id.
@@ -315,6 +308,18 @@ async def _log_event(
     event_log.info(
         "complaint %s: %s by %s (%s)", number, instance.action, instance.actor_role, change
     )
+
+
+@post_save(Event)
+async def _log_event(
+    sender: type[Event],
+    instance: Event,
+    created: bool,
+    using_db: BaseDBAsyncClient | None,
+    update_fields: Iterable[str] | None,
+) -> None:
+    if created:
+        log_created_event(instance)
 
 
 class SurveyResponse(Model):

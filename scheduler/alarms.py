@@ -61,9 +61,39 @@ from models.actions import ACTIVE_STAGES
 from models.callbacks import CALLBACK_STAGE, CALLBACKS
 from models.workflow import OPEN_STATES, State
 from scheduler.calendar import WorkingCalendar
-from scheduler.deadlines import DAY_UNITS, Duration, before_due, compute_due
+from scheduler.deadlines import DAY_UNITS, Duration, before_due
+from scheduler.deadlines import compute_due as _compute_due
 
 log = logging.getLogger(__name__)
+
+# compute_due writes a human-readable trace of every counted day; planning needs only the
+# instant, and asks for the same one several times per complaint (every step of a sweep, the
+# save hook): remembered per calendar object (a reloaded calendar starts afresh).
+_DUE_CACHE: dict[tuple[Any, ...], tuple[WorkingCalendar, Any]] = {}
+_DUE_CACHE_SIZE = 20_000
+
+
+class _Due:
+    __slots__ = ("due",)
+
+    def __init__(self, due: datetime) -> None:
+        self.due = due
+
+
+def compute_due(
+    start: datetime, duration: Duration, calendar: WorkingCalendar, tz: ZoneInfo
+) -> _Due:
+    """`scheduler.deadlines.compute_due(...).due`, remembered (see `_DUE_CACHE`)."""
+    key = (start, duration, id(calendar), tz)
+    hit = _DUE_CACHE.get(key)
+    if hit is not None and hit[0] is calendar:
+        return hit[1]
+    if len(_DUE_CACHE) >= _DUE_CACHE_SIZE:
+        _DUE_CACHE.clear()
+    result = _Due(_compute_due(start, duration, calendar, tz).due)
+    _DUE_CACHE[key] = (calendar, result)
+    return result
+
 
 # Stage deadlines the scheduler watches in each state: the running stages of
 # models.actions.ACTIVE_STAGES less the return-visit ones, which are handled as survey steps,

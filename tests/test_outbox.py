@@ -253,17 +253,98 @@ def test_rate_limiter_holds_back_sends_bunched_by_a_stalled_loop() -> None:
     now[0] = slots[29] + 0.001
     for chat in range(30):
         assert limiter.hold_back(tg, str(chat), TELEGRAM_LIMITS) == 0.0
-        limiter.record(tg, str(chat))
+        limiter.finish(limiter.record(tg, str(chat)))  # answered at once
     # The next ones' slots have come too, but 30 went out in the last second.
     now[0] = slots[35]
     assert limiter.hold_back(tg, "35", TELEGRAM_LIMITS) == pytest.approx(slots[29] + 1.001 - now[0])
     now[0] = slots[29] + 1.002
     assert limiter.hold_back(tg, "35", TELEGRAM_LIMITS) == 0.0
-    # Per chat too: one a second by the actual send instants.
-    limiter.record(tg, "35")
+    # Per chat too: one a second after the previous send's answer.
     limiter.reserve(tg, "35", TELEGRAM_LIMITS)
+    limiter.finish(limiter.record(tg, "35"))
     now[0] += 0.25
     assert limiter.hold_back(tg, "35", TELEGRAM_LIMITS) == pytest.approx(0.75)
+
+
+def _max_in_window(instants: list[float], window: float) -> int:
+    """Most instants inside any half-open window (t - window, t], as Telegram's counter."""
+    instants = sorted(instants)
+    best, first = 0, 0
+    for last, at in enumerate(instants):
+        while instants[first] <= at - window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rate_limiter_never_exceeds_a_sliding_window_whatever_the_latency(seed: int) -> None:
+    """Pure simulation on an injected clock: sends with random latencies (up to 0.4 s, some of
+    them stuck in flight for a while) wherever the platform sees each request between its start
+    and its answer, no 1-second window holds more than 30, and no chat gets two within a second
+    (a group: 20 within a minute)."""
+    rng = random.Random(seed)
+    now = [0.0]
+    limiter = RateLimiter(lambda: now[0])
+    tg = Channel.TELEGRAM
+    chats = [str(n) for n in range(40)] + [GROUP]
+    waiting = {chat: 0.0 for chat in chats}  # when each chat's next send asks again
+    booked: set[str] = set()  # chats holding a booked slot (as the dispatcher's `_wait_for_slot`)
+    in_flight: list[tuple[float, object, str, float]] = []  # (answer instant, send, chat, start)
+    spans: list[tuple[str, float, float]] = []
+    while len(spans) < 1500:
+        # Whatever happens next, in time order: an answer arrives or a chat asks.
+        chat = min(waiting, key=waiting.__getitem__)
+        ask_at = waiting[chat]
+        if in_flight and min(in_flight)[0] <= ask_at:
+            in_flight.sort(key=lambda item: item[0])
+            end, send, done_chat, start = in_flight.pop(0)
+            now[0] = end
+            limiter.finish(send)  # type: ignore[arg-type]
+            spans.append((done_chat, start, end))
+            waiting[done_chat] = end + rng.random() * 0.05
+            continue
+        now[0] = max(now[0], ask_at)
+        if chat not in booked:
+            at, ok = limiter.reserve(tg, chat, TELEGRAM_LIMITS)
+            if ok:
+                booked.add(chat)
+            if at > now[0] or not ok:
+                waiting[chat] = max(at, now[0] + 0.001)
+                continue
+        wait = limiter.hold_back(tg, chat, TELEGRAM_LIMITS)
+        if wait > 0:
+            waiting[chat] = now[0] + wait
+            continue
+        booked.discard(chat)
+        send = limiter.record(tg, chat)
+        latency = rng.choice([0.001, 0.01, 0.05, 0.2, 0.4]) * rng.random()
+        in_flight.append((now[0] + latency, send, chat, now[0]))
+        waiting[chat] = float("inf")
+    # The platform's view: each request arrives anywhere within its span; try the extremes
+    # (earlier ones late, later ones early: the bunching a plain bucket misses) and at random.
+    for pick in (
+        lambda start, end: start,
+        lambda start, end: end,
+        lambda start, end: rng.uniform(start, end),
+    ):
+        arrivals = [(chat, pick(start, end)) for chat, start, end in spans]
+        assert _max_in_window([at for _, at in arrivals], 1.0) <= 30
+        for chat in chats:
+            mine = [at for c, at in arrivals if c == chat]
+            if chat == GROUP:
+                assert _max_in_window(mine, 60.0) <= 20
+            else:
+                assert _max_in_window(mine, 1.0) <= 1
+    # And the worst case over all arrival choices: the counting spans [start, end + 1).
+    events = sorted([(s, 1) for _, s, _ in spans] + [(e + 1.0, -1) for _, _, e in spans])
+    overlap = peak = 0
+    for _, step in events:
+        overlap += step
+        peak = max(peak, overlap)
+    assert peak <= 30
+    # It did not just stall: the sends kept the global limit busy.
+    assert len(spans) / max(end for _, _, end in spans) > 20
 
 
 # --------------------------------------------------------------------------- sending

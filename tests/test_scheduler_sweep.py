@@ -397,3 +397,44 @@ async def test_two_processes_sweeping_one_postgres_never_duplicate(
         "idempotency_key", flat=True
     )
     assert len(keys) == len(set(keys)) == 60
+
+
+async def test_concurrent_batched_sweeps_write_each_alarms_rows_exactly_once(db_url: str) -> None:
+    """Two sweeps at once over one due set, in small batches so their claims interleave: every
+    escalation's outbox rows (to the head and the overdue notice to the handler) and its event
+    exist once, and each complaint was handled by exactly one of them."""
+    profile = load_profile("gov-window")
+    org = await make_org()
+    ids = []
+    for i in range(12):
+        complaint = await file(profile, local("2026-09-30T10:00"), user=f"c{i}")
+        await accept(profile, org, complaint, local("2026-09-30T10:30"))
+        await assign(profile, org, complaint, local("2026-09-30T11:00"))
+        ids.append(complaint.id)
+    resolution_due = (await Complaint.get(id=ids[0])).deadlines["resolution"]["due"]
+    now = datetime.fromisoformat(resolution_due) + timedelta(minutes=5)
+    before = set(await outbox_keys())
+    reports: list[SweepReport] = await asyncio.gather(
+        sweep(now, profile=profile, context=CONTEXT, batch_size=3),
+        sweep(now, profile=profile, context=CONTEXT, batch_size=3),
+    )
+    assert sum(r.complaints for r in reports) == len(ids)
+    assert not any(r.failed for r in reports)
+    escalations = await Event.filter(action="escalated").values_list("complaint_id", flat=True)
+    assert sorted(escalations) == sorted(ids)  # one escalation event per complaint
+    keys = [
+        key
+        for key in await OutboxMessage.filter(complaint_id__in=ids).values_list(
+            "idempotency_key", flat=True
+        )
+        if key not in before
+    ]
+    assert len(keys) == len(set(keys))
+    escalate_keys = [k for k in keys if k.startswith("escalate:")]
+    overdue_keys = [k for k in keys if k.startswith("overdue:")]
+    assert {int(k.split(":")[1]) for k in escalate_keys} == set(ids)
+    assert {int(k.split(":")[1]) for k in overdue_keys} == set(ids)
+    assert sum(r.outbox_rows for r in reports) == len(keys)
+    # A third sweep at the same instant finds nothing left to do.
+    again = await sweep(now, profile=profile, context=CONTEXT, batch_size=3)
+    assert again.complaints == 0
