@@ -30,9 +30,9 @@ import logging
 import mimetypes
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -60,7 +60,15 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.attachments import AttachmentTooLarge, parse_attachment_id, read_attachment
-from bot.outbox import TELEGRAM_LIMITS, PermanentFailure, RateLimits, RetryLater, TransientFailure
+from bot.outbox import (
+    DISPATCHER_KEY,
+    TELEGRAM_LIMITS,
+    PermanentFailure,
+    RateLimits,
+    RetryLater,
+    TransientFailure,
+)
+from bot.replies import Replies, deliver
 from bot.storage import StorageError
 from config.settings import Settings
 from handlers.dialog import command_descriptions, render_command_failed
@@ -113,7 +121,9 @@ ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 class Conversation(Protocol):
     """What the channel needs from bot.conversation.Conversation."""
 
-    async def handle(self, incoming: Incoming) -> list[Outgoing]: ...
+    async def handle(self, incoming: Incoming, *, chat_id: str | None = None) -> list[Outgoing]: ...
+
+    def now(self) -> datetime: ...
 
     async def store_file(self, channel: Channel, file: FileRef) -> FileRef: ...
 
@@ -488,6 +498,7 @@ class TelegramChannel:
         self.application.add_handler(TypeHandler(Update, self._on_polled_update))
         self._recent: OrderedDict[int, None] = OrderedDict()
         self._running = False
+        self.wake_outbox: Callable[[], None] | None = None  # the dispatcher's wake(), if any
 
     @property
     def bot(self) -> Bot:
@@ -564,12 +575,15 @@ class TelegramChannel:
         except (KeyError, TypeError, ValueError):
             return web.Response(status=400, text="body is not a Telegram update")
         try:
-            await self.process(update)
+            method = await self.process(update, respond=True)
         except Exception:  # the conversation's transaction did not commit: let Telegram retry
             log.exception(
                 "Telegram update %s failed; Telegram will deliver it again", update.update_id
             )
             return web.Response(status=500, text="try again")
+        if method is not None:
+            # Telegram runs one method given as the webhook's response: no call of our own.
+            return web.json_response(method)
         return web.Response(status=200, text="ok")
 
     async def _on_polled_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -585,34 +599,66 @@ class TelegramChannel:
                 lang = self._language(update)
                 await self._reply(chat.id, render_command_failed("error", lang), lang)
 
-    async def process(self, update: Update) -> None:
+    async def process(self, update: Update, *, respond: bool = False) -> dict[str, Any] | None:
         """Handle one update. Raises only when the conversation did not take it (nothing was
-        committed), so the caller may have it delivered again."""
-        if update.update_id in self._recent:
-            return  # a redelivery this worker has handled; the conversation would skip it too
+        committed), so the caller may have it delivered again.
+
+        With `respond` (webhook mode) a button press is answered by the returned method, for the
+        webhook's response body, instead of an answerCallbackQuery call of our own. The replies
+        themselves are never put there: Telegram tells nobody whether a method given in a
+        webhook response succeeded, so the outbox could not know a reply was delivered. They
+        are committed with the turn as outbox rows and sent here right after the commit.
+        """
+        # A redelivery goes to the conversation as well: it never re-runs the turn, and hands
+        # back whatever of the turn's committed replies is still unsent.
         incoming = incoming_from_update(update)
         chat = update.effective_chat
         query = update.callback_query
+        method: dict[str, Any] | None = None
         if query is not None:
-            await self._answer(query.id)
+            if respond:
+                method = {"method": "answerCallbackQuery", "callback_query_id": query.id}
+            else:
+                await self._answer(query.id)
         if incoming is None or chat is None:
             self._remember(update.update_id)
-            return
+            return method
         lang = self._language(update)
         if incoming.file is not None:
             fetched = await self._fetch_file(incoming)
             if fetched is None:
                 await self._reply(chat.id, render_command_failed("too_large", lang), lang)
                 self._remember(update.update_id)
-                return
+                return method
             incoming = fetched
-        replies = await self.conversation.handle(incoming)
+        replies = await self.conversation.handle(incoming, chat_id=str(chat.id))
         try:
+            steps = []
             if query is not None and query.message is not None and replies:
-                await self._mark_chosen(chat.id, query.message, query.data)
-            await self._reply(chat.id, replies, lang, update_id=update.update_id)
+                steps.append(self._mark_chosen(chat.id, query.message, query.data))
+            steps.append(self._send_replies(chat.id, replies, lang, update.update_id))
+            # Independent calls: marking the pressed button need not wait for the answer.
+            await asyncio.gather(*steps)
         finally:
             self._remember(update.update_id)
+        return method
+
+    async def _send_replies(
+        self, chat_id: int, replies: Sequence[Outgoing], lang: str, update_id: int
+    ) -> None:
+        if not isinstance(replies, Replies) or not replies.in_outbox:
+            await self._reply(chat_id, replies, lang, update_id=update_id)
+            return
+        if replies.queued and self.wake_outbox is not None:
+            self.wake_outbox()  # behind older messages to this chat: the dispatcher keeps order
+        if replies.claimed:
+            sender = TelegramSender(self.bot, language=lang)
+            await deliver(
+                replies.claimed,
+                lambda message: sender.send(str(chat_id), message),
+                now=self.conversation.now,
+                wake=self.wake_outbox,
+            )
 
     def has_processed(self, update_id: int) -> bool:
         """Whether this worker has handled `update_id` (replies sent), among its recent ones."""
@@ -735,10 +781,16 @@ def setup_telegram(
     otherwise; started on the app's startup and stopped on its cleanup."""
     channel = TelegramChannel(conversation, settings, poll_timeout=poll_timeout)
     app[TELEGRAM_CHANNEL] = channel
+    keep = getattr(conversation, "keep_replies_in_outbox", None)
+    if keep is not None:
+        keep(CHANNEL)  # a turn's replies are committed with it (bot.replies)
     if channel.webhook_mode:
         app.router.add_post(WEBHOOK_PATH, channel.webhook)
 
     async def start(_: web.Application) -> None:
+        dispatcher = app.get(DISPATCHER_KEY)
+        if dispatcher is not None:
+            channel.wake_outbox = dispatcher.wake
         await channel.start()
 
     async def stop(_: web.Application) -> None:

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from bot.attachments import AttachmentTooLarge, max_attachment_bytes
 from bot.conversation import Conversation
+from bot.logs import current_context
+from bot.replies import Replies, mark_all_sent
 from config.settings import Settings
 from handlers.dialog import DialogState, render_menu
 from handlers.i18n import supported
@@ -194,13 +196,15 @@ class Upload:
 
 
 async def take_notices(session_id: str, now: datetime) -> list[Outgoing]:
-    """The due notifications queued for this browser, oldest first, marked sent as handed over."""
+    """The due notifications queued for this browser, oldest first, marked sent as handed over;
+    with them any chat reply whose request died between its commit and its response (its row
+    left `sending` past its claim: bot.replies)."""
     async with in_transaction() as conn:
         query = OutboxMessage.filter(
+            Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            | Q(status=OutboxStatus.SENDING, claimed_until__lt=now),
             channel=Channel.WEB,
             chat_id=session_id,
-            status=OutboxStatus.PENDING,
-            next_attempt_at__lte=now,
         ).using_db(conn)
         if conn.capabilities.dialect == "postgres":
             # Two tabs asking at once: each row goes to one of them.
@@ -223,6 +227,7 @@ class WebChat:
         self.settings = settings
         self.max_file_bytes = max_attachment_bytes(settings.max_photo_mb)
         self.upload_cutoff = self.max_file_bytes * UPLOAD_CUTOFF_FACTOR
+        conversation.keep_replies_in_outbox(Channel.WEB)
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "webchat.html", headers=PAGE_HEADERS)
@@ -232,7 +237,7 @@ class WebChat:
             incoming = parse_message(await self._json_body(request))
         except BadRequest as error:
             return error_response(error)
-        return await self._answer(incoming)
+        return await self._answer(request, incoming)
 
     async def hello(self, request: web.Request) -> web.Response:
         """An empty chat window: waiting notifications, then the menu; the dialog is untouched."""
@@ -297,9 +302,12 @@ class WebChat:
         incoming = Incoming(
             channel=Channel.WEB, user_id=session_id, kind=kind, file=file, message_id=message_id
         )
-        return await self._answer(incoming)
+        return await self._answer(request, incoming)
 
-    async def _answer(self, incoming: Incoming) -> web.Response:
+    async def _answer(self, request: web.Request, incoming: Incoming) -> web.StreamResponse:
+        """The replies are the response. With a message_id they are outbox rows committed with
+        the turn, marked sent once the response is written: a request that dies in between is
+        answered again by its retry (same message_id), or by the page's next /updates."""
         try:
             replies = await self.conversation.handle(incoming)
         except Exception:
@@ -307,7 +315,16 @@ class WebChat:
             log.exception("web chat turn failed for session %s", incoming.user_id)
             body = messages_json(self.conversation.failure_reply())
             return web.json_response({**body, "error": "internal"}, status=500)
-        return web.json_response(messages_json(replies))
+        if not isinstance(replies, Replies) or not replies.claimed:
+            return web.json_response(messages_json(list(replies)))
+        response = web.json_response(messages_json([c.message for c in replies.claimed]))
+        request_id = current_context().get("request")
+        if request_id:  # written before the middleware could add it
+            response.headers["X-Request-Id"] = request_id
+        await response.prepare(request)
+        await response.write_eof()
+        await mark_all_sent(replies.claimed, self.conversation.now())
+        return response
 
     async def _json_body(self, request: web.Request) -> Any:
         if request.content_length is not None and request.content_length > MESSAGE_BODY_LIMIT:
