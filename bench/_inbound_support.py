@@ -256,7 +256,7 @@ async def run_users(
     *,
     steps: list[tuple[str, str]] = GOV_WINDOW_FILING,
     first_uid: int = 500_000,
-    timeout: float = 120.0,
+    request_seconds: float = 120.0,
 ) -> LoadResult:
     """`users` people, each doing `steps` one after the other (the next when the webhook has
     answered, as a person who waits for the reply); users spread over `urls` round-robin."""
@@ -267,7 +267,7 @@ async def run_users(
     connector = aiohttp.TCPConnector(limit=users + 10)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
     async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+        connector=connector, timeout=aiohttp.ClientTimeout(total=request_seconds)
     ) as session:
 
         async def person(index: int) -> None:

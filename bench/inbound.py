@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _inbound_support import (  # noqa: E402
+from _inbound_support import (
     LoadResult,
     database,
     helper,
@@ -127,9 +127,7 @@ async def main(args: argparse.Namespace) -> None:
                     rates.setdefault(key, []).append(row.result.rate)
                     if insert.rate:
                         ratios.setdefault(key, []).append(100 * row.result.rate / insert.rate)
-                        p95s.setdefault(key, []).append(
-                            row.result.pct(0.95) / insert.pct(0.95)
-                        )
+                        p95s.setdefault(key, []).append(row.result.pct(0.95) / insert.pct(0.95))
                 one = next((r for r in rows if r.target == "product postgres x1"), None)
                 two = next((r for r in rows if r.target == "product postgres x2"), None)
                 if one and two and one.result.rate:

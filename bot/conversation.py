@@ -36,7 +36,7 @@ from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes
 from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
 from bot.replies import Replies, reclaim_unsent, write_replies
-from bot.staff_desk import handle_staff_message
+from bot.staff_desk import handle_staff_message, invite_code_in
 from config.profiles import Profile
 from config.settings import Settings
 from handlers import dialog, selfservice, survey
@@ -101,6 +101,12 @@ RETRY_PAUSE_SECONDS = 0.05
 SURVEY_COMMENT_KEY = "survey_comment"
 # ProcessedUpdate.update_key is 128 characters; longer platform ids are hashed to fit.
 UPDATE_KEY_LENGTH = 128
+# How long a worker takes a chat it found bound to no staff member for a citizen's without
+# asking the database again. An invite redeemed on another worker takes effect there at once
+# and here after at most this long (one redeemed here takes effect here at once); disabling a
+# staff member is never delayed (only "not staff" is remembered).
+CITIZEN_CACHE_SECONDS = 30.0
+CITIZEN_CACHE_SIZE = 50_000
 
 
 class _StaleSession(Exception):
@@ -149,6 +155,8 @@ class Conversation:
         self._now = now
         # Channels whose adapters send a turn's replies from the outbox (bot.replies).
         self.outbox_channels: set[Channel] = set()
+        # (channel, user id) → monotonic instant until which the chat counts as a citizen's.
+        self._citizens: dict[tuple[Channel, str], float] = {}
 
     def keep_replies_in_outbox(self, channel: Channel | str) -> None:
         """Write `channel`'s replies as outbox rows committed with the turn: its adapter then
@@ -209,16 +217,35 @@ class Conversation:
     async def _answer(
         self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
     ) -> Replies:
-        # The one duplicate check; a delivery racing this one trips the unique key instead.
+        if self._known_citizen(channel, incoming):
+            # The one duplicate check is the turn's own insert of the update id (a unique key).
+            return await self._turn(channel, incoming, key, chat_id)
+        # The staff desk keeps no update ids of its own: checked before it runs.
         if key is not None and await self._processed(channel, key):
             return await self._redelivered(channel, key, chat_id)
         clock = Clock(self.calendar, self.tz, self._now())
         staff_replies = await handle_staff_message(incoming, profile=self.profile, clock=clock)
         if staff_replies is None:
+            self._remember_citizen(channel, incoming)
             return await self._turn(channel, incoming, key, chat_id)
+        self._citizens.pop((channel, incoming.user_id), None)
         if key is not None:
             await self._remember_update(channel, key)
         return Replies(staff_replies)
+
+    def _known_citizen(self, channel: Channel, incoming: Incoming) -> bool:
+        until = self._citizens.get((channel, incoming.user_id))
+        if until is None or invite_code_in(incoming) is not None:
+            return False
+        if until < time.monotonic():
+            del self._citizens[(channel, incoming.user_id)]
+            return False
+        return True
+
+    def _remember_citizen(self, channel: Channel, incoming: Incoming) -> None:
+        if len(self._citizens) >= CITIZEN_CACHE_SIZE:
+            self._citizens.clear()  # a crude bound; refilled one lookup per chat
+        self._citizens[(channel, incoming.user_id)] = time.monotonic() + CITIZEN_CACHE_SECONDS
 
     async def _redelivered(self, channel: Channel, key: str, chat_id: str) -> AlreadyHandled:
         """A redelivery never re-runs its turn; on an outbox channel it hands back the turn's
@@ -248,11 +275,13 @@ class Conversation:
     ) -> Replies:
         now = self._now()
         async with in_transaction() as conn:
-            if conn.capabilities.dialect == "sqlite":
-                await _take_sqlite_write_lock(conn)
             if key is not None:
-                # A concurrent delivery that committed first makes this a unique violation.
+                # The turn's first statement is a write (on SQLite that takes the write lock,
+                # as BEGIN IMMEDIATE would); a concurrent delivery that committed first makes
+                # it a unique violation.
                 await ProcessedUpdate.create(channel=channel, update_key=key, using_db=conn)
+            elif conn.capabilities.dialect == "sqlite":
+                await _take_sqlite_write_lock(conn)
             session = await self._session(channel, incoming.user_id, conn)
             state = DialogState.from_json(session.state) if session.state else None
             person = await self._person(channel, incoming.user_id, conn)

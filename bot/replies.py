@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -50,6 +50,12 @@ _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 # Channels whose messages reach a person as a stream, in the order sent. The web chat's replies
 # are the HTTP response to the person's own request; its notifications wait for the page to ask.
 ORDERED = frozenset({Channel.TELEGRAM, Channel.WECHAT})
+
+
+def wall_clock() -> datetime:
+    """Claims are between processes, so they are in real time: a conversation's clock may be
+    a business clock (tests, replays), while every dispatcher judges claims by the wall clock."""
+    return datetime.now(UTC)
 
 
 def reply_key(channel: Channel | str, update_key: str, index: int) -> str:
@@ -108,7 +114,7 @@ async def write_replies(
     if len(replies) > MAX_REPLIES:
         raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
     behind = channel in ORDERED and await _chat_has_open_rows(conn, channel, chat_id)
-    until = now + timedelta(seconds=REPLY_CLAIM_SECONDS)
+    until = wall_clock() + timedelta(seconds=REPLY_CLAIM_SECONDS)
     rows = [
         OutboxMessage(
             idempotency_key=reply_key(channel, update_key, index),
@@ -148,11 +154,12 @@ async def reclaim_unsent(
         None, channel, chat_id, before=unsent[0].id
     ):
         return Replies(queued=True, in_outbox=True)
-    until = now + timedelta(seconds=REPLY_CLAIM_SECONDS)
+    wall = wall_clock()
+    until = wall + timedelta(seconds=REPLY_CLAIM_SECONDS)
     claimed: list[ClaimedReply] = []
     for row in unsent:
-        free = Q(status=OutboxStatus.PENDING) | Q(
-            status=OutboxStatus.SENDING, claimed_until__lt=now
+        free = Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now) | Q(
+            status=OutboxStatus.SENDING, claimed_until__lt=wall
         )
         taken = (
             await OutboxMessage.filter(free, id=row.id)

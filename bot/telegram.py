@@ -68,7 +68,7 @@ from bot.outbox import (
     RetryLater,
     TransientFailure,
 )
-from bot.replies import Replies, deliver
+from bot.replies import REPLY_CLAIM_SECONDS, Replies, deliver
 from bot.storage import StorageError
 from config.settings import Settings
 from handlers.dialog import command_descriptions, render_command_failed
@@ -94,8 +94,9 @@ _NAV_CHOICES = frozenset({"back", "skip", "cancel"})
 _CHOSEN_MARK = "✔ "
 # How many update ids a worker remembers to skip a redelivery without a database round trip.
 _RECENT_UPDATES = 2048
-# Telegram-side flood waits longer than this are not slept through for an interactive reply.
-_MAX_REPLY_WAIT_SECONDS = 30.0
+# Telegram-side flood waits longer than this are not slept through for an interactive reply
+# (a third of the reply's claim, so the wait and the send end while the claim is ours).
+_MAX_REPLY_WAIT_SECONDS = REPLY_CLAIM_SECONDS / 3
 
 # Labels of the reply-keyboard buttons that share a contact / location. The dialog's catalogs
 # hold no button labels (other channels have no such buttons), so they live here.
@@ -653,12 +654,19 @@ class TelegramChannel:
             self.wake_outbox()  # behind older messages to this chat: the dispatcher keeps order
         if replies.claimed:
             sender = TelegramSender(self.bot, language=lang)
-            await deliver(
-                replies.claimed,
-                lambda message: sender.send(str(chat_id), message),
-                now=self.conversation.now,
-                wake=self.wake_outbox,
-            )
+
+            async def send(message: Outgoing) -> None:
+                try:
+                    await sender.send(str(chat_id), message)
+                except RetryLater as error:
+                    # A short flood wait is sat out while the claim is ours; a longer one
+                    # leaves the reply to the dispatcher, which honours it for the whole bot.
+                    if error.seconds > _MAX_REPLY_WAIT_SECONDS:
+                        raise
+                    await asyncio.sleep(error.seconds)
+                    await sender.send(str(chat_id), message)
+
+            await deliver(replies.claimed, send, now=self.conversation.now, wake=self.wake_outbox)
 
     def has_processed(self, update_id: int) -> bool:
         """Whether this worker has handled `update_id` (replies sent), among its recent ones."""

@@ -179,9 +179,7 @@ async def test_a_reply_waits_behind_an_older_message_to_the_same_chat(
             next_attempt_at=conversation.now()
         )
         dispatcher.wake()
-        await eventually(
-            lambda: len(tg.texts_to(CITIZEN)) >= 2, what="the notice, then the reply"
-        )
+        await eventually(lambda: len(tg.texts_to(CITIZEN)) >= 2, what="the notice, then the reply")
         assert tg.texts_to(CITIZEN)[0] == "an earlier notice"
     finally:
         await runner.cleanup()

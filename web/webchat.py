@@ -35,7 +35,7 @@ from tortoise.transactions import in_transaction
 from bot.attachments import AttachmentTooLarge, max_attachment_bytes
 from bot.conversation import Conversation
 from bot.logs import current_context
-from bot.replies import Replies, mark_all_sent
+from bot.replies import Replies, mark_all_sent, wall_clock
 from config.settings import Settings
 from handlers.dialog import DialogState, render_menu
 from handlers.i18n import supported
@@ -202,7 +202,7 @@ async def take_notices(session_id: str, now: datetime) -> list[Outgoing]:
     async with in_transaction() as conn:
         query = OutboxMessage.filter(
             Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-            | Q(status=OutboxStatus.SENDING, claimed_until__lt=now),
+            | Q(status=OutboxStatus.SENDING, claimed_until__lt=wall_clock()),
             channel=Channel.WEB,
             chat_id=session_id,
         ).using_db(conn)
