@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 # How long the worker that ran a turn holds its reply rows before the dispatcher may take them
 # (a crash in between delays the reply by at most this much plus one dispatcher poll).
 REPLY_CLAIM_SECONDS = 15.0
-# A failed immediate send is retried by the dispatcher after this pause.
-RETRY_SECONDS = 2.0
 # Reply row keys are "reply:<channel>:<update key>:<index>"; a turn has a few replies, never
 # more than this (a redelivery looks its rows up by these exact keys, through the unique index).
 MAX_REPLIES = 32
@@ -241,7 +239,9 @@ async def deliver(
                 wake()
             raise
         except Exception as error:
-            at = now() + timedelta(seconds=RETRY_SECONDS)
+            # Due at once: the dispatcher's next try (or a redelivery) counts as the retry, and
+            # the dispatcher's own backoff paces any further ones; a 429 is honoured exactly.
+            at = now()
             if isinstance(error, RetryLater):
                 at = now() + timedelta(seconds=error.seconds)
             permanent = isinstance(error, PermanentFailure)

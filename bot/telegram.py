@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from telegram import (
     Bot,
     BotCommand,
@@ -416,6 +416,63 @@ def outbox_failure(error: TelegramError) -> Exception:
     return TransientFailure(str(error))  # Conflict and other server-side states
 
 
+class BotApi:
+    """Bot API calls for the interactive path (a turn's replies, marking the pressed button)
+    over one reused aiohttp session, with plain JSON in and out: no python-telegram-bot objects
+    built for requests and answers (measured: a third of a worker's CPU went to PTB's client
+    stack and to re-building each answer as a Message). Errors map as `outbox_failure` maps
+    PTB's: 429 → RetryLater, 400/403 → PermanentFailure, anything else → TransientFailure."""
+
+    def __init__(self, token: str, api_base: str | None, timeout: float) -> None:
+        base = (api_base or "https://api.telegram.org").rstrip("/")
+        self._url = f"{base}/bot{token}/"
+        self._timeout = timeout
+        self._session: ClientSession | None = None
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        if self._session is None or self._session.closed:
+            self._session = ClientSession(
+                timeout=ClientTimeout(total=self._timeout),
+                json_serialize=lambda value: json.dumps(value, ensure_ascii=False),
+            )
+        try:
+            async with self._session.post(self._url + method, json=params) as response:
+                status, body = response.status, await response.read()
+        except (ClientError, TimeoutError, OSError) as error:
+            raise TransientFailure(f"{method}: {type(error).__name__}: {error}") from error
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise TransientFailure(f"{method}: HTTP {status}, not a Bot API answer") from None
+        if data.get("ok"):
+            return data.get("result")
+        code = int(data.get("error_code") or status)
+        description = str(data.get("description") or f"HTTP {status}")
+        parameters = data.get("parameters") or {}
+        if "retry_after" in parameters:
+            raise RetryLater(float(parameters["retry_after"]), description)
+        if "migrate_to_chat_id" in parameters:
+            raise PermanentFailure(f"chat migrated to {parameters['migrate_to_chat_id']}")
+        if code in (400, 403):
+            raise PermanentFailure(description)
+        raise TransientFailure(f"{method}: {description}")
+
+    async def send(self, chat_id: str, message: Outgoing, lang: str) -> None:
+        for part in render(message, lang):
+            sent = await self.call("sendMessage", {"chat_id": chat_id, **part.api_params()})
+            if part.attach_inline is not None:
+                markup = part.attach_inline.to_dict()
+                await self.call(
+                    "editMessageReplyMarkup",
+                    {"chat_id": chat_id, "message_id": sent["message_id"], "reply_markup": markup},
+                )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class TelegramSender:
     """The outbox's sender for Telegram: `send` raises only the outbox's exceptions."""
 
@@ -500,6 +557,9 @@ class TelegramChannel:
         self._recent: OrderedDict[int, None] = OrderedDict()
         self._running = False
         self.wake_outbox: Callable[[], None] | None = None  # the dispatcher's wake(), if any
+        self.api = BotApi(
+            settings.telegram_token or "", settings.telegram_api_base, _MAX_REPLY_WAIT_SECONDS
+        )
 
     @property
     def bot(self) -> Bot:
@@ -536,6 +596,7 @@ class TelegramChannel:
     async def stop(self) -> None:
         """Stop taking updates. In webhook mode the webhook stays set: other workers (or this
         one after a restart) keep serving it, and Telegram retries while none answers."""
+        await self.api.close()
         if not self._running:
             return
         self._running = False
@@ -655,16 +716,22 @@ class TelegramChannel:
         if replies.claimed:
             sender = TelegramSender(self.bot, language=lang)
 
+            async def send_once(message: Outgoing) -> None:
+                if message.attachments:  # files are uploaded through PTB's multipart support
+                    await sender.send(str(chat_id), message)
+                else:
+                    await self.api.send(str(chat_id), message, lang)
+
             async def send(message: Outgoing) -> None:
                 try:
-                    await sender.send(str(chat_id), message)
+                    await send_once(message)
                 except RetryLater as error:
                     # A short flood wait is sat out while the claim is ours; a longer one
                     # leaves the reply to the dispatcher, which honours it for the whole bot.
                     if error.seconds > _MAX_REPLY_WAIT_SECONDS:
                         raise
                     await asyncio.sleep(error.seconds)
-                    await sender.send(str(chat_id), message)
+                    await send_once(message)
 
             await deliver(replies.claimed, send, now=self.conversation.now, wake=self.wake_outbox)
 
@@ -694,14 +761,16 @@ class TelegramChannel:
         so an old question cannot be answered twice and the chat reads as a record."""
         label = _button_label(message, data or "")
         text = getattr(message, "text", None)
+        where = {"chat_id": chat_id, "message_id": message.message_id}
         try:
             if label and text and _utf16_len(text) + _utf16_len(label) + 3 <= MAX_TEXT_UTF16:
-                await self.bot.edit_message_text(
-                    f"{text}\n\n{_CHOSEN_MARK}{label}", chat_id, message.message_id
+                await self.api.call(
+                    "editMessageText", {**where, "text": f"{text}\n\n{_CHOSEN_MARK}{label}"}
                 )
             else:
-                await self.bot.edit_message_reply_markup(chat_id, message.message_id)
-        except TelegramError as error:  # already edited, deleted, or too old to edit
+                await self.api.call("editMessageReplyMarkup", where)
+        except (RetryLater, TransientFailure, PermanentFailure) as error:
+            # already edited, deleted, or too old to edit
             log.info("could not mark the pressed message in chat %s: %s", chat_id, error)
 
     async def _fetch_file(self, incoming: Incoming) -> Incoming | None:
