@@ -8,7 +8,8 @@ the fake Bot API handled the sendMessage to the instant the UPDATE marking the r
 returned, for both send paths:
 
 - "dispatcher": notifications through `bot.outbox.Dispatcher` (production `TelegramSender`);
-- "reply": a turn's replies through `bot.replies.deliver` (the worker that ran the turn).
+- "reply": a turn's replies through `bot.replies.deliver` and the channel's `BotApi` (the
+  worker that ran the turn).
 
 Prints min/median/max in ms per database, with the bare HTTP round trip to the fake API in the
 same run as the reference. Asserts nothing.
@@ -41,7 +42,7 @@ async def measure(kind: str, messages: int) -> None:
     import bot.outbox as outbox
     from bot.outbox import Dispatcher
     from bot.replies import ClaimedReply, deliver, write_replies
-    from bot.telegram import TelegramSender
+    from bot.telegram import BotApi, TelegramSender
     from handlers.messages import Outgoing
     from models.db import close_db, init_db
     from models.entities import Channel, OutboxMessage
@@ -91,7 +92,9 @@ async def measure(kind: str, messages: int) -> None:
         accepted = {str(c.chat_id): c.at for c in tg.calls if c.method == "sendMessage" and c.ok}
         dispatcher_window = [settled[chat] - accepted[chat] for chat in settled]
 
-        # Reply path: rows written as a turn writes them, then deliver().
+        # Reply path: rows written as a turn writes them, then deliver() through the channel's
+        # own Bot API client (bot.telegram.BotApi), as TelegramChannel sends a turn's replies.
+        api = BotApi(tg.token, tg.base_url, 5.0)
         reply_window: list[float] = []
         for i in range(messages):
             chat = str(40_000 + i)
@@ -109,13 +112,14 @@ async def measure(kind: str, messages: int) -> None:
             claims: list[ClaimedReply] = replies.claimed
             await deliver(
                 claims,
-                lambda message, chat=chat: sender.send(chat, message),
+                lambda message, chat=chat: api.send(chat, message, "zh_CN"),
                 now=lambda: datetime.now(UTC),
             )
             done = loop.time()
             call = next(c for c in reversed(tg.calls) if str(c.chat_id) == chat)
             reply_window.append(done - call.at)
         left = await OutboxMessage.filter(status__in=["pending", "sending"]).count()
+        await api.close()
         await bot.shutdown()
         await close_db()
     print(f"{kind:<9} HTTP round trip  {_stats(rtt)}")
