@@ -35,7 +35,8 @@ from tortoise.transactions import in_transaction
 from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes, store_attachment
 from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
-from bot.staff_desk import handle_staff_message
+from bot.replies import Replies, reclaim_unsent, write_replies
+from bot.staff_desk import handle_staff_message, invite_code_in
 from config.profiles import Profile
 from config.settings import Settings
 from handlers import dialog, lookup, selfservice, survey
@@ -88,8 +89,9 @@ from scheduler.survey import add_survey_comment, record_survey_answer
 log = logging.getLogger(__name__)
 
 
-class AlreadyHandled(list[Outgoing]):
-    """The (empty) answer to an update handled before: told apart for the metrics."""
+class AlreadyHandled(Replies):
+    """The answer to an update handled before: told apart for the metrics. Empty, except
+    for its committed replies still unsent (claimed for the caller to send now)."""
 
 
 # The person's complaints shown in self-service (newest first).
@@ -101,6 +103,12 @@ RETRY_PAUSE_SECONDS = 0.05
 SURVEY_COMMENT_KEY = "survey_comment"
 # ProcessedUpdate.update_key is 128 characters; longer platform ids are hashed to fit.
 UPDATE_KEY_LENGTH = 128
+# How long a worker takes a chat it found bound to no staff member for a citizen's without
+# asking the database again. An invite redeemed on another worker takes effect there at once
+# and here after at most this long (one redeemed here takes effect here at once); disabling a
+# staff member is never delayed (only "not staff" is remembered).
+CITIZEN_CACHE_SECONDS = 30.0
+CITIZEN_CACHE_SIZE = 50_000
 
 
 class _StaleSession(Exception):
@@ -147,6 +155,15 @@ class Conversation:
         self.calendar = calendar
         self.tz = settings.tz
         self._now = now
+        # Channels whose adapters send a turn's replies from the outbox (bot.replies).
+        self.outbox_channels: set[Channel] = set()
+        # (channel, user id) → monotonic instant until which the chat counts as a citizen's.
+        self._citizens: dict[tuple[Channel, str], float] = {}
+
+    def keep_replies_in_outbox(self, channel: Channel | str) -> None:
+        """Write `channel`'s replies as outbox rows committed with the turn: its adapter then
+        sends `Replies.claimed` (bot.replies.deliver) instead of the plain list."""
+        self.outbox_channels.add(Channel(channel))
 
     def now(self) -> datetime:
         """The current instant as this conversation counts it (aware UTC)."""
@@ -154,8 +171,10 @@ class Conversation:
 
     # -- the turn ----------------------------------------------------------------------------
 
-    async def handle(self, incoming: Incoming) -> list[Outgoing]:
-        """Answer one message; a message id seen before on this channel returns [].
+    async def handle(self, incoming: Incoming, *, chat_id: str | None = None) -> Replies:
+        """Answer one message; a message id seen before on this channel returns [] (with its
+        committed replies still unsent, on an outbox channel). `chat_id`: where the replies go
+        (default: the person's id, a private chat).
 
         Counted and timed for /metrics; everything logged inside names the update.
         """
@@ -165,26 +184,26 @@ class Conversation:
         try:
             update = f"{channel}:{incoming.message_id}" if incoming.message_id else None
             with log_context(update=update):
-                replies = await self._handle(channel, incoming)
+                replies = await self._handle(channel, incoming, chat_id or incoming.user_id)
             outcome = "duplicate" if isinstance(replies, AlreadyHandled) else "answered"
-            return list(replies)
+            return replies
         finally:
             INBOUND_UPDATES.labels(channel=str(channel), outcome=outcome).inc()
             REPLY_SECONDS.labels(channel=str(channel)).observe(time.perf_counter() - started)
 
-    async def _handle(self, channel: Channel, incoming: Incoming) -> list[Outgoing]:
+    async def _handle(self, channel: Channel, incoming: Incoming, chat_id: str) -> Replies:
         if incoming.received_at is None:
             incoming = replace(incoming, received_at=self._now())
         key = update_key(incoming.message_id) if incoming.message_id else None
         for attempt in range(1, TURN_ATTEMPTS + 1):
             last = attempt == TURN_ATTEMPTS
             try:
-                return await self._answer(channel, incoming, key)
+                return await self._answer(channel, incoming, key, chat_id)
             except IntegrityError:
                 # A concurrent delivery of the same update committed first, or two workers
                 # created the same person's session at once (then the retry finds it).
                 if key is not None and await self._processed(channel, key):
-                    return AlreadyHandled()
+                    return await self._redelivered(channel, key, chat_id)
                 if last:
                     raise
             except _StaleSession:
@@ -198,17 +217,49 @@ class Conversation:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _answer(
-        self, channel: Channel, incoming: Incoming, key: str | None
-    ) -> list[Outgoing]:
+        self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
+    ) -> Replies:
+        if self._known_citizen(channel, incoming):
+            # The one duplicate check is the turn's own insert of the update id (a unique key).
+            return await self._turn(channel, incoming, key, chat_id)
+        # The staff desk keeps no update ids of its own: checked before it runs.
         if key is not None and await self._processed(channel, key):
-            return AlreadyHandled()
+            return await self._redelivered(channel, key, chat_id)
         clock = Clock(self.calendar, self.tz, self._now())
         staff_replies = await handle_staff_message(incoming, profile=self.profile, clock=clock)
         if staff_replies is None:
-            return await self._turn(channel, incoming, key)
+            self._remember_citizen(channel, incoming)
+            return await self._turn(channel, incoming, key, chat_id)
+        self._citizens.pop((channel, incoming.user_id), None)
         if key is not None:
             await self._remember_update(channel, key)
-        return staff_replies
+        return Replies(staff_replies)
+
+    def _known_citizen(self, channel: Channel, incoming: Incoming) -> bool:
+        until = self._citizens.get((channel, incoming.user_id))
+        if until is None or invite_code_in(incoming) is not None:
+            return False
+        if until < time.monotonic():
+            del self._citizens[(channel, incoming.user_id)]
+            return False
+        return True
+
+    def _remember_citizen(self, channel: Channel, incoming: Incoming) -> None:
+        if len(self._citizens) >= CITIZEN_CACHE_SIZE:
+            self._citizens.clear()  # a crude bound; refilled one lookup per chat
+        self._citizens[(channel, incoming.user_id)] = time.monotonic() + CITIZEN_CACHE_SECONDS
+
+    async def _redelivered(self, channel: Channel, key: str, chat_id: str) -> AlreadyHandled:
+        """A redelivery never re-runs its turn; on an outbox channel it hands back the turn's
+        committed replies that nobody has sent yet (claimed, for the caller to send now)."""
+        if channel not in self.outbox_channels:
+            return AlreadyHandled()
+        found = await reclaim_unsent(
+            channel=channel, chat_id=chat_id, update_key=key, now=self._now()
+        )
+        return AlreadyHandled(
+            found, claimed=found.claimed, queued=found.queued, in_outbox=found.in_outbox
+        )
 
     async def _remember_update(self, channel: Channel, key: str) -> None:
         """Record a staff update as handled (the staff desk keeps its own transaction).
@@ -221,15 +272,18 @@ class Conversation:
         except IntegrityError:
             log.info("staff update %s:%s was delivered twice at once", channel, key)
 
-    async def _turn(self, channel: Channel, incoming: Incoming, key: str | None) -> list[Outgoing]:
+    async def _turn(
+        self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
+    ) -> Replies:
         now = self._now()
         async with in_transaction() as conn:
-            if conn.capabilities.dialect == "sqlite":
-                await _take_sqlite_write_lock(conn)
             if key is not None:
-                if await self._processed(channel, key, conn):
-                    return AlreadyHandled()
+                # The turn's first statement is a write (on SQLite that takes the write lock,
+                # as BEGIN IMMEDIATE would); a concurrent delivery that committed first makes
+                # it a unique violation.
                 await ProcessedUpdate.create(channel=channel, update_key=key, using_db=conn)
+            elif conn.capabilities.dialect == "sqlite":
+                await _take_sqlite_write_lock(conn)
             session = await self._session(channel, incoming.user_id, conn)
             state = DialogState.from_json(session.state) if session.state else None
             person = await self._person(channel, incoming.user_id, conn)
@@ -241,7 +295,7 @@ class Conversation:
             if survey_turn is not None:
                 survey_replies, survey_state = survey_turn
                 await self._save_session(session, survey_state, now, conn)
-                return survey_replies
+                return await self._keep(conn, channel, chat_id, key, survey_replies, now)
             ctx = DialogContext.from_settings(self.settings, self.profile, now, summaries)
             result = dialog.handle(state, incoming, ctx)
             replies = list(result.replies)
@@ -258,7 +312,24 @@ class Conversation:
                     continue
                 replies += await self._execute(command, channel, incoming, lang, clock, conn)
             await self._save_session(session, result.state, now, conn)
-        return replies
+            return await self._keep(conn, channel, chat_id, key, replies, now)
+
+    async def _keep(
+        self,
+        conn: BaseDBAsyncClient,
+        channel: Channel,
+        chat_id: str,
+        key: str | None,
+        replies: list[Outgoing],
+        now: datetime,
+    ) -> Replies:
+        """The replies, written to the outbox inside the turn's transaction on outbox channels
+        (a turn without an update id cannot be recognised again, so it has nothing to resend)."""
+        if key is None or channel not in self.outbox_channels:
+            return Replies(replies)
+        return await write_replies(
+            conn, channel=channel, chat_id=chat_id, update_key=key, replies=replies, now=now
+        )
 
     async def _survey(
         self,

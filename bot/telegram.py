@@ -25,16 +25,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import mimetypes
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from telegram import (
     Bot,
     BotCommand,
@@ -60,7 +61,15 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.attachments import AttachmentTooLarge, parse_attachment_id, read_attachment
 from bot.guards import BadJson, BodyTooLarge, check_incoming, load_json, read_body
-from bot.outbox import TELEGRAM_LIMITS, PermanentFailure, RateLimits, RetryLater, TransientFailure
+from bot.outbox import (
+    DISPATCHER_KEY,
+    TELEGRAM_LIMITS,
+    PermanentFailure,
+    RateLimits,
+    RetryLater,
+    TransientFailure,
+)
+from bot.replies import REPLY_CLAIM_SECONDS, Replies, deliver
 from bot.storage import StorageError
 from config.settings import Settings
 from handlers.dialog import command_descriptions, render_command_failed, render_file_unavailable
@@ -92,8 +101,9 @@ _NAV_CHOICES = frozenset({"back", "skip", "cancel"})
 _CHOSEN_MARK = "✔ "
 # How many update ids a worker remembers to skip a redelivery without a database round trip.
 _RECENT_UPDATES = 2048
-# Telegram-side flood waits longer than this are not slept through for an interactive reply.
-_MAX_REPLY_WAIT_SECONDS = 30.0
+# Telegram-side flood waits longer than this are not slept through for an interactive reply
+# (a third of the reply's claim, so the wait and the send end while the claim is ours).
+_MAX_REPLY_WAIT_SECONDS = REPLY_CLAIM_SECONDS / 3
 
 # Labels of the reply-keyboard buttons that share a contact / location (message ids of the
 # catalogs; only Telegram has such buttons).
@@ -116,7 +126,9 @@ ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 class Conversation(Protocol):
     """What the channel needs from bot.conversation.Conversation."""
 
-    async def handle(self, incoming: Incoming) -> list[Outgoing]: ...
+    async def handle(self, incoming: Incoming, *, chat_id: str | None = None) -> list[Outgoing]: ...
+
+    def now(self) -> datetime: ...
 
     async def store_file(self, channel: Channel, file: FileRef) -> FileRef: ...
 
@@ -417,6 +429,63 @@ def outbox_failure(error: TelegramError) -> Exception:
     return TransientFailure(str(error))  # Conflict and other server-side states
 
 
+class BotApi:
+    """Bot API calls for the interactive path (a turn's replies, marking the pressed button)
+    over one reused aiohttp session, with plain JSON in and out: no python-telegram-bot objects
+    built for requests and answers (measured: a third of a worker's CPU went to PTB's client
+    stack and to re-building each answer as a Message). Errors map as `outbox_failure` maps
+    PTB's: 429 → RetryLater, 400/403 → PermanentFailure, anything else → TransientFailure."""
+
+    def __init__(self, token: str, api_base: str | None, timeout: float) -> None:
+        base = (api_base or "https://api.telegram.org").rstrip("/")
+        self._url = f"{base}/bot{token}/"
+        self._timeout = timeout
+        self._session: ClientSession | None = None
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        if self._session is None or self._session.closed:
+            self._session = ClientSession(
+                timeout=ClientTimeout(total=self._timeout),
+                json_serialize=lambda value: json.dumps(value, ensure_ascii=False),
+            )
+        try:
+            async with self._session.post(self._url + method, json=params) as response:
+                status, body = response.status, await response.read()
+        except (ClientError, TimeoutError, OSError) as error:
+            raise TransientFailure(f"{method}: {type(error).__name__}: {error}") from error
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise TransientFailure(f"{method}: HTTP {status}, not a Bot API answer") from None
+        if data.get("ok"):
+            return data.get("result")
+        code = int(data.get("error_code") or status)
+        description = str(data.get("description") or f"HTTP {status}")
+        parameters = data.get("parameters") or {}
+        if "retry_after" in parameters:
+            raise RetryLater(float(parameters["retry_after"]), description)
+        if "migrate_to_chat_id" in parameters:
+            raise PermanentFailure(f"chat migrated to {parameters['migrate_to_chat_id']}")
+        if code in (400, 403):
+            raise PermanentFailure(description)
+        raise TransientFailure(f"{method}: {description}")
+
+    async def send(self, chat_id: str, message: Outgoing, lang: str) -> None:
+        for part in render(message, lang):
+            sent = await self.call("sendMessage", {"chat_id": chat_id, **part.api_params()})
+            if part.attach_inline is not None:
+                markup = part.attach_inline.to_dict()
+                await self.call(
+                    "editMessageReplyMarkup",
+                    {"chat_id": chat_id, "message_id": sent["message_id"], "reply_markup": markup},
+                )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class TelegramSender:
     """The outbox's sender for Telegram: `send` raises only the outbox's exceptions."""
 
@@ -500,6 +569,10 @@ class TelegramChannel:
         self.application.add_handler(TypeHandler(Update, self._on_polled_update))
         self._recent: OrderedDict[int, None] = OrderedDict()
         self._running = False
+        self.wake_outbox: Callable[[], None] | None = None  # the dispatcher's wake(), if any
+        self.api = BotApi(
+            settings.telegram_token or "", settings.telegram_api_base, _MAX_REPLY_WAIT_SECONDS
+        )
 
     @property
     def bot(self) -> Bot:
@@ -536,6 +609,7 @@ class TelegramChannel:
     async def stop(self) -> None:
         """Stop taking updates. In webhook mode the webhook stays set: other workers (or this
         one after a restart) keep serving it, and Telegram retries while none answers."""
+        await self.api.close()
         if not self._running:
             return
         self._running = False
@@ -579,12 +653,15 @@ class TelegramChannel:
         if update is None:
             return web.Response(status=400, text="body is not a Telegram update")
         try:
-            await self.process(update)
+            method = await self.process(update, respond=True)
         except Exception:  # the conversation's transaction did not commit: let Telegram retry
             log.exception(
                 "Telegram update %s failed; Telegram will deliver it again", update.update_id
             )
             return web.Response(status=500, text="try again")
+        if method is not None:
+            # Telegram runs one method given as the webhook's response: no call of our own.
+            return web.json_response(method)
         return web.Response(status=200, text="ok")
 
     def _readable_update(self, data: Any) -> Update | None:
@@ -620,19 +697,30 @@ class TelegramChannel:
                 lang = self._language(update)
                 await self._reply(chat.id, render_command_failed("error", lang), lang)
 
-    async def process(self, update: Update) -> None:
+    async def process(self, update: Update, *, respond: bool = False) -> dict[str, Any] | None:
         """Handle one update. Raises only when the conversation did not take it (nothing was
-        committed), so the caller may have it delivered again."""
-        if update.update_id in self._recent:
-            return  # a redelivery this worker has handled; the conversation would skip it too
+        committed), so the caller may have it delivered again.
+
+        With `respond` (webhook mode) a button press is answered by the returned method, for the
+        webhook's response body, instead of an answerCallbackQuery call of our own. The replies
+        themselves are never put there: Telegram tells nobody whether a method given in a
+        webhook response succeeded, so the outbox could not know a reply was delivered. They
+        are committed with the turn as outbox rows and sent here right after the commit.
+        """
+        # A redelivery goes to the conversation as well: it never re-runs the turn, and hands
+        # back whatever of the turn's committed replies is still unsent.
         incoming = incoming_from_update(update)
         chat = update.effective_chat
         query = update.callback_query
+        method: dict[str, Any] | None = None
         if query is not None:
-            await self._answer(query.id)
+            if respond:
+                method = {"method": "answerCallbackQuery", "callback_query_id": query.id}
+            else:
+                await self._answer(query.id)
         if incoming is None or chat is None:
             self._remember(update.update_id)
-            return
+            return method
         lang = self._language(update)
         if incoming.file is not None:
             try:
@@ -645,15 +733,49 @@ class TelegramChannel:
                 # Nothing reaches the dialog: its state stays as it was, the person resends.
                 await self._reply(chat.id, failed, lang)
                 self._remember(update.update_id)
-                return
+                return method
             incoming = fetched
-        replies = await self.conversation.handle(incoming)
+        replies = await self.conversation.handle(incoming, chat_id=str(chat.id))
         try:
+            steps = []
             if query is not None and query.message is not None and replies:
-                await self._mark_chosen(chat.id, query.message, query.data)
-            await self._reply(chat.id, replies, lang, update_id=update.update_id)
+                steps.append(self._mark_chosen(chat.id, query.message, query.data))
+            steps.append(self._send_replies(chat.id, replies, lang, update.update_id))
+            # Independent calls: marking the pressed button need not wait for the answer.
+            await asyncio.gather(*steps)
         finally:
             self._remember(update.update_id)
+        return method
+
+    async def _send_replies(
+        self, chat_id: int, replies: Sequence[Outgoing], lang: str, update_id: int
+    ) -> None:
+        if not isinstance(replies, Replies) or not replies.in_outbox:
+            await self._reply(chat_id, replies, lang, update_id=update_id)
+            return
+        if replies.queued and self.wake_outbox is not None:
+            self.wake_outbox()  # behind older messages to this chat: the dispatcher keeps order
+        if replies.claimed:
+            sender = TelegramSender(self.bot, language=lang)
+
+            async def send_once(message: Outgoing) -> None:
+                if message.attachments:  # files are uploaded through PTB's multipart support
+                    await sender.send(str(chat_id), message)
+                else:
+                    await self.api.send(str(chat_id), message, lang)
+
+            async def send(message: Outgoing) -> None:
+                try:
+                    await send_once(message)
+                except RetryLater as error:
+                    # A short flood wait is sat out while the claim is ours; a longer one
+                    # leaves the reply to the dispatcher, which honours it for the whole bot.
+                    if error.seconds > _MAX_REPLY_WAIT_SECONDS:
+                        raise
+                    await asyncio.sleep(error.seconds)
+                    await send_once(message)
+
+            await deliver(replies.claimed, send, now=self.conversation.now, wake=self.wake_outbox)
 
     def has_processed(self, update_id: int) -> bool:
         """Whether this worker has handled `update_id` (replies sent), among its recent ones."""
@@ -681,14 +803,16 @@ class TelegramChannel:
         so an old question cannot be answered twice and the chat reads as a record."""
         label = _button_label(message, data or "")
         text = getattr(message, "text", None)
+        where = {"chat_id": chat_id, "message_id": message.message_id}
         try:
             if label and text and _utf16_len(text) + _utf16_len(label) + 3 <= MAX_TEXT_UTF16:
-                await self.bot.edit_message_text(
-                    f"{text}\n\n{_CHOSEN_MARK}{label}", chat_id, message.message_id
+                await self.api.call(
+                    "editMessageText", {**where, "text": f"{text}\n\n{_CHOSEN_MARK}{label}"}
                 )
             else:
-                await self.bot.edit_message_reply_markup(chat_id, message.message_id)
-        except TelegramError as error:  # already edited, deleted, or too old to edit
+                await self.api.call("editMessageReplyMarkup", where)
+        except (RetryLater, TransientFailure, PermanentFailure) as error:
+            # already edited, deleted, or too old to edit
             log.info("could not mark the pressed message in chat %s: %s", chat_id, error)
 
     async def _fetch_file(self, incoming: Incoming) -> Incoming | None:
@@ -782,10 +906,16 @@ def setup_telegram(
     otherwise; started on the app's startup and stopped on its cleanup."""
     channel = TelegramChannel(conversation, settings, poll_timeout=poll_timeout)
     app[TELEGRAM_CHANNEL] = channel
+    keep = getattr(conversation, "keep_replies_in_outbox", None)
+    if keep is not None:
+        keep(CHANNEL)  # a turn's replies are committed with it (bot.replies)
     if channel.webhook_mode:
         app.router.add_post(WEBHOOK_PATH, channel.webhook)
 
     async def start(_: web.Application) -> None:
+        dispatcher = app.get(DISPATCHER_KEY)
+        if dispatcher is not None:
+            channel.wake_outbox = dispatcher.wake
         await channel.start()
 
     async def stop(_: web.Application) -> None:

@@ -151,8 +151,25 @@ class Step:
     keys: tuple[str, ...]  # the answers this step fills
 
 
+# form_fields per profile object (profiles are immutable once loaded): a memo of a pure
+# function, so the form is not re-built on every turn. Keyed by id() with the profile kept
+# alongside, so a reused id of a dropped profile is never mistaken for it.
+_FIELDS: dict[int, tuple[Any, tuple[FormField, ...]]] = {}
+
+
 def form_fields(profile: Any) -> list[FormField]:
     """The profile's fields in order, with the anonymous question before name and phone."""
+    cached = _FIELDS.get(id(profile))
+    if cached is not None and cached[0] is profile:
+        return list(cached[1])
+    fields = _build_form_fields(profile)
+    if len(_FIELDS) > 64:  # profiles are few; tests load many
+        _FIELDS.clear()
+    _FIELDS[id(profile)] = (profile, tuple(fields))
+    return fields
+
+
+def _build_form_fields(profile: Any) -> list[FormField]:
     fields = [FormField.from_profile(raw) for raw in profile.intake.fields]
     if getattr(profile, "anonymous_allowed", False):
         first_contact = next((i for i, f in enumerate(fields) if f.is_contact), None)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+import bot.replies
 from bot.app import create_app
 from bot.outbox import DISPATCHER_KEY, Dispatcher, Sender
 from bot.telegram import TELEGRAM_CHANNEL, TelegramChannel
@@ -96,6 +97,7 @@ class Deployment:
         self._restarted_task: asyncio.Task[None] | None = None
         self._stop_restarted = asyncio.Event()
         self._skew = timedelta()  # how far the restarted dispatcher's clock runs ahead
+        self._reply_claim = bot.replies.REPLY_CLAIM_SECONDS
         self._restarted_sender: WatchedSender | None = None
 
     @property
@@ -129,6 +131,9 @@ class Deployment:
         # Each restart jumps past the claims of the process before (itself maybe skewed).
         self._skew += timedelta(seconds=self.app[DISPATCHER_KEY].claim_seconds + 1)
         skew = self._skew
+        # The live worker's chat replies are claimed in real time (bot.replies); judged by the
+        # skewed clock they would look abandoned at once, so they last the skew longer here.
+        bot.replies.REPLY_CLAIM_SECONDS = self._reply_claim + skew.total_seconds()
         self._restarted_sender = WatchedSender(self.channel.sender())
         self._restarted = Dispatcher(
             {Channel.TELEGRAM: self._restarted_sender}, now=lambda: datetime.now(UTC) + skew
@@ -143,6 +148,7 @@ class Deployment:
         await self._runner.setup()
 
     async def stop(self) -> None:
+        bot.replies.REPLY_CLAIM_SECONDS = self._reply_claim
         self._stop_restarted.set()
         if self._restarted_task is not None:
             await self._restarted_task

@@ -660,7 +660,9 @@ async def test_a_reply_telegram_refuses_for_a_while_is_delivered_by_the_outbox(
         tg.fail_next("sendMessage", status=502, count=1, chat_id=CITIZEN)
         start = citizen._message(text="/start")
         assert await citizen.deliver(start) == []  # the answer did not get through
-        queued = await OutboxMessage.filter(idempotency_key__startswith="tg-reply:").order_by("id")
+        queued = await OutboxMessage.filter(idempotency_key__startswith="reply:telegram:").order_by(
+            "id"
+        )
         assert queued and all(row.status == OutboxStatus.PENDING for row in queued)
         assert desk.channel is not None
         dispatcher = Dispatcher({Channel.TELEGRAM: desk.channel.sender()})
@@ -678,9 +680,9 @@ async def test_a_reply_telegram_refuses_for_a_while_is_delivered_by_the_outbox(
         assert any("投诉" in t for t in texts)  # the welcome and screening question arrived
         # Delivered again (Telegram retries the webhook): nothing is queued or sent twice.
         assert await citizen.deliver(start) == []
-        assert await OutboxMessage.filter(idempotency_key__startswith="tg-reply:").count() == len(
-            queued
-        )
+        assert await OutboxMessage.filter(
+            idempotency_key__startswith="reply:telegram:"
+        ).count() == len(queued)
         assert await dispatcher.dispatch_once() == 0
     finally:
         await desk.stop()

@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from bot.attachments import (
@@ -53,6 +53,8 @@ from bot.attachments import (
 )
 from bot.conversation import Conversation
 from bot.guards import BadJson, BodyTooLarge, load_json, read_body
+from bot.logs import current_context
+from bot.replies import Replies, mark_all_sent, wall_clock
 from config.settings import Settings
 from handlers import lookup as lookup_texts
 from handlers.dialog import DialogState, expects_files, render_menu, render_refusal
@@ -269,13 +271,15 @@ class Upload:
 
 
 async def take_notices(session_id: str, now: datetime) -> list[Outgoing]:
-    """The due notifications queued for this browser, oldest first, marked sent as handed over."""
+    """The due notifications queued for this browser, oldest first, marked sent as handed over;
+    with them any chat reply whose request died between its commit and its response (its row
+    left `sending` past its claim: bot.replies)."""
     async with in_transaction() as conn:
         query = OutboxMessage.filter(
+            Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            | Q(status=OutboxStatus.SENDING, claimed_until__lt=wall_clock()),
             channel=Channel.WEB,
             chat_id=session_id,
-            status=OutboxStatus.PENDING,
-            next_attempt_at__lte=now,
         ).using_db(conn)
         if conn.capabilities.dialect == "postgres":
             # Two tabs asking at once: each row goes to one of them.
@@ -299,6 +303,7 @@ class WebChat:
         self.max_file_bytes = max_attachment_bytes(settings.max_photo_mb)
         self.upload_cutoff = self.max_file_bytes * UPLOAD_CUTOFF_FACTOR
         self.caps = UploadCaps(settings)
+        conversation.keep_replies_in_outbox(Channel.WEB)
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         lang = page_language(request, self.settings.language)
@@ -315,11 +320,6 @@ class WebChat:
 
     async def _dialog_row(self, session_id: str) -> DialogSession | None:
         return await DialogSession.filter(channel=Channel.WEB, external_id=session_id).first()
-
-    async def _language(self, session_id: str) -> str:
-        row = await self._dialog_row(session_id)
-        state = DialogState.from_json(row.state) if row and row.state else None
-        return supported((state.language if state else None) or self.settings.language)
 
     async def _drafting(self, session_id: str) -> bool:
         row = await self._dialog_row(session_id)
@@ -440,7 +440,7 @@ class WebChat:
         except BadRequest as error:
             given = data.get("session_id") if error.say and isinstance(data, dict) else None
             return error_response(error, await self._language(given))
-        return await self._answer(incoming)
+        return await self._answer(request, incoming)
 
     async def _state(self, session_id: str) -> DialogState | None:
         row = await DialogSession.filter(channel=Channel.WEB, external_id=session_id).first()
@@ -533,9 +533,12 @@ class WebChat:
         incoming = Incoming(
             channel=Channel.WEB, user_id=session_id, kind=kind, file=file, message_id=message_id
         )
-        return await self._answer(incoming)
+        return await self._answer(request, incoming)
 
-    async def _answer(self, incoming: Incoming) -> web.Response:
+    async def _answer(self, request: web.Request, incoming: Incoming) -> web.StreamResponse:
+        """The replies are the response. With a message_id they are outbox rows committed with
+        the turn, marked sent once the response is written: a request that dies in between is
+        answered again by its retry (same message_id), or by the page's next /updates."""
         try:
             replies = await self.conversation.handle(incoming)
         except Exception:
@@ -544,7 +547,16 @@ class WebChat:
             body = messages_json(self.conversation.failure_reply())
             return web.json_response({**body, "error": "internal"}, status=500)
         drafting = await self._drafting(incoming.user_id)
-        return web.json_response(messages_json(replies, drafting))
+        if not isinstance(replies, Replies) or not replies.claimed:
+            return web.json_response(messages_json(list(replies), drafting))
+        response = web.json_response(messages_json([c.message for c in replies.claimed], drafting))
+        request_id = current_context().get("request")
+        if request_id:  # written before the middleware could add it
+            response.headers["X-Request-Id"] = request_id
+        await response.prepare(request)
+        await response.write_eof()
+        await mark_all_sent(replies.claimed, self.conversation.now())
+        return response
 
     async def _json_body(self, request: web.Request) -> Any:
         try:

@@ -38,7 +38,8 @@ Simplified (documented so nobody relies on it):
   such as `.`, `!`, `-`; unclosed `*`, `_`, `~`, `` ` ``, `||`, links) — not tdlib's full grammar.
 - Flood control is off unless `set_flood_limits` is called; it then uses plain sliding windows,
   not Telegram's undocumented burst allowances.
-- Webhooks are not delivered automatically: tests call `deliver_webhook` (no retries, no TLS).
+- Webhooks are not delivered automatically: tests call `deliver_webhook` (no retries, no TLS);
+  a method in the webhook's JSON response is run as Telegram runs it.
 - Sizes are checked for getFile (20 MB) and captions/text only; photo dimensions are invented.
 - Edits by inline_message_id, media groups, payments, inline mode and business messages are
   not implemented (unknown methods answer 404 "Not Found", like Telegram does).
@@ -419,10 +420,27 @@ class FakeTelegram(LoopbackServer):
             ClientSession(timeout=ClientTimeout(total=30)) as session,
             session.post(url, data=json.dumps(update), headers=headers) as response,
         ):
-            await response.read()
+            body = await response.read()
             status = response.status
+            replied_json = response.content_type == "application/json"
         self.webhook_deliveries.append((update, status))
+        if status == 200 and replied_json:
+            await self._webhook_reply(body)
         return status
+
+    async def _webhook_reply(self, body: bytes) -> None:
+        """Telegram runs one Bot API method given as a webhook's JSON response ("method" and
+        its parameters) and tells the bot nothing about its outcome; it is recorded in `calls`
+        like any other call."""
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return
+        if not isinstance(params, dict) or not isinstance(params.get("method"), str):
+            return
+        handler = self._method_table.get(params.pop("method").lower())
+        if handler is not None and handler[0] not in ("getUpdates", "getFile", "getMe"):
+            await self._run_method(handler, params, {})
 
     # ------------------------------------------------------------------ files and chat state
 
@@ -559,11 +577,19 @@ class FakeTelegram(LoopbackServer):
         handler = self._method_table.get(method_name.lower())
         if handler is None:
             return _error_response(ApiError(404, "Not Found"))
-        canonical, func = handler
         try:
             params, files = await _read_params(request)
         except ValueError:
             return _error_response(_bad_request("can't parse JSON object"))
+        return await self._run_method(handler, params, files)
+
+    async def _run_method(
+        self,
+        handler: tuple[str, Callable[..., Any]],
+        params: JSONDict,
+        files: dict[str, bytes],
+    ) -> web.Response:
+        canonical, func = handler
         chat_id = self._call_chat_id(canonical, params)
         call = ApiCall(
             method=canonical,

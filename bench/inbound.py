@@ -1,0 +1,154 @@
+"""Inbound throughput: simulated Telegram users filing complaints through POST /telegram/webhook.
+
+    python bench/inbound.py            # 50 and 200 users; SQLite, PostgreSQL, 1 and 2 workers
+    python bench/inbound.py --quick    # 20 users, one round: a smoke run in well under a minute
+    python bench/inbound.py --users 50 --db postgres --workers 1 --runs 3
+
+Each round starts, in subprocesses: a fake Bot API (tests/fakes/telegram_server.py), the real
+server (`complaintdesk run`, webhook mode) against a fresh database (SQLite file, or a random
+PostgreSQL database dropped afterwards), and — as ceilings measured in the same run with the same
+load generator — a bare aiohttp endpoint and an aiohttp endpoint doing one asyncpg INSERT per
+request. Every user does the whole gov-window intake (tests/intake_script.py), each step waiting
+for the previous answer. Prints updates/s, p50/p95 per update, server CPU per update, and the
+ratios to the INSERT ceiling. It asserts nothing. PostgreSQL: BENCH_PG (default
+postgres://postgres@127.0.0.1:5432/postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _inbound_support import (
+    LoadResult,
+    database,
+    helper,
+    product,
+    run_users,
+    running,
+    summary,
+)
+
+
+@dataclass
+class Row:
+    target: str
+    users: int
+    result: LoadResult
+
+    def line(self, ceiling: LoadResult | None) -> str:
+        r = self.result
+        cpu = r.cpu_seconds / r.updates * 1000 if r.updates else 0.0
+        ratio = ""
+        if ceiling is not None and ceiling.rate:
+            ratio = (
+                f"  {r.rate / ceiling.rate:6.1%} of INSERT"
+                f"  p95 {r.pct(0.95) / ceiling.pct(0.95):5.1f}x"
+            )
+        return (
+            f"{self.target:<22} {self.users:>4} users {r.rate:8.1f} upd/s"
+            f"  p50 {r.pct(0.5):7.1f} ms  p95 {r.pct(0.95):7.1f} ms"
+            f"  cpu {cpu:5.2f} ms/upd  errors {r.errors}{ratio}"
+        )
+
+
+async def ceiling(role: str, users: int, pg_url: str | None, steps: int) -> LoadResult:
+    extra = ("--db", pg_url) if pg_url else ()
+    server = helper(role, None, *extra)
+    server.start()
+    with running(server):
+        await server.ready()
+        url = f"http://127.0.0.1:{server.port}/telegram/webhook"
+        cpu0 = server.cpu_seconds()
+        result = await run_users([url], users, steps=_steps(steps))
+        result.cpu_seconds = server.cpu_seconds() - cpu0
+    return result
+
+
+def _steps(limit: int) -> list[tuple[str, str]]:
+    from _inbound_support import GOV_WINDOW_FILING
+
+    return GOV_WINDOW_FILING[:limit] if limit else GOV_WINDOW_FILING
+
+
+async def product_round(kind: str, users: int, workers: int, steps: int) -> LoadResult:
+    api = helper("fake-api")
+    api.start()
+    with running(api):
+        await api.ready()
+        async with database(kind) as url:
+            data = Path(tempfile.mkdtemp(prefix="cd_bench_data_"))
+            servers = [product(url, api.port, data) for _ in range(workers)]
+            with running(*servers):
+                for server in servers:  # one after the other: each sets the webhook on start
+                    server.start()
+                    await server.ready()
+                urls = [f"http://127.0.0.1:{s.port}/telegram/webhook" for s in servers]
+                cpu0 = sum(s.cpu_seconds() for s in servers)
+                result = await run_users(urls, users, steps=_steps(steps))
+                result.cpu_seconds = sum(s.cpu_seconds() for s in servers) - cpu0
+            import shutil
+
+            shutil.rmtree(data, ignore_errors=True)
+    return result
+
+
+async def main(args: argparse.Namespace) -> None:
+    users_list = args.users or ([20] if args.quick else [50, 200])
+    kinds = args.db or ["sqlite", "postgres"]
+    runs = 1 if args.quick else args.runs
+    print(f"inbound bench: users {users_list}, databases {kinds}, runs {runs}", flush=True)
+    rates: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    p95s: dict[str, list[float]] = {}
+    for run in range(runs):
+        async with database("postgres") as ceiling_db:
+            for users in users_list:
+                bare = await ceiling("bare", users, None, args.steps)
+                insert = await ceiling("insert", users, ceiling_db, args.steps)
+                rows = [Row("bare aiohttp", users, bare), Row("aiohttp + INSERT", users, insert)]
+                for kind in kinds:
+                    for workers in args.workers or ([1, 2] if kind == "postgres" else [1]):
+                        if args.quick and workers > 1:
+                            continue
+                        result = await product_round(kind, users, workers, args.steps)
+                        rows.append(Row(f"product {kind} x{workers}", users, result))
+                print(f"-- run {run + 1}, {users} users", flush=True)
+                for row in rows:
+                    print(row.line(insert), flush=True)
+                    key = f"{row.target} @{users}"
+                    rates.setdefault(key, []).append(row.result.rate)
+                    if insert.rate:
+                        ratios.setdefault(key, []).append(100 * row.result.rate / insert.rate)
+                        p95s.setdefault(key, []).append(row.result.pct(0.95) / insert.pct(0.95))
+                one = next((r for r in rows if r.target == "product postgres x1"), None)
+                two = next((r for r in rows if r.target == "product postgres x2"), None)
+                if one and two and one.result.rate:
+                    print(f"two workers / one (PG): {two.result.rate / one.result.rate:.2f}x")
+    print("\nsummary over runs (min/median/max):")
+    for key in rates:
+        print(
+            f"{key:<30} upd/s {summary(rates[key]):<20} "
+            f"% of INSERT {summary(ratios.get(key, [])):<18} "
+            f"p95 vs INSERT {summary(p95s.get(key, []))}"
+        )
+    if len(rates) and runs > 1:
+        print(f"(median of {runs} runs: {statistics.median([runs])})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 users, one run, one worker")
+    parser.add_argument("--users", type=int, action="append", help="simulated users (repeat)")
+    parser.add_argument("--db", action="append", choices=["sqlite", "postgres"])
+    parser.add_argument("--workers", type=int, action="append", help="PostgreSQL workers")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=0, help="only the first N steps")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,255 @@
+"""A turn's replies as outbox rows: committed with the turn, sent at once by the worker that ran it.
+
+    turn's transaction: dialog state + processed update id + one outbox row per reply
+    after commit:       the same worker sends the rows one by one, marking each sent right after
+
+The rows are written `sending`, claimed by the worker for `REPLY_CLAIM_SECONDS`, so the outbox
+dispatcher leaves them alone while the worker sends them. What can go wrong after the commit:
+
+- the send fails (429, 5xx, network) or the task is cancelled: the unsent rows are released to
+  `pending` and the dispatcher sends them, in order, under the platform's limits;
+- the process dies (kill -9): the claim expires and the dispatcher of any worker sends the rows;
+- the platform delivers the update again: the turn is not re-run (the update id is recorded),
+  and the redelivery claims and sends whatever of its replies is still unsent.
+
+Per-chat order: a reply row is claimed for the immediate send only when no older row to the same
+chat is open; otherwise it stays `pending` behind them and the dispatcher sends the chat's rows
+oldest first. The resend window of a crash is one HTTP call per chat: the row is marked sent by
+the UPDATE that follows the platform's answer (sendMessage has no idempotency key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F, Q
+
+from bot.outbox import PermanentFailure, RetryLater
+from handlers.messages import Outgoing
+from models.entities import Channel, OutboxMessage, OutboxStatus
+from models.outbox import outgoing_from_json, outgoing_to_json
+
+log = logging.getLogger(__name__)
+
+# How long the worker that ran a turn holds its reply rows before the dispatcher may take them
+# (a crash in between delays the reply by at most this much plus one dispatcher poll).
+REPLY_CLAIM_SECONDS = 15.0
+# Reply row keys are "reply:<channel>:<update key>:<index>"; a turn has a few replies, never
+# more than this (a redelivery looks its rows up by these exact keys, through the unique index).
+MAX_REPLIES = 32
+
+_OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+# Channels whose messages reach a person as a stream, in the order sent. The web chat's replies
+# are the HTTP response to the person's own request; its notifications wait for the page to ask.
+ORDERED = frozenset({Channel.TELEGRAM, Channel.WECHAT})
+
+
+def wall_clock() -> datetime:
+    """Claims are between processes, so they are in real time: a conversation's clock may be
+    a business clock (tests, replays), while every dispatcher judges claims by the wall clock."""
+    return datetime.now(UTC)
+
+
+def reply_key(channel: Channel | str, update_key: str, index: int) -> str:
+    return f"reply:{Channel(channel)}:{update_key}:{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedReply:
+    """A reply row this worker may send now; `until` is the claim's token."""
+
+    id: int
+    message: Outgoing
+    until: datetime
+
+
+class Replies(list[Outgoing]):
+    """The answer to one update. `claimed`: the rows (same order as the replies) this worker
+    sends now; `queued`: rows left to the dispatcher (the chat had older unsent messages).
+    `in_outbox` False: the replies are not in the outbox (the caller sends them as it likes)."""
+
+    def __init__(
+        self,
+        replies: Iterable[Outgoing] = (),
+        *,
+        claimed: Sequence[ClaimedReply] = (),
+        queued: bool = False,
+        in_outbox: bool = False,
+    ) -> None:
+        super().__init__(replies)
+        self.claimed = list(claimed)
+        self.queued = queued
+        self.in_outbox = in_outbox
+
+
+async def _chat_has_open_rows(
+    conn: BaseDBAsyncClient | None, channel: Channel, chat_id: str, before: int | None = None
+) -> bool:
+    query = OutboxMessage.filter(channel=channel, chat_id=chat_id, status__in=_OPEN)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    return await query.using_db(conn).exists()
+
+
+async def write_replies(
+    conn: BaseDBAsyncClient,
+    *,
+    channel: Channel,
+    chat_id: str,
+    update_key: str,
+    replies: Sequence[Outgoing],
+    now: datetime,
+) -> Replies:
+    """Insert the turn's replies as outbox rows inside the turn's transaction `conn`."""
+    if not replies:
+        return Replies(in_outbox=True)
+    if len(replies) > MAX_REPLIES:
+        raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
+    behind = channel in ORDERED and await _chat_has_open_rows(conn, channel, chat_id)
+    until = wall_clock() + timedelta(seconds=REPLY_CLAIM_SECONDS)
+    rows = [
+        OutboxMessage(
+            idempotency_key=reply_key(channel, update_key, index),
+            channel=channel,
+            chat_id=chat_id,
+            payload=outgoing_to_json(reply),
+            status=OutboxStatus.PENDING if behind else OutboxStatus.SENDING,
+            attempts=0 if behind else 1,
+            next_attempt_at=now,
+            claimed_until=None if behind else until,
+        )
+        for index, reply in enumerate(replies)
+    ]
+    for row in rows:  # INSERT ... RETURNING id; a turn has one reply as a rule
+        await row.save(using_db=conn)
+    ids = [row.id for row in rows]
+    if behind:
+        return Replies(replies, queued=True, in_outbox=True)
+    claimed = [ClaimedReply(i, reply, until) for i, reply in zip(ids, replies, strict=True)]
+    return Replies(replies, claimed=claimed, in_outbox=True)
+
+
+async def reclaim_unsent(
+    *, channel: Channel, chat_id: str, update_key: str, now: datetime
+) -> Replies:
+    """For a redelivered update: claim its committed replies not sent yet (pending, or left
+    `sending` by a worker whose claim has expired). Rows another worker holds right now stay
+    with it; rows behind an older open message of the chat stay with the dispatcher."""
+    keys = [reply_key(channel, update_key, index) for index in range(MAX_REPLIES)]
+    rows = await OutboxMessage.filter(idempotency_key__in=keys).order_by("id")
+    unsent = [row for row in rows if row.status in _OPEN]
+    if not rows:
+        return Replies()  # handled before replies were kept in the outbox, or said nothing
+    if not unsent:
+        return Replies(in_outbox=True)
+    if channel in ORDERED and await _chat_has_open_rows(
+        None, channel, chat_id, before=unsent[0].id
+    ):
+        return Replies(queued=True, in_outbox=True)
+    wall = wall_clock()
+    until = wall + timedelta(seconds=REPLY_CLAIM_SECONDS)
+    claimed: list[ClaimedReply] = []
+    for row in unsent:
+        free = Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now) | Q(
+            status=OutboxStatus.SENDING, claimed_until__lt=wall
+        )
+        taken = (
+            await OutboxMessage.filter(free, id=row.id)
+            .filter(status=row.status)
+            .update(status=OutboxStatus.SENDING, claimed_until=until, attempts=F("attempts") + 1)
+        )
+        if not taken:
+            break  # held by a live claim (or sent meanwhile): what follows waits for it
+        claimed.append(ClaimedReply(row.id, outgoing_from_json(row.payload), until))
+    messages = [c.message for c in claimed]
+    return Replies(messages, claimed=claimed, queued=len(claimed) < len(unsent), in_outbox=True)
+
+
+def _finish(step: Awaitable[Any]) -> Awaitable[Any]:
+    """Let a bookkeeping UPDATE finish even when the caller is cancelled (an aborted SQLite
+    statement could leave the connection's lock held)."""
+    return asyncio.shield(asyncio.ensure_future(step))
+
+
+async def mark_sent(claim: ClaimedReply, now: datetime) -> bool:
+    updated = await OutboxMessage.filter(
+        id=claim.id, status=OutboxStatus.SENDING, claimed_until=claim.until
+    ).update(status=OutboxStatus.SENT, sent_at=now, claimed_until=None, last_error=None)
+    return bool(updated)
+
+
+async def mark_all_sent(claims: Sequence[ClaimedReply], now: datetime) -> None:
+    """Several rows handed over at once (the web chat's HTTP response carries them all)."""
+    if not claims:
+        return
+    until = claims[0].until
+    await _finish(
+        OutboxMessage.filter(
+            id__in=[c.id for c in claims], status=OutboxStatus.SENDING, claimed_until=until
+        ).update(status=OutboxStatus.SENT, sent_at=now, claimed_until=None, last_error=None)
+    )
+
+
+async def release(
+    claims: Sequence[ClaimedReply], at: datetime, error: str, *, failed: bool = False
+) -> None:
+    """Hand unsent rows to the dispatcher (due at `at`), or give the first up (`failed`)."""
+    for index, claim in enumerate(claims):
+        mine = OutboxMessage.filter(
+            id=claim.id, status=OutboxStatus.SENDING, claimed_until=claim.until
+        )
+        if failed and index == 0:
+            await mine.update(status=OutboxStatus.FAILED, claimed_until=None, last_error=error)
+        else:
+            await mine.update(
+                status=OutboxStatus.PENDING,
+                claimed_until=None,
+                next_attempt_at=at,
+                attempts=F("attempts") - 1 if not failed else F("attempts"),
+                last_error=error,
+            )
+
+
+async def deliver(
+    claims: Sequence[ClaimedReply],
+    send: Callable[[Outgoing], Awaitable[None]],
+    *,
+    now: Callable[[], datetime],
+    wake: Callable[[], None] | None = None,
+) -> int:
+    """Send the claimed rows in order, each marked sent right after the platform took it.
+
+    `send` raises the outbox's exceptions (RetryLater, TransientFailure, PermanentFailure). On
+    a failure — or a cancellation — the rest goes back to the outbox for the dispatcher (a
+    permanent failure gives that message up and still hands the later ones over: they may be
+    refused as well, the dispatcher finds out). Returns how many were sent."""
+    sent = 0
+    for index, claim in enumerate(claims):
+        try:
+            await send(claim.message)
+        except asyncio.CancelledError:
+            await _finish(release(claims[index:], now(), "cancelled before sending"))
+            if wake is not None:
+                wake()
+            raise
+        except Exception as error:
+            # Due at once: the dispatcher's next try (or a redelivery) counts as the retry, and
+            # the dispatcher's own backoff paces any further ones; a 429 is honoured exactly.
+            at = now()
+            if isinstance(error, RetryLater):
+                at = now() + timedelta(seconds=error.seconds)
+            permanent = isinstance(error, PermanentFailure)
+            log.warning("reply %s not sent now (%s): handed to the outbox", claim.id, error)
+            await _finish(release(claims[index:], at, str(error), failed=permanent))
+            if wake is not None:
+                wake()
+            return sent
+        await _finish(mark_sent(claim, now()))
+        sent += 1
+    return sent
