@@ -104,6 +104,7 @@ STATE_LABELS: Mapping[str, str] = {
     State.RESOLVED: N_("Resolved"),
     State.REPLIED: N_("Replied"),
     State.REVISIT: N_("Follow-up visit"),
+    State.SUPERVISOR_REVISIT: N_("Supervisor follow-up"),
     State.CLOSED: N_("Closed"),
     State.REOPENED: N_("Reopened"),
     State.WITHDRAWN: N_("Withdrawn"),
@@ -121,6 +122,7 @@ STAGE_LABELS: Mapping[str, str] = {
     "revisit": N_("revisit"),
     "survey_reminder": N_("survey reminder"),
     "auto_close": N_("closing"),
+    "supervisor_revisit": N_("supervisor revisit"),
 }
 
 UNIT_LABELS: Mapping[str, str] = {

@@ -228,6 +228,11 @@ def refresh_next_due(complaint: Complaint) -> None:
         entry = complaint.deadlines.get(stage)
         if entry and not entry.get("done"):
             candidates.append((_parse(entry["due"]), stage, bool(entry.get("provisional"))))
+    if state == State.SUPERVISOR_REVISIT:
+        # R19: the supervisor's revisit is what the case waits for (card, lists, reports).
+        owed = (complaint.alarm_state or {}).get("supervisor_revisit") or {}
+        if owed.get("due") and not owed.get("done"):
+            candidates.append((_parse(owed["due"]), "supervisor_revisit", False))
     if complaint.paused_at is not None or not candidates:
         complaint.next_due_at = None
         complaint.next_due_stage = None
@@ -522,6 +527,7 @@ async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> Ca
         max_extensions=max_ext,
         written_reply_pending=written_reply_pending(complaint, profile),
         severity_raisable=severity_raisable(profile, complaint),
+        dispute_to_supervisor=profile.reply.disputed_result == "supervisor_revisit",
     )
 
 
@@ -674,6 +680,25 @@ async def _apply_effects(
         start_stages(profile, complaint, transition.to_state, clock)
     if transition.to_state == State.CLOSED:
         complaint.closed_at = clock.now
+    if action == Action.DISPUTE and transition.to_state == State.SUPERVISOR_REVISIT:
+        # [reply] disputed_result = "supervisor_revisit": a supervisor owes the complainant a
+        # revisit within the profile's limit (R19's 7 days by default), as after an unsatisfied
+        # survey.
+        limit = profile.revisit.supervisor_revisit_due if profile.revisit else None
+        duration = limit.to_duration() if limit else Duration(7, "calendar_days")
+        due = compute_due(clock.now, duration, clock.calendar, clock.tz).due
+        complaint.alarm_state = {
+            **(complaint.alarm_state or {}),
+            "supervisor_revisit": {"start": _iso(clock.now), "due": _iso(due)},
+        }
+        extra["supervisor_revisit_due"] = _iso(due)
+    if transition.from_state == State.SUPERVISOR_REVISIT and transition.changes_state:
+        owed = (complaint.alarm_state or {}).get("supervisor_revisit")
+        if isinstance(owed, dict) and not owed.get("done"):
+            complaint.alarm_state = {
+                **complaint.alarm_state,
+                "supervisor_revisit": {**owed, "done": _iso(clock.now)},
+            }
     return extra
 
 
