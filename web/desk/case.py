@@ -54,8 +54,8 @@ from models.notifications import (
     visible_attachments,
 )
 from models.workflow import Action, Role
-from scheduler.time_left import time_left
 from scheduler.alarms import unheard_escalations
+from scheduler.time_left import time_left
 from web.desk.cases import time_left_text
 from web.desk.core import PREFIX, ROLE_NAMES, Me, desk_of, error_page, render, signed_in
 
