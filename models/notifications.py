@@ -128,6 +128,7 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
         max_extensions=profile.extension.max_count if profile.extension is not None else 0,
         written_reply_pending=written_reply_pending(complaint, profile),
         severity_raisable=severity_raisable(profile, complaint),
+        settle_as_decided_enabled=profile.acceptance.settle_as_decided,
     )
 
 

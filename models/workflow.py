@@ -36,6 +36,10 @@ Choices the table encodes (see DESIGN.md for the life cycle itself):
 - `issue_written_reply` (an addition): the 书面答复 letter is issued. Where the profile requires a
   written reply to a written complaint, `close` is refused until it has been (the fact
   `written_reply_pending`), whoever closes: the survey, the no-response close or a supervisor.
+- `settle_as_decided` (an addition, R6 即时办结 "集中发生的同一投诉事项且已有明确处理意见"): at
+  acceptance, staff link the case to an earlier case whose result was decided and resolve it
+  with that reply at once (the result is told next, as after `resolve`). Only where the profile
+  enables it (`[acceptance] settle_as_decided`, the fact `settle_as_decided_enabled`).
 - Department scope and confidentiality are checked by the shell before `decide`; the rule book
   only knows roles and the small `CaseFacts` below.
 """
@@ -102,6 +106,7 @@ class Action(StrEnum):
     WITHDRAW = "withdraw"
     ARCHIVE = "archive"
     ISSUE_WRITTEN_REPLY = "issue_written_reply"
+    SETTLE_AS_DECIDED = "settle_as_decided"
 
 
 class Effect(StrEnum):
@@ -142,6 +147,7 @@ class RefusalReason(StrEnum):
     OWN_EXTENSION_REQUEST = "own_extension_request"
     WRITTEN_REPLY_MISSING = "written_reply_missing"
     SEVERITY_FIXED = "severity_fixed"
+    NOT_ENABLED_BY_PROFILE = "not_enabled_by_profile"
 
 
 # States in which the organisation still owes something on the case.
@@ -204,6 +210,9 @@ class CaseFacts:
     # The profile sends a disputed result to a supervisor revisit ([reply] disputed_result =
     # "supervisor_revisit") instead of re-investigation (reopen, the default).
     dispute_to_supervisor: bool = False
+    # The profile lets staff settle a case at acceptance with an earlier decided case's reply
+    # ([acceptance] settle_as_decided, R6's batch rule).
+    settle_as_decided_enabled: bool = False
 
     def __post_init__(self) -> None:
         # Inconsistent facts are a bug in the caller: fail loudly rather than decide on them.
@@ -471,6 +480,13 @@ _RULES: Mapping[Action, _Rule] = {
         (Effect.START_RETENTION,),
         "archive",
     ),
+    Action.SETTLE_AS_DECIDED: _Rule(
+        _to(State.RESOLVED, State.SUBMITTED, State.ACCEPTED),
+        _DISPATCHERS,
+        "settled_as_decided",
+        (Effect.COMPUTE_DEADLINES,),  # the result-notice deadline; the result is told next
+        "settle as already decided",
+    ),
     Action.ISSUE_WRITTEN_REPLY: _Rule(
         _stay({State.RESOLVED, State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}),
         _STAFF,
@@ -630,6 +646,16 @@ def decide(
         refusal = _refuse(
             RefusalReason.SEVERITY_FIXED,
             "the profile does not let staff set (raise) this complaint's severity",
+            state,
+        )
+    if (
+        refusal is None
+        and action is Action.SETTLE_AS_DECIDED
+        and not facts.settle_as_decided_enabled
+    ):
+        refusal = _refuse(
+            RefusalReason.NOT_ENABLED_BY_PROFILE,
+            "the profile does not let staff settle a complaint as already decided",
             state,
         )
     if refusal is not None:

@@ -69,6 +69,7 @@ withdraw          | submitted>withdrawn accepted>withdrawn assigned>withdrawn
                     resolved>withdrawn reopened>withdrawn                  | C*
 archive           | closed>archived refused>archived withdrawn>archived    | A S
 issue_written_reply | resolved= replied= revisit= supervisor_revisit=       | I H! D V A
+settle_as_decided | submitted>resolved accepted>resolved                   | I D V A
 """
 ROLE_LETTERS = {
     "C": Role.COMPLAINANT,
@@ -120,6 +121,7 @@ def _all_facts() -> list[CaseFacts]:
                 extensions_used=used,
                 max_extensions=most,
                 severity_raisable=raisable,
+                settle_as_decided_enabled=raisable,  # both profile leaves, varied together
             )
         )
     return facts
@@ -144,6 +146,8 @@ def expected_outcome(state: State, action: Action, role: Role, facts: CaseFacts)
         return "not_assigned"
     if action is Action.SET_SEVERITY and role is not Role.SYSTEM and not facts.severity_raisable:
         return "severity_fixed"
+    if action is Action.SETTLE_AS_DECIDED and not facts.settle_as_decided_enabled:
+        return "not_enabled_by_profile"
     limit_reached = facts.extensions_used >= facts.max_extensions
     if action is Action.REQUEST_EXTENSION:
         if facts.extension_pending:
@@ -168,6 +172,7 @@ def favourable_facts(action: Action) -> CaseFacts:
         actor_is_lead=True,
         extension_pending=action in EXTENSION_DECISIONS,
         severity_raisable=True,
+        settle_as_decided_enabled=True,
     )
 
 
