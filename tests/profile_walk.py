@@ -38,7 +38,17 @@ from tests.scheduler_support import (
     make_org,
 )
 
-__all__ = ["Walk", "alarm_context", "assert_ships", "due", "due_of", "end_of", "local", "screen", "texts_to"]
+__all__ = [
+    "Walk",
+    "alarm_context",
+    "assert_ships",
+    "due",
+    "due_of",
+    "end_of",
+    "local",
+    "screen",
+    "texts_to",
+]
 
 ROLES = {
     "clerk": Role.INTAKE_CLERK,
@@ -149,6 +159,15 @@ class Walk:
         """Resolved and the result told at `at` (the complaint ends `replied`)."""
         complaint = await self.act(complaint, Action.RESOLVE, "handler", at, reply_text=text)
         return await self.act(complaint, Action.NOTIFY_RESULT, "handler", at)
+
+    async def extend(
+        self, complaint: Complaint, amount: int, reason: str, asked: datetime, approved: datetime
+    ) -> Complaint:
+        """The handler asks for `amount` more (the profile's unit), the unit's head approves."""
+        complaint = await self.act(
+            complaint, Action.REQUEST_EXTENSION, "handler", asked, amount=amount, reason=reason
+        )
+        return await self.act(complaint, Action.APPROVE_EXTENSION, "unit_head", approved)
 
     async def sweep(self, at: datetime) -> dict[str, list[str]]:
         """Run the sweep at `at`; the outbox rows it added as {chat: [kind, ...]}."""

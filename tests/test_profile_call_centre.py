@@ -73,7 +73,9 @@ async def test_unsatisfied_goes_to_the_supervisor_and_leaves_the_revisit(db_url:
     # R19's words to the complainant (what the chat shell sends after the answer).
     told = render_survey_outcome(outcome.status, complaint.number, "2026年11月13日 23:59", "zh_CN")
     assert told is not None
-    assert told.text.startswith("很抱歉") and "服务质量监督员将在 2026年11月13日 23:59 前" in told.text
+    assert (
+        told.text.startswith("很抱歉") and "服务质量监督员将在 2026年11月13日 23:59 前" in told.text
+    )
     # The supervisors are told, with the scores and the date.
     [notice] = await texts_to("supervisor")
     assert complaint.number in notice and "13 23:59" in notice and "态度 4/10" in notice
