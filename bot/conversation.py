@@ -63,6 +63,7 @@ from handlers.i18n import format_datetime, supported, translator
 from handlers.messages import FileRef, Incoming, Outgoing
 from models.actions import (
     ActionRefused,
+    ActionResult,
     Actor,
     Clock,
     ComplaintNotFound,
@@ -510,8 +511,10 @@ class Conversation:
             if isinstance(command, Dispute):
                 complaint = await self._own_complaint(command.number, person, conn)
                 payload = {"reason": command.reason}
-                await self._act(complaint, Action.DISPUTE, person, clock, payload, conn)
-                return render_disputed(command.number, lang)
+                done = await self._act(complaint, Action.DISPUTE, person, clock, payload, conn)
+                owed = done.extra.get("supervisor_revisit_due")  # [reply] disputed_result
+                due = format_datetime(datetime.fromisoformat(owed), lang, self.tz) if owed else None
+                return render_disputed(command.number, lang, supervisor_due=due)
         except ComplaintNotFound:
             return render_command_failed("not_found", lang)
         except ActionRefused as refused:
@@ -682,10 +685,10 @@ class Conversation:
         clock: Clock,
         payload: dict[str, Any],
         conn: BaseDBAsyncClient,
-    ) -> None:
+    ) -> ActionResult:
         actor = Actor(Role.COMPLAINANT, complainant=person)
         profile = self.profile
-        await act(
+        return await act(
             complaint.id, action, actor, profile=profile, clock=clock, payload=payload, conn=conn
         )
 

@@ -77,8 +77,31 @@ DEMO_STAFF: dict[str, tuple[tuple[str, str, Role, str | None], ...]] = {
 }
 
 
+# Any other profile (school, utility, petition, ...): a neutral unit named after the profile,
+# with the same department codes, so the same five sign-ins staff it.
+GENERIC_STAFF: tuple[tuple[str, str, Role, str | None], ...] = (
+    ("admin", "系统管理员", Role.ADMIN, None),
+    ("supervisor", "监督室周主任", Role.SUPERVISOR, "supervision"),
+    ("intake", "受理员陈静", Role.INTAKE_CLERK, "intake"),
+    ("head", "业务部门李主任", Role.DEPARTMENT_HEAD, "general"),
+    ("handler", "业务部门王干事", Role.HANDLER, "general"),
+)
+
+
+def generic_organisation(profile_id: str) -> Org:
+    from config.profiles import load_profile
+
+    name = load_profile(profile_id).name.get("zh_CN") or profile_id
+    return (
+        ("centre", f"演示单位（{name}）", None),
+        ("intake", "投诉受理室", "centre"),
+        ("general", "业务部门", "centre"),
+        ("supervision", "监督室", "centre"),
+    )
+
+
 def organisation_for(profile_id: str) -> Org:
-    return ORGANISATIONS.get(profile_id, DEMO_DEPARTMENTS)
+    return ORGANISATIONS.get(profile_id) or generic_organisation(profile_id)
 
 
 async def ensure_demo_organisation(profile_id: str = "gov-window") -> bool:
@@ -107,7 +130,7 @@ class DemoSignIn:
 
 async def ensure_demo_staff(profile_id: str, now: datetime) -> list[DemoSignIn]:
     """One staff member per role (created when missing), each with a fresh desk password."""
-    people = DEMO_STAFF.get(profile_id, DEMO_STAFF["gov-window"])
+    people = DEMO_STAFF.get(profile_id, GENERIC_STAFF)
     roots = await Department.filter(parent_id=None).order_by("id")
     signins = []
     for login, name, role, code in people:

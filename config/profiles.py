@@ -216,6 +216,9 @@ class Acceptance(_Model):
     ask_category: bool = False
     ask_severity: bool = False  # always ask, even where the category has a default severity
     ask_complexity: bool = False  # simple/complex judged per case (R1 "事实清楚、情节简单")
+    # Staff may settle a case at acceptance as already decided: linked to an earlier case whose
+    # result was decided, resolved with that reply at once (R6 batch rule, 即时办结 (2)).
+    settle_as_decided: bool = False
 
 
 class SeverityRules(_Model):

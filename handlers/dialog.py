@@ -441,8 +441,16 @@ def render_withdrawn(number: str, lang: str) -> list[Outgoing]:
     return [Outgoing(text, tuple(menu_choices(_)))]
 
 
-def render_disputed(number: str, lang: str) -> list[Outgoing]:
+def render_disputed(number: str, lang: str, supervisor_due: str | None = None) -> list[Outgoing]:
+    """The dispute recorded: re-investigation, or (the profile's `disputed_result`) a service
+    quality supervisor's revisit by `supervisor_due`."""
     _ = translator(lang)
+    if supervisor_due is not None:
+        text = _(
+            "Your dispute of the result of complaint {number} has been recorded. A service "
+            "quality supervisor will contact you by {due} to look at it again."
+        ).format(number=number, due=supervisor_due)
+        return [Outgoing(text, tuple(menu_choices(_)))]
     text = _(
         "Your dispute of the result of complaint {number} has been recorded; "
         "the matter will be looked at again."

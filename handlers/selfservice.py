@@ -42,7 +42,9 @@ OPEN_STATES = frozenset(
     }
 )
 # Complaints with a result the person may contest.
-DISPUTABLE_STATES = frozenset({State.REPLIED, State.REVISIT, State.CLOSED})
+DISPUTABLE_STATES = frozenset(
+    {State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT, State.CLOSED}
+)
 
 STATE_LABELS: dict[str, str] = {
     State.DRAFT: N_("Draft"),
@@ -55,6 +57,7 @@ STATE_LABELS: dict[str, str] = {
     State.RESOLVED: N_("Resolved"),
     State.REPLIED: N_("Replied"),
     State.REVISIT: N_("Follow-up visit"),
+    State.SUPERVISOR_REVISIT: N_("Supervisor follow-up"),
     State.CLOSED: N_("Closed"),
     State.REOPENED: N_("Reopened"),
     State.WITHDRAWN: N_("Withdrawn"),

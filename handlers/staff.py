@@ -63,6 +63,7 @@ STALE = "stale"  # refusal code for an out-of-date button
 BUTTON_ACTIONS: tuple[Action, ...] = (
     Action.ACCEPT,
     Action.REFUSE,
+    Action.SETTLE_AS_DECIDED,  # where the profile enables it (R6 batch rule)
     Action.ASSIGN,
     Action.TRANSFER,
     Action.ADD_CO_HANDLER,
@@ -83,6 +84,7 @@ BUTTON_ACTIONS: tuple[Action, ...] = (
 ACTION_LABELS: Mapping[str, str] = {
     Action.ACCEPT: N_("Accept"),
     Action.REFUSE: N_("Refuse"),
+    Action.SETTLE_AS_DECIDED: N_("Settle as already decided"),
     Action.ASSIGN: N_("Assign"),
     Action.TRANSFER: N_("Transfer"),
     Action.ADD_CO_HANDLER: N_("Add co-handling department"),
@@ -113,6 +115,7 @@ STATE_LABELS: Mapping[str, str] = {
     State.RESOLVED: N_("Resolved"),
     State.REPLIED: N_("Replied"),
     State.REVISIT: N_("Follow-up visit"),
+    State.SUPERVISOR_REVISIT: N_("Supervisor follow-up"),
     State.CLOSED: N_("Closed"),
     State.REOPENED: N_("Reopened"),
     State.WITHDRAWN: N_("Withdrawn"),
@@ -130,6 +133,7 @@ STAGE_LABELS: Mapping[str, str] = {
     "revisit": N_("revisit"),
     "survey_reminder": N_("survey reminder"),
     "auto_close": N_("closing"),
+    "supervisor_revisit": N_("supervisor revisit"),
 }
 
 UNIT_LABELS: Mapping[str, str] = {
@@ -152,6 +156,7 @@ REFUSAL_TEXTS: Mapping[str, str] = {
         "a written complaint cannot be closed before its written reply is issued."
     ),
     "severity_fixed": N_("this profile does not let staff raise the severity."),
+    "not_enabled_by_profile": N_("this profile does not provide for this action."),
     STALE: N_("this button is out of date: the case has moved on since it was sent."),
     "not_found": N_("the complaint no longer exists."),
     "invalid": N_("the input was not accepted ({detail})."),
@@ -1189,6 +1194,27 @@ def _take_reply_file(turn: _Turn) -> None:
     _ask_reply_files(turn, text.format(count=len(files), max=turn.ctx.max_files))
 
 
+def _ask_decided(turn: _Turn) -> None:
+    turn.go("decided_number")
+    turn.say(
+        turn._(
+            "Type the number of the earlier complaint about the same matter that was already "
+            "decided: its reply goes to this complainant as the result."
+        ),
+        [turn.cancel_choice()],
+    )
+
+
+def _on_decided(turn: _Turn) -> None:
+    number = turn.text_input()
+    if number is None:
+        return
+    turn.act(Action.SETTLE_AS_DECIDED, {"decided_number": number})
+    # Settled at once: the earlier decision is told in the same transaction, as after resolve.
+    turn.act(Action.NOTIFY_RESULT, {}, first=False)
+    turn.go(None)
+
+
 def _resolve_with(turn: _Turn, reply_text: str) -> None:
     payload: dict[str, Any] = {"reply_text": reply_text}
     files = _reply_files(turn)
@@ -1279,6 +1305,7 @@ _FIRST_STEP: Mapping[Action, Step] = {
     Action.ADD_NOTE: _ask_note,
     Action.RESOLVE: _ask_reply,
     Action.HAND_BACK: _ask_hand_back,
+    Action.SETTLE_AS_DECIDED: _ask_decided,
 }
 
 _STEPS: Mapping[str, Step] = {
@@ -1298,6 +1325,7 @@ _STEPS: Mapping[str, Step] = {
     "reply": _on_reply,
     "reply_files": _on_reply_files,
     "hand_back": _on_hand_back,
+    "decided_number": _on_decided,
     "extension_amount": _on_extension_amount,
     "extension_reason": _on_extension_reason,
 }
@@ -1461,6 +1489,11 @@ def form_acts(
         if isinstance(reason, FormProblem):
             return reason
         return acts((action, {"amount": int(raw), "unit": unit, "reason": reason}))
+    if action == Action.SETTLE_AS_DECIDED:
+        number = _form_text(values, "decided_number")
+        if isinstance(number, FormProblem):
+            return number
+        return acts((action, {"decided_number": number}), (str(Action.NOTIFY_RESULT), {}))
     if action == Action.RESOLVE:
         reply = _form_text(values, "reply_text")
         if isinstance(reply, FormProblem):

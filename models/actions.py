@@ -228,6 +228,11 @@ def refresh_next_due(complaint: Complaint) -> None:
         entry = complaint.deadlines.get(stage)
         if entry and not entry.get("done"):
             candidates.append((_parse(entry["due"]), stage, bool(entry.get("provisional"))))
+    if state == State.SUPERVISOR_REVISIT:
+        # R19: the supervisor's revisit is what the case waits for (card, lists, reports).
+        owed = (complaint.alarm_state or {}).get("supervisor_revisit") or {}
+        if owed.get("due") and not owed.get("done"):
+            candidates.append((_parse(owed["due"]), "supervisor_revisit", False))
     if complaint.paused_at is not None or not candidates:
         complaint.next_due_at = None
         complaint.next_due_stage = None
@@ -505,6 +510,36 @@ async def _lock_complaint(conn: BaseDBAsyncClient, ref: int | str) -> Complaint:
     return complaint
 
 
+# States in which a case's result has been decided and may stand for a later, same matter.
+DECIDED_STATES = frozenset(
+    {
+        State.RESOLVED,
+        State.REPLIED,
+        State.REVISIT,
+        State.SUPERVISOR_REVISIT,
+        State.CLOSED,
+        State.ARCHIVED,
+    }
+)
+
+
+async def decided_case(
+    complaint: Complaint, number: Any, conn: BaseDBAsyncClient | None = None
+) -> Complaint:
+    """The earlier case, by number, whose decision settles `complaint` (`settle_as_decided`);
+    ValueError (the staff desk shows it as refused input) when it is unknown, is this case, or
+    has no decided reply yet."""
+    number = str(number or "").strip()
+    if not number:
+        raise ValueError("the number of the case already decided is required")
+    decided = await Complaint.filter(number=number).using_db(conn).first()
+    if decided is None or decided.id == complaint.id:
+        raise ValueError(f"no other complaint numbered {number}")
+    if State(decided.state) not in DECIDED_STATES or not decided.reply_text:
+        raise ValueError(f"complaint {number} has no decided result yet")
+    return decided
+
+
 async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> CaseFacts:
     staff = actor.staff
     is_lead = staff is not None and complaint.handler_id == staff.id  # type: ignore[attr-defined]
@@ -528,6 +563,8 @@ async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> Ca
         max_extensions=max_ext,
         written_reply_pending=written_reply_pending(complaint, profile),
         severity_raisable=severity_raisable(profile, complaint),
+        dispute_to_supervisor=profile.reply.disputed_result == "supervisor_revisit",
+        settle_as_decided_enabled=profile.acceptance.settle_as_decided,
     )
 
 
@@ -590,6 +627,15 @@ async def _apply_effects(
     effects = set(transition.effects)
     extra: dict[str, Any] = {}
     action = transition.action
+    if action == Action.SETTLE_AS_DECIDED:
+        decided = await decided_case(complaint, payload.get("decided_number"), conn)
+        # R6 batch rule: the earlier decision is this case's reply, given at once.
+        payload["decided_number"] = decided.number
+        payload["reply_text"] = decided.reply_text
+        complaint.intake_extra = {**(complaint.intake_extra or {}), "decided_as": decided.number}
+        complaint.reply_text = decided.reply_text
+        complaint.resolved_at = clock.now
+        extra["decided_complaint_id"] = decided.id
     if action == Action.ACCEPT:
         if payload.get("category"):
             profile.category(payload["category"])  # KeyError names an unknown category
@@ -680,6 +726,25 @@ async def _apply_effects(
         start_stages(profile, complaint, transition.to_state, clock)
     if transition.to_state == State.CLOSED:
         complaint.closed_at = clock.now
+    if action == Action.DISPUTE and transition.to_state == State.SUPERVISOR_REVISIT:
+        # [reply] disputed_result = "supervisor_revisit": a supervisor owes the complainant a
+        # revisit within the profile's limit (R19's 7 days by default), as after an unsatisfied
+        # survey.
+        limit = profile.revisit.supervisor_revisit_due if profile.revisit else None
+        duration = limit.to_duration() if limit else Duration(7, "calendar_days")
+        due = compute_due(clock.now, duration, clock.calendar, clock.tz).due
+        complaint.alarm_state = {
+            **(complaint.alarm_state or {}),
+            "supervisor_revisit": {"start": _iso(clock.now), "due": _iso(due)},
+        }
+        extra["supervisor_revisit_due"] = _iso(due)
+    if transition.from_state == State.SUPERVISOR_REVISIT and transition.changes_state:
+        owed = (complaint.alarm_state or {}).get("supervisor_revisit")
+        if isinstance(owed, dict) and not owed.get("done"):
+            complaint.alarm_state = {
+                **complaint.alarm_state,
+                "supervisor_revisit": {**owed, "done": _iso(clock.now)},
+            }
     return extra
 
 

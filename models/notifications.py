@@ -81,8 +81,9 @@ if TYPE_CHECKING:
 VIEWED_IDENTITY = "viewed_identity"
 # Events that do not move the case: they leave its buttons valid.
 UNVERSIONED_ACTIONS = (VIEWED_IDENTITY, str(Action.ADD_NOTE))
-# States in which a case is on someone's desk (replied/revisit wait for the complainant).
-DESK_STATES = OPEN_STATES - {State.REPLIED, State.REVISIT}
+# States in which a case is on someone's desk (replied/revisit wait for the complainant; a
+# supervisor revisit is on the supervisors' and admins' desks only).
+DESK_STATES = OPEN_STATES - {State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}
 _DEPARTMENT_ROLES = (Role.DEPARTMENT_HEAD, Role.HANDLER)
 
 
@@ -127,6 +128,7 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
         max_extensions=profile.extension.max_count if profile.extension is not None else 0,
         written_reply_pending=written_reply_pending(complaint, profile),
         severity_raisable=severity_raisable(profile, complaint),
+        settle_as_decided_enabled=profile.acceptance.settle_as_decided,
     )
 
 
@@ -398,7 +400,11 @@ async def desk_cases(
     if role in (Role.SUPERVISOR, Role.ADMIN):
         # An unsatisfied survey leaves a supervisor revisit owed: the case is theirs to close or
         # reopen, so it is on their list although it is in revisit.
-        revisits = await Complaint.filter(state=str(State.REVISIT)).using_db(conn).limit(limit)
+        revisits = await (
+            Complaint.filter(state__in=[str(State.SUPERVISOR_REVISIT), str(State.REVISIT)])
+            .using_db(conn)
+            .limit(limit)
+        )
         rows += [c for c in revisits if (c.alarm_state or {}).get("supervisor_revisit")]
     rows.sort(key=lambda c: (c.next_due_at is None, c.next_due_at or datetime.max, c.id))
     unreachable = await undeliverable_complaints([c.id for c in rows], conn=conn)

@@ -151,7 +151,8 @@ _RECORDED_EVENTS = frozenset(
         str(Action.SUPPLEMENT),
         "callback_done",
         "escalated",
-        "supervisor_revisit_requested",
+        "supervisor_revisit_requested",  # rows from before the action
+        str(Action.REQUEST_SUPERVISOR_REVISIT),
         "close_awaits_written_reply",
         "chat_linked",
     }

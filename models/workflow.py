@@ -17,8 +17,13 @@ Choices the table encodes (see DESIGN.md for the life cycle itself):
   `accepted`: the acceptance stands, the receiving department dispatches it again.
 - `withdraw` is open to the complainant until the result is told: every open state up to and
   including `resolved`. Once `replied` the complainant answers the survey or disputes instead.
-- `dispute` (complainant) reopens a `replied`, `revisit` or `closed` case; whether a closed case
-  is still inside the dispute window is for the shell to check before asking.
+- `request_supervisor_revisit` (an addition, R19): an unsatisfied survey where the profile says
+  "supervisor_revisit" moves the case from `revisit` to `supervisor_revisit` — the survey is
+  answered, its reminder and no-response close stop, and a supervisor owes the revisit; the
+  supervisor then closes or reopens it (`close` / `reopen`).
+- `dispute` (complainant) reopens a `replied`, `revisit`, `supervisor_revisit` or `closed` case
+  (or, where the profile's `disputed_result` is "supervisor_revisit", sends it to a supervisor
+  revisit); whether a closed case is still inside the dispute window is for the shell to check.
 - `resume` (an addition): the handler, department head or the scheduler (material never came)
   puts a waiting case back in progress without a supplement, so no case waits forever.
 - `set_severity` (an addition): staff rate or raise a case's severity while it is open (R7g:
@@ -31,6 +36,10 @@ Choices the table encodes (see DESIGN.md for the life cycle itself):
 - `issue_written_reply` (an addition): the 书面答复 letter is issued. Where the profile requires a
   written reply to a written complaint, `close` is refused until it has been (the fact
   `written_reply_pending`), whoever closes: the survey, the no-response close or a supervisor.
+- `settle_as_decided` (an addition, R6 即时办结 "集中发生的同一投诉事项且已有明确处理意见"): at
+  acceptance, staff link the case to an earlier case whose result was decided and resolve it
+  with that reply at once (the result is told next, as after `resolve`). Only where the profile
+  enables it (`[acceptance] settle_as_decided`, the fact `settle_as_decided_enabled`).
 - Department scope and confidentiality are checked by the shell before `decide`; the rule book
   only knows roles and the small `CaseFacts` below.
 """
@@ -53,6 +62,7 @@ class State(StrEnum):
     RESOLVED = "resolved"
     REPLIED = "replied"
     REVISIT = "revisit"
+    SUPERVISOR_REVISIT = "supervisor_revisit"
     CLOSED = "closed"
     REOPENED = "reopened"
     WITHDRAWN = "withdrawn"
@@ -89,12 +99,14 @@ class Action(StrEnum):
     HAND_BACK = "hand_back"
     NOTIFY_RESULT = "notify_result"
     START_REVISIT = "start_revisit"
+    REQUEST_SUPERVISOR_REVISIT = "request_supervisor_revisit"
     CLOSE = "close"
     REOPEN = "reopen"
     DISPUTE = "dispute"
     WITHDRAW = "withdraw"
     ARCHIVE = "archive"
     ISSUE_WRITTEN_REPLY = "issue_written_reply"
+    SETTLE_AS_DECIDED = "settle_as_decided"
 
 
 class Effect(StrEnum):
@@ -135,6 +147,7 @@ class RefusalReason(StrEnum):
     OWN_EXTENSION_REQUEST = "own_extension_request"
     WRITTEN_REPLY_MISSING = "written_reply_missing"
     SEVERITY_FIXED = "severity_fixed"
+    NOT_ENABLED_BY_PROFILE = "not_enabled_by_profile"
 
 
 # States in which the organisation still owes something on the case.
@@ -148,6 +161,7 @@ OPEN_STATES: frozenset[State] = frozenset(
         State.RESOLVED,
         State.REPLIED,
         State.REVISIT,
+        State.SUPERVISOR_REVISIT,
         State.REOPENED,
     }
 )
@@ -160,7 +174,7 @@ CLOCK_RUNNING_STATES: frozenset[State] = OPEN_STATES - {State.WAITING_FOR_COMPLA
 
 _EXTENSION_STATES = frozenset({State.IN_PROGRESS, State.WAITING_FOR_COMPLAINANT})
 # Withdrawal is possible until the result has been told (see module docstring).
-_WITHDRAWABLE_STATES = OPEN_STATES - {State.REPLIED, State.REVISIT}
+_WITHDRAWABLE_STATES = OPEN_STATES - {State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}
 
 _DISPATCHERS = frozenset({Role.INTAKE_CLERK, Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMIN})
 _APPROVERS = frozenset({Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMIN})
@@ -193,6 +207,12 @@ class CaseFacts:
     # The profile lets staff raise the severity while the case is open ([severity_rules]
     # raisable), and a higher severity exists. The system's own upgrades need no such leave.
     severity_raisable: bool = False
+    # The profile sends a disputed result to a supervisor revisit ([reply] disputed_result =
+    # "supervisor_revisit") instead of re-investigation (reopen, the default).
+    dispute_to_supervisor: bool = False
+    # The profile lets staff settle a case at acceptance with an earlier decided case's reply
+    # ([acceptance] settle_as_decided, R6's batch rule).
+    settle_as_decided_enabled: bool = False
 
     def __post_init__(self) -> None:
         # Inconsistent facts are a bug in the caller: fail loudly rather than decide on them.
@@ -378,7 +398,7 @@ _RULES: Mapping[Action, _Rule] = {
         assignee_roles=_H,  # co-handlers contribute notes; other handlers are not on the case
     ),
     Action.SET_SEVERITY: _Rule(
-        _stay(OPEN_STATES - {State.REPLIED, State.REVISIT}),
+        _stay(OPEN_STATES - {State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}),
         _STAFF | {Role.SYSTEM},
         "severity_set",
         (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_CASE_STAFF),
@@ -416,22 +436,29 @@ _RULES: Mapping[Action, _Rule] = {
         (Effect.SEND_SURVEY, Effect.COMPUTE_DEADLINES),
         "start the revisit of",
     ),
+    Action.REQUEST_SUPERVISOR_REVISIT: _Rule(
+        _to(State.SUPERVISOR_REVISIT, State.REVISIT),
+        frozenset({Role.SYSTEM}),
+        "supervisor_revisit_requested",
+        (),  # the survey shell tells the supervisors, with the revisit's due date
+        "request a supervisor revisit of",
+    ),
     Action.CLOSE: _Rule(
-        _to(State.CLOSED, State.REVISIT),
+        _to(State.CLOSED, State.REVISIT, State.SUPERVISOR_REVISIT),
         _FOLLOW_UP,
         "closed",
         (Effect.NOTIFY_COMPLAINANT,),
         "close",
     ),
     Action.REOPEN: _Rule(
-        _to(State.REOPENED, State.REPLIED, State.REVISIT),
+        _to(State.REOPENED, State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT),
         _FOLLOW_UP,
         "reopened",
         (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_HANDLERS, Effect.NOTIFY_COMPLAINANT),
         "reopen",
     ),
     Action.DISPUTE: _Rule(
-        _to(State.REOPENED, State.REPLIED, State.REVISIT, State.CLOSED),
+        _to(State.REOPENED, State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT, State.CLOSED),
         _C,
         "disputed",
         (Effect.COMPUTE_DEADLINES, Effect.NOTIFY_SUPERVISOR, Effect.NOTIFY_HANDLERS),
@@ -453,8 +480,15 @@ _RULES: Mapping[Action, _Rule] = {
         (Effect.START_RETENTION,),
         "archive",
     ),
+    Action.SETTLE_AS_DECIDED: _Rule(
+        _to(State.RESOLVED, State.SUBMITTED, State.ACCEPTED),
+        _DISPATCHERS,
+        "settled_as_decided",
+        (Effect.COMPUTE_DEADLINES,),  # the result-notice deadline; the result is told next
+        "settle as already decided",
+    ),
     Action.ISSUE_WRITTEN_REPLY: _Rule(
-        _stay({State.RESOLVED, State.REPLIED, State.REVISIT}),
+        _stay({State.RESOLVED, State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}),
         _STAFF,
         "written_reply_issued",
         (),
@@ -466,6 +500,10 @@ _RULES: Mapping[Action, _Rule] = {
 # Every (from, to) pair some action can produce; `derive_state` checks event rows against it.
 LEGAL_EDGES: frozenset[tuple[State, State]] = frozenset(
     edge for rule in _RULES.values() for edge in rule.sources.items()
+) | frozenset(
+    (source, State.SUPERVISOR_REVISIT)
+    for source in _RULES[Action.DISPUTE].sources
+    if source != State.SUPERVISOR_REVISIT
 )
 
 _ROLE_NAMES: Mapping[Role, str] = {
@@ -610,8 +648,20 @@ def decide(
             "the profile does not let staff set (raise) this complaint's severity",
             state,
         )
+    if (
+        refusal is None
+        and action is Action.SETTLE_AS_DECIDED
+        and not facts.settle_as_decided_enabled
+    ):
+        refusal = _refuse(
+            RefusalReason.NOT_ENABLED_BY_PROFILE,
+            "the profile does not let staff settle a complaint as already decided",
+            state,
+        )
     if refusal is not None:
         return refusal
+    if action is Action.DISPUTE and facts.dispute_to_supervisor:
+        target = State.SUPERVISOR_REVISIT  # from there too: the revisit owed starts again
     effects = tuple(str(e) for e in (*rule.effects, *_derived_effects(state, target, facts)))
     return Transition(state, target, action, rule.event_kind, effects)
 

@@ -244,7 +244,7 @@ def watches(view: CaseView, calendar: WorkingCalendar, tz: ZoneInfo) -> list[Wat
         ack = acknowledgement_watch(view.deadlines, calendar, tz)
         if ack is not None:
             found.append(ack)
-    if view.state == State.REVISIT:
+    if view.state in (State.SUPERVISOR_REVISIT, State.REVISIT):  # REVISIT: rows from before
         revisit = view.alarm_state.get(SUPERVISOR_REVISIT)
         if isinstance(revisit, dict) and not revisit.get("done"):
             found.append(Watch(SUPERVISOR_REVISIT, parse(revisit["start"]), parse(revisit["due"])))
@@ -472,3 +472,14 @@ def refresh_alarm(complaint: Any, context: AlarmContext | None = None) -> None:
         # calendar's data): wake at the due instant, where the sweep logs and retries
         log.exception("cannot plan alarms of complaint %s", getattr(complaint, "number", "?"))
         complaint.next_alarm_at = complaint.next_due_at
+
+
+def unheard_escalations(alarm_state: Mapping[str, Any] | None) -> list[tuple[str, datetime]]:
+    """The deadlines whose escalation reached nobody (no one held any rung's role), as
+    (stage, due) pairs, earliest first: shown on the case and in the reports, never silent."""
+    found = []
+    for key, slot in (alarm_state or {}).items():
+        if isinstance(slot, dict) and slot.get("unheard") and "@" in key:
+            stage, _, due = key.partition("@")
+            found.append((stage, datetime.fromisoformat(due)))
+    return sorted(found, key=lambda pair: pair[1])

@@ -527,8 +527,8 @@ async def _escalate(run: _Run, alarm: Alarm) -> None:
         slot["exhausted"] = True  # nobody further up: no more levels
     assert alarm.due is not None
     notified: list[int] = []
+    responsible = run.directory.people(rungs[0]) if rungs else []
     if alarm.level < len(rungs):
-        responsible = run.directory.people(rungs[0])
         who = "、".join(p.name for p in responsible)
         for person in run.directory.people(rungs[alarm.level]):
             lang = lang_of(person.language)
@@ -549,21 +549,23 @@ async def _escalate(run: _Run, alarm: Alarm) -> None:
             )
             await run.send(staff_address(person), message, key, run.deliver_at())
             notified.append(person.id)
-        if alarm.level == 1:  # the responsible people hear that it is now overdue
-            for person in responsible:
-                lang = lang_of(person.language)
-                message = Outgoing(
-                    text(
-                        "overdue",
-                        lang,
-                        number=run.complaint.number,
-                        stage=stage_name(alarm.stage, lang),
-                        due=show_time(alarm.due, run.context.tz, lang),
-                        level=alarm.level,
-                    )
+    # The responsible people hear that it is now overdue, even when nobody further up can be
+    # told (the escalation is then marked unheard below).
+    if alarm.level == 1:
+        for person in responsible:
+            lang = lang_of(person.language)
+            message = Outgoing(
+                text(
+                    "overdue",
+                    lang,
+                    number=run.complaint.number,
+                    stage=stage_name(alarm.stage, lang),
+                    due=show_time(alarm.due, run.context.tz, lang),
+                    level=alarm.level,
                 )
-                key = f"overdue:{run.complaint.id}:{alarm.stage}:{iso(alarm.due)}:{person.id}"
-                await run.send(staff_address(person), message, key, run.deliver_at())
+            )
+            key = f"overdue:{run.complaint.id}:{alarm.stage}:{iso(alarm.due)}:{person.id}"
+            await run.send(staff_address(person), message, key, run.deliver_at())
     run.report.escalations += 1
     if not notified:
         # Truly nobody to tell: never recorded as done with no one told. The slot and the event

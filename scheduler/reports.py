@@ -33,7 +33,15 @@ from openpyxl.chart import BarChart, Reference
 from bot.attachments import attachment_file_id, store_attachment
 from config.profiles import Profile
 from handlers.messages import FileRef, Outgoing
-from models.entities import Channel, Complaint, Department, OutboxMessage, Staff, SurveyResponse
+from models.entities import (
+    Channel,
+    Complaint,
+    Department,
+    Event,
+    OutboxMessage,
+    Staff,
+    SurveyResponse,
+)
 from models.outbox import enqueue
 from models.workflow import OPEN_STATES, Role
 from scheduler.jobs import staff_address
@@ -120,6 +128,8 @@ class ReportData:
     average_attitude: float | None = None
     repeat_complainants: list[tuple[str, int]] = field(default_factory=list)
     per_respondent_staff: list[tuple[str, int]] = field(default_factory=list)
+    # Escalations in the period that reached nobody (no one held any rung's role).
+    unheard: list[OverdueItem] = field(default_factory=list)
 
     @property
     def on_time_rate(self) -> float | None:
@@ -225,9 +235,29 @@ async def gather_report(period: Period, now: datetime) -> ReportData:
     from models.entities import Complainant
 
     complainant_names = dict(await Complainant.all().values_list("id", "name"))
-    return summarise(
+    data = summarise(
         period, filed, resolved, overdue, surveys, departments, staff_names, complainant_names
     )
+    data.unheard = await gather_unheard(period, departments)
+    return data
+
+
+async def gather_unheard(period: Period, departments: Mapping[int, str]) -> list[OverdueItem]:
+    """Escalations made in the period that reached nobody (scheduler.jobs marks them)."""
+    rows = await Event.filter(
+        action="escalated", created_at__gte=period.start, created_at__lt=period.end
+    ).prefetch_related("complaint")
+    found = [
+        OverdueItem(
+            row.complaint.number,
+            str(row.payload.get("stage") or ""),
+            datetime.fromisoformat(row.payload["due"]),
+            departments.get(row.complaint.lead_department_id, "-"),  # type: ignore[attr-defined]
+        )
+        for row in rows
+        if (row.payload or {}).get("unheard") and (row.payload or {}).get("due")
+    ]
+    return sorted(found, key=lambda item: (item.due, item.number))
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -255,6 +285,11 @@ _LABELS: dict[str, dict[str, str]] = {
     "due": {"zh_CN": "时限", "zh_TW": "時限", "en": "Due"},
     "count": {"zh_CN": "件数", "zh_TW": "件數", "en": "Count"},
     "summary": {"zh_CN": "概况", "zh_TW": "概況", "en": "Summary"},
+    "unheard": {
+        "zh_CN": "超期升级无人接收",
+        "zh_TW": "超期升級無人接收",
+        "en": "Escalations that reached nobody",
+    },
 }
 
 
@@ -304,7 +339,18 @@ def render_text(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) -> 
     if len(data.overdue) > OVERDUE_LINES_IN_MESSAGE:
         rest = len(data.overdue) - OVERDUE_LINES_IN_MESSAGE
         lines.append("  " + _l("more", lang).format(n=rest))
-    return "\n".join(lines)
+    return "\n".join(lines + _unheard_lines(data, lang, tz))
+
+
+def _unheard_lines(data: ReportData, lang: str, tz: ZoneInfo) -> list[str]:
+    """Escalations that reached nobody: only when there were any."""
+    if not data.unheard:
+        return []
+    return [f"⚠️ {_l('unheard', lang)}: {len(data.unheard)}"] + [
+        f"  · {item.number} {stage_name(item.stage, lang)} {show_time(item.due, tz)} "
+        f"{item.department}"
+        for item in data.unheard[:OVERDUE_LINES_IN_MESSAGE]
+    ]
 
 
 def write_workbook(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) -> bytes:
@@ -350,6 +396,20 @@ def write_workbook(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) 
         overdue.append(
             [item.number, stage_name(item.stage, lang), show_time(item.due, tz), item.department]
         )
+    if data.unheard:
+        unheard = book.create_sheet(_l("unheard", lang)[:31])
+        unheard.append(
+            [_l("number", lang), _l("stage", lang), _l("due", lang), _l("department", lang)]
+        )
+        for item in data.unheard:
+            unheard.append(
+                [
+                    item.number,
+                    stage_name(item.stage, lang),
+                    show_time(item.due, tz),
+                    item.department,
+                ]
+            )
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -6,8 +6,9 @@ the two scores' bands (a fair result delivered rudely is still a complaint about
 
 * satisfied or neutral → the complaint is closed;
 * unsatisfied → `profile.revisit.unsatisfied`: "reopen" (re-investigation) or
-  "supervisor_revisit" (the supervisors are told and owe a revisit within
-  `supervisor_revisit_due`, watched by the sweep like any deadline; they close or reopen).
+  "supervisor_revisit" (the case moves to the `supervisor_revisit` state; the supervisors are
+  told and owe a revisit within `supervisor_revisit_due`, watched by the sweep like any
+  deadline; they close or reopen).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from tortoise.transactions import in_transaction
 
 from config.profiles import Profile, SatisfactionBands
 from handlers.messages import Outgoing
-from models.actions import ActionRefused, ActionResult, Actor, Clock, act, refresh_next_due
+from models.actions import ActionRefused, ActionResult, Actor, Clock, act
 from models.callbacks import SURVEY_KINDS, cancel_callbacks
-from models.entities import Complaint, Event, Staff, SurveyResponse
+from models.entities import Complaint, Staff, SurveyResponse
 from models.outbox import enqueue
 from models.workflow import Action, Role, State
 from scheduler.alarms import SUPERVISOR_REVISIT, SURVEY, AlarmContext, alarm_context, iso
@@ -164,15 +165,19 @@ async def record_survey_answer(
         **complaint.alarm_state,
         SUPERVISOR_REVISIT: {"start": iso(now), "due": iso(due)},
     }
-    # The survey is answered: its reminder and no-response close no longer run; the
-    # supervisor revisit is what the case now waits for.
-    for stage in ("survey_reminder", "auto_close"):
-        entry = (complaint.deadlines or {}).get(stage)
-        if entry is not None and not entry.get("done"):
-            entry["done"] = iso(now)
-    refresh_next_due(complaint)
     await complaint.save(using_db=conn)
     supervisors = await Staff.filter(role=Role.SUPERVISOR, active=True).using_db(conn)
+    # The survey is answered: the case leaves 回访中 for the supervisor revisit (its reminder
+    # and no-response close stop with the state), which is what it now waits for.
+    await act(
+        complaint.id,
+        Action.REQUEST_SUPERVISOR_REVISIT,
+        actor,
+        profile=profile,
+        clock=clock,
+        payload={**payload, "due": iso(due), "supervisor_ids": [s.id for s in supervisors]},
+        conn=conn,
+    )
     for person in supervisors:
         address = staff_address(person)
         if address is None:
@@ -196,16 +201,6 @@ async def record_survey_answer(
             complaint=complaint,
             conn=conn,
         )
-    await Event.create(
-        complaint=complaint,
-        actor_role=Role.SYSTEM,
-        action="supervisor_revisit_requested",
-        from_state=complaint.state,
-        to_state=complaint.state,
-        payload={**payload, "due": iso(due), "supervisor_ids": [s.id for s in supervisors]},
-        created_at=now,
-        using_db=conn,
-    )
     return SurveyOutcome("supervisor_revisit", band, response.id, complaint.number, due)
 
 

@@ -339,7 +339,7 @@ async def test_property_unsatisfied_phone_answer_goes_to_a_supervisor(db_url: st
     )
     assert result.survey is not None and result.survey.status == "supervisor_revisit"
     assert await Event.filter(
-        complaint_id=complaint.id, action="supervisor_revisit_requested"
+        complaint_id=complaint.id, action="request_supervisor_revisit"
     ).exists()
 
 

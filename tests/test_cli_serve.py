@@ -210,3 +210,38 @@ def test_run_serves_from_the_settings(tmp_path: Path) -> None:
     assert process.returncode == 0, output
     assert f"web chat at http://127.0.0.1:{port}/webchat" in output
     assert (tmp_path / "run.sqlite3").exists()
+
+
+@pytest.mark.parametrize("name", __import__("config.profiles").profiles.list_profiles())
+def test_every_profile_builds_its_demo_without_serving(tmp_path: Path, name: str) -> None:
+    """`complaintdesk demo --profile NAME` for every shipped profile: the settings check passes,
+    the application is built, and the demo organisation and one sign-in per role are seeded
+    (what the demo's start-up does before serving)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.app import create_app
+    from bot.cli_serve import _check_profile
+    from bot.demo import ensure_demo_organisation, ensure_demo_staff
+    from config.profiles import load_profile
+    from config.settings import settings_with
+    from models.db import database
+    from models.entities import Department
+
+    url = f"sqlite://{tmp_path / 'demo.sqlite3'}"
+    settings = settings_with(database_url=url, profile=name, data_dir=tmp_path / "files")
+    assert _check_profile(settings)
+    assert create_app(settings, scheduler=False) is not None
+
+    async def seed() -> tuple[list[str], list[str]]:
+        async with database(url):
+            await ensure_demo_organisation(name)
+            signins = await ensure_demo_staff(name, datetime(2026, 11, 2, 2, tzinfo=UTC))
+            return [d.name for d in await Department.all().order_by("id")], [
+                str(s.role) for s in signins
+            ]
+
+    departments, roles = asyncio.run(seed())
+    assert roles == ["admin", "supervisor", "intake_clerk", "department_head", "handler"]
+    if name not in ("gov-window", "property", "tax-service"):
+        assert load_profile(name).name["zh_CN"] in departments[0]

@@ -233,6 +233,7 @@ async def walk_the_case(people: Office) -> str:
     assert [label for label, _ in head.buttons("新投诉")] == [
         "受理",
         "不予受理",
+        "按已决事项办结",  # tax-service: R6's batch rule
         "转办",
         "添加备注",
     ]

@@ -74,6 +74,8 @@ async def test_submission_reaches_the_intake_desk_with_its_buttons(db_url: str) 
     assert [(c.id, c.label) for c in message.choices] == [
         (f"cs:accept:{complaint.id}:1", "Accept"),
         (f"cs:refuse:{complaint.id}:1", "Refuse"),
+        # tax-service: R6's batch rule (settle as already decided) at acceptance
+        (f"cs:settle_as_decided:{complaint.id}:1", "Settle as already decided"),
         (f"cs:transfer:{complaint.id}:1", "Transfer"),
         (f"cs:add_note:{complaint.id}:1", "Add note"),
     ]
@@ -110,7 +112,13 @@ async def test_intake_falls_back_to_the_root_department_head(db_url: str) -> Non
     assert message.text.startswith(
         "新投诉 202611-0001 等待受理。\n\n投诉 202611-0001\n状态：已提交"
     )
-    assert [c.label for c in message.choices] == ["受理", "不予受理", "转办", "添加备注"]
+    assert [c.label for c in message.choices] == [
+        "受理",
+        "不予受理",
+        "按已决事项办结",
+        "转办",
+        "添加备注",
+    ]
     assert row.idempotency_key.endswith(f":staff:{root_head.id}")
 
 

@@ -149,3 +149,62 @@ async def test_supplement_restarts_the_count_where_the_profile_says_so(db_url: s
     # R4 "从…补正材料的次日起计算": 10 WD counted afresh from the 16th → 30th.
     assert stored.deadlines["resolution"]["due"] == iso_of(end_of("2026-10-30"))
     assert stored.deadlines["resolution"]["restarted_from"]
+
+
+async def _disputed(profile, name: str):  # type: ignore[no-untyped-def]
+    from models.entities import Complainant
+    from tests.profile_walk import Walk
+
+    walk = Walk(profile, await make_org(name))
+    monday = local("2026-11-02T10:00")
+    complaint = await walk.handle(await walk.file(monday, "service_attitude"), monday)
+    complaint = await walk.reply(complaint, local("2026-11-03T10:00"))
+    owner = await Complainant.get(id=complaint.complainant_id)  # type: ignore[attr-defined]
+    result = await act(
+        complaint.id,
+        Action.DISPUTE,
+        Actor(Role.COMPLAINANT, complainant=owner),
+        profile=profile,
+        clock=clock(local("2026-11-04T10:00")),
+        payload={"reason": "有新的证明材料：当日排队叫号记录"},
+    )
+    return walk, result
+
+
+async def test_disputed_result_reinvestigate_reopens_with_a_fresh_limit(db_url: str) -> None:
+    """R1 "对处理意见不服并能够提出充分理由的，监督室重新进行调查核实": [reply] disputed_result =
+    "reinvestigate" (asked for the grounds) reopens the case with a new handling limit."""
+    from handlers.dialog import render_disputed
+    from models.workflow import State
+    from tests.profile_walk import texts_to
+
+    assert GOV.reply.disputed_result == "reinvestigate"
+    _walk, result = await _disputed(GOV, "")
+    assert result.complaint.state == State.REOPENED
+    assert result.event.payload["reason"].startswith("有新的证明材料")
+    assert result.complaint.deadlines["resolution"]["due"] == iso_of(end_of("2026-11-09"))
+    assert any("重新" in t for t in await texts_to("handler"))
+    assert await texts_to("supervisor")
+    [told] = render_disputed(result.complaint.number, "zh_CN")
+    assert result.complaint.number in told.text
+
+
+async def test_disputed_result_supervisor_revisit_goes_to_a_supervisor(db_url: str) -> None:
+    """The other value the format offers: the dispute goes to a supervisor revisit (the case
+    leaves for supervisor_revisit with the profile's 7 days); the complainant is told when."""
+    from handlers.dialog import render_disputed
+    from models.notifications import desk_cases
+    from models.workflow import State
+
+    profile = GOV.model_copy(
+        update={"reply": GOV.reply.model_copy(update={"disputed_result": "supervisor_revisit"})}
+    )
+    walk, result = await _disputed(profile, "")
+    assert result.complaint.state == State.SUPERVISOR_REVISIT
+    assert result.extra["supervisor_revisit_due"] == iso_of(end_of("2026-11-11"))
+    assert result.complaint.next_due_stage == "supervisor_revisit"
+    assert [c.id for c in await desk_cases(walk.org.supervisor)] == [result.complaint.id]
+    [told] = render_disputed(result.complaint.number, "zh_CN", supervisor_due="2026年11月11日")
+    assert "2026年11月11日" in told.text
+    closed = await walk.act(result.complaint, Action.CLOSE, "supervisor", local("2026-11-05T10:00"))
+    assert closed.state == State.CLOSED

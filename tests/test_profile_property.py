@@ -230,9 +230,11 @@ async def test_unsatisfied_survey_leaves_a_supervisor_revisit_and_tells_the_resi
     assert outcome.status == "supervisor_revisit"
     assert outcome.due == local("2026-10-12T23:59:59.999999")
     stored = await Complaint.get(id=complaint.id)
-    # The survey's reminder and no-response close stop; the supervisor revisit is owed.
+    # The survey's reminder and no-response close stop; the case leaves 回访中 and the
+    # supervisor revisit is what it waits for.
+    assert stored.state == State.SUPERVISOR_REVISIT
     assert stored.deadlines["survey_reminder"]["done"]
-    assert stored.next_due_stage is None
+    assert stored.next_due_stage == "supervisor_revisit"
     assert await run(local("2026-10-06T18:00")) == {}  # no survey reminder any more
     supervisor_list = await desk_cases(org.supervisor)
     assert complaint.id in [c.id for c in supervisor_list]
@@ -246,3 +248,12 @@ async def test_unsatisfied_survey_leaves_a_supervisor_revisit_and_tells_the_resi
         clock=clock(local("2026-10-08T10:00")),
     )
     assert (await Complaint.get(id=complaint.id)).state == State.CLOSED
+
+
+def test_profiles_explain_prints_the_markdown_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    assert main(["profiles", "explain", "property", "--markdown"]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("| config key | value | seed file | regime |")
+    assert "| deadlines.first_contact | 24 hours | 004_3088d8cc6c892c4f.txt | R7g |" in table

@@ -100,3 +100,62 @@ def test_every_class_has_its_limit() -> None:
     subs = {s.id for s in TAX.category("service_quality").subcategories}
     assert {"overdue", "first_ask", "openness"} <= subs  # R6 服务质效 sub-types
     assert TAX.extension is not None and TAX.extension.max.to_duration() == Duration(10, WD)
+
+
+async def test_the_batch_rule_settles_at_once_with_the_earlier_decision(db_url: str) -> None:
+    """R6 即时办结 (2) "一定时期内集中发生的同一投诉事项且已有明确处理意见的": staff settle the
+    new case at acceptance as already decided — linked to the earlier case, its reply sent at
+    once."""
+    from models.actions import ActionRefused
+    from models.notifications import build_card
+    from tests.profile_walk import Walk, texts_to
+
+    walk = Walk(TAX, await make_org())
+    monday = local("2026-11-02T10:00")
+    earlier = await walk.handle(
+        await walk.file(monday, "service_quality", taxpayer_kind="organisation"), monday
+    )
+    decision = "电子税务局11月1日故障已修复，逾期申报不予处罚。"
+    earlier = await walk.reply(earlier, local("2026-11-02T16:00"), decision)
+    again = await walk.file(
+        local("2026-11-03T09:00"), "service_quality", user="u2", taxpayer_kind="organisation"
+    )
+    # Offered to the intake desk on this profile, refused where the profile does not enable it.
+    card, _ = await build_card(again, walk.org.clerk, TAX, None)
+    assert "settle_as_decided" in card.actions
+    gov = Walk(load_profile("gov-window"), walk.org)
+    with pytest.raises(ActionRefused) as refused:
+        await gov.act(
+            again,
+            Action.SETTLE_AS_DECIDED,
+            "clerk",
+            local("2026-11-03T09:30"),
+            decided_number=earlier.number,
+        )
+    assert refused.value.refusal.reason_code == "not_enabled_by_profile"
+    # An unknown number, or a case not decided yet, is refused input.
+    undecided = await walk.file(
+        local("2026-11-03T09:00"), "service_quality", user="u3", taxpayer_kind="organisation"
+    )
+    for number in ("209901-0001", undecided.number, again.number):
+        with pytest.raises(ValueError):
+            await walk.act(
+                again,
+                Action.SETTLE_AS_DECIDED,
+                "clerk",
+                local("2026-11-03T09:30"),
+                decided_number=number,
+            )
+    settled = await walk.act(
+        again,
+        Action.SETTLE_AS_DECIDED,
+        "clerk",
+        local("2026-11-03T09:30"),
+        decided_number=earlier.number,
+    )
+    assert settled.state == "resolved" and settled.reply_text == decision
+    assert settled.intake_extra["decided_as"] == earlier.number
+    assert settled.deadlines["acceptance"]["done"]
+    settled = await walk.act(settled, Action.NOTIFY_RESULT, "clerk", local("2026-11-03T09:30"))
+    assert settled.state == "replied"
+    assert decision in (await texts_to("chat-u2"))[-1]

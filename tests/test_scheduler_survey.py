@@ -130,7 +130,7 @@ ANSWER_NOW = local("2026-11-04T08:30")
         ("tax-service", 7, 7, "closed", State.CLOSED),
         ("tax-service", 0, 0, "reopened", State.REOPENED),
         ("property", 9, 9, "closed", State.CLOSED),
-        ("property", 3, 8, "supervisor_revisit", State.REVISIT),
+        ("property", 3, 8, "supervisor_revisit", State.SUPERVISOR_REVISIT),
     ],
 )
 async def test_each_answer_band_follows_the_profile(

@@ -88,7 +88,12 @@ async def test_accept_asks_for_the_missing_category_and_severity(db_url: str) ->
     assert ask.text == "Choose the severity:"
     [done] = await clerk.press("sf:serious")
     assert done.text == "Done: Accept — complaint 202611-0001. Status: Accepted"
-    assert [c.label for c in done.choices] == ["Assign", "Transfer", "Add note"]
+    assert [c.label for c in done.choices] == [
+        "Settle as already decided",
+        "Assign",
+        "Transfer",
+        "Add note",
+    ]
     stored = await Complaint.get(id=complaint.id)
     assert (stored.state, stored.category, stored.severity) == (
         State.ACCEPTED,
@@ -103,7 +108,12 @@ async def test_accept_asks_for_the_missing_category_and_severity(db_url: str) ->
         "Not done: complaint 202611-0001 is “Accepted”: this button is out of date: the case "
         "has moved on since it was sent."
     )
-    assert [c.label for c in stale.choices] == ["Assign", "Transfer", "Add note"]
+    assert [c.label for c in stale.choices] == [
+        "Settle as already decided",
+        "Assign",
+        "Transfer",
+        "Add note",
+    ]
     assert await Event.all().count() == events
 
 

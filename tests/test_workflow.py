@@ -50,21 +50,26 @@ request_extension | in_progress=                                           | H! 
 approve_extension | in_progress= waiting_for_complainant=                  | D V A
 deny_extension    | in_progress= waiting_for_complainant=                  | D V A
 add_note          | submitted= accepted= assigned= in_progress= waiting_for_complainant=
-                    resolved= replied= revisit= reopened=                  | I H+ D V A
+                    resolved= replied= revisit= supervisor_revisit= reopened=
+                                                                           | I H+ D V A
 set_severity      | submitted= accepted= assigned= in_progress= waiting_for_complainant=
                     resolved= reopened=                                    | I H+ D V A S
 resolve           | in_progress>resolved                                   | H! D
 hand_back         | assigned>accepted in_progress>accepted                 | H! D
 notify_result     | resolved>replied                                       | I H! D V A S
 start_revisit     | replied>revisit                                        | V S
-close             | revisit>closed                                         | V S
-reopen            | replied>reopened revisit>reopened                      | V S
-dispute           | replied>reopened revisit>reopened closed>reopened      | C*
+request_supervisor_revisit | revisit>supervisor_revisit                    | S
+close             | revisit>closed supervisor_revisit>closed               | V S
+reopen            | replied>reopened revisit>reopened
+                    supervisor_revisit>reopened                            | V S
+dispute           | replied>reopened revisit>reopened closed>reopened
+                    supervisor_revisit>reopened                            | C*
 withdraw          | submitted>withdrawn accepted>withdrawn assigned>withdrawn
                     in_progress>withdrawn waiting_for_complainant>withdrawn
                     resolved>withdrawn reopened>withdrawn                  | C*
 archive           | closed>archived refused>archived withdrawn>archived    | A S
-issue_written_reply | resolved= replied= revisit=                          | I H! D V A
+issue_written_reply | resolved= replied= revisit= supervisor_revisit=       | I H! D V A
+settle_as_decided | submitted>resolved accepted>resolved                   | I D V A
 """
 ROLE_LETTERS = {
     "C": Role.COMPLAINANT,
@@ -116,6 +121,7 @@ def _all_facts() -> list[CaseFacts]:
                 extensions_used=used,
                 max_extensions=most,
                 severity_raisable=raisable,
+                settle_as_decided_enabled=raisable,  # both profile leaves, varied together
             )
         )
     return facts
@@ -140,6 +146,8 @@ def expected_outcome(state: State, action: Action, role: Role, facts: CaseFacts)
         return "not_assigned"
     if action is Action.SET_SEVERITY and role is not Role.SYSTEM and not facts.severity_raisable:
         return "severity_fixed"
+    if action is Action.SETTLE_AS_DECIDED and not facts.settle_as_decided_enabled:
+        return "not_enabled_by_profile"
     limit_reached = facts.extensions_used >= facts.max_extensions
     if action is Action.REQUEST_EXTENSION:
         if facts.extension_pending:
@@ -164,6 +172,7 @@ def favourable_facts(action: Action) -> CaseFacts:
         actor_is_lead=True,
         extension_pending=action in EXTENSION_DECISIONS,
         severity_raisable=True,
+        settle_as_decided_enabled=True,
     )
 
 
@@ -251,7 +260,26 @@ def test_state_sets_partition_the_life_cycle() -> None:
 
 def test_legal_edges_are_the_tables() -> None:
     expected = {edge for steps, _ in EXPECTED.values() for edge in steps.items()}
+    # [reply] disputed_result = "supervisor_revisit": a dispute goes to a supervisor revisit.
+    expected |= {
+        (source, State.SUPERVISOR_REVISIT)
+        for source in EXPECTED[Action.DISPUTE][0]
+        if source != State.SUPERVISOR_REVISIT
+    }
     assert expected == LEGAL_EDGES
+
+
+def test_a_profile_may_send_a_dispute_to_a_supervisor_revisit() -> None:
+    to_supervisor = CaseFacts(actor_is_complainant_owner=True, dispute_to_supervisor=True)
+    for state in (State.REPLIED, State.REVISIT, State.CLOSED, State.SUPERVISOR_REVISIT):
+        outcome = decide(state, Action.DISPUTE, Role.COMPLAINANT, to_supervisor)
+        assert isinstance(outcome, Transition)
+        assert outcome.to_state == State.SUPERVISOR_REVISIT
+        assert "notify_supervisor" in outcome.effects
+    # The supervisor then closes or reopens it; the complainant may not withdraw any more.
+    for action in (Action.CLOSE, Action.REOPEN):
+        assert action in allowed_actions(State.SUPERVISOR_REVISIT, Role.SUPERVISOR)
+    assert isinstance(decide(State.SUPERVISOR_REVISIT, Action.WITHDRAW, Role.COMPLAINANT), Refusal)
 
 
 # --- Effects --------------------------------------------------------------------------------
@@ -408,7 +436,7 @@ def test_dispute_reopens_even_a_closed_case_and_restarts_the_clock() -> None:
 
 
 def test_withdraw_until_the_result_is_told_then_archive() -> None:
-    withdrawable = OPEN_STATES - {State.REPLIED, State.REVISIT}
+    withdrawable = OPEN_STATES - {State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}
     for state in State:
         outcome = decide(state, Action.WITHDRAW, Role.COMPLAINANT, OWNER)
         assert isinstance(outcome, Transition) == (state in withdrawable), state

@@ -55,6 +55,7 @@ from models.notifications import (
     visible_attachments,
 )
 from models.workflow import Action, Role
+from scheduler.alarms import unheard_escalations
 from scheduler.time_left import time_left
 from web.desk.cases import time_left_text
 from web.desk.core import PREFIX, ROLE_NAMES, Me, desk_of, error_page, render, signed_in
@@ -204,6 +205,10 @@ async def _page(
         "stage": stage_label(card.due_stage, me.lang) if card.due_stage else "",
         "left": time_left_text(left, me.gettext) if left else "",
         "overdue": bool(left and left.overdue),
+        "unheard": [
+            (stage_label(stage, me.lang), due)
+            for stage, due in unheard_escalations(complaint.alarm_state)
+        ],
         "channel": channel_label(card.channel, me.lang),
         "request_text": request_label(card.request_type, card.request_text, me.lang),
         "timeline": await _timeline(complaint, card, me),

@@ -75,6 +75,7 @@ STEP_NAMES = {
     "callback_done": N_("Call made"),
     "escalated": N_("Escalated"),
     "supervisor_revisit_requested": N_("Supervisor revisit requested"),
+    str(Action.REQUEST_SUPERVISOR_REVISIT): N_("Supervisor revisit requested"),
     "close_awaits_written_reply": N_("Close waits for the written reply"),
     "chat_linked": N_("Complainant linked a chat"),
 }
