@@ -160,7 +160,9 @@ class Statistics:
     overdue: list[OverdueCase] = field(default_factory=list)
     resolved: int = 0
     average_working_days: float | None = None
-    satisfaction: Satisfaction = field(default_factory=lambda: Satisfaction(None, None, 0, None, None))
+    satisfaction: Satisfaction = field(
+        default_factory=lambda: Satisfaction(None, None, 0, None, None)
+    )
     no_response: int = 0
     result_bands: list[Count] = field(default_factory=list)  # unsatisfied / neutral / satisfied
     attitude_bands: list[Count] = field(default_factory=list)
@@ -200,7 +202,9 @@ def when(value: Any) -> datetime | None:
 
 
 def _ranked(counter: Mapping[Any, int]) -> list[tuple[Any, int]]:
-    return sorted(counter.items(), key=lambda item: (-item[1], "" if item[0] is None else str(item[0])))
+    return sorted(
+        counter.items(), key=lambda item: (-item[1], "" if item[0] is None else str(item[0]))
+    )
 
 
 def _counts(values: Iterable[str | None]) -> list[Count]:
@@ -551,7 +555,8 @@ async def compute_statistics(
     lang: str = "zh_CN",
 ) -> Statistics:
     """The period's statistics as `staff` may see them (None: everything, for the reports)."""
-    start, end, now = query.start, query.end, query.now
+    # In UTC: SQLite compares the stored instants as text, written in UTC.
+    start, end, now = (t.astimezone(UTC) for t in (query.start, query.end, query.now))
 
     async def rows(*columns: str | Q, **where: Any) -> list[dict[str, Any]]:
         base = await _base(staff, query.department_id)
@@ -592,7 +597,7 @@ async def compute_statistics(
     if surveys:
         visible = {r["id"] for r in await rows(id__in={s["complaint_id"] for s in surveys})}
         surveys = [s for s in surveys if s["complaint_id"] in visible]
-    first_month = month_start(trend_months(end, tz)[0], tz)
+    first_month = month_start(trend_months(end, tz)[0], tz).astimezone(UTC)
     trend_rows = []
     in_window = Q(submitted_at__gte=first_month, submitted_at__lt=end) | Q(
         resolved_at__gte=first_month, resolved_at__lt=end
@@ -604,7 +609,9 @@ async def compute_statistics(
                 "submitted_at": submitted_at
                 if submitted_at and first_month <= submitted_at < end
                 else None,
-                "resolved_at": resolved_at if resolved_at and first_month <= resolved_at < end else None,
+                "resolved_at": resolved_at
+                if resolved_at and first_month <= resolved_at < end
+                else None,
             }
         )
     first_year = start.astimezone(tz).year
@@ -615,8 +622,8 @@ async def compute_statistics(
         "state",
         profile=profile.id,
         target_staff_id__not_isnull=True,
-        submitted_at__gte=datetime(first_year, 1, 1, tzinfo=tz),
-        submitted_at__lt=datetime(last_year + 1, 1, 1, tzinfo=tz),
+        submitted_at__gte=datetime(first_year, 1, 1, tzinfo=tz).astimezone(UTC),
+        submitted_at__lt=datetime(last_year + 1, 1, 1, tzinfo=tz).astimezone(UTC),
     )
     departments = dict(await Department.all().values_list("id", "name"))
     staff_names = dict(await Staff.all().values_list("id", "name"))
