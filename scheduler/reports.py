@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, LineChart, Reference
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -325,7 +325,9 @@ class Labels:
 def _pairs(pairs: list[tuple[str, int]], lang: str) -> str:
     if not pairs:
         return _l("none", lang)
-    return _p(lang)["comma"].join(f"{k} {_l('pieces', lang).format(n=v)}" for k, v in pairs)
+    return _p(lang)["comma"].join(
+        f"{k}{'' if k.endswith('）') else ' '}{_l('pieces', lang).format(n=v)}" for k, v in pairs
+    )
 
 
 def _percent(rate: float | None) -> str:
@@ -443,7 +445,10 @@ def _text_width(value: Any) -> float:
 
 def _local(instant: datetime | None, tz: ZoneInfo) -> datetime | None:
     """An instant as an Excel date-time cell: local wall time, no zone (Excel has none)."""
-    return instant.astimezone(tz).replace(tzinfo=None) if instant else None
+    if instant is None:
+        return None
+    # To the minute: a deadline at 23:59:59.999 would otherwise show as the next day's 00:00.
+    return instant.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
 
 
 def _sheet(
@@ -487,27 +492,31 @@ def _sheet(
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
-    sheet.print_options.gridLines = True
+    edge = Side(style="thin", color="999999")
+    box = Border(left=edge, right=edge, top=edge, bottom=edge)
+    for line in sheet.iter_rows(min_row=header_row, max_row=header_row + count):
+        for cell in line:
+            cell.border = box
     sheet.page_margins.left = sheet.page_margins.right = 0.5
     return sheet
 
 
 def _add_chart(sheet: Worksheet, chart: BarChart | LineChart, rows: int, columns: int) -> None:
-    """Place `chart` under the table and stretch the print area over it (one page wide)."""
+    """Place `chart` beside the table (one column apart) and stretch the print area over both:
+    fitted to the page width, the chart never runs onto a second page."""
     chart.width, chart.height = CHART_WIDTH_CM, CHART_HEIGHT_CM
-    anchor_row = rows + 3
-    sheet.add_chart(chart, f"A{anchor_row}")
-    # About 0.5 cm per default row: the chart's rows, and enough columns for its width.
-    last_row = anchor_row + int(CHART_HEIGHT_CM / 0.5) + 1
-    chart_columns = max(columns, 1)
-    covered = sum(
-        (sheet.column_dimensions[get_column_letter(i)].width or 8.43) * 0.19
-        for i in range(1, chart_columns + 1)
-    )
+    first = columns + 2
+    sheet.column_dimensions[get_column_letter(columns + 1)].width = 3
+    sheet.add_chart(chart, f"{get_column_letter(first)}2")
+    # Columns past the table get an explicit width (about 0.2·w cm each) and rows are
+    # 0.45–0.53 cm by default, so the area covers the chart in every spreadsheet program.
+    covered, index = 0.0, first - 1
     while covered < CHART_WIDTH_CM:
-        chart_columns += 1
-        covered += 8.43 * 0.19
-    sheet.print_area = f"A1:{get_column_letter(chart_columns)}{last_row}"
+        index += 1
+        sheet.column_dimensions[get_column_letter(index)].width = 10
+        covered += 10 * 0.2
+    last_row = max(rows, 2 + int(CHART_HEIGHT_CM / 0.45) + 2)
+    sheet.print_area = f"A1:{get_column_letter(index)}{last_row}"
 
 
 def write_workbook(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) -> bytes:
@@ -559,6 +568,10 @@ def write_workbook(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) 
                 titles_from_data=True,
             )
             bar.set_categories(Reference(sheet, min_col=1, min_row=2, max_row=len(pairs) + 1))
+            bar.x_axis.scaling.orientation = "maxMin"  # the largest first, at the top
+            bar.y_axis.number_format = "0"
+            bar.y_axis.majorUnit = max(1, -(-max(v for _, v in pairs) // 5))
+            bar.x_axis.delete = bar.y_axis.delete = False
             _add_chart(sheet, bar, len(pairs) + 1, 2)
 
     table(
@@ -599,6 +612,8 @@ def write_workbook(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) 
         titles_from_data=True,
     )
     line.set_categories(Reference(trend, min_col=1, min_row=2, max_row=len(stats.trend) + 1))
+    for series in line.series:
+        series.smooth = False  # months are steps, not a curve
     _add_chart(trend, line, len(stats.trend) + 1, 3)
     satisfaction_header = [
         _l("answers_col", lang),

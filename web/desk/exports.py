@@ -62,7 +62,7 @@ def _labeller(desk: Desk, lang: str, tz: ZoneInfo, *, text_dates: bool) -> Calla
     def local(value: datetime | None) -> Any:
         if value is None:
             return ""
-        shown = value.astimezone(tz).replace(tzinfo=None)
+        shown = value.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
         return shown.strftime("%Y-%m-%d %H:%M") if text_dates else shown
 
     def row(values: dict[str, Any]) -> list[Any]:
