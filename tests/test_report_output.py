@@ -67,7 +67,7 @@ async def test_monthly_text_reads_as_chinese(db_url: str) -> None:
 
 
 async def test_monthly_text_in_english(db_url: str) -> None:
-    world, data = await month("en")
+    _world, data = await month("en")
     text = render_text(data, PROFILE, "en", SHANGHAI)
     assert text.splitlines()[0] == "📊 Monthly complaint report 2026-11 (2026-11-01 – 2026-11-30)"
     assert "Complaints filed: 5" in text

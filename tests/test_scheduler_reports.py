@@ -27,7 +27,6 @@ from scheduler.reports import (
     render_text,
     report_period,
     send_report,
-    write_workbook,
 )
 from scheduler.runner import report_catch_up
 from scheduler.survey import record_survey_answer
