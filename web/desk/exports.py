@@ -24,6 +24,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.worksheet import Worksheet
 
 from handlers.i18n import N_
 from handlers.staff import channel_label, stage_label, state_label
@@ -36,7 +37,7 @@ CSV_MIME = "text/csv"
 SEND_PIECE = 256 * 1024
 HEADERS = {
     "number": N_("Number"),
-    "submitted_at": N_("Received"),
+    "submitted_at": N_("Filed at"),
     "channel": N_("Channel"),
     "category": N_("Category"),
     "state": N_("State"),
@@ -136,7 +137,7 @@ def _xlsx_sheet(book: Workbook, me: Me) -> WriteOnlyWorksheet:
     sheet.freeze_panes = "A2"
     sheet.print_title_rows = "1:1"
     sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.paperSize = Worksheet.PAPERSIZE_A4
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0
     sheet.sheet_properties.pageSetUpPr.fitToPage = True

@@ -18,6 +18,7 @@ from multidict import MultiMapping
 
 from handlers.i18n import N_
 from models.entities import Department
+from models.exports import start_export
 from models.notifications import case_scope
 from models.staffing import may_read_statistics
 from models.statistics import Statistics, StatsQuery, compute_statistics, local_period
@@ -230,6 +231,11 @@ async def report_download(request: web.Request, me: Me) -> web.StreamResponse:
         lang=me.lang,
     )
     content = write_workbook(data, desk.profile, me.lang, clock.tz)
+    audit = await start_export(
+        me.staff, "report", {"kind": kind, "period": period.label}, clock.now
+    )
+    audit.rows, audit.finished = data.stats.total, True
+    await audit.save(update_fields=["rows", "finished"])
     name = f"complaints-{kind}-{period.label}-{me.lang}.xlsx"
     return web.Response(
         body=content,
