@@ -169,7 +169,7 @@ async def test_export_memory_stays_bounded(db_url: str) -> None:
                     facts="经办人员拖延不办。" * 20,
                     submitted_at=template.submitted_at,
                     contact_name="张三",
-                )  # fmt: skip
+                )
                 for i in range(n)
             ]
         )
