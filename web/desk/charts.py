@@ -33,8 +33,11 @@ def _clip(text: str, size: float, room: float) -> str:
 
 
 def _nice_max(value: float) -> float:
+    """A round top for the axis whose quarters are whole numbers (counts are integers)."""
     if value <= 0:
-        return 1
+        return 4
+    if value <= 20:
+        return 4 * -(-value // 4)
     for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
         if value <= step * 5:
             return step * -(-value // step)

@@ -55,6 +55,7 @@ HEADERS = {
 }
 WIDTHS = {"number": 14, "facts": 60, "target": 24, "place": 24, "complainant_phone": 16}
 DATE_COLUMNS = ("submitted_at", "next_due_at", "resolved_at", "closed_at")
+LABELLED = frozenset({"state", "channel", "category", "next_due_stage"})
 
 
 def _labeller(desk: Desk, lang: str, tz: ZoneInfo, *, text_dates: bool) -> Callable[..., list]:
@@ -66,20 +67,29 @@ def _labeller(desk: Desk, lang: str, tz: ZoneInfo, *, text_dates: bool) -> Calla
         shown = value.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
         return shown.strftime("%Y-%m-%d %H:%M") if text_dates else shown
 
+    labels: dict[tuple[str, Any], str] = {}  # a few states, channels, categories: look up once
+
+    def label(column: str, value: Any) -> str:
+        key = (column, value)
+        if key not in labels:
+            if column == "state":
+                labels[key] = state_label(value, lang)
+            elif column == "channel":
+                labels[key] = channel_label(value, lang)
+            elif column == "category":
+                labels[key] = category_label(desk, value, lang)
+            else:
+                labels[key] = stage_label(value, lang) if value else ""
+        return labels[key]
+
     def row(values: dict[str, Any]) -> list[Any]:
         out = []
         for column in COLUMNS:
             value = values[column]
             if column in DATE_COLUMNS:
                 value = local(value)
-            elif column == "state":
-                value = state_label(value, lang)
-            elif column == "channel":
-                value = channel_label(value, lang)
-            elif column == "category":
-                value = category_label(desk, value, lang)
-            elif column == "next_due_stage":
-                value = stage_label(value, lang) if value else ""
+            elif column in LABELLED:
+                value = label(column, value)
             out.append("" if value is None else value)
         return out
 

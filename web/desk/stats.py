@@ -166,7 +166,7 @@ def _view(stats: Statistics, words: Labels, gettext: Any) -> dict[str, Any]:
             "trend": line_chart(
                 months,
                 [
-                    (gettext("Filed"), [m.filed for m in stats.trend]),
+                    (gettext("New complaints"), [m.filed for m in stats.trend]),
                     (gettext("Resolved"), [m.resolved for m in stats.trend]),
                 ],
                 title=gettext("Monthly trend"),
