@@ -34,7 +34,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.attachments import attachment_file_id, store_attachment
-from config.profiles import Profile
+from config.profiles import Profile, pick
 from handlers.messages import FileRef, Outgoing
 from handlers.staff import channel_label, stage_label, state_label
 from models.entities import Channel, OutboxMessage, Staff
@@ -318,6 +318,12 @@ class Labels:
     def person(self, name: str | None) -> str:
         return name or _l("unassigned", self.lang)
 
+    def consequence(self, count: int) -> str | None:
+        """The profile's consequence for `count` complaints a year (scheduler.conduct's rule),
+        in this language."""
+        found = self.profile.conduct_consequence(count)
+        return pick(found.label, self.lang) if found else None
+
     def band(self, key: str | None) -> str:
         return _l(key or "neutral", self.lang)
 
@@ -378,7 +384,11 @@ def render_text(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) -> 
             [
                 (
                     r.staff_name
-                    + (f"{p['open']}{r.consequence}{p['close']}" if r.consequence else ""),
+                    + (
+                        f"{p['open']}{words.consequence(r.count)}{p['close']}"
+                        if words.consequence(r.count)
+                        else ""
+                    ),
                     r.count,
                 )
                 for r in stats.respondents
@@ -657,7 +667,10 @@ def write_workbook(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) 
         book,
         _l("respondent", lang),
         [_l("year", lang), _l("staff_col", lang), _l("count", lang), _l("consequence", lang)],
-        [[r.year, r.staff_name, r.count, r.consequence or ""] for r in stats.respondents],
+        [
+            [r.year, r.staff_name, r.count, words.consequence(r.count) or ""]
+            for r in stats.respondents
+        ],
     )
     _sheet(
         book,

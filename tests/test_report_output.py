@@ -13,7 +13,14 @@ import pytest
 from openpyxl import load_workbook
 
 from scheduler.alarms import set_alarm_context
-from scheduler.reports import ReportData, gather_report, render_text, report_period, write_workbook
+from scheduler.reports import (
+    ReportData,
+    cli_text,
+    gather_report,
+    render_text,
+    report_period,
+    write_workbook,
+)
 from tests.scheduler_support import CALENDAR, CONTEXT, SHANGHAI
 from tests.stats_world import NOW, PROFILE, World, seed
 
@@ -67,7 +74,7 @@ async def test_monthly_text_reads_as_chinese(db_url: str) -> None:
 
 
 async def test_monthly_text_in_english(db_url: str) -> None:
-    _world, data = await month("en")
+    _world, data = await month()  # gathered once, rendered per manager's language
     text = render_text(data, PROFILE, "en", SHANGHAI)
     assert text.splitlines()[0] == "📊 Monthly complaint report 2026-11 (2026-11-01 – 2026-11-30)"
     assert "Complaints filed: 5" in text
@@ -118,3 +125,9 @@ async def test_workbook_opens_and_prints(db_url: str) -> None:
     # The chart lies inside the print area: that area reaches below the table.
     categories = book["按类别"]
     assert categories.print_area and int(categories.print_area.split("$")[-1]) > 10
+
+
+def test_the_cli_says_what_it_did_in_words() -> None:
+    assert cli_text("sent", "zh_CN", label="2026-11", n=1) == "2026-11：已发送给 1 位管理人员"
+    assert cli_text("sent", "zh_TW", label="2026-11", n=2) == "2026-11：已發送給 2 位管理人員"
+    assert cli_text("sent", "en", label="2026-11", n=1) == "2026-11: sent to 1 manager(s)"

@@ -140,7 +140,8 @@ def _view(stats: Statistics, words: Labels, gettext: Any) -> dict[str, Any]:
             (r.label, r.count, "、".join(r.numbers)) for r in stats.repeat_complainants
         ],
         "respondent_rows": [
-            (r.year, r.staff_name, r.count, r.consequence or "—") for r in stats.respondents
+            (r.year, r.staff_name, r.count, words.consequence(r.count) or "—")
+            for r in stats.respondents
         ],
         "states": states,
         "categories": categories,
