@@ -10,7 +10,7 @@ Reference, measured in the same run: one SELECT of the same columns fetched whol
 and written with the csv module directly — no scope, no masking, no labels, no streaming.
 Figures are printed as ratios to it. Asserts nothing.
 
-    python -m bench.export [--complaints 100000] [--repeat 3]
+    python -m bench.export [--complaints 100000] [--repeat 3] [--formats csv,xlsx]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ async def measure(step: Callable[[], Awaitable[int]], repeat: int) -> tuple[floa
     return statistics.median(times), peak, result
 
 
-async def run(url: str, count: int, repeat: int, tmp: Path) -> None:
+async def run(url: str, count: int, repeat: int, tmp: Path, formats: tuple[str, ...]) -> None:
     await init_db(url)
     try:
         t0 = time.perf_counter()
@@ -98,6 +98,8 @@ async def run(url: str, count: int, repeat: int, tmp: Path) -> None:
                 ("GET /desk/cases.csv (streamed)", "/desk/cases.csv?state=all"),
                 ("GET /desk/cases.xlsx (write-only)", "/desk/cases.xlsx?state=all"),
             ):
+                if path.split("?")[0].rsplit(".", 1)[1] not in formats:
+                    continue
                 seconds, peak, size = await measure(download(client, path), repeat)
                 print(
                     f"{name:36s} {seconds:7.2f} s {peak / 2**20:8.1f} MiB peak   "
@@ -112,10 +114,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--complaints", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--formats", default="csv,xlsx", help="which downloads to measure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        await run(sqlite, args.complaints, args.repeat, Path(tmp))
+        await run(sqlite, args.complaints, args.repeat, Path(tmp), tuple(args.formats.split(",")))
 
 
 if __name__ == "__main__":
