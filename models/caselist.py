@@ -19,7 +19,7 @@ deadline) and stops after one page.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -335,3 +335,49 @@ async def list_cases(
     rows = [ListRow(**{**r.__dict__, "unreachable": r.id in unreachable}) for r in rows]
     next_cursor = Cursor(rows[-1].next_due_at, rows[-1].id).encode() if more and rows else None
     return CasePage(rows, total, next_cursor, terms)
+
+
+EXPORT_CHUNK = 1000
+EXPORT_COLUMNS = (
+    "c.id, c.number, c.submitted_at, c.channel, c.category, c.subcategory, c.state, "
+    "c.lead_department_id, c.handler_id, c.target_kind, c.target_text, c.target_staff_id, "
+    "c.target_department_id, c.contact_name, c.contact_phone, c.place_text, c.facts, "
+    "c.next_due_at, c.next_due_stage, c.resolved_at, c.closed_at"
+)
+
+
+async def iter_cases(
+    staff: Staff,
+    flt: CaseFilter,
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    tz: ZoneInfo,
+    chunk: int = EXPORT_CHUNK,
+    conn: BaseDBAsyncClient | None = None,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every case of the list `staff` sees with `flt` (what `list_cases` pages through), in
+    chunks of `chunk` rows by id (keyset: each chunk is one indexed range query, so an export
+    of 100 000 cases never holds more than one chunk)."""
+    conn = conn or Tortoise.get_connection("default")
+    base = _Sql(conn.capabilities.dialect)
+    if not await _where(base, staff, flt, now=now, calendar=calendar, tz=tz, conn=conn):
+        return
+    last = 0
+    while True:
+        sql = base.copy()
+        sql.add(f"c.id > {sql.p(last)}")
+        found = await conn.execute_query_dict(
+            f"SELECT {EXPORT_COLUMNS} FROM complaint c WHERE {sql.clause()} "
+            f"ORDER BY c.id LIMIT {int(chunk)}",
+            sql.params,
+        )
+        if not found:
+            return
+        for record in found:
+            for column in ("submitted_at", "next_due_at", "resolved_at", "closed_at"):
+                record[column] = _when(record[column])
+        yield found
+        if len(found) < chunk:
+            return
+        last = int(found[-1]["id"])

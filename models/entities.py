@@ -434,3 +434,23 @@ class KeyValue(Model):
 
     class Meta:
         table = "key_value"
+
+
+class DeskExport(Model):
+    """Audit: a staff member downloaded a list of cases (CSV / XLSX) or a report workbook —
+    who, when, with which filters, how many rows, and in how many the complainant's identity
+    was shown unmasked. Shown on the desk's audit page."""
+
+    id = fields.BigIntField(primary_key=True)
+    staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="exports", null=True, on_delete=fields.SET_NULL
+    )
+    kind = fields.CharField(max_length=16)  # csv, xlsx, report
+    filters = fields.JSONField(default=dict)
+    rows = fields.IntField(default=0)
+    identity_rows = fields.IntField(default=0)
+    finished = fields.BooleanField(default=False)  # False: the download broke off
+    created_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "desk_export"

@@ -387,6 +387,12 @@ def may_read_audit(staff: Staff) -> bool:
     return staff.active and Role(staff.role) in (Role.SUPERVISOR, Role.ADMIN)
 
 
+def may_read_statistics(staff: Staff) -> bool:
+    """The statistics and the periodic reports: supervisors and administrators (everything),
+    department heads (their department's cases, by their case scope)."""
+    return staff.active and Role(staff.role) in (Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT_HEAD)
+
+
 async def change_role(staff_id: int, role: Role | str, department_id: int | None = None) -> Staff:
     """Give a staff member another role (and department). Raises LookupError / ValueError."""
     role = Role(role)

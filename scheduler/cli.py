@@ -62,27 +62,34 @@ async def _run(args: argparse.Namespace) -> str:
 
 async def _report(args: argparse.Namespace, now: datetime, profile: Any, settings: Any) -> str:
     """Queue the report to the managers (once per period) and, with --out, write the workbook
-    to a file as well — whether or not anyone receives it."""
-    from scheduler.reports import gather_report, report_period, send_report, write_workbook
+    to a file as well — whether or not anyone receives it. Said in the report's language."""
+    from scheduler.reports import (
+        cli_text,
+        gather_report,
+        report_period,
+        send_report,
+        write_workbook,
+    )
 
+    lang = args.language or settings.language
     lines = []
     if args.out:
         period = report_period(args.kind, now, settings.tz)
-        data = await gather_report(period, now)
-        content = write_workbook(data, profile, args.language or settings.language, settings.tz)
+        data = await gather_report(period, now, profile, tz=settings.tz, lang=lang)
+        content = write_workbook(data, profile, lang, settings.tz)
         await asyncio.to_thread(Path(args.out).write_bytes, content)
-        lines.append(f"{period.label}: workbook written to {args.out} ({len(content)} bytes)")
+        lines.append(
+            cli_text("written", lang, label=period.label, path=args.out, size=len(content))
+        )
     result = await send_report(args.kind, now, profile, settings.tz)
     if result is None:
-        lines.append("already queued to the managers for this period: not sent again")
+        lines.append(cli_text("already", lang))
     elif not result.recipients:
-        lines.append(
-            f"{result.period.label}: nobody to send it to — no active supervisor or admin has "
-            "a linked chat (`complaintdesk staff invite --role supervisor ...`)"
-            + ("" if args.out else "; --out FILE writes the workbook anyway")
-        )
+        lines.append(cli_text("nobody", lang, label=result.period.label))
+        if not args.out:
+            lines.append(cli_text("use_out", lang))
     else:
-        lines.append(f"{result.period.label}: queued to {len(result.recipients)} managers")
+        lines.append(cli_text("sent", lang, label=result.period.label, n=len(result.recipients)))
     return "\n".join(lines)
 
 

@@ -168,7 +168,7 @@ def test_a_report_with_no_recipients_is_explained_and_out_writes_it(tmp_path: Pa
     assert f"2026-W46: workbook written to {out}" in run.stdout
     assert "2026-W46: nobody to send it to — no active supervisor or admin" in run.stdout
     book = load_workbook(out)
-    assert book.active["A1"].value == "Weekly complaint report"
+    assert book.active["A1"].value == "Weekly complaint report 2026-W46"
     plain = cli(
         "jobs",
         "report",
@@ -178,7 +178,8 @@ def test_a_report_with_no_recipients_is_explained_and_out_writes_it(tmp_path: Pa
         cwd=tmp_path,
         COMPLAINTDESK_DATABASE_URL=db,
     )
-    assert "--out FILE writes the workbook anyway" in plain.stdout
+    assert "2026-11：没有可发送的对象" in plain.stdout
+    assert "用 --out 文件名 仍可写出报表" in plain.stdout
 
 
 def test_run_on_a_taken_port_stops_before_touching_the_database(tmp_path: Path) -> None:

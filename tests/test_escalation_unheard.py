@@ -47,8 +47,10 @@ async def test_the_report_lists_it(db_url: str) -> None:
     walk = await Walk.of("tax-service")
     complaint = await _unheard(walk)
     period = report_period("weekly", local("2026-11-09T08:00"), SHANGHAI)
-    data = await gather_report(period, local("2026-11-09T08:00"))
+    data = await gather_report(period, local("2026-11-09T08:00"), walk.profile)
     assert [item.number for item in data.unheard] == [complaint.number]
     text = render_text(data, walk.profile, "zh_CN", SHANGHAI)
-    assert "超期升级无人接收: 1" in text and complaint.number in text.split("超期升级无人接收")[1]
+    assert (
+        "超期升级无人接收：1 件" in text and complaint.number in text.split("超期升级无人接收")[1]
+    )
     assert "Escalations that reached nobody: 1" in render_text(data, walk.profile, "en", SHANGHAI)

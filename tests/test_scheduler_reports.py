@@ -27,7 +27,6 @@ from scheduler.reports import (
     render_text,
     report_period,
     send_report,
-    write_workbook,
 )
 from scheduler.runner import report_catch_up
 from scheduler.survey import record_survey_answer
@@ -101,50 +100,56 @@ async def build_week() -> dict[str, Complaint]:
 
 async def test_weekly_figures(db_url: str) -> None:
     cases = await build_week()
-    data = await gather_report(report_period("weekly", REPORT_AT, SHANGHAI), REPORT_AT)
-    assert data.total == 3
-    assert data.by_category == [("service_attitude", 2), ("efficiency", 1)]
-    assert data.by_department == [("-", 2), ("科室", 1)]
-    assert data.by_state == [("accepted", 1), ("closed", 1), ("submitted", 1)]
-    assert (data.resolved, data.resolved_on_time, data.on_time_rate) == (1, 1, 1.0)
+    profile = load_profile("gov-window")
+    period = report_period("weekly", REPORT_AT, SHANGHAI)
+    data = await gather_report(period, REPORT_AT, profile)
+    stats = data.stats
+    assert stats.total == 3
+    assert [(c.key, c.count) for c in stats.by_category] == [
+        ("service_attitude", 2),
+        ("efficiency", 1),
+    ]
+    assert [(c.name, c.count) for c in stats.by_department] == [(None, 2), ("科室", 1)]
+    assert [(c.key, c.count) for c in stats.by_state] == [
+        ("accepted", 1),
+        ("closed", 1),
+        ("submitted", 1),
+    ]
+    resolution = stats.resolution_rate
+    # a was resolved on time; b's resolution fell due on 6 November, undone: late.
+    assert resolution is not None and (resolution.settled, resolution.on_time) == (2, 1)
     # Overdue now: last week's acceptance (due 2 Nov) and b's resolution (due 6 Nov).
-    assert [(o.number, o.stage) for o in data.overdue] == [
+    assert [(o.number, o.stage) for o in stats.overdue] == [
         (cases["earlier"].number, "acceptance"),
         (cases["b"].number, "resolution"),
     ]
-    assert (data.surveys, data.no_response) == (1, 0)
-    assert (data.average_result, data.average_attitude) == (8.0, 6.0)
+    assert (stats.satisfaction.answers, stats.no_response) == (1, 0)
+    assert (stats.satisfaction.average_result, stats.satisfaction.average_attitude) == (8.0, 6.0)
     person = cases["a"].complainant_id  # type: ignore[attr-defined]
-    assert data.repeat_complainants == [(f"张* (#{person})", 2)]
-    assert data.per_respondent_staff == [("handler", 1)]
-    text = render_text(data, load_profile("gov-window"), "zh_CN", SHANGHAI)
-    assert "投诉处理周报 2026-W45" in text and "服务态度 2" in text
-    assert "按时办结率: 100% (1/1)" in text and cases["b"].number in text
+    # a and b by the same identity, c (another chat) by the same phone number.
+    assert [(r.label, r.count) for r in stats.repeat_complainants] == [(f"张*（#{person}）", 3)]
+    text = render_text(data, profile, "zh_CN", SHANGHAI)
+    assert text.startswith("📊 投诉处理周报 2026-W45（2026-11-02至2026-11-08）")
+    assert "按类别：服务态度 2 件，办事效率 1 件" in text
+    assert "按承办部门：未分派 2 件，科室 1 件" in text
+    assert "按时办结率：50%（1/2）" in text and cases["b"].number in text
 
 
-async def test_workbook_is_valid_xlsx_with_a_chart(db_url: str) -> None:
-    await build_week()
-    data = await gather_report(report_period("weekly", REPORT_AT, SHANGHAI), REPORT_AT)
-    content = write_workbook(data, load_profile("gov-window"), "en", SHANGHAI)
-    book = load_workbook(io.BytesIO(content))
-    assert book.sheetnames == [
-        "Summary",
-        "By category",
-        "By department",
-        "By state",
-        "Repeat complainants",
-        "Complaints per staff",
-        "Overdue now",
-    ]
-    rows = list(book["By category"].iter_rows(values_only=True))
-    assert rows == [("By category", "Count"), ("Service attitude", 2), ("Efficiency", 1)]
-    assert book["Summary"]["B2"].value == 3 and book["Summary"]["B3"].value == 1
-    assert len(book["Overdue now"]["A"]) == 3  # header + two overdue complaints
-    # The chart is written into the file (openpyxl does not read charts back): check the part.
-    import zipfile
-
-    names = zipfile.ZipFile(io.BytesIO(content)).namelist()
-    assert any(name.startswith("xl/charts/chart") for name in names)
+async def test_an_answered_survey_is_not_overdue(db_url: str) -> None:
+    """D19: a case in 回访中 whose survey is answered waits for no one."""
+    cases = await build_week()
+    profile = load_profile("gov-window")
+    a = cases["a"]
+    # As the supervisor path leaves it: answered, still in revisit, a reminder pending.
+    due = local("2026-11-06T17:00").isoformat()
+    deadlines = {**(await Complaint.get(id=a.id)).deadlines, "survey_reminder": {"due": due}}
+    await Complaint.filter(id=a.id).update(
+        state="revisit", deadlines=deadlines, next_due_at=local("2026-11-06T17:00"),
+        next_due_stage="survey_reminder", closed_at=None,
+    )  # fmt: skip
+    data = await gather_report(report_period("weekly", REPORT_AT, SHANGHAI), REPORT_AT, profile)
+    assert a.number not in [o.number for o in data.stats.overdue]
+    assert "survey_reminder" not in render_text(data, profile, "zh_CN", SHANGHAI)
 
 
 async def test_send_report_queues_once_to_managers_with_the_workbook(

@@ -18,14 +18,14 @@ from aiohttp import web
 from bot.conversation import Conversation
 from config.profiles import Profile
 from config.settings import Settings
-from web.desk import admin, auth, case, cases, casework, receipt, tokens
+from web.desk import admin, auth, case, cases, casework, exports, receipt, stats, tokens
 from web.desk.core import DESK, JINJA, PREFIX, Desk, desk_middleware
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
 # Page modules, each with add_routes(router). Add yours to this tuple.
-PAGES = (auth, cases, case, admin, casework, tokens, receipt)
+PAGES = (auth, exports, cases, case, admin, casework, stats, tokens, receipt)
 
 
 def setup_desk(

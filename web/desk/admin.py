@@ -13,7 +13,7 @@ from bot.cli_staff import desk_invite_link
 from handlers.i18n import N_, pick_label
 from handlers.staff import action_label, stage_label, unit_label
 from handlers.validators import small_int
-from models.entities import Complaint, Department, Event, Staff
+from models.entities import Complaint, Department, DeskExport, Event, Staff
 from models.notifications import VIEWED_IDENTITY
 from models.staffing import (
     STAFF_ROLES,
@@ -188,6 +188,8 @@ class AuditRow:
 async def audit(request: web.Request, me: Me) -> web.StreamResponse:
     """Who saw whose identity, who did what: the case events, newest first, by id pages."""
     kind = request.query.get("kind", "identity")
+    if kind == "exports":
+        return await _exports(request, me)
     query = Event.all()
     if kind == "identity":
         query = query.filter(action=VIEWED_IDENTITY)
@@ -234,6 +236,54 @@ async def audit(request: web.Request, me: Me) -> web.StreamResponse:
     context = {
         "rows": rows,
         "kind": kind,
+        "staff_options": [(s.id, s.name) for s in await Staff.all().order_by("name")],
+        "staff_id": staff_id,
+        "older": rows[-1].id if more and rows else None,
+        "exports": None,
+    }
+    return render(request, me, "audit.html", context)
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    id: int
+    when: datetime
+    who: str
+    kind: str
+    filters: str
+    rows: int
+    identity_rows: int
+    finished: bool
+
+
+async def _exports(request: web.Request, me: Me) -> web.StreamResponse:
+    """Who downloaded which list (CSV / XLSX) or report, with how many rows, newest first."""
+    query = DeskExport.all()
+    staff_id = _optional_id(request.query.get("staff"))
+    if staff_id is not None:
+        query = query.filter(staff_id=staff_id)
+    before = _optional_id(request.query.get("before"))
+    if before is not None:
+        query = query.filter(id__lt=before)
+    found = await query.order_by("-id").limit(AUDIT_PAGE + 1).prefetch_related("staff")
+    more = len(found) > AUDIT_PAGE
+    rows = [
+        ExportRow(
+            e.id,
+            e.created_at,
+            e.staff.name if e.staff else "—",
+            e.kind.upper(),
+            " ".join(f"{k}={v}" for k, v in (e.filters or {}).items() if v not in ("", False)),
+            e.rows,
+            e.identity_rows,
+            e.finished,
+        )
+        for e in found[:AUDIT_PAGE]
+    ]
+    context = {
+        "rows": [],
+        "exports": rows,
+        "kind": "exports",
         "staff_options": [(s.id, s.name) for s in await Staff.all().order_by("name")],
         "staff_id": staff_id,
         "older": rows[-1].id if more and rows else None,

@@ -200,6 +200,7 @@ async def case_list(request: web.Request, me: Me) -> web.StreamResponse:
             else None
         ),
         "first_link": f"{PREFIX}/cases?{_query_string(parsed.values)}",
+        "export_query": _query_string(parsed.values),
         "paged": "after" in request.query,
         "values": parsed.values,
         "problems": parsed.problems,

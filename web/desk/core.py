@@ -32,7 +32,7 @@ from handlers.i18n import N_, Gettext, format_datetime
 from models.actions import Clock
 from models.desk_auth import DeskSession, session_for_token
 from models.entities import Staff
-from models.staffing import may_manage_staff, may_read_audit
+from models.staffing import may_manage_staff, may_read_audit, may_read_statistics
 from models.workflow import Role
 from web.desk.i18n import desk_gettext, request_language
 
@@ -333,6 +333,7 @@ def template_context(request: web.Request, me: Me | None) -> dict[str, Any]:
         "may": {
             "staff": bool(me and may_manage_staff(me.staff)),
             "audit": bool(me and may_read_audit(me.staff)),
+            "stats": bool(me and may_read_statistics(me.staff)),
         },
     }
 
