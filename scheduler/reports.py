@@ -455,7 +455,7 @@ def render_text(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) -> 
         line("overdue", _l("pieces", lang).format(n=len(stats.overdue))),
     ]
     for item in stats.overdue[:OVERDUE_LINES_IN_MESSAGE]:
-        due = _l("due_at", lang).format(due=show_time(item.due, tz))
+        due = _l("due_at", lang).format(due=show_time(item.due, tz, lang))
         lines.append(
             f"  · {item.number} {words.stage(item.stage)}{p['comma']}{due}{p['comma']}"
             f"{words.department(item.department)}"

@@ -53,8 +53,8 @@ async def test_monthly_text_reads_as_chinese(db_url: str) -> None:
     assert "满意度：结果 6.0 分，态度 6.0 分（2 份评价，1 份未回复）" in lines
     assert "被投诉人员：2026年：王五（待岗（四次及以上））4 件" in lines
     assert "超期未办：2 件" in lines
-    assert lines[-2].startswith(f"  · {c4} 受理，时限 2026-11-23 23:59，未分派")
-    assert lines[-1].startswith(f"  · {c2} 办结，时限 2026-11-24 23:59，一科")
+    assert lines[-2].startswith(f"  · {c4} 受理，时限 2026年11月23日 23:59，未分派")
+    assert lines[-1].startswith(f"  · {c2} 办结，时限 2026年11月24日 23:59，一科")
     # No raw ids, no half-width punctuation between Chinese words.
     for raw in (
         "submitted",
