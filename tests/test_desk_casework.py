@@ -124,6 +124,10 @@ async def test_a_recorded_letter_keeps_its_scanned_photo(db_url: str, tmp_path: 
         with Image.open(io.BytesIO(await read_attachment(stored))) as image:
             assert 0x8825 not in image.getexif()  # the GPS IFD
         assert f"/desk/attachments/{stored.id}" in await page(client, f"/desk/cases/{complaint.id}")
+        # The phone as people read it (D9), not as stored (+8613900139000).
+        await _signed_in(client, "supervisor")
+        shown = await page(client, f"/desk/cases/{complaint.id}")
+        assert "139 0013 9000" in shown and "+8613900139000" not in shown
 
 
 async def test_the_form_shows_the_chats_refusals_and_the_screening(

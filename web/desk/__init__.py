@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.conversation import Conversation
 from config.profiles import Profile
 from config.settings import Settings
+from handlers.i18n import format_phone
 from web.desk import admin, auth, case, cases, casework, exports, receipt, stats, tokens
 from web.desk.core import DESK, JINJA, PREFIX, Desk, desk_middleware
 
@@ -40,6 +41,8 @@ def setup_desk(
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Phone numbers as people read them (138 0013 8000, 010-1234 5678), as the chat shows them.
+        filters={"phone": format_phone},
     )
     app.middlewares.append(desk_middleware)
     app.router.add_static(PREFIX + "/static", STATIC)
