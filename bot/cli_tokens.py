@@ -8,26 +8,12 @@ is printed once; the database keeps only its SHA-256 (models.api_tokens).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from config.settings import get_settings
+from bot.cli_staff import _with_db  # one way to open and close the database for a command
 from models.api_tokens import ALL_SCOPES, ApiToken, create_token
-from models.db import close_db, init_db
 from models.entities import Staff
-
-
-def _with_db(args: argparse.Namespace, work: Callable[[], Awaitable[int]]) -> int:
-    async def run() -> int:
-        await init_db(args.db or get_settings().database_url)
-        try:
-            return await work()
-        finally:
-            await close_db()
-
-    return asyncio.run(run())
 
 
 def _create(args: argparse.Namespace) -> int:
