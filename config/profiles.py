@@ -207,6 +207,9 @@ class IntakeField(_Model):
 
 class Intake(_Model):
     fields: list[IntakeField] = []
+    # A duty the regulation puts on the complainant, shown above the summary before they submit
+    # (R6 第四条 "应当客观真实，不得隐瞒、歪曲、捏造事实，不得诬告、陷害他人").
+    declaration: Labels | None = None
 
 
 class Acceptance(_Model):
@@ -270,6 +273,9 @@ class Extension(_Model):
     max: DurationSpec
     requires_approval: bool = True
     notify_complainant: bool = True
+    # The heads of the departments that transferred the case here are told of the extension
+    # and its reason (R6 "同时向转办部门进行说明").
+    tell_transferring_departments: bool = False
 
 
 class SatisfactionBands(_Model):

@@ -1247,6 +1247,9 @@ def show_summary(turn: Turn, prefix: str | None = None, *, remove_keyboard: bool
         _("{field}: {value}").format(field=_title(turn, f), value=_value(turn, f)) for f in fields
     ]
     text = _join(prefix, _("Please check your complaint:"), "\n".join(lines))
+    declaration = turn.profile.intake.declaration
+    if declaration:
+        text = _join(text, pick_label(declaration, turn.lang))
     text = _join(text, _("Submit it, or choose what to change."))
     choices = [Choice(CONFIRM, _("Submit"))]
     choices += [

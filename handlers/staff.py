@@ -193,7 +193,7 @@ HEADLINES: Mapping[str, str] = {
         "An extension of {amount} {unit} is requested for complaint {number}. Reason: {reason}"
     ),
     Action.APPROVE_EXTENSION: N_(
-        "The extension for complaint {number} was approved. New deadline: {due}."
+        "The extension for complaint {number} was approved. New deadline: {due}. Reason: {reason}"
     ),
     Action.DENY_EXTENSION: N_("The extension for complaint {number} was denied."),
     Action.HAND_BACK: N_("Complaint {number} has been handed back for dispatch. Reason: {reason}"),

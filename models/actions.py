@@ -660,6 +660,9 @@ async def _apply_effects(
             clock,
             automatic=actor.role == Role.SYSTEM,
         )
+    if action == Action.TRANSFER and complaint.lead_department_id is not None:  # type: ignore[attr-defined]
+        # Kept on the event: the 转办部门 hears of a later extension (R6).
+        payload["from_department_id"] = complaint.lead_department_id  # type: ignore[attr-defined]
     if action in (Action.ASSIGN, Action.TRANSFER) and payload.get("department_id") is not None:
         complaint.lead_department_id = int(payload["department_id"])  # type: ignore[attr-defined]
         complaint.handler_id = payload.get("handler_id")  # type: ignore[attr-defined]
@@ -690,6 +693,7 @@ async def _apply_effects(
     if action == Action.APPROVE_EXTENSION:
         pending = complaint.extension_pending or {}
         extra["extension_request"] = pending
+        payload["extension"] = dict(pending)  # the request's amount and reason, on the event
         entry = complaint.deadlines.get("resolution")
         if entry is not None:
             entry["extension"] = {"amount": pending["amount"], "unit": pending["unit"]}

@@ -511,6 +511,31 @@ async def recipients(
     return list(found.values())
 
 
+async def transferring_heads(complaint: Complaint, conn: BaseDBAsyncClient) -> list[Staff]:
+    """The heads of the departments that transferred `complaint` on (its 转办部门), oldest first;
+    the current lead department is not one of them."""
+    transfers = (
+        await Event.filter(complaint_id=complaint.id, action=str(Action.TRANSFER))
+        .using_db(conn)
+        .order_by("id")
+        .values_list("payload", flat=True)
+    )
+    lead = complaint.lead_department_id  # type: ignore[attr-defined]
+    departments: list[int] = []
+    for payload in transfers:
+        source = (payload or {}).get("from_department_id")
+        if isinstance(source, int) and source != lead and source not in departments:
+            departments.append(source)
+    heads: list[Staff] = []
+    for department_id in departments:
+        heads += (
+            await Staff.filter(department_id=department_id, role=Role.DEPARTMENT_HEAD, active=True)
+            .using_db(conn)
+            .order_by("id")
+        )
+    return heads
+
+
 def reach(staff: Staff) -> tuple[Channel, str] | None:
     """Where a staff member is notified: their Telegram chat, else their WeChat openid."""
     if staff.telegram_chat_id:
@@ -684,7 +709,15 @@ async def emit_notifications(
     if transition.action in MILESTONE_ACTIONS:
         await _notify_complainant(complaint, action, event, profile, clock, conn)
     actor_id = actor.staff.id if actor.staff is not None else None
-    people = [p for p in await recipients(effects, complaint, payload, conn) if p.id != actor_id]
+    people = await recipients(effects, complaint, payload, conn)
+    if (
+        transition.action == Action.APPROVE_EXTENSION
+        and profile.extension is not None
+        and profile.extension.tell_transferring_departments
+    ):
+        known = {p.id for p in people}
+        people += [p for p in await transferring_heads(complaint, conn) if p.id not in known]
+    people = [p for p in people if p.id != actor_id]
     if not people:
         return
     version = await case_version(complaint.id, conn)

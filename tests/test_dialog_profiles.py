@@ -128,3 +128,23 @@ def test_a_custom_form_with_a_choice_field_and_no_exclusions(tmp_path: Path) -> 
     assert command.answers["anonymous"] is False
     assert command.answers["photos"] == []
     assert command.answers["target_kind"] is None
+
+
+def test_the_tax_service_summary_states_the_complainants_duty_to_be_truthful() -> None:
+    """R6 第四条: shown above the summary, before the complainant submits; other profiles
+    declare nothing."""
+    lang = "en"  # the walk answers in English; the text is the profile's own in every language
+    profile = load_profile("tax-service")
+    chat = Chat(profile=profile, lang=lang)
+    chat.command("start")
+    _answer_whatever_is_asked(chat)
+    expected = profile.intake.declaration
+    assert expected is not None
+    assert expected[lang] in chat.last.text
+    assert chat.last.text.index(expected[lang]) > 0  # after the answers, above the buttons
+    assert "confirm" in chat.choice_ids
+
+    gov = Chat(profile=load_profile("gov-window"), lang=lang)
+    gov.command("start")
+    _answer_whatever_is_asked(gov)
+    assert expected[lang] not in gov.last.text

@@ -345,7 +345,8 @@ async def walk_the_case(people: Office) -> str:
     assert await head.press("批准延期") == ["已完成：批准延期——投诉 202611-0001。状态：办理中"]
     await deployment.delivered()
     assert handler.unread() == [
-        "投诉 202611-0001 的延期申请已批准。新的办结期限：2026年11月13日 23:59。\n\n"
+        "投诉 202611-0001 的延期申请已批准。新的办结期限：2026年11月13日 23:59。"
+        "延期原因：需要调取窗口录像并约谈当事人。\n\n"
         + card(number, "办理中", "期限（办结）：2026年11月13日 23:59", photos=1)
     ]
     assert citizen.unread() == [

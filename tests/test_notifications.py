@@ -240,7 +240,7 @@ async def test_handling_life_cycle_messages(db_url: str) -> None:
     )
     assert (await last("w1")).text.startswith(
         "The extension for complaint 202611-0001 was approved. "
-        "New deadline: Nov 16, 2026, 23:59.\n\n"
+        "New deadline: Nov 16, 2026, 23:59. Reason: 需要调取监控\n\n"
     )
     await run(
         world,
