@@ -291,6 +291,14 @@ class SatisfactionBands(_Model):
         raise ValueError(f"score {score} is outside {self.unsatisfied[0]}–{self.satisfied[1]}")
 
 
+class RevisitBy(_Model):
+    """Who makes the return visit in person, by the case's rating (R7g 輕微投訴…由接單員進行回訪;
+    重大投訴…由站長回訪): a call-back task assigned to them, due when the revisit stage is."""
+
+    severity: str | None = None  # the rating this applies to (None: any)
+    who: Literal["order_taker", "station_chief"]
+
+
 class Revisit(_Model):
     delay: DurationSpec  # after the reply, when the revisit/survey is sent
     survey_reminder: DurationSpec  # remind a complainant who has not answered
@@ -298,6 +306,15 @@ class Revisit(_Model):
     unsatisfied: Literal["reopen", "supervisor_revisit"] = "reopen"
     supervisor_revisit_due: DurationSpec | None = None
     satisfaction: SatisfactionBands = SatisfactionBands()
+    by: list[RevisitBy] = []  # empty: no one in person (the survey, or the desk's call-back)
+
+    def visitor_for(self, severity: str | None) -> str | None:
+        """Who visits a case of this rating in person, or None: the rule naming the rating,
+        else one for any rating."""
+        for rule in self.by:
+            if rule.severity is not None and rule.severity == severity:
+                return rule.who
+        return next((rule.who for rule in self.by if rule.severity is None), None)
 
 
 class Reminders(_Model):

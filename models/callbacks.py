@@ -33,8 +33,10 @@ from models.entities import (
     Complainant,
     Complaint,
     Department,
+    Event,
     Staff,
 )
+from models.staffing import escalation_heads
 from models.workflow import Action, Role, State, Transition, decide
 from scheduler.deadlines import Duration, compute_due
 
@@ -46,7 +48,8 @@ CALLBACKS = "callbacks"  # the alarm_state key of the open tasks
 CALLBACK_STAGE = "callback"  # the stage name its reminders and escalations carry
 DEFAULT_DUE = Duration(1, "working_days")
 # Task kinds that ask the return-visit survey (their outcome carries the scores).
-SURVEY_KINDS = frozenset({"survey", "survey_reminder"})
+SURVEY_KINDS = frozenset({"survey", "survey_reminder", "revisit_visit"})
+REVISIT_VISIT = "revisit_visit"  # the return visit in person (profile `[revisit] by`)
 
 
 def is_chatless(person: Complainant | None) -> bool:
@@ -67,7 +70,10 @@ def callback_due(profile: Profile, clock: Clock) -> datetime:
 def _watch(complaint: Complaint, task: CallbackTask) -> None:
     state = dict(complaint.alarm_state or {})
     open_tasks = dict(state.get(CALLBACKS) or {})
-    open_tasks[str(task.id)] = {"start": _iso(task.created_at), "due": _iso(task.due_at)}
+    entry = {"start": _iso(task.created_at), "due": _iso(task.due_at)}
+    if task.assignee_id is not None:  # type: ignore[attr-defined]
+        entry["assignee"] = task.assignee_id  # type: ignore[attr-defined]  # reminded first
+    open_tasks[str(task.id)] = entry
     state[CALLBACKS] = open_tasks
     complaint.alarm_state = state
 
@@ -95,10 +101,13 @@ async def open_callback(
     clock: Clock,
     conn: BaseDBAsyncClient | None,
     save: bool = True,
+    assignee_id: int | None = None,
+    due_at: datetime | None = None,
 ) -> CallbackTask | None:
-    """Write the call-back task for a message to a chat-less complainant; None when this key
-    was written before. `save=False` leaves saving the complaint's alarm state to the caller
-    (the sweep saves after every step)."""
+    """Write the call-back task for a message to a chat-less complainant (or a return visit in
+    person, `assignee_id`); None when this key was written before. `save=False` leaves saving
+    the complaint's alarm state to the caller (the sweep saves after every step). `due_at`
+    defaults to the profile's call-back limit."""
     existing = await CallbackTask.filter(idempotency_key=idempotency_key).using_db(conn).exists()
     if existing:
         return None
@@ -108,7 +117,8 @@ async def open_callback(
         kind=kind,
         script=script,
         created_at=clock.now,
-        due_at=callback_due(profile, clock),
+        due_at=due_at or callback_due(profile, clock),
+        assignee_id=assignee_id,
         using_db=conn,
     )
     _watch(complaint, task)
@@ -148,6 +158,37 @@ async def open_survey_task(complaint_id: int, conn: BaseDBAsyncClient | None) ->
         .using_db(conn)
         .exists()
     )
+
+
+# -- who visits in person ---------------------------------------------------------------------
+
+
+async def revisit_visitor(
+    complaint: Complaint, who: str, conn: BaseDBAsyncClient | None
+) -> Staff | None:
+    """The person a profile's `[revisit] by` names for this case, if active: the order-taker
+    (接单员: whoever recorded the complaint on the desk, else whoever accepted it), or the
+    station chief (站长: the head of the top department above the lead department)."""
+
+    if who == "order_taker":
+        takers = (
+            await Event.filter(
+                complaint_id=complaint.id,
+                action__in=[str(Action.SUBMIT), str(Action.ACCEPT)],
+                actor_staff_id__isnull=False,
+            )
+            .using_db(conn)
+            .order_by("id")
+            .values_list("actor_staff_id", flat=True)
+        )
+        for staff_id in takers:
+            person = await Staff.filter(id=staff_id, active=True).using_db(conn).first()
+            if person is not None:
+                return person
+        return None
+    lead = complaint.lead_department_id  # type: ignore[attr-defined]
+    heads = await escalation_heads(lead, conn) if lead is not None else []
+    return heads[-1] if heads else None
 
 
 # -- who may record, who may call -------------------------------------------------------------

@@ -366,6 +366,11 @@ class CallbackTask(Model):
     survey_response: fields.ForeignKeyNullableRelation[SurveyResponse] = fields.ForeignKeyField(
         "models.SurveyResponse", related_name="callbacks", null=True, on_delete=fields.SET_NULL
     )
+    # The one person who owes this call (a return visit in person: the order-taker, the
+    # station chief); None: whoever may call the complainant back.
+    assignee: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="callbacks_assigned", null=True, on_delete=fields.SET_NULL
+    )
 
     class Meta:
         table = "callback_task"

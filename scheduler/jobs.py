@@ -38,12 +38,15 @@ from handlers import survey as survey_dialog
 from handlers.messages import Outgoing
 from models.actions import ActionRefused, Actor, Clock, act, recompute_stage, refresh_next_due
 from models.callbacks import (
+    CALLBACK_STAGE,
     CALLBACKS,
+    REVISIT_VISIT,
     SURVEY_KINDS,
     cancel_callbacks,
     is_chatless,
     open_callback,
     open_survey_task,
+    revisit_visitor,
 )
 from models.entities import (
     Channel,
@@ -467,13 +470,19 @@ class _Run:
         self.complaint = await Complaint.get(id=self.complaint.id).using_db(self.conn)
 
 
-def escalation_rungs(complaint: Complaint, stage: str, directory: Directory) -> list[list[int]]:
-    """Rungs of staff ids for a deadline of `complaint` (see `build_rungs`)."""
+def escalation_rungs(
+    complaint: Complaint, stage: str, directory: Directory, slot: str = ""
+) -> list[list[int]]:
+    """Rungs of staff ids for a deadline of `complaint` (see `build_rungs`); `slot` names the
+    call-back task of a callback alarm ("callback#<task id>@…"), whose assignee comes first."""
     supervisors = directory.active(Role.SUPERVISOR)
     if stage == SUPERVISOR_REVISIT:
         return build_rungs(supervisors, [], directory.active(Role.ADMIN))
     lead = complaint.lead_department_id  # type: ignore[attr-defined]
     heads = directory.chain_heads(lead) if lead else []
+    assignee = _callback_assignee(complaint, slot) if stage == CALLBACK_STAGE else None
+    if assignee is not None and directory.active_staff(assignee) is not None:
+        return build_rungs([assignee], heads, supervisors, directory.active(Role.ADMIN))
     if complaint.handler_id is not None:  # type: ignore[attr-defined]
         handler = directory.active_staff(complaint.handler_id)  # type: ignore[attr-defined]
         responsible = [handler.id] if handler else heads[:1]
@@ -484,13 +493,20 @@ def escalation_rungs(complaint: Complaint, stage: str, directory: Directory) -> 
     return build_rungs(responsible, heads, supervisors, directory.active(Role.ADMIN))
 
 
+def _callback_assignee(complaint: Complaint, slot: str) -> int | None:
+    task_ref = slot.partition("#")[2].partition("@")[0]
+    entry = ((complaint.alarm_state or {}).get(CALLBACKS) or {}).get(task_ref) or {}
+    assignee = entry.get("assignee") if isinstance(entry, dict) else None
+    return assignee if isinstance(assignee, int) else None
+
+
 async def _remind(run: _Run, step: Step) -> None:
     alarm = step.fire
     slot = run.slot(alarm.slot)
     done = set(slot.get("reminded", ()))
     done.update(iso(a.at) for a in (alarm, *step.superseded))
     slot["reminded"] = sorted(done)
-    rungs = escalation_rungs(run.complaint, alarm.stage, run.directory)
+    rungs = escalation_rungs(run.complaint, alarm.stage, run.directory, alarm.slot)
     people = run.directory.people(rungs[0])
     assert alarm.due is not None
     for person in people:
@@ -520,7 +536,7 @@ async def _remind(run: _Run, step: Step) -> None:
 
 
 async def _escalate(run: _Run, alarm: Alarm) -> None:
-    rungs = escalation_rungs(run.complaint, alarm.stage, run.directory)
+    rungs = escalation_rungs(run.complaint, alarm.stage, run.directory, alarm.slot)
     slot = run.slot(alarm.slot)
     slot["escalated"] = alarm.level
     if alarm.level + 1 >= len(rungs):
@@ -600,19 +616,67 @@ async def _send_survey(run: _Run) -> None:
     person = await Complainant.filter(id=run.complaint.complainant_id).using_db(run.conn).first()  # type: ignore[attr-defined]
     lang = lang_of(person.language if person else None)
     message = survey_dialog.survey_invitation(run.complaint.id, run.complaint.number, lang)
-    sent = await run.tell(
-        person,
-        message,
-        f"survey:{run.complaint.id}:{reply_instant}",
-        "survey",
-        survey_dialog.survey_call_script(message, lang),
-    )
+    script = survey_dialog.survey_call_script(message, lang)
+    visited = await _open_revisit_visit(run, script, reply_instant)
+    # A complainant without a chat is asked in that visit, not in a second call.
+    sent = visited and is_chatless(person)
+    if not sent:
+        sent = await run.tell(
+            person, message, f"survey:{run.complaint.id}:{reply_instant}", "survey", script
+        )
     slot = run.slot(SURVEY)
     reachable = complainant_address(person) is not None or is_chatless(person)
     slot.update({"started": iso(run.now), "reachable": reachable})
     run.report.surveys_sent += 1
     if not sent:
         log.info("complaint %s: survey started, complainant unreachable", run.complaint.number)
+
+
+async def _open_revisit_visit(run: _Run, script: str, reply_instant: str) -> bool:
+    """The return visit in person the profile names for this case's rating (`[revisit] by`:
+    R7g 接单员 for minor, 站长 for major): a call-back task assigned to that person, due when
+    the revisit stage is, and a message telling them. False when the profile names no one.
+    Nobody to name (no active order-taker or station chief) leaves the task to whoever may
+    call back, and says so on the event."""
+    assert run.profile.revisit is not None
+    who = run.profile.revisit.visitor_for(run.complaint.severity)
+    if who is None:
+        return False
+    visitor = await revisit_visitor(run.complaint, who, run.conn)
+    entry = run.complaint.deadlines.get("revisit") or {}
+    due = parse(entry["due"]) if entry.get("due") else None
+    task = await open_callback(
+        run.complaint,
+        kind=REVISIT_VISIT,
+        script=script,
+        idempotency_key=f"revisit-visit:{run.complaint.id}:{reply_instant}",
+        profile=run.profile,
+        clock=run.clock,
+        conn=run.conn,
+        save=False,
+        assignee_id=visitor.id if visitor else None,
+        due_at=due if due is not None and due > run.now else None,
+    )
+    if task is None:
+        return True  # written before (a re-run)
+    if visitor is not None:
+        lang = lang_of(visitor.language)
+        notice = Outgoing(
+            text(
+                "revisit_visit",
+                lang,
+                who=text(who, lang),
+                number=run.complaint.number,
+                due=show_time(task.due_at, run.context.tz, lang),
+            )
+        )
+        key = f"revisit-visit:{run.complaint.id}:{reply_instant}:{visitor.id}"
+        await run.send(staff_address(visitor), notice, key, run.deliver_at())
+    await run.event(
+        "revisit_visit_opened",
+        {"who": who, "staff_id": visitor.id if visitor else None, "task_id": task.id},
+    )
+    return True
 
 
 async def _survey_reminder(run: _Run) -> None:

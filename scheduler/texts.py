@@ -44,6 +44,13 @@ _TEMPLATES: dict[str, str] = {
         "was closed as 'no response'. Thank you."
     ),
     "nobody": N_("not assigned"),
+    "revisit_visit": N_(
+        "📞 Return visit owed by you ({who}): complaint {number} has been answered. Please "
+        "revisit the complainant by {due} and record the result and attitude scores on the "
+        "call-back list."
+    ),
+    "order_taker": N_("as the order-taker"),
+    "station_chief": N_("as the station chief"),
     "progress": N_(
         "Your complaint {number} is still being handled; it is due on {due}. We will tell "
         "you as soon as there is news."

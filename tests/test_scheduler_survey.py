@@ -22,7 +22,7 @@ from models.actions import complaint_history
 from models.entities import Complaint, Event, OutboxMessage, SurveyResponse
 from models.outbox import outgoing_from_json
 from models.workflow import State, derive_state
-from scheduler.alarms import set_alarm_context
+from scheduler.alarms import iso, set_alarm_context
 from scheduler.jobs import sweep
 from scheduler.survey import add_survey_comment, overall_band, record_survey_answer
 from tests.scheduler_support import (
@@ -113,7 +113,11 @@ async def test_catch_up_sends_the_survey_once_and_gives_the_full_time_to_answer(
     assert (first.surveys_sent, first.closed_no_response, first.survey_reminders) == (1, 0, 0)
     assert (second.complaints, second.surveys_sent) == (0, 0)
     assert len(await outbox_keys("survey:")) == 1
-    assert (await Complaint.get(id=complaint.id)).next_alarm_at == late + timedelta(hours=24)
+    stored = await Complaint.get(id=complaint.id)
+    assert stored.deadlines["survey_reminder"]["due"] == iso(late + timedelta(hours=24))
+    # Sooner than that: the reminder of the order-taker's own return visit (R7g), which is owed
+    # within the profile's call-back limit when the revisit stage ran out during the downtime.
+    assert stored.next_alarm_at is not None and stored.next_alarm_at < late + timedelta(hours=24)
     assert (await sweep(late + timedelta(hours=24), profile=profile)).survey_reminders == 1
 
 

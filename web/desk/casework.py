@@ -41,7 +41,7 @@ from handlers.turn import DialogContext
 from handlers.validators import small_int
 from models.actions import ActionRefused, Actor, ComplaintNotFound, submit_complaint
 from models.callbacks import SURVEY_KINDS, callback_list, may_record
-from models.entities import CallbackOutcome, CallbackStatus, Channel, Complaint
+from models.entities import CallbackOutcome, CallbackStatus, Channel, Complaint, Staff
 from models.notifications import record_identity_view
 from models.paper import case_for, letter_ready, register_of
 from models.workflow import Action, Role
@@ -60,6 +60,7 @@ KIND_NAMES = {
     "progress": N_("Tell: still in progress"),
     "survey": N_("Return visit"),
     "survey_reminder": N_("Return visit (second call)"),
+    "revisit_visit": N_("Return visit in person"),
     "closed_no_response": N_("Tell: closed without an answer"),
 }
 # Steps of the handling record that are no staff button (the register names them too).
@@ -233,12 +234,15 @@ async def callbacks(request: web.Request, me: Me) -> web.StreamResponse:
             row.complaint, me.staff, shown, via="callbacks", now=now, conn=None
         )
     gettext = me.gettext
+    assigned = sorted({r.task.assignee_id for r in rows if r.task.assignee_id is not None})  # type: ignore[attr-defined]
+    assignees = dict(await Staff.filter(id__in=assigned).values_list("id", "name"))
     return render(
         request,
         me,
         "callbacks.html",
         {
             "rows": rows,
+            "assignees": assignees,
             "show_done": show_done,
             "survey_kinds": SURVEY_KINDS,
             "kind_name": lambda kind: gettext(KIND_NAMES[kind]) if kind in KIND_NAMES else kind,
