@@ -98,7 +98,7 @@
   // Numbers, dates, times, phone numbers and codes are kept whole (never broken mid-token);
   // links become links. Everything goes in with textContent: the text may contain anything.
   // A complaint number, by the server's rule (models/numbering.py: every shipped format).
-  var NUMBER = document.body.getAttribute("data-number") || "(?!)";  // none given: none match
+  var NUMBER = document.body.dataset.number || "(?!)";  // none given: none match
   var TOKEN = new RegExp([
     "(?:https?:\\/\\/[^\\s，。]+|\\/c\\/" + NUMBER + "\\?k=[A-Za-z0-9-]+)",
     "\\d{4}年\\d{1,2}月\\d{1,2}日(?:\\s?\\d{1,2}:\\d{2})?",
