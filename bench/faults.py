@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ from _inbound_support import (
     update_for,
 )
 
-NUMBER = re.compile(r"\b(\d{6})-(\d{4})\b")
+from models.numbering import NUMBER_IN_TEXT as NUMBER
 
 
 async def users_under_fire(

@@ -82,6 +82,7 @@ from models.entities import (
 )
 from models.lookup import Limits, check, follow, issue_code, private_view
 from models.lookup import display_code as display
+from models.numbering import example_number
 from models.workflow import Action, RefusalReason, Role, State
 from scheduler.calendar import WorkingCalendar
 from scheduler.callbacks import link_chat
@@ -633,9 +634,10 @@ class Conversation:
         if again:
             state.flow, state.step = "link", "number"
             state.scratch = {"tries": command.tries + 1}
+            example = example_number(self.profile.numbering.format)
             text += "\n\n" + _(
-                "Please send the complaint number you were given (for example 202612-0001)."
-            )
+                "Please send the complaint number you were given (for example {example})."
+            ).format(example=example)
         return [Outgoing(text)]
 
     async def _supplement(

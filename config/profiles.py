@@ -35,8 +35,16 @@ from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+)
 
+from models.numbering import DEFAULT_FORMAT, FORMATS
 from scheduler.deadlines import Duration, OfficeHours, Unit
 
 SHIPPED_PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -345,6 +353,33 @@ class Reply(_Model):
     disputed_result: Literal["reinvestigate", "supervisor_revisit"] = "reinvestigate"
 
 
+def _shipped_format(name: str) -> str:
+    if name not in FORMATS:
+        raise ValueError(f"unknown number format; one of {', '.join(FORMATS)}")
+    return name
+
+
+class Numbering(_Model):
+    """How complaint numbers look (models/numbering.py): "YYYYMM-NNNN" (202612-0001) or R17's
+    "YYMM-NN" (2612-01). The serial width is a minimum: it grows past 99 (2612-100)."""
+
+    format: Annotated[str, AfterValidator(_shipped_format)] = DEFAULT_FORMAT
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def serial_width(self) -> int:
+        """The serial's minimum digits, fixed by the format (shown by `profiles explain`)."""
+        return FORMATS[self.format].serial_width
+
+
+class Resolution(_Model):
+    """What must be on record before a case may be resolved."""
+
+    # Staff record whether to start the product recall (the action record_recall_decision,
+    # recall yes/no and the reason); `resolve` is refused until they have (R26).
+    requires_recall_decision: bool = False
+
+
 class Callbacks(_Model):
     """Calls the desk owes complainants without a chat (recorded by phone, at the window, by
     letter or e-mail): each is due this long after it was opened (models/callbacks.py)."""
@@ -374,6 +409,8 @@ class Profile(_Model):
     progress: Progress | None = None
     reply: Reply = Reply()
     callbacks: Callbacks = Callbacks()
+    numbering: Numbering = Numbering()
+    resolution: Resolution = Resolution()
     acceptance: Acceptance = Acceptance()
     severity_rules: SeverityRules = SeverityRules()
     clock: Counting = Counting()

@@ -16,7 +16,8 @@ from handlers.messages import Outgoing
 from handlers.selfservice import state_label
 from handlers.turn import BACK, Turn
 from handlers.validators import InvalidInput, normalise_phone
-from models.lookup import normalise_code, normalise_number
+from models.lookup import normalise_code
+from models.numbering import example_number, normalise_number
 
 FLOW = "find"
 FLOWS = frozenset({FLOW})
@@ -78,7 +79,9 @@ def start(turn: Turn, args: str = "") -> None:
 def _ask_number(turn: Turn, prefix: str | None = None) -> None:
     _ = turn._
     turn.go(FLOW, _NUMBER)
-    question = _("Find a complaint: please send its number (for example 202612-0001).")
+    question = _("Find a complaint: please send its number (for example {example}).").format(
+        example=example_number(turn.profile.numbering.format)
+    )
     turn.say(f"{prefix}\n\n{question}" if prefix else question, turn.nav(back=False))
 
 
@@ -104,7 +107,13 @@ def handle(turn: Turn) -> None:
     if turn.state.step != _PROOF:
         number = normalise_number(typed)
         if number is None:
-            _ask_number(turn, _("That is not a complaint number: it looks like 202612-0001."))
+            example = example_number(turn.profile.numbering.format)
+            _ask_number(
+                turn,
+                _("That is not a complaint number: it looks like {example}.").format(
+                    example=example
+                ),
+            )
             return
         _ask_proof(turn, number)
         return

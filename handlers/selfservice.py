@@ -6,7 +6,6 @@ lists them and emits commands (Supplement, Withdraw, Dispute) for the shell to c
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from handlers.i18n import N_, append_note, format_datetime
 from handlers.messages import Choice
 from handlers.turn import BACK, DONE, ComplaintSummary, Turn, file_record, menu_choices
 from handlers.validators import InvalidInput, normalise_phone, validate_text
+from models.numbering import example_number, normalise_number
 from models.workflow import State
 
 COMPLAINT = "complaint:"
@@ -25,8 +25,6 @@ ALL_COMPLAINTS = "status:list"
 WITHDRAW_YES = "withdraw:yes"
 WITHDRAW_NO = "withdraw:no"
 LINK = "status:link"
-# A complaint number as the desk hands it out on the phone: YYYYMM-NNNN.
-NUMBER_PATTERN = re.compile(r"^\d{6}-\d{4,}$")
 # Wrong number/phone pairs allowed per linking attempt before it stops (no guessing game).
 LINK_TRIES = 3
 
@@ -454,7 +452,8 @@ def start_link(turn: Turn, prefix: str | None = None, tries: int = 0) -> None:
     turn.reset()
     turn.go("link", "number")
     turn.state.scratch = {"tries": tries}
-    question = _("Please send the complaint number you were given (for example 202612-0001).")
+    question = _("Please send the complaint number you were given (for example {example}).")
+    question = question.format(example=example_number(turn.profile.numbering.format))
     turn.say(f"{prefix}\n\n{question}" if prefix else question, turn.nav(back=False))
 
 
@@ -479,14 +478,17 @@ def _handle_link(turn: Turn) -> None:
     if message.kind == "contact" and message.phone:
         typed = message.phone
     if turn.state.step == "number":
-        if not NUMBER_PATTERN.match(typed):
+        number = normalise_number(typed)
+        if number is None:
             start_link(
                 turn,
-                _("That is not a complaint number: it looks like 202612-0001."),
+                _("That is not a complaint number: it looks like {example}.").format(
+                    example=example_number(turn.profile.numbering.format)
+                ),
                 int(scratch.get("tries") or 0),
             )
             return
-        scratch["number"] = typed
+        scratch["number"] = number
         _ask_link_phone(turn)
         return
     try:

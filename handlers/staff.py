@@ -75,6 +75,7 @@ BUTTON_ACTIONS: tuple[Action, ...] = (
     Action.DENY_EXTENSION,
     Action.ADD_NOTE,
     Action.SET_SEVERITY,
+    Action.RECORD_RECALL_DECISION,  # where the profile asks for it (R26), before resolving
     Action.RESOLVE,
     Action.HAND_BACK,
     Action.CLOSE,  # supervisors, after a revisit (e.g. an unsatisfied survey's)
@@ -96,6 +97,7 @@ ACTION_LABELS: Mapping[str, str] = {
     Action.DENY_EXTENSION: N_("Deny extension"),
     Action.ADD_NOTE: N_("Add note"),
     Action.SET_SEVERITY: N_("Raise severity"),
+    Action.RECORD_RECALL_DECISION: N_("Record the recall decision"),
     Action.RESOLVE: N_("Resolve"),
     Action.HAND_BACK: N_("Hand back"),
     Action.NOTIFY_RESULT: N_("Tell the result"),
@@ -157,6 +159,10 @@ REFUSAL_TEXTS: Mapping[str, str] = {
     ),
     "severity_fixed": N_("this profile does not let staff raise the severity."),
     "not_enabled_by_profile": N_("this profile does not provide for this action."),
+    "recall_decision_missing": N_(
+        "record first whether the product recall is started (Record the recall decision); "
+        "then resolve."
+    ),
     STALE: N_("this button is out of date: the case has moved on since it was sent."),
     "not_found": N_("the complaint no longer exists."),
     "invalid": N_("the input was not accepted ({detail})."),
@@ -279,6 +285,11 @@ class CaseCard:
     incident_precision: str | None = None
     # "staff": the complainant was not sure the matter belongs here; staff screen it.
     screening: str | None = None
+    # R26: the profile asks whether the product recall is started ([resolution]
+    # requires_recall_decision); the decision (None: not yet recorded) and its reason.
+    recall_asked: bool = False
+    recall_decision: bool | None = None
+    recall_reason: str | None = None
 
     @property
     def shows_identity(self) -> bool:
@@ -499,6 +510,9 @@ def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
         if card.provisional:
             due = append_note(due, _("(provisional)"))
         lines.append(due)
+    recall = recall_line(card, lang)
+    if recall:
+        lines.append(recall)
     if card.extension_request:
         request = card.extension_request
         lines.append(
@@ -509,6 +523,24 @@ def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
             )
         )
     return "\n".join(lines)
+
+
+RECALL_TEXTS: Mapping[str, str] = {
+    "yes": N_("Product recall: started. Reason: {reason}"),
+    "no": N_("Product recall: not started. Reason: {reason}"),
+    "missing": N_("Product recall: not decided yet (needed before resolving)"),
+}
+
+
+def recall_line(card: CaseCard, lang: str) -> str | None:
+    """The recall decision as one line of the card (R26), or None where none is asked for."""
+    if card.recall_decision is None and not card.recall_asked:
+        return None
+    _ = translator(lang)
+    if card.recall_decision is None:
+        return _(RECALL_TEXTS["missing"])
+    key = "yes" if card.recall_decision else "no"
+    return _(RECALL_TEXTS[key]).format(reason=card.recall_reason or "-")
 
 
 def render_notification(
@@ -1118,6 +1150,38 @@ _ask_note, _on_note = _text_step("note", N_("Type the note:"), Action.ADD_NOTE, 
 _ask_hand_back, _on_hand_back = _text_step(
     "hand_back", N_("Why do you hand the case back?"), Action.HAND_BACK, "reason"
 )
+_ask_recall_reason, _on_recall_reason = _text_step(
+    "recall_reason",
+    N_("Why? Type the reason for the recall decision:"),
+    Action.RECORD_RECALL_DECISION,
+    "reason",
+)
+
+
+def _recall_choices(turn: _Turn) -> list[Choice]:
+    return [
+        Choice(PICK + "yes", turn._("Start the product recall")),
+        Choice(PICK + "no", turn._("No recall")),
+    ]
+
+
+def _start_recall(turn: _Turn) -> None:
+    turn.go("recall")
+    turn.say(
+        turn._("Is the product recall started for this complaint?"),
+        [*_recall_choices(turn), turn.cancel_choice()],
+    )
+
+
+def _on_recall(turn: _Turn) -> None:
+    picked = turn.picked(_recall_choices(turn))
+    if picked is None:
+        _start_recall(turn)
+        return
+    turn.state.scratch["payload"] = {"recall": picked == PICK + "yes"}
+    _ask_recall_reason(turn)
+
+
 _ask_extension_reason, _on_extension_reason = _text_step(
     "extension_reason",
     N_("Why is more time needed?"),
@@ -1306,6 +1370,7 @@ _FIRST_STEP: Mapping[Action, Step] = {
     Action.RESOLVE: _ask_reply,
     Action.HAND_BACK: _ask_hand_back,
     Action.SETTLE_AS_DECIDED: _ask_decided,
+    Action.RECORD_RECALL_DECISION: _start_recall,
 }
 
 _STEPS: Mapping[str, Step] = {
@@ -1326,6 +1391,8 @@ _STEPS: Mapping[str, Step] = {
     "reply_files": _on_reply_files,
     "hand_back": _on_hand_back,
     "decided_number": _on_decided,
+    "recall": _on_recall,
+    "recall_reason": _on_recall_reason,
     "extension_amount": _on_extension_amount,
     "extension_reason": _on_extension_reason,
 }
@@ -1489,6 +1556,16 @@ def form_acts(
         if isinstance(reason, FormProblem):
             return reason
         return acts((action, {"amount": int(raw), "unit": unit, "reason": reason}))
+    if action == Action.RECORD_RECALL_DECISION:
+        recall = (values.get("recall") or "").strip()
+        if not recall:
+            return FormProblem("recall", "required")
+        if recall not in ("yes", "no"):
+            return FormProblem("recall", "unknown")
+        reason = _form_text(values, "reason")
+        if isinstance(reason, FormProblem):
+            return reason
+        return acts((action, {"recall": recall == "yes", "reason": reason}))
     if action == Action.SETTLE_AS_DECIDED:
         number = _form_text(values, "decided_number")
         if isinstance(number, FormProblem):

@@ -16,7 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from config.profiles import ENGINE_FIELDS, Profile
-from models.actions_rules import severity_raisable
+from models.actions_rules import recall_decision_pending, severity_raisable
 from models.entities import (
     Attachment,
     Channel,
@@ -28,6 +28,13 @@ from models.entities import (
     TargetKind,
 )
 from models.notifications import emit_notifications, written_reply_pending
+from models.numbering import (
+    DEFAULT_FORMAT,
+    format_number,
+    normalise_number,
+    number_format,
+    period_of,
+)
 from models.targets import link_target
 from models.workflow import (
     Action,
@@ -111,22 +118,26 @@ class ActionResult:
 # -- numbering ---------------------------------------------------------------------------
 
 
-async def next_complaint_number(conn: BaseDBAsyncClient, month: str) -> str:
-    """The next YYYYMM-NNNN for `month`, gap-free: call inside the submitting transaction.
+async def next_complaint_number(
+    conn: BaseDBAsyncClient, period: str, fmt: str = DEFAULT_FORMAT
+) -> str:
+    """The next number of `period` (YYYYMM) in format `fmt` (models/numbering.py), gap-free:
+    call inside the submitting transaction.
 
-    The upsert takes the month's row lock until commit, so concurrent submissions queue on it
-    and a rolled-back submission gives its serial back.
+    The upsert takes the period's row lock until commit, so concurrent submissions queue on it
+    and a rolled-back submission gives its serial back. Every shipped format counts per month,
+    so they share the row: switching format mid-month continues the serial.
     """
+    number_format(fmt)  # an unknown format fails before a serial is taken
     dialect = conn.capabilities.dialect
     mark = "$1" if dialect == "postgres" else "?"
     rows = await conn.execute_query_dict(
         "INSERT INTO monthly_serial (month, last_serial) VALUES "
         f"({mark}, 1) ON CONFLICT (month) DO UPDATE "
         "SET last_serial = monthly_serial.last_serial + 1 RETURNING last_serial",
-        [month],
+        [period],
     )
-    serial = int(rows[0]["last_serial"])
-    return f"{month}-{serial:04d}"
+    return format_number(fmt, period, int(rows[0]["last_serial"]))
 
 
 # -- deadlines ---------------------------------------------------------------------------
@@ -366,8 +377,8 @@ async def submit_complaint(
             person.phone, changed = answers["phone"], True
         if changed:
             await person.save(using_db=conn)
-    month = clock.now.astimezone(clock.tz).strftime("%Y%m")
-    number = await next_complaint_number(conn, month)
+    period = period_of(clock.now.astimezone(clock.tz))
+    number = await next_complaint_number(conn, period, profile.numbering.format)
     incident = answers.get("incident_time")
     complaint = Complaint(
         number=number,
@@ -529,15 +540,30 @@ async def decided_case(
     """The earlier case, by number, whose decision settles `complaint` (`settle_as_decided`);
     ValueError (the staff desk shows it as refused input) when it is unknown, is this case, or
     has no decided reply yet."""
-    number = str(number or "").strip()
-    if not number:
+    typed = str(number or "").strip()
+    if not typed:
         raise ValueError("the number of the case already decided is required")
+    number = normalise_number(typed) or typed  # any shipped format; else reported as unknown
     decided = await Complaint.filter(number=number).using_db(conn).first()
     if decided is None or decided.id == complaint.id:
         raise ValueError(f"no other complaint numbered {number}")
     if State(decided.state) not in DECIDED_STATES or not decided.reply_text:
         raise ValueError(f"complaint {number} has no decided result yet")
     return decided
+
+
+def recall_decision_of(payload: dict[str, Any]) -> tuple[bool, str]:
+    """(start the recall?, the reason) from a record_recall_decision payload; ValueError (refused
+    input) unless `recall` is a yes/no and a reason is given."""
+    recall = payload.get("recall")
+    if isinstance(recall, str):
+        recall = {"yes": True, "true": True, "no": False, "false": False}.get(recall.lower())
+    if not isinstance(recall, bool):
+        raise ValueError("recall is yes or no")
+    reason = str(payload.get("reason") or "").strip()
+    if not reason:
+        raise ValueError("the reason for the recall decision is required")
+    return recall, reason
 
 
 async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> CaseFacts:
@@ -565,6 +591,8 @@ async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> Ca
         severity_raisable=severity_raisable(profile, complaint),
         dispute_to_supervisor=profile.reply.disputed_result == "supervisor_revisit",
         settle_as_decided_enabled=profile.acceptance.settle_as_decided,
+        recall_decision_enabled=profile.resolution.requires_recall_decision,
+        recall_decision_pending=recall_decision_pending(profile, complaint),
     )
 
 
@@ -678,6 +706,9 @@ async def _apply_effects(
         complaint.resolved_at = clock.now
     if action == Action.ISSUE_WRITTEN_REPLY:
         complaint.written_reply_at = clock.now
+    if action == Action.RECORD_RECALL_DECISION:
+        complaint.recall_decision, complaint.recall_reason = recall_decision_of(payload)
+        payload["recall"], payload["reason"] = complaint.recall_decision, complaint.recall_reason
     if action == Action.REQUEST_EXTENSION:
         complaint.extension_pending = {
             "staff_id": actor.staff.id if actor.staff else None,

@@ -16,3 +16,8 @@ def severity_raisable(profile: Profile, complaint: Any) -> bool:
     if not profile.severity_rules.raisable or not profile.severities:
         return False
     return profile.severity_rank(complaint.severity) < len(profile.severities) - 1
+
+
+def recall_decision_pending(profile: Profile, complaint: Any) -> bool:
+    """The profile requires the recall decision before resolving (R26), and none is recorded."""
+    return profile.resolution.requires_recall_decision and complaint.recall_decision is None

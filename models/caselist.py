@@ -30,6 +30,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from models.entities import Staff
 from models.notifications import INTAKE_STATES, CaseScope, case_scope
+from models.numbering import normalise_number
 from models.outbox import undeliverable_complaints
 from models.workflow import OPEN_STATES, State
 from scheduler.calendar import WorkingCalendar
@@ -175,7 +176,12 @@ def _scope(sql: _Sql, scope: CaseScope) -> None:
 
 def _search(sql: _Sql, terms: Sequence[str]) -> None:
     for term in terms:
-        if len(term) >= 3 and sql.dialect == "sqlite":
+        number = normalise_number(term)
+        if number is not None:
+            # A complaint number (any shipped format) finds that case: a substring search would
+            # also find 2612-010 … 2612-019 for 2612-01.
+            sql.add(f"c.number = {sql.p(number)}")
+        elif len(term) >= 3 and sql.dialect == "sqlite":
             phrase = '"' + term.replace('"', '""') + '"'
             match = sql.p(phrase)
             sql.add(f"c.id IN (SELECT rowid FROM complaint_fts WHERE complaint_fts MATCH {match})")
@@ -342,7 +348,8 @@ EXPORT_COLUMNS = (
     "c.id, c.number, c.submitted_at, c.channel, c.category, c.subcategory, c.state, "
     "c.lead_department_id, c.handler_id, c.target_kind, c.target_text, c.target_staff_id, "
     "c.target_department_id, c.contact_name, c.contact_phone, c.place_text, c.facts, "
-    "c.next_due_at, c.next_due_stage, c.resolved_at, c.closed_at"
+    "c.next_due_at, c.next_due_stage, c.resolved_at, c.closed_at, c.recall_decision, "
+    "c.recall_reason"
 )
 
 

@@ -125,7 +125,7 @@ class Complainant(Model):
 class MonthlySerial(Model):
     """Last complaint serial handed out per month: the row lock makes numbers gap-free."""
 
-    month = fields.CharField(max_length=6, primary_key=True)  # YYYYMM
+    month = fields.CharField(max_length=6, primary_key=True)  # YYYYMM, every format
     last_serial = fields.IntField(default=0)
 
     class Meta:
@@ -134,7 +134,7 @@ class MonthlySerial(Model):
 
 class Complaint(Model):
     id = fields.IntField(primary_key=True)
-    number = fields.CharField(max_length=20, unique=True)  # YYYYMM-NNNN
+    number = fields.CharField(max_length=20, unique=True)  # models/numbering.py formats
     profile = fields.CharField(max_length=64)
     category = fields.CharField(max_length=64, null=True)
     subcategory = fields.CharField(max_length=64, null=True)
@@ -202,6 +202,10 @@ class Complaint(Model):
     # When the 书面答复 (written reply letter) was issued; a written complaint cannot be closed
     # before (profile reply.written_reply_for_written_complaint).
     written_reply_at = fields.DatetimeField(null=True)
+    # R26 决定是否启动产品回收程序: staff's decision whether to start the product recall (None:
+    # not recorded yet), with their reason; who and when are on the record_recall_decision event.
+    recall_decision = fields.BooleanField(null=True)
+    recall_reason = fields.TextField(null=True)
     submitted_at = fields.DatetimeField(null=True)
     resolved_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise import Tortoise
 
+from config.profiles import Profile
 from models.caselist import CaseFilter, iter_cases
 from models.confidentiality import Field, can_see, mask_complaint, unmasked_identity
 from models.entities import Complaint, Department, DeskExport, Staff
@@ -46,6 +47,15 @@ COLUMNS = (
     "resolved_at",
     "closed_at",
 )
+# R26: where the profile asks for the recall decision, the export carries it and its reason.
+RECALL_COLUMNS = ("recall_decision", "recall_reason")
+
+
+def columns_for(profile: Profile) -> tuple[str, ...]:
+    """The export's columns under `profile`."""
+    if profile.resolution.requires_recall_decision:
+        return (*COLUMNS, *RECALL_COLUMNS)
+    return COLUMNS
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,13 @@ def mask_row(
         "next_due_at": record["next_due_at"],
         "resolved_at": record["resolved_at"],
         "closed_at": record["closed_at"],
+        # Stored as 0/1 by SQLite: read as a yes/no, None while not recorded.
+        "recall_decision": None
+        if record.get("recall_decision") is None
+        else bool(record["recall_decision"]),
+        "recall_reason": record.get("recall_reason")
+        if details or not record.get("recall_reason")
+        else "***",
     }
     return row, bool(unmasked_identity(policy, role, relation))
 

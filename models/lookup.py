@@ -59,14 +59,6 @@ def normalise_code(typed: str) -> str | None:
     return cleaned
 
 
-NUMBER = re.compile(r"^\d{6}-\d{4,}$")
-
-
-def normalise_number(typed: str) -> str | None:
-    cleaned = (typed or "").strip().replace("－", "-").replace("—", "-")
-    return cleaned if NUMBER.match(cleaned) else None
-
-
 @dataclass(frozen=True)
 class Limits:
     per_address: int

@@ -40,7 +40,7 @@ from tortoise.expressions import Q
 from handlers.i18n import pick_label, supported
 from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
 from handlers.staff import CaseCard, button_actions, render_notification
-from models.actions_rules import severity_raisable
+from models.actions_rules import recall_decision_pending, severity_raisable
 from models.callbacks import is_chatless, open_callback
 from models.confidentiality import (
     MASK,
@@ -129,6 +129,8 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
         written_reply_pending=written_reply_pending(complaint, profile),
         severity_raisable=severity_raisable(profile, complaint),
         settle_as_decided_enabled=profile.acceptance.settle_as_decided,
+        recall_decision_enabled=profile.resolution.requires_recall_decision,
+        recall_decision_pending=recall_decision_pending(profile, complaint),
     )
 
 
@@ -307,6 +309,9 @@ async def build_card(
         if details
         else None,
         screening=(complaint.intake_extra or {}).get("screening"),
+        recall_asked=profile.resolution.requires_recall_decision,
+        recall_decision=complaint.recall_decision,
+        recall_reason=detail(complaint.recall_reason),
     )
     return card, shown
 

@@ -40,6 +40,11 @@ Choices the table encodes (see DESIGN.md for the life cycle itself):
   acceptance, staff link the case to an earlier case whose result was decided and resolve it
   with that reply at once (the result is told next, as after `resolve`). Only where the profile
   enables it (`[acceptance] settle_as_decided`, the fact `settle_as_decided_enabled`).
+- `record_recall_decision` (an addition, R26 "决定是否启动产品回收程序"): the lead handler, the
+  department head or a supervisor records whether the product recall is started, and why, while
+  the case is handled; it may be recorded again (the latest stands). Only where the profile
+  requires it (`[resolution] requires_recall_decision`, the fact `recall_decision_enabled`);
+  there `resolve` is refused until it is recorded (the fact `recall_decision_pending`).
 - Department scope and confidentiality are checked by the shell before `decide`; the rule book
   only knows roles and the small `CaseFacts` below.
 """
@@ -107,6 +112,7 @@ class Action(StrEnum):
     ARCHIVE = "archive"
     ISSUE_WRITTEN_REPLY = "issue_written_reply"
     SETTLE_AS_DECIDED = "settle_as_decided"
+    RECORD_RECALL_DECISION = "record_recall_decision"
 
 
 class Effect(StrEnum):
@@ -116,7 +122,7 @@ class Effect(StrEnum):
     (no handler yet), nothing is sent.
     """
 
-    ASSIGN_NUMBER = "assign_number"  # YYYYMM-NNNN on submission
+    ASSIGN_NUMBER = "assign_number"  # in the profile's format (models/numbering.py)
     COMPUTE_DEADLINES = "compute_deadlines"  # a new stage starts: (re)compute its deadlines
     START_CLOCK = "start_clock"
     PAUSE_CLOCK = "pause_clock"
@@ -148,6 +154,7 @@ class RefusalReason(StrEnum):
     WRITTEN_REPLY_MISSING = "written_reply_missing"
     SEVERITY_FIXED = "severity_fixed"
     NOT_ENABLED_BY_PROFILE = "not_enabled_by_profile"
+    RECALL_DECISION_MISSING = "recall_decision_missing"
 
 
 # States in which the organisation still owes something on the case.
@@ -213,6 +220,10 @@ class CaseFacts:
     # The profile lets staff settle a case at acceptance with an earlier decided case's reply
     # ([acceptance] settle_as_decided, R6's batch rule).
     settle_as_decided_enabled: bool = False
+    # The profile requires a recall decision before resolving ([resolution]
+    # requires_recall_decision, R26), and it has not been recorded yet.
+    recall_decision_enabled: bool = False
+    recall_decision_pending: bool = False
 
     def __post_init__(self) -> None:
         # Inconsistent facts are a bug in the caller: fail loudly rather than decide on them.
@@ -220,6 +231,8 @@ class CaseFacts:
             raise ValueError("a lead handler is always an assignee (actor_is_assignee=False)")
         if self.actor_is_extension_requester and not self.extension_pending:
             raise ValueError("actor_is_extension_requester needs extension_pending")
+        if self.recall_decision_pending and not self.recall_decision_enabled:
+            raise ValueError("recall_decision_pending needs recall_decision_enabled")
         if self.extensions_used < 0 or self.max_extensions < 0:
             raise ValueError("extension counts cannot be negative")
 
@@ -487,6 +500,14 @@ _RULES: Mapping[Action, _Rule] = {
         (Effect.COMPUTE_DEADLINES,),  # the result-notice deadline; the result is told next
         "settle as already decided",
     ),
+    Action.RECORD_RECALL_DECISION: _Rule(
+        _stay({State.ASSIGNED, State.IN_PROGRESS, State.WAITING_FOR_COMPLAINANT}),
+        _CASE_WORKERS | {Role.SUPERVISOR},
+        "recall_decision_recorded",
+        (),
+        "record the recall decision for",
+        lead_roles=_H,
+    ),
     Action.ISSUE_WRITTEN_REPLY: _Rule(
         _stay({State.RESOLVED, State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}),
         _STAFF,
@@ -656,6 +677,22 @@ def decide(
         refusal = _refuse(
             RefusalReason.NOT_ENABLED_BY_PROFILE,
             "the profile does not let staff settle a complaint as already decided",
+            state,
+        )
+    if (
+        refusal is None
+        and action is Action.RECORD_RECALL_DECISION
+        and not facts.recall_decision_enabled
+    ):
+        refusal = _refuse(
+            RefusalReason.NOT_ENABLED_BY_PROFILE,
+            "the profile does not ask staff to record a recall decision",
+            state,
+        )
+    if refusal is None and action is Action.RESOLVE and facts.recall_decision_pending:
+        refusal = _refuse(
+            RefusalReason.RECALL_DECISION_MISSING,
+            "the recall decision must be recorded before staff may resolve this complaint",
             state,
         )
     if refusal is not None:

@@ -27,9 +27,9 @@ from models.lookup import (
     mask_phone,
     new_code,
     normalise_code,
-    normalise_number,
     public_stages,
 )
+from models.numbering import normalise_number
 from models.outbox import enqueue
 from models.workflow import Role
 from tests.dialog_chat import Chat

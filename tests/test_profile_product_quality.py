@@ -1,10 +1,14 @@
 """product-quality (R10 health products, R23 pharmacy GSP, R24 cosmetics, R26 food/FMCG) walked
 on the injectable clock: product, batch and place of purchase recorded; adverse reactions major,
 reported within 12 hours and settled within 7 days; an ordinary case answered within 2 working
-days after a handling opinion within 1; the recall decision recorded before the result."""
+days after a handling opinion within 1; the recall decision (a staff decision, R26) recorded
+before the result."""
 
 from __future__ import annotations
 
+import pytest
+
+from models.actions import ActionRefused
 from models.entities import Event
 from models.workflow import Action
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
@@ -44,7 +48,7 @@ async def test_an_adverse_reaction_is_major_reported_in_twelve_hours(db_url: str
     assert due(complaint, "resolution") == end_of("2026-11-09")  # 书面汇报…不得超过7天
 
 
-async def test_an_ordinary_case_opinion_in_one_day_answer_in_two_recall_noted(
+async def test_an_ordinary_case_opinion_in_one_day_answer_in_two_recall_decided(
     db_url: str,
 ) -> None:
     walk = await Walk.of("product-quality")
@@ -54,8 +58,19 @@ async def test_an_ordinary_case_opinion_in_one_day_answer_in_two_recall_noted(
     complaint = await walk.assign(complaint, MONDAY)
     assert due(complaint, "first_contact") == end_of("2026-11-03")  # 1个工作日内作出处理意见
     complaint = await walk.act(complaint, Action.ACKNOWLEDGE, "handler", MONDAY)
-    # R26 决定是否启动产品回收程序: the decision is the handler's note before the result.
-    await walk.act(complaint, Action.ADD_NOTE, "handler", MONDAY, note="不启动产品回收：单瓶受潮")
+    # R26 决定是否启动产品回收程序: no result before the decision is on record.
+    with pytest.raises(ActionRefused) as refused:
+        await walk.reply(complaint, local("2026-11-03T09:00"), "已退换并致歉")
+    assert refused.value.refusal.reason_code == "recall_decision_missing"
+    complaint = await walk.act(
+        complaint, Action.RECORD_RECALL_DECISION, "handler", MONDAY, recall=False,
+        reason="单瓶受潮，同批次无其他投诉",
+    )  # fmt: skip
+    assert (complaint.recall_decision, complaint.recall_reason) == (
+        False,
+        "单瓶受潮，同批次无其他投诉",
+    )
     complaint = await walk.reply(complaint, local("2026-11-03T10:00"), "已退换并致歉")
-    assert await Event.filter(complaint_id=complaint.id, action="add_note").exists()
+    event = await Event.get(complaint_id=complaint.id, action="record_recall_decision")
+    assert event.payload["recall"] is False and event.actor_staff_id == walk.staff("handler").id  # type: ignore[attr-defined]
     assert "已退换并致歉" in (await texts_to("chat-u1"))[-1]

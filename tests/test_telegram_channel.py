@@ -8,7 +8,6 @@ chat who types, presses buttons, shares a contact or a location and sends photos
 from __future__ import annotations
 
 import hashlib
-import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from config.settings import Settings
 from handlers.dialog import COMMANDS
 from handlers.messages import Outgoing
 from models.entities import Attachment, Complainant, Complaint, DialogSession
+from models.numbering import NUMBER_IN_TEXT as NUMBER
 from models.workflow import State
 from scheduler.calendar import WorkingCalendar
 from tests.fakes import FakeTelegram
@@ -37,7 +37,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecatio
 CITIZEN = 7001
 MB = 1024 * 1024
 JPEG = jpeg("broken window at counter 3")
-NUMBER = re.compile(r"\d{6}-\d{4}")
 CALENDAR = WorkingCalendar()
 PROFILE = load_profile("gov-window")
 

@@ -70,6 +70,7 @@ withdraw          | submitted>withdrawn accepted>withdrawn assigned>withdrawn
 archive           | closed>archived refused>archived withdrawn>archived    | A S
 issue_written_reply | resolved= replied= revisit= supervisor_revisit=       | I H! D V A
 settle_as_decided | submitted>resolved accepted>resolved                   | I D V A
+record_recall_decision | assigned= in_progress= waiting_for_complainant=   | H! D V
 """
 ROLE_LETTERS = {
     "C": Role.COMPLAINANT,
@@ -122,6 +123,10 @@ def _all_facts() -> list[CaseFacts]:
                 max_extensions=most,
                 severity_raisable=raisable,
                 settle_as_decided_enabled=raisable,  # both profile leaves, varied together
+                # R26's recall decision asked for (with the leaves), and still missing for
+                # the complainant-owner half: (off), (asked, recorded), (asked, missing).
+                recall_decision_enabled=raisable,
+                recall_decision_pending=raisable and owner,
             )
         )
     return facts
@@ -148,6 +153,10 @@ def expected_outcome(state: State, action: Action, role: Role, facts: CaseFacts)
         return "severity_fixed"
     if action is Action.SETTLE_AS_DECIDED and not facts.settle_as_decided_enabled:
         return "not_enabled_by_profile"
+    if action is Action.RECORD_RECALL_DECISION and not facts.recall_decision_enabled:
+        return "not_enabled_by_profile"
+    if action is Action.RESOLVE and facts.recall_decision_pending:
+        return "recall_decision_missing"
     limit_reached = facts.extensions_used >= facts.max_extensions
     if action is Action.REQUEST_EXTENSION:
         if facts.extension_pending:
@@ -173,6 +182,7 @@ def favourable_facts(action: Action) -> CaseFacts:
         extension_pending=action in EXTENSION_DECISIONS,
         severity_raisable=True,
         settle_as_decided_enabled=True,
+        recall_decision_enabled=True,
     )
 
 

@@ -31,10 +31,10 @@ from models.lookup import (
     Limits,
     check,
     normalise_code,
-    normalise_number,
     private_view,
     public_view,
 )
+from models.numbering import normalise_number
 from web.desk.i18n import accept_language
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -64,7 +64,8 @@ from handlers.selfservice import state_label
 from handlers.turn import DRAFT_FLOWS
 from handlers.webtexts import CHAT_TEXTS, texts
 from models.entities import Attachment, Channel, DialogSession, OutboxMessage, OutboxStatus
-from models.lookup import check, follow, followed, normalise_number, stages_of
+from models.lookup import check, follow, followed, stages_of
+from models.numbering import NUMBER_SOURCE, example_number, normalise_number
 from models.outbox import outgoing_from_json
 from web.public import (
     client_address,
@@ -314,6 +315,9 @@ class WebChat:
             html_lang=lang.replace("_", "-"),
             t=t,
             texts_json=json.dumps(t, ensure_ascii=False).replace("</", "<\\/"),
+            # The script recognises numbers by the server's one rule (models/numbering.py).
+            number_source=NUMBER_SOURCE,
+            number_example=example_number(self.conversation.profile.numbering.format),
         )
         response.headers.update(PAGE_HEADERS)
         return response

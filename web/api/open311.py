@@ -32,6 +32,7 @@ from models.api_tokens import Authenticated, Scope, authenticate
 from models.caselist import ALL, CaseFilter, list_cases
 from models.entities import Complaint, Department
 from models.notifications import build_card
+from models.numbering import normalise_number
 from models.paper import case_for
 from models.workflow import State
 from web.api.core import ApiProblem
@@ -316,7 +317,9 @@ async def requests_get(request: web.Request) -> web.Response:
     desk = _desk(request)
     lang = _lang(request)
     auth = await _key(request, None, Scope.READ, required=False)
-    ids = [i.strip() for i in request.query.get("service_request_id", "").split(",") if i.strip()]
+    typed = request.query.get("service_request_id", "").split(",")
+    # Any shipped number format (models/numbering.py); what cannot be a number is not looked up.
+    ids = [n for n in (normalise_number(i) for i in typed) if n]
     if ids:
         found = await Complaint.filter(number__in=ids[:MAX_REQUESTS]).exclude(state=State.DRAFT)
         by_number = {c.number: c for c in found}
@@ -364,7 +367,8 @@ async def request_one(request: web.Request) -> web.Response:
     fmt = request.match_info["fmt"]
     desk = _desk(request)
     auth = await _key(request, None, Scope.READ, required=False)
-    complaint = await Complaint.filter(number=request.match_info["request_id"]).first()
+    number = normalise_number(request.match_info["request_id"])
+    complaint = await Complaint.filter(number=number).first() if number else None
     if complaint is None or complaint.state == State.DRAFT:
         raise Open311Error(404, "no such service request")
     out = await _request_out(desk, complaint, _lang(request), auth)

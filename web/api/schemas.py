@@ -120,6 +120,11 @@ class Complaint(BaseModel):
     provisional: bool
     extension_request: dict[str, Any] | None
     attachments: int
+    recall_decision: bool | None = Field(
+        None,
+        description="Whether staff decided to start the product recall (R26); null: not recorded",
+    )
+    recall_reason: str | None = Field(None, description="The reason for the recall decision")
     actions: list[str] = Field(description="Actions this staff member may take now")
 
 
@@ -152,7 +157,12 @@ class ActionRequest(BaseModel):
     severity: str | None = Field(None, max_length=32, description="accept, set_severity")
     exclusion: str | None = Field(None, max_length=64, description="refuse: an exclusion's id")
     reason: str | None = Field(
-        None, max_length=2000, description="refuse, request_extension, hand_back"
+        None,
+        max_length=2000,
+        description="refuse, request_extension, hand_back, record_recall_decision",
+    )
+    recall: bool | None = Field(
+        None, description="record_recall_decision: whether the product recall is started"
     )
     guidance: str | None = Field(None, max_length=2000, description="refuse")
     department_id: int | None = Field(

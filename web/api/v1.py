@@ -109,6 +109,8 @@ def complaint_out(card: CaseCard) -> s.Complaint:
         provisional=card.provisional,
         extension_request=dict(card.extension_request) if card.extension_request else None,
         attachments=card.photos,
+        recall_decision=card.recall_decision,
+        recall_reason=card.recall_reason,
         actions=list(card.actions),
     )
 
@@ -293,6 +295,8 @@ def _form_values(body: s.ActionRequest) -> tuple[dict[str, str], list[str]]:
         value = getattr(body, name)
         if value is not None:
             values[name] = str(value)
+    if body.recall is not None:
+        values["recall"] = "yes" if body.recall else "no"
     return values, [str(i) for i in body.co_department_ids]
 
 

@@ -37,6 +37,7 @@ from handlers.staff import (
     channel_label,
     extension_limit,
     form_acts,
+    recall_line,
     render_done,
     render_refused,
     request_label,
@@ -54,6 +55,7 @@ from models.notifications import (
     record_identity_view,
     visible_attachments,
 )
+from models.numbering import example_number
 from models.workflow import Action, Role
 from scheduler.alarms import unheard_escalations
 from scheduler.time_left import time_left
@@ -84,6 +86,7 @@ FIELD_NAMES = {
     "amount": N_("Extension"),
     "reply_text": N_("Reply"),
     "files": N_("Photos and files"),
+    "recall": N_("Product recall"),
     "action": N_("Action"),
 }
 # Payload keys worth showing on the timeline (the case's own words, shown with the facts).
@@ -99,6 +102,7 @@ EVENT_LABELS = {
     "dispute": N_("Result disputed"),
     "withdraw": N_("Withdrawn"),
     "archive": N_("Archived"),
+    "record_recall_decision": N_("Recall decision recorded"),
     "delivery_failed": N_("A message could not be delivered"),
 }
 
@@ -229,6 +233,8 @@ async def _page(
         "extension_unit": unit_label(unit, me.lang),
         "unit_label": lambda u: unit_label(str(u), me.lang),
         "max_files": ctx.max_files,
+        "recall": recall_line(card, me.lang),
+        "number_example": example_number(profile.numbering.format),
         "message": message,
         "problem": problem,
         "values": values or {},

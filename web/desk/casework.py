@@ -43,6 +43,7 @@ from models.actions import ActionRefused, Actor, ComplaintNotFound, submit_compl
 from models.callbacks import SURVEY_KINDS, callback_list, may_record
 from models.entities import CallbackOutcome, CallbackStatus, Channel, Complaint, Staff
 from models.notifications import record_identity_view
+from models.numbering import normalise_number
 from models.paper import case_for, letter_ready, register_of
 from models.workflow import Action, Role
 from scheduler.callbacks import complete_callback
@@ -135,7 +136,7 @@ def _record_page(
 @signed_in(allowed=may_record)
 async def record_form(request: web.Request, me: Me) -> web.StreamResponse:
     recorded = None
-    number = request.query.get("recorded")
+    number = normalise_number(request.query.get("recorded"))
     if number:
         recorded = await Complaint.filter(number=number).first()
     return _record_page(request, me, values={}, errors={}, recorded=recorded)

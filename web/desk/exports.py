@@ -28,10 +28,11 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from handlers.i18n import N_
 from handlers.staff import channel_label, stage_label, state_label
-from models.exports import COLUMNS, export_rows, start_export
+from models.exports import columns_for, export_rows, start_export
 from scheduler.reports import XLSX_MIME
 from web.desk.cases import category_label, parse_filter
 from web.desk.core import PREFIX, Desk, Me, desk_of, signed_in
+from web.desk.i18n import desk_gettext
 
 CSV_MIME = "text/csv"
 SEND_PIECE = 256 * 1024
@@ -52,7 +53,10 @@ HEADERS = {
     "next_due_at": N_("Next deadline"),
     "resolved_at": N_("Resolved"),
     "closed_at": N_("Closed"),
+    "recall_decision": N_("Product recall"),
+    "recall_reason": N_("Reason for the recall decision"),
 }
+RECALL_WORDS = {True: N_("Recall started"), False: N_("No recall")}
 WIDTHS = {"number": 14, "facts": 60, "target": 24, "place": 24, "complainant_phone": 16}
 DATE_COLUMNS = ("submitted_at", "next_due_at", "resolved_at", "closed_at")
 LABELLED = frozenset({"state", "channel", "category", "next_due_stage"})
@@ -67,6 +71,8 @@ def _labeller(desk: Desk, lang: str, tz: ZoneInfo, *, text_dates: bool) -> Calla
         shown = value.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
         return shown.strftime("%Y-%m-%d %H:%M") if text_dates else shown
 
+    columns = columns_for(desk.profile)
+    gettext = desk_gettext(lang)
     labels: dict[tuple[str, Any], str] = {}  # a few states, channels, categories: look up once
 
     def label(column: str, value: Any) -> str:
@@ -84,9 +90,11 @@ def _labeller(desk: Desk, lang: str, tz: ZoneInfo, *, text_dates: bool) -> Calla
 
     def row(values: dict[str, Any]) -> list[Any]:
         out = []
-        for column in COLUMNS:
+        for column in columns:
             value = values[column]
-            if column in DATE_COLUMNS:
+            if column == "recall_decision" and value is not None:
+                value = gettext(RECALL_WORDS[bool(value)])
+            elif column in DATE_COLUMNS:
                 value = local(value)
             elif column in LABELLED:
                 value = label(column, value)
@@ -126,7 +134,7 @@ async def export_csv(request: web.Request, me: Me) -> web.StreamResponse:
     await response.prepare(request)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([me.gettext(HEADERS[c]) for c in COLUMNS])
+    writer.writerow([me.gettext(HEADERS[c]) for c in columns_for(desk.profile)])
     await response.write(("\ufeff" + buffer.getvalue()).encode("utf-8"))
     async for rows in chunks:
         buffer.seek(0)
@@ -137,9 +145,9 @@ async def export_csv(request: web.Request, me: Me) -> web.StreamResponse:
     return response
 
 
-def _xlsx_sheet(book: Workbook, me: Me) -> WriteOnlyWorksheet:
+def _xlsx_sheet(book: Workbook, me: Me, columns: tuple[str, ...]) -> WriteOnlyWorksheet:
     sheet = book.create_sheet(me.gettext("Cases")[:31])
-    for index, column in enumerate(COLUMNS):
+    for index, column in enumerate(columns):
         letter = chr(ord("A") + index)
         sheet.column_dimensions[letter].width = WIDTHS.get(
             column, 18 if column in DATE_COLUMNS else 14
@@ -153,7 +161,7 @@ def _xlsx_sheet(book: Workbook, me: Me) -> WriteOnlyWorksheet:
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
     bold = Font(bold=True)
     header = []
-    for column in COLUMNS:
+    for column in columns:
         cell = WriteOnlyCell(sheet, value=me.gettext(HEADERS[column]))
         cell.font = bold
         header.append(cell)
@@ -161,10 +169,12 @@ def _xlsx_sheet(book: Workbook, me: Me) -> WriteOnlyWorksheet:
     return sheet
 
 
-def _append_rows(sheet: WriteOnlyWorksheet, rows: list[list[Any]]) -> None:
+def _append_rows(
+    sheet: WriteOnlyWorksheet, columns: tuple[str, ...], rows: list[list[Any]]
+) -> None:
     for values in rows:
         cells = []
-        for column, value in zip(COLUMNS, values, strict=True):
+        for column, value in zip(columns, values, strict=True):
             if column in DATE_COLUMNS and isinstance(value, datetime):
                 cell = WriteOnlyCell(sheet, value=value)
                 cell.number_format = "yyyy-mm-dd hh:mm"
@@ -188,10 +198,11 @@ async def export_xlsx(request: web.Request, me: Me) -> web.StreamResponse:
     )
     await response.prepare(request)
     book = Workbook(write_only=True)
-    sheet = _xlsx_sheet(book, me)
+    columns = columns_for(desk.profile)
+    sheet = _xlsx_sheet(book, me, columns)
     with tempfile.TemporaryFile() as spool:
         async for rows in chunks:
-            await asyncio.to_thread(_append_rows, sheet, [label(r) for r in rows])
+            await asyncio.to_thread(_append_rows, sheet, columns, [label(r) for r in rows])
         await asyncio.to_thread(book.save, spool)
         spool.seek(0)
         while piece := await asyncio.to_thread(spool.read, SEND_PIECE):

@@ -97,13 +97,15 @@
 
   // Numbers, dates, times, phone numbers and codes are kept whole (never broken mid-token);
   // links become links. Everything goes in with textContent: the text may contain anything.
+  // A complaint number, by the server's rule (models/numbering.py: every shipped format).
+  var NUMBER = document.body.dataset.number || "(?!)";  // none given: none match
   var TOKEN = new RegExp([
-    "(?:https?:\\/\\/[^\\s，。]+|\\/c\\/\\d{6}-\\d{4,}\\?k=[A-Za-z0-9-]+)",
+    "(?:https?:\\/\\/[^\\s，。]+|\\/c\\/" + NUMBER + "\\?k=[A-Za-z0-9-]+)",
     "\\d{4}年\\d{1,2}月\\d{1,2}日(?:\\s?\\d{1,2}:\\d{2})?",
     "\\d{1,2}月\\d{1,2}日(?:\\s?\\d{1,2}:\\d{2})?",
     "\\d{4}-\\d{2}-\\d{2}(?:\\s\\d{2}:\\d{2})?",
     "[A-Z][a-z]{2} \\d{1,2}, \\d{4}(?:, \\d{1,2}:\\d{2})?",
-    "\\d{6}-\\d{4,}",
+    NUMBER,
     "[A-Z0-9]{4}-[A-Z0-9]{4}",
     "\\+?\\d[\\d\\- ]{5,}\\d",
     "\\d{1,2}:\\d{2}",
@@ -145,7 +147,7 @@
     for (var j = 0; j < menus.length; j++) menus[j].hidden = true;
   }
 
-  var RECEIPT = /\/c\/(\d{6}-\d{4,})\?k=([A-Za-z0-9]{8}|none)/;
+  var RECEIPT = new RegExp("\\/c\\/(" + NUMBER + ")\\?k=([A-Za-z0-9]{8}|none)");
 
   function receiptCard(number, code) {
     var card = document.createElement("div");

@@ -1,0 +1,218 @@
+"""Complaint numbers per profile ([numbering] format): the formats (pure), gap-free serials under
+concurrency on SQLite and PostgreSQL, and every door a number comes in by (/status, /find,
+/c/<number>, the API, Open311, the desk search) finding an R17 YYMM-NN number as well as the
+numbers issued before."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tortoise import connections
+
+from config.profiles import ProfileError, load_profile
+from handlers.commands import LinkComplaint
+from handlers.lookup import FindComplaint
+from models.actions import Clock, submit_complaint
+from models.api_tokens import create_token
+from models.entities import Channel, Complaint
+from models.numbering import (
+    FORMATS,
+    NUMBER_IN_TEXT,
+    example_number,
+    format_number,
+    normalise_number,
+    number_format,
+)
+from tests.desk_support import desk_client, give_password, page, sign_in
+from tests.dialog_chat import Chat
+from tests.staff_world import CALENDAR, SHANGHAI, make_world
+from tests.test_webchat import post, said, webchat
+from tests.waiting import WITHIN_SECONDS
+
+MANUFACTURING = {
+    "category": "in_province",
+    "facts": "来料短路，批次不良。",
+    "order_number": "PO-2611 料号 A-17",
+    "quantities": "500件，11月20日交运，不良20件",
+    "name": "王工",
+    "phone": "+8613812345678",
+}
+NOVEMBER = datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+def at(when: datetime = NOVEMBER) -> Clock:
+    return Clock(CALENDAR, SHANGHAI, when)
+
+
+async def file(profile_id: str = "manufacturing", user: str = "u1", **extra: Any) -> Complaint:
+    return await submit_complaint(
+        profile=load_profile(profile_id),
+        channel=Channel.WEB,
+        external_id=user,
+        chat_id=user,
+        answers={**MANUFACTURING, **extra},
+        clock=at(),
+    )
+
+
+# ---------------------------------------------------------------- pure
+
+
+def test_each_format_numbers_its_serials_and_grows_past_its_width() -> None:
+    assert format_number("YYYYMM-NNNN", "202612", 1) == "202612-0001"
+    assert format_number("YYYYMM-NNNN", "202612", 9999) == "202612-9999"
+    assert format_number("YYYYMM-NNNN", "202612", 10000) == "202612-10000"
+    assert format_number("YYMM-NN", "202612", 1) == "2612-01"
+    assert format_number("YYMM-NN", "202612", 99) == "2612-99"
+    assert format_number("YYMM-NN", "202612", 100) == "2612-100"  # grows, never refuses
+    assert format_number("YYMM-NN", "203001", 7) == "3001-07"
+    assert example_number("YYMM-NN") == "2612-01"
+    assert number_format("YYMM-NN").serial_width == 2
+    with pytest.raises(KeyError, match="YYMM-NN"):
+        format_number("NNNN", "202612", 1)
+    with pytest.raises(ValueError):
+        format_number("YYMM-NN", "2612", 1)
+    with pytest.raises(ValueError):
+        format_number("YYMM-NN", "202612", 0)
+
+
+def test_every_shipped_format_is_recognised_and_nothing_else() -> None:
+    for name in FORMATS:
+        for serial in (1, 99, 100, 10000):
+            number = format_number(name, "202612", serial)
+            assert normalise_number(number) == number, number
+    assert normalise_number(" 2612－01 ") == "2612-01"  # full-width dash, spaces
+    assert normalise_number("202612—0001") == "202612-0001"
+    for not_a_number in ("2612-1", "26121-01", "202612-001", "2612 01", "２６１２-０１", "", None):
+        assert normalise_number(not_a_number) is None, not_a_number
+    text = "您的投诉编号 2612-07，另一件 202611-0003；2026-12-01 受理。"
+    assert NUMBER_IN_TEXT.findall(text) == ["2612-07", "202611-0003"]  # not the date
+
+
+def test_profiles_choose_a_format_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    assert load_profile("manufacturing").numbering.format == "YYMM-NN"
+    assert load_profile("gov-window").numbering.format == "YYYYMM-NNNN"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'id = "bad"\nextends = "manufacturing"\n[numbering]\nformat = "NN-YYYY"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ProfileError, match="YYMM-NN"):
+        load_profile(bad)
+
+
+def test_the_chat_asks_for_a_number_in_the_profiles_format_and_takes_any() -> None:
+    chat = Chat(profile=load_profile("manufacturing"))
+    chat.command("find")
+    assert "2612-01" in chat.said and "202612-0001" not in chat.said
+    chat.text("2611-07")
+    chat.text("138 1234 5678")
+    assert chat.commands[-1] == FindComplaint("2611-07", "+8613812345678", None)
+    chat = Chat(profile=load_profile("manufacturing"))
+    chat.command("find", "202611-0007 13812345678")  # issued before the format changed
+    assert chat.commands[-1] == FindComplaint("202611-0007", "+8613812345678", None)
+    # /status → follow a complaint recorded by phone: the number is asked in the same format.
+    chat = Chat(profile=load_profile("manufacturing"))
+    chat.command("status")
+    chat.choose("status:link")
+    assert "2612-01" in chat.said
+    chat.text("2611－01")
+    chat.text("13812345678")
+    assert chat.commands[-1] == LinkComplaint("2611-01", "+8613812345678", 0)
+
+
+# ---------------------------------------------------------------- the database
+
+
+async def test_concurrent_filings_are_gap_free_across_the_two_digit_width(db_url: str) -> None:
+    conn = connections.get("default")
+    # 90 already filed this month: the next 20 run past 99 into three digits.
+    await conn.execute_query(
+        "INSERT INTO monthly_serial (month, last_serial) VALUES ('202611', 90)"
+    )
+
+    async def one(i: int) -> str:
+        deadline = asyncio.get_running_loop().time() + WITHIN_SECONDS
+        while True:
+            try:
+                return (await file(user=f"c{i}")).number
+            except Exception as exc:  # SQLite "database is locked": retry as the shell does
+                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
+
+    numbers = await asyncio.gather(*(one(i) for i in range(20)))
+    assert sorted(numbers, key=lambda n: int(n.split("-")[1])) == [
+        f"2611-{n:02d}" for n in range(91, 111)
+    ]
+    assert "2611-100" in numbers
+
+
+async def test_a_format_change_continues_the_month_and_old_numbers_still_resolve(
+    db_url: str,
+) -> None:
+    before = await file("gov-window", category="service_attitude")
+    after = await file()
+    assert (before.number, after.number) == ("202611-0001", "2611-02")
+    assert await Complaint.filter(number=normalise_number(before.number)).exists()
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+async def test_c_number_and_find_in_the_web_chat_find_a_yymm_number(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with webchat(db_url, tmp_path, profile="manufacturing") as client:
+        complaint = await file()
+        old = await file("gov-window", user="u2", category="service_attitude")
+        assert complaint.number == "2611-01"
+        for number in (complaint.number, old.number):
+            shown = await client.get(f"/c/{number}?k=none")
+            assert shown.status == 200 and number in await shown.text()
+        assert (await client.get("/c/2611-99?k=none")).status == 404
+        data = await post(client, session_id="other-device-0001", text="/find 2611-01 13812345678")
+        assert "投诉 2611-01 · 已提交" in said(data)
+        chat_page = await (await client.get("/webchat")).text()
+        assert 'placeholder="2612-01"' in chat_page  # the find form's example
+
+
+async def test_the_api_open311_and_the_desk_search_find_a_yymm_number(
+    db_url: str, tmp_path: Path
+) -> None:
+    world = await make_world("manufacturing")
+    token = (await create_token(world.supervisor, "dash", ["read"], now=NOVEMBER)).secret
+    first = await file()
+    second = await file(user="u2")
+    conn = connections.get("default")
+    tenth = hundredth = None
+    for serial in (9, 99):  # 2611-10 and 2611-100: a substring search for one finds both
+        await conn.execute_query(f"UPDATE monthly_serial SET last_serial = {serial}")
+        tenth, hundredth = hundredth, await file(user=f"u{serial}")
+    assert (first.number, second.number) == ("2611-01", "2611-02")
+    assert (tenth and tenth.number, hundredth and hundredth.number) == ("2611-10", "2611-100")
+    async with desk_client(db_url, tmp_path, profile="manufacturing") as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        listed = await client.get("/api/v1/complaints", params={"q": "2611-01"}, headers=auth)
+        body = await listed.json()
+        assert listed.status == 200, body
+        assert [c["number"] for c in body["items"]] == ["2611-01"]
+        one = await client.get(f"/api/v1/complaints/{first.id}", headers=auth)
+        assert (await one.json())["number"] == "2611-01"
+        request = await client.get("/open311/v2/requests/2611-01.json")
+        assert request.status == 200
+        assert (await request.json())[0]["service_request_id"] == "2611-01"
+        several = await client.get(
+            "/open311/v2/requests.json", params={"service_request_id": "2611-01,2611－02,x"}
+        )
+        assert [r["service_request_id"] for r in await several.json()] == ["2611-01", "2611-02"]
+        await give_password(world.supervisor, "sun")
+        await sign_in(client, "sun")
+        html = await page(client, "/desk/cases?q=2611-10")
+        assert "2611-10" in html and "2611-100" not in html
+        tens = await client.get("/api/v1/complaints", params={"q": "2611-10"}, headers=auth)
+        assert [c["number"] for c in (await tens.json())["items"]] == ["2611-10"]
