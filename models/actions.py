@@ -606,7 +606,7 @@ async def act(
             Actor(Role.SYSTEM),
             profile=profile,
             clock=clock,
-            payload={"reason": "lapsed"},
+            payload={"cause": "lapsed"},
             conn=conn,
         )
         complaint = await _lock_complaint(conn, ref)
@@ -710,7 +710,7 @@ async def _apply_effects(
         payload["on_behalf"] = on_behalf
     if action == Action.WAIVE_STATEMENT:
         complaint.statement = statement_rules.waived(dict(complaint.statement or {}), clock.now)
-        payload.setdefault("reason", "lapsed")
+        payload.setdefault("cause", "lapsed")
         payload["due"] = complaint.statement["due"]
     if action == Action.REQUEST_EXTENSION:
         complaint.extension_pending = {

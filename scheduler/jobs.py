@@ -583,7 +583,7 @@ async def _lapse_statement(run: _Run) -> None:
         Actor(Role.SYSTEM),
         profile=run.profile,
         clock=run.clock,
-        payload={"reason": "lapsed"},
+        payload={"cause": "lapsed"},
         conn=run.conn,
     )
     run.complaint = result.complaint
