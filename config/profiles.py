@@ -876,6 +876,8 @@ def _key_value(profile: Profile, key: str) -> str:
         return str(value["label"].get("zh_CN", ""))
     if isinstance(value, list):
         return ", ".join(str(x.get("id")) if isinstance(x, dict) else str(x) for x in value)[:80]
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return ", ".join(value)[:80]  # a table of texts (e.g. revisit.call_script): its keys
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, dict))[:80]
     return str(value)
