@@ -24,6 +24,7 @@ from models.notifications import build_card, desk_cases
 from models.workflow import Action, State
 from tests.desk_support import MovableNow, desk_client, form_post, give_password, page, sign_in
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -33,8 +34,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     texts_to,
 )
 from tests.scheduler_support import ANSWERS, SHANGHAI, clock
-
-MONDAY = local("2026-11-02T10:00")
 
 
 def test_ships_with_r19_bands() -> None:

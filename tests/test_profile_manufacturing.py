@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from models.workflow import Action
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -16,7 +17,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     texts_to,
 )
 
-MONDAY = local("2026-11-02T10:00")
 ORDER = {"order_number": "PO-2611 料号 A-17", "quantities": "500件，10月28日交运，不良20件"}
 
 

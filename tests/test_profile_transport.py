@@ -27,6 +27,7 @@ from tests.desk_support import (
     sign_in,
 )
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -38,7 +39,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
 )
 from tests.scheduler_support import SHANGHAI, clock
 
-MONDAY = local("2026-11-02T10:00")
 HOUR_LATER = MONDAY + timedelta(hours=1)
 
 
