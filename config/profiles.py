@@ -176,6 +176,9 @@ class Category(_Model):
     # A finding staff make at acceptance (e.g. tax 即时办结: raised on the spot, simple, no
     # investigation), never offered to a citizen filing online.
     staff_only: bool = False
+    # R19: an unsatisfied return visit of this category gets no supervisor revisit (the SP
+    # value-added complaints, "不再使用…服务质量监督员将在7天内给您回访"); the case closes.
+    no_supervisor_revisit: bool = False
 
 
 class Severity(_Model):
@@ -305,6 +308,20 @@ class RevisitBy(_Model):
 
     severity: str | None = None  # the rating this applies to (None: any)
     who: Literal["order_taker", "station_chief"]
+class CallScript(_Model):
+    """What the staff member who takes a return visit by phone says (R19's 用语规范), in the
+    three languages. Placeholders: {staff_number} (the caller's 工号: their desk sign-in),
+    {name} (the complainant's name as recorded), {number} (the complaint number), {due} (the
+    supervisor revisit's date, in the unsatisfied closing)."""
+
+    greeting: Labels
+    result_question: Labels
+    attitude_question: Labels
+    closing_satisfied: Labels
+    closing_neutral: Labels
+    closing_unsatisfied: Labels
+    # An unsatisfied answer where the category has no supervisor revisit (R19's SP rule).
+    closing_unsatisfied_final: Labels
 
 
 class Revisit(_Model):
@@ -323,6 +340,19 @@ class Revisit(_Model):
             if rule.severity is not None and rule.severity == severity:
                 return rule.who
         return next((rule.who for rule in self.by if rule.severity is None), None)
+    # The script shown to staff on a return-visit call-back task (None: the chat's own texts).
+    call_script: CallScript | None = None
+
+
+class Statement(_Model):
+    """The respondent's statement before a decision (R13 被投诉人…陈述和申辩; R4 陈述权、申辩权):
+    the lead handler asks the respondent (`request_statement`), who answers by `due`
+    (`record_statement`, or the handler records it for them); unanswered, the period lapses
+    and the waiver is recorded (`waive_statement`). A statement asked for is always awaited
+    before `resolve`; `required` makes asking for it a condition of the decision."""
+
+    required: bool = False
+    due: DurationSpec = DurationSpec(amount=3, unit="working_days")
 
 
 class Reminders(_Model):
@@ -408,6 +438,7 @@ class Profile(_Model):
     reminders: Reminders = Reminders()
     progress: Progress | None = None
     reply: Reply = Reply()
+    statement: Statement = Statement()
     callbacks: Callbacks = Callbacks()
     numbering: Numbering = Numbering()
     resolution: Resolution = Resolution()
@@ -615,6 +646,14 @@ def _cross_check(profile: Profile) -> list[tuple[str, str]]:
             problems.append(
                 ("revisit.satisfaction", "bands must cover 0–10 without gaps, in order")
             )
+    if profile.statement.due.amount < 1:
+        problems.append(("statement.due.amount", "must be at least 1"))
+    if any(c.no_supervisor_revisit for c in profile.categories) and (
+        profile.revisit is None or profile.revisit.unsatisfied != "supervisor_revisit"
+    ):
+        problems.append(
+            ("categories", "no_supervisor_revisit needs revisit.unsatisfied = supervisor_revisit")
+        )
     if profile.progress is not None and profile.progress.every.amount < 1:
         # A zero interval would message the complainant on every sweep.
         problems.append(("progress.every.amount", "must be at least 1"))
@@ -895,6 +934,8 @@ def _key_value(profile: Profile, key: str) -> str:
         return str(value["label"].get("zh_CN", ""))
     if isinstance(value, list):
         return ", ".join(str(x.get("id")) if isinstance(x, dict) else str(x) for x in value)[:80]
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return ", ".join(value)[:80]  # a table of texts (e.g. revisit.call_script): its keys
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, dict))[:80]
     return str(value)

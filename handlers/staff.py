@@ -76,6 +76,8 @@ BUTTON_ACTIONS: tuple[Action, ...] = (
     Action.ADD_NOTE,
     Action.SET_SEVERITY,
     Action.RECORD_RECALL_DECISION,  # where the profile asks for it (R26), before resolving
+    Action.REQUEST_STATEMENT,  # R13/R4: the respondent's statement before the decision
+    Action.RECORD_STATEMENT,
     Action.RESOLVE,
     Action.HAND_BACK,
     Action.CLOSE,  # supervisors, after a revisit (e.g. an unsatisfied survey's)
@@ -98,6 +100,9 @@ ACTION_LABELS: Mapping[str, str] = {
     Action.ADD_NOTE: N_("Add note"),
     Action.SET_SEVERITY: N_("Raise severity"),
     Action.RECORD_RECALL_DECISION: N_("Record the recall decision"),
+    Action.REQUEST_STATEMENT: N_("Ask the respondent for a statement"),
+    Action.RECORD_STATEMENT: N_("Record the respondent's statement"),
+    Action.WAIVE_STATEMENT: N_("Statement period lapsed"),
     Action.RESOLVE: N_("Resolve"),
     Action.HAND_BACK: N_("Hand back"),
     Action.NOTIFY_RESULT: N_("Tell the result"),
@@ -136,6 +141,7 @@ STAGE_LABELS: Mapping[str, str] = {
     "survey_reminder": N_("survey reminder"),
     "auto_close": N_("closing"),
     "supervisor_revisit": N_("supervisor revisit"),
+    "statement": N_("respondent's statement"),
 }
 
 UNIT_LABELS: Mapping[str, str] = {
@@ -162,6 +168,19 @@ REFUSAL_TEXTS: Mapping[str, str] = {
     "recall_decision_missing": N_(
         "record first whether the product recall is started (Record the recall decision); "
         "then resolve."
+    ),
+    "statement_pending": N_(
+        "the respondent's statement is awaited: decide once it is recorded or its period has "
+        "lapsed."
+    ),
+    "statement_not_requested": N_(
+        "the respondent has the right to state their case before a decision: ask for their "
+        "statement first."
+    ),
+    "statement_already_requested": N_("the respondent's statement has already been asked for."),
+    "no_statement_requested": N_("no statement of the respondent is awaited."),
+    "not_respondent": N_(
+        "only the respondent, or the case's handler on their behalf, may record the statement."
     ),
     STALE: N_("this button is out of date: the case has moved on since it was sent."),
     "not_found": N_("the complaint no longer exists."),
@@ -212,6 +231,18 @@ HEADLINES: Mapping[str, str] = {
     ),
     Action.WITHDRAW: N_(
         "The complainant has withdrawn complaint {number}. No further action is needed."
+    ),
+    Action.REQUEST_STATEMENT: N_(
+        "Complaint {number} concerns you. You have the right to state your case and defend "
+        "yourself before it is decided: please give your statement by {statement_due}."
+    ),
+    Action.RECORD_STATEMENT: N_(
+        "The respondent's statement on complaint {number} has been recorded; the case may be "
+        "decided."
+    ),
+    Action.WAIVE_STATEMENT: N_(
+        "The period for the respondent's statement on complaint {number} ended on "
+        "{statement_due} without a statement; the case may be decided."
     ),
 }
 
@@ -290,6 +321,13 @@ class CaseCard:
     recall_asked: bool = False
     recall_decision: bool | None = None
     recall_reason: str | None = None
+    # The respondent's statement (models.statement): requested / recorded / waived, whose,
+    # by when, and what they said (masked with the facts).
+    statement_status: str | None = None
+    statement_respondent: str | None = None
+    statement_due: datetime | None = None
+    statement_text: str | None = None
+    statement_on_behalf: bool = False
 
     @property
     def shows_identity(self) -> bool:
@@ -513,6 +551,8 @@ def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
     recall = recall_line(card, lang)
     if recall:
         lines.append(recall)
+    if card.statement_status:
+        lines.append(_statement_line(card, lang, tz))
     if card.extension_request:
         request = card.extension_request
         lines.append(
@@ -541,6 +581,22 @@ def recall_line(card: CaseCard, lang: str) -> str | None:
         return _(RECALL_TEXTS["missing"])
     key = "yes" if card.recall_decision else "no"
     return _(RECALL_TEXTS[key]).format(reason=card.recall_reason or "-")
+def _statement_line(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
+    _ = translator(lang)
+    due = format_datetime(card.statement_due, lang, tz) if card.statement_due else "-"
+    who = card.statement_respondent or "-"
+    if card.statement_status == "recorded":
+        line = _("Respondent's statement ({who}): {text}").format(
+            who=who, text=card.statement_text or "-"
+        )
+        if card.statement_on_behalf:
+            line = append_note(line, _("(recorded by staff on their behalf)"))
+        return line
+    if card.statement_status == "waived":
+        return _("Respondent's statement ({who}): none given by {due}; the period lapsed.").format(
+            who=who, due=due
+        )
+    return _("Respondent's statement ({who}): awaited by {due}.").format(who=who, due=due)
 
 
 def render_notification(
@@ -560,6 +616,9 @@ def render_notification(
         unit=unit_label(str(pending.get("unit", payload.get("unit", ""))), lang),
         reason=payload.get("reason") or pending.get("reason") or "-",
         due=format_datetime(card.due, lang, tz) if card.due else "-",
+        statement_due=(
+            format_datetime(card.statement_due, lang, tz) if card.statement_due else "-"
+        ),
     )
     if action == Action.WITHDRAW:  # nothing to do: no card, no buttons
         return Outgoing(headline)
@@ -1180,6 +1239,32 @@ def _on_recall(turn: _Turn) -> None:
         return
     turn.state.scratch["payload"] = {"recall": picked == PICK + "yes"}
     _ask_recall_reason(turn)
+_ask_statement, _on_statement = _text_step(
+    "statement",
+    N_(
+        "Type the respondent's statement (their account and defence). If you record it for "
+        "them, write what they said:"
+    ),
+    Action.RECORD_STATEMENT,
+    "text",
+)
+_ask_respondent, _on_respondent = _text_step(
+    "respondent",
+    N_("Whose statement is asked for? Type the respondent's name (e.g. the driver of the plate):"),
+    Action.REQUEST_STATEMENT,
+    "respondent",
+)
+
+
+def _start_request_statement(turn: _Turn) -> None:
+    """A respondent linked to a staff member (or named by the target) is asked at once;
+    otherwise the handler names them first."""
+    card = turn.ctx.case
+    if card is not None and (card.target or "").strip():
+        turn.act(Action.REQUEST_STATEMENT, {})
+        turn.go(None)
+        return
+    _ask_respondent(turn)
 
 
 _ask_extension_reason, _on_extension_reason = _text_step(
@@ -1367,6 +1452,8 @@ _FIRST_STEP: Mapping[Action, Step] = {
     Action.REQUEST_MATERIAL: _ask_question,
     Action.REQUEST_EXTENSION: _start_extension,
     Action.ADD_NOTE: _ask_note,
+    Action.REQUEST_STATEMENT: _start_request_statement,
+    Action.RECORD_STATEMENT: _ask_statement,
     Action.RESOLVE: _ask_reply,
     Action.HAND_BACK: _ask_hand_back,
     Action.SETTLE_AS_DECIDED: _ask_decided,
@@ -1387,6 +1474,8 @@ _STEPS: Mapping[str, Step] = {
     "co_department": _on_co_department,
     "question": _on_question,
     "note": _on_note,
+    "statement": _on_statement,
+    "respondent": _on_respondent,
     "reply": _on_reply,
     "reply_files": _on_reply_files,
     "hand_back": _on_hand_back,
@@ -1539,7 +1628,14 @@ def form_acts(
         Action.REQUEST_MATERIAL: "question",
         Action.ADD_NOTE: "note",
         Action.HAND_BACK: "reason",
+        Action.RECORD_STATEMENT: "text",
     }
+    if action == Action.REQUEST_STATEMENT:
+        # The respondent: the linked staff member or the target typed, unless staff name one.
+        respondent = _form_text(values, "respondent", required=not (card.target or "").strip())
+        if isinstance(respondent, FormProblem):
+            return respondent
+        return acts((action, {"respondent": respondent} if respondent else {}))
     if action in texts:
         text = _form_text(values, texts[Action(action)])
         if isinstance(text, FormProblem):

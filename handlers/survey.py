@@ -15,10 +15,11 @@ to `handle_survey_comment`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from handlers.i18n import N_, translator
+from handlers.i18n import N_, pick_label, translator
 from handlers.messages import Choice, Outgoing
 from handlers.validators import small_int
 
@@ -73,6 +74,54 @@ def survey_call_script(message: Outgoing, lang: str) -> str:
     """What staff read out to a complainant without a chat: the invitation (or reminder) the
     chat would show, then the attitude question its next message asks."""
     return f"{message.text}\n{_t('attitude', lang)}"
+
+
+# -- a return visit by phone: the profile's own script (R19 用语规范) ---------------------------
+
+
+@dataclass(frozen=True)
+class PhoneScript:
+    """What the caller says, in order: greeting, the two questions; then one closing, chosen
+    by the outcome the survey logic gives (`closing_for`)."""
+
+    greeting: str
+    result_question: str
+    attitude_question: str
+    closings: Mapping[str, str]  # satisfied, neutral, unsatisfied, unsatisfied_final
+
+
+def phone_script(
+    script: Any, lang: str, *, staff_number: str, name: str | None, number: str
+) -> PhoneScript:
+    """The profile's `revisit.call_script` (config.profiles.CallScript) filled in for one call:
+    {staff_number} is the caller's 工号, {name} the complainant's name, {number} the case's."""
+    values = {"staff_number": staff_number, "name": name or "", "number": number}
+
+    def line(texts: Mapping[str, str]) -> str:
+        return pick_label(texts, lang).format(**values)
+
+    return PhoneScript(
+        greeting=line(script.greeting),
+        result_question=line(script.result_question),
+        attitude_question=line(script.attitude_question),
+        closings={
+            "satisfied": line(script.closing_satisfied),
+            "neutral": line(script.closing_neutral),
+            "unsatisfied": line(script.closing_unsatisfied),
+            "unsatisfied_final": line(script.closing_unsatisfied_final),
+        },
+    )
+
+
+def closing_key(status: str, band: str | None) -> str | None:
+    """Which closing fits what `scheduler.survey.record_survey_answer` decided: its status and
+    band, never the scores again (the bands are applied in one place). An unsatisfied answer
+    that got no supervisor revisit (R19: SP complaints) has the final closing."""
+    if status == "supervisor_revisit":
+        return "unsatisfied"
+    if band == "unsatisfied":
+        return "unsatisfied_final"
+    return band if band in ("satisfied", "neutral") else None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from config.profiles import ENGINE_FIELDS, Profile
+from models import statement as statement_rules
 from models.actions_rules import recall_decision_pending, severity_raisable
 from models.entities import (
     Attachment,
@@ -575,6 +576,7 @@ async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> Ca
         is_co = staff.department_id in co_ids  # type: ignore[attr-defined]
     pending = complaint.extension_pending or None
     max_ext = profile.extension.max_count if profile.extension is not None else 0
+    statement = statement_rules.statement_facts(profile, complaint, staff.id if staff else None)
     return CaseFacts(
         actor_is_complainant_owner=(
             actor.complainant is not None and complaint.complainant_id == actor.complainant.id  # type: ignore[attr-defined]
@@ -593,6 +595,10 @@ async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> Ca
         settle_as_decided_enabled=profile.acceptance.settle_as_decided,
         recall_decision_enabled=profile.resolution.requires_recall_decision,
         recall_decision_pending=recall_decision_pending(profile, complaint),
+        statement_required=statement.statement_required,
+        statement_open=statement.statement_open,
+        statement_settled=statement.statement_settled,
+        actor_is_respondent=statement.actor_is_respondent,
     )
 
 
@@ -619,6 +625,19 @@ async def act(
             )
     payload = dict(payload or {})
     complaint = await _lock_complaint(conn, ref)
+    if action == Action.RESOLVE and statement_rules.lapsed(complaint, clock.now):
+        # The statement period ran out before the sweep recorded it: the waiver goes on
+        # record first, so a decision never rests on a lapse nobody logged.
+        await act(
+            complaint.id,
+            Action.WAIVE_STATEMENT,
+            Actor(Role.SYSTEM),
+            profile=profile,
+            clock=clock,
+            payload={"cause": "lapsed"},
+            conn=conn,
+        )
+        complaint = await _lock_complaint(conn, ref)
     facts = await case_facts(complaint, actor, profile)
     decision = decide(State(complaint.state), action, actor.role, facts)
     if isinstance(decision, Refusal):
@@ -709,6 +728,24 @@ async def _apply_effects(
     if action == Action.RECORD_RECALL_DECISION:
         complaint.recall_decision, complaint.recall_reason = recall_decision_of(payload)
         payload["recall"], payload["reason"] = complaint.recall_decision, complaint.recall_reason
+    if action == Action.REQUEST_STATEMENT:
+        await _request_statement(complaint, actor, payload, profile, clock, conn)
+        extra["statement_due"] = complaint.statement["due"]
+    if action == Action.RECORD_STATEMENT:
+        by = actor.staff.id if actor.staff else None
+        on_behalf = by is None or statement_rules.respondent_staff_id(complaint) != by
+        complaint.statement = statement_rules.recorded(
+            dict(complaint.statement or {}),
+            str(payload.get("text") or ""),
+            by=by,
+            on_behalf=on_behalf,
+            now=clock.now,
+        )
+        payload["on_behalf"] = on_behalf
+    if action == Action.WAIVE_STATEMENT:
+        complaint.statement = statement_rules.waived(dict(complaint.statement or {}), clock.now)
+        payload.setdefault("cause", "lapsed")
+        payload["due"] = complaint.statement["due"]
     if action == Action.REQUEST_EXTENSION:
         complaint.extension_pending = {
             "staff_id": actor.staff.id if actor.staff else None,
@@ -781,6 +818,43 @@ async def _apply_effects(
                 "supervisor_revisit": {**owed, "done": _iso(clock.now)},
             }
     return extra
+
+
+async def _request_statement(
+    complaint: Complaint,
+    actor: Actor,
+    payload: dict[str, Any],
+    profile: Profile,
+    clock: Clock,
+    conn: BaseDBAsyncClient,
+) -> None:
+    """Ask the respondent: the linked staff member, else the person the handler names (by
+    default the target as the complainant typed it)."""
+    staff_id = complaint.target_staff_id  # type: ignore[attr-defined]
+    respondent = await Staff.filter(id=staff_id).using_db(conn).first() if staff_id else None
+    name = respondent.name if respondent else str(payload.get("respondent") or "").strip()
+    name = name or (complaint.target_text or "").strip()
+    if not name:
+        raise ValueError("name the respondent whose statement is asked for")
+    result = compute_due(
+        clock.now,
+        profile.statement.due.to_duration(),
+        clock.calendar,
+        clock.tz,
+        office_hours=profile.clock_office_hours(),
+        roll_to_working_day=profile.clock.roll_to_working_day,
+    )
+    complaint.statement = statement_rules.requested(
+        respondent=name[:200],
+        respondent_staff=respondent.id if respondent else None,
+        requested_by=actor.staff.id if actor.staff else None,
+        now=clock.now,
+        due=result.due,
+        provisional=result.provisional,
+        profile=profile,
+    )
+    payload["respondent"] = name[:200]
+    payload["due"] = complaint.statement["due"]
 
 
 def apply_severity(

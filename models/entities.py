@@ -198,6 +198,9 @@ class Complaint(Model):
     alarm_state = fields.JSONField(default=dict, null=True)
     extensions_used = fields.IntField(default=0)
     extension_pending = fields.JSONField(null=True)
+    # The respondent's statement (R13 陈述和申辩; models.statement): who was asked, by when,
+    # and what they said, or when the period lapsed. None: never asked for.
+    statement = fields.JSONField(null=True)
     reply_text = fields.TextField(null=True)
     # When the 书面答复 (written reply letter) was issued; a written complaint cannot be closed
     # before (profile reply.written_reply_for_written_complaint).

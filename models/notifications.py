@@ -16,6 +16,8 @@ Recipients:
 - notify_approver: the lead department's head, unless they made the request or there is none:
   then the supervisors (or admins).
 - notify_supervisor: supervisors, or admins when there are none.
+- notify_respondent: the staff member whose statement is asked for (models.statement), when
+  the respondent is linked to one; a respondent named in free text is nobody's chat.
 The acting staff member is never notified of their own action. Staff messages wait for office
 hours on a working day (scheduler.deadlines.notify_at) unless the profile keeps 24-hour duty;
 the complainant is told at once. Staff are reached at their
@@ -40,6 +42,7 @@ from tortoise.expressions import Q
 from handlers.i18n import pick_label, supported
 from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
 from handlers.staff import CaseCard, button_actions, render_notification
+from models import statement as statement_rules
 from models.actions_rules import recall_decision_pending, severity_raisable
 from models.callbacks import is_chatless, open_callback
 from models.confidentiality import (
@@ -119,6 +122,7 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
     is_lead = complaint.handler_id == staff.id  # type: ignore[attr-defined]
     is_co = not is_lead and staff.department_id in co_ids  # type: ignore[attr-defined]
     pending = complaint.extension_pending or None
+    statement = statement_rules.statement_facts(profile, complaint, staff.id)
     return CaseFacts(
         actor_is_assignee=is_lead or is_co,
         actor_is_lead=is_lead,
@@ -131,6 +135,10 @@ def facts_for(complaint: Complaint, staff: Staff, profile: Profile, co_ids: set[
         settle_as_decided_enabled=profile.acceptance.settle_as_decided,
         recall_decision_enabled=profile.resolution.requires_recall_decision,
         recall_decision_pending=recall_decision_pending(profile, complaint),
+        statement_required=statement.statement_required,
+        statement_open=statement.statement_open,
+        statement_settled=statement.statement_settled,
+        actor_is_respondent=statement.actor_is_respondent,
     )
 
 
@@ -312,8 +320,25 @@ async def build_card(
         recall_asked=profile.resolution.requires_recall_decision,
         recall_decision=complaint.recall_decision,
         recall_reason=detail(complaint.recall_reason),
+        **_statement_fields(complaint, details),
     )
     return card, shown
+
+
+def _statement_fields(complaint: Complaint, details: bool) -> dict[str, Any]:
+    """The respondent's statement on the card: who, by when, and (for whoever may read the
+    complainant's account) what they said."""
+    entry = complaint.statement if isinstance(complaint.statement, dict) else None
+    if entry is None:
+        return {}
+    text = entry.get("text")
+    return {
+        "statement_status": entry.get("status"),
+        "statement_respondent": entry.get("respondent") if details else MASK,
+        "statement_due": datetime.fromisoformat(entry["due"]) if entry.get("due") else None,
+        "statement_text": (text if details else MASK) if text else None,
+        "statement_on_behalf": bool(entry.get("on_behalf")),
+    }
 
 
 async def record_identity_view(
@@ -511,6 +536,9 @@ async def recipients(
             people = await _approvers(complaint, conn)
         elif effect == Effect.NOTIFY_SUPERVISOR:
             people = await _supervisors(conn)
+        elif effect == Effect.NOTIFY_RESPONDENT:
+            staff_id = statement_rules.respondent_staff_id(complaint)
+            people = await Staff.filter(id=staff_id, active=True).using_db(conn) if staff_id else []
         for person in people:
             found.setdefault(person.id, person)
     return list(found.values())

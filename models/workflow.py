@@ -45,6 +45,14 @@ Choices the table encodes (see DESIGN.md for the life cycle itself):
   the case is handled; it may be recorded again (the latest stands). Only where the profile
   requires it (`[resolution] requires_recall_decision`, the fact `recall_decision_enabled`);
   there `resolve` is refused until it is recorded (the fact `recall_decision_pending`).
+- `request_statement` / `record_statement` / `waive_statement` (an addition, R13 "被投诉人有…
+  陈述和申辩的权利", R4 陈述权、申辩权): facts on the case, not states. The lead handler asks the
+  respondent for their statement (one request open at a time); the respondent records it from
+  their chat or desk (the fact `actor_is_respondent`), or the case's handler records it on their
+  behalf (代录); the scheduler records the waiver when the period lapses unanswered. While a
+  statement is asked for and neither recorded nor lapsed, `resolve` is refused
+  (`statement_pending`); where the profile requires a statement (`statement_required`),
+  `resolve` is refused until one was asked for (`statement_not_requested`).
 - Department scope and confidentiality are checked by the shell before `decide`; the rule book
   only knows roles and the small `CaseFacts` below.
 """
@@ -113,6 +121,9 @@ class Action(StrEnum):
     ISSUE_WRITTEN_REPLY = "issue_written_reply"
     SETTLE_AS_DECIDED = "settle_as_decided"
     RECORD_RECALL_DECISION = "record_recall_decision"
+    REQUEST_STATEMENT = "request_statement"
+    RECORD_STATEMENT = "record_statement"
+    WAIVE_STATEMENT = "waive_statement"
 
 
 class Effect(StrEnum):
@@ -137,6 +148,7 @@ class Effect(StrEnum):
     NOTIFY_CASE_STAFF = "notify_case_staff"  # handlers once assigned, else the intake desk
     NOTIFY_APPROVER = "notify_approver"
     NOTIFY_SUPERVISOR = "notify_supervisor"
+    NOTIFY_RESPONDENT = "notify_respondent"  # the staff member complained about, if linked
     SEND_SURVEY = "send_survey"
     START_RETENTION = "start_retention"  # retention period, then PII anonymised
 
@@ -155,6 +167,11 @@ class RefusalReason(StrEnum):
     SEVERITY_FIXED = "severity_fixed"
     NOT_ENABLED_BY_PROFILE = "not_enabled_by_profile"
     RECALL_DECISION_MISSING = "recall_decision_missing"
+    STATEMENT_PENDING = "statement_pending"
+    STATEMENT_NOT_REQUESTED = "statement_not_requested"
+    STATEMENT_ALREADY_REQUESTED = "statement_already_requested"
+    NO_STATEMENT_REQUESTED = "no_statement_requested"
+    NOT_RESPONDENT = "not_respondent"
 
 
 # States in which the organisation still owes something on the case.
@@ -182,6 +199,17 @@ CLOCK_RUNNING_STATES: frozenset[State] = OPEN_STATES - {State.WAITING_FOR_COMPLA
 _EXTENSION_STATES = frozenset({State.IN_PROGRESS, State.WAITING_FOR_COMPLAINANT})
 # Withdrawal is possible until the result has been told (see module docstring).
 _WITHDRAWABLE_STATES = OPEN_STATES - {State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}
+
+# Before the decision: where the respondent's statement may be recorded or its period lapse.
+_STATEMENT_STATES = frozenset(
+    {
+        State.ACCEPTED,
+        State.ASSIGNED,
+        State.IN_PROGRESS,
+        State.WAITING_FOR_COMPLAINANT,
+        State.REOPENED,
+    }
+)
 
 _DISPATCHERS = frozenset({Role.INTAKE_CLERK, Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMIN})
 _APPROVERS = frozenset({Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMIN})
@@ -224,6 +252,15 @@ class CaseFacts:
     # requires_recall_decision, R26), and it has not been recorded yet.
     recall_decision_enabled: bool = False
     recall_decision_pending: bool = False
+    # The profile makes the respondent's statement a condition of the decision ([statement]
+    # required).
+    statement_required: bool = False
+    # A statement was asked for and is neither recorded nor lapsed.
+    statement_open: bool = False
+    # A statement was recorded, or its period lapsed (the waiver is on record).
+    statement_settled: bool = False
+    # The acting staff member is the respondent asked for the open statement.
+    actor_is_respondent: bool = False
 
     def __post_init__(self) -> None:
         # Inconsistent facts are a bug in the caller: fail loudly rather than decide on them.
@@ -235,6 +272,8 @@ class CaseFacts:
             raise ValueError("recall_decision_pending needs recall_decision_enabled")
         if self.extensions_used < 0 or self.max_extensions < 0:
             raise ValueError("extension counts cannot be negative")
+        if self.actor_is_respondent and not self.statement_open:
+            raise ValueError("actor_is_respondent needs statement_open")
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,6 +547,28 @@ _RULES: Mapping[Action, _Rule] = {
         "record the recall decision for",
         lead_roles=_H,
     ),
+    Action.REQUEST_STATEMENT: _Rule(
+        _stay({State.IN_PROGRESS, State.WAITING_FOR_COMPLAINANT}),
+        _CASE_WORKERS,
+        "statement_requested",
+        (Effect.NOTIFY_RESPONDENT,),  # with the facts (masked as for the target) and the date
+        "request the respondent's statement on",
+        lead_roles=_H,
+    ),
+    Action.RECORD_STATEMENT: _Rule(
+        _stay(_STATEMENT_STATES),
+        _STAFF,  # the respondent, whatever their role; else the case's handler (see decide)
+        "statement_recorded",
+        (Effect.NOTIFY_HANDLERS,),
+        "record the respondent's statement on",
+    ),
+    Action.WAIVE_STATEMENT: _Rule(
+        _stay(_STATEMENT_STATES),
+        frozenset({Role.SYSTEM}),  # the period lapsed unanswered
+        "statement_waived",
+        (Effect.NOTIFY_HANDLERS, Effect.NOTIFY_RESPONDENT),
+        "waive, its period lapsed, the respondent's statement on",
+    ),
     Action.ISSUE_WRITTEN_REPLY: _Rule(
         _stay({State.RESOLVED, State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}),
         _STAFF,
@@ -613,6 +674,47 @@ def _check_written_reply(action: Action, state: State, facts: CaseFacts) -> Refu
     return None
 
 
+def _check_statement(action: Action, state: State, role: Role, facts: CaseFacts) -> Refusal | None:
+    if action is Action.RESOLVE:
+        if facts.statement_open:
+            return _refuse(
+                RefusalReason.STATEMENT_PENDING,
+                "cannot resolve while the respondent's statement is awaited: decide once it is"
+                " recorded or its period has lapsed",
+                state,
+            )
+        if facts.statement_required and not facts.statement_settled:
+            return _refuse(
+                RefusalReason.STATEMENT_NOT_REQUESTED,
+                "cannot resolve before the respondent's statement is requested: the profile"
+                " gives the respondent the right to state their case first",
+                state,
+            )
+    elif action is Action.REQUEST_STATEMENT and facts.statement_open:
+        return _refuse(
+            RefusalReason.STATEMENT_ALREADY_REQUESTED,
+            "cannot request the respondent's statement again: it is already awaited",
+            state,
+        )
+    elif action in (Action.RECORD_STATEMENT, Action.WAIVE_STATEMENT):
+        if not facts.statement_open:
+            return _refuse(
+                RefusalReason.NO_STATEMENT_REQUESTED,
+                f"cannot {action.value.split('_')[0]} a statement: none of the respondent is"
+                " awaited",
+                state,
+            )
+        on_behalf = role in _CASE_WORKERS and (role is not Role.HANDLER or facts.actor_is_lead)
+        if action is Action.RECORD_STATEMENT and not facts.actor_is_respondent and not on_behalf:
+            return _refuse(
+                RefusalReason.NOT_RESPONDENT,
+                "only the respondent, or the case's handler on their behalf, may record the"
+                " statement",
+                state,
+            )
+    return None
+
+
 def _derived_effects(source: State, target: State, facts: CaseFacts) -> tuple[Effect, ...]:
     """Clock and pending-request effects follow from the state sets, so they cannot drift."""
     effects: list[Effect] = []
@@ -657,6 +759,7 @@ def decide(
         _check_relation(rule, state, role, facts)
         or _check_extension(action, state, facts)
         or _check_written_reply(action, state, facts)
+        or _check_statement(action, state, role, facts)
     )
     if (
         refusal is None

@@ -30,6 +30,12 @@ the last pause ended, whichever is latest, as long as that is before the resolut
 extension moves it; past it the case is the escalation's business). Day intervals land on the
 office opening of the day the count ends, so nobody is messaged at midnight.
 
+The respondent's statement (models/statement.py, R13 陈述和申辩) is a watch of its own while
+it is asked for and the case is open: a reminder *to the respondent* (or, for one named in free
+text, to the handler who records it for them) at each reminder point, and at its due instant
+the lapse, recorded as the waiver (`waive_statement`) — never an escalation: the period is the
+respondent's, not a deadline the organisation can miss.
+
 A call-back task (models/callbacks.py: a message to a complainant without a chat, made a call
 the desk owes) is a watch of its own in every state, paused or not: reminders before its due
 instant and escalation after it, keyed by the task id.
@@ -59,6 +65,7 @@ from zoneinfo import ZoneInfo
 from config.profiles import Profile, load_profile
 from models.actions import ACTIVE_STAGES
 from models.callbacks import CALLBACK_STAGE, CALLBACKS
+from models.statement import REQUESTED, STATEMENT_STAGE
 from models.workflow import OPEN_STATES, State
 from scheduler.calendar import WorkingCalendar
 from scheduler.deadlines import DAY_UNITS, Duration, before_due
@@ -125,6 +132,8 @@ class AlarmKind(StrEnum):
     NO_RESPONSE_CLOSE = "no_response_close"
     NOTIFY_MANAGER = "notify_manager"
     PROGRESS = "progress"
+    REMIND_RESPONDENT = "remind_respondent"
+    LAPSE_STATEMENT = "lapse_statement"
 
 
 @dataclass(frozen=True)
@@ -159,14 +168,17 @@ class CaseView:
     deadlines: Mapping[str, Any]
     alarm_state: Mapping[str, Any]
     paused: bool = False
+    statement: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, complaint: Any) -> CaseView:
+        statement = getattr(complaint, "statement", None)
         return cls(
             state=State(complaint.state),
             deadlines=complaint.deadlines or {},
             alarm_state=complaint.alarm_state or {},
             paused=complaint.paused_at is not None,
+            statement=statement if isinstance(statement, dict) else None,
         )
 
 
@@ -384,6 +396,31 @@ def survey_alarms(
     return alarms
 
 
+def statement_watch(view: CaseView) -> Watch | None:
+    """The respondent's statement period, while asked for on an open case."""
+    entry = view.statement
+    if entry is None or entry.get("status") != REQUESTED or view.state not in OPEN_STATES:
+        return None
+    return Watch(STATEMENT_STAGE, parse(entry["start"]), parse(entry["due"]))
+
+
+def statement_alarms(
+    view: CaseView, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
+) -> list[Alarm]:
+    """Reminders to the respondent at the profile's reminder points, then the lapse."""
+    watch = statement_watch(view)
+    if watch is None:
+        return []
+    done = set(_slot(view, watch.key).get("reminded", ()))
+    alarms = [
+        Alarm(point, AlarmKind.REMIND_RESPONDENT, watch.stage, watch.key, 0, watch.due)
+        for point in reminder_points(watch, profile, calendar, tz)
+        if iso(point) not in done
+    ]
+    alarms.append(Alarm(watch.due, AlarmKind.LAPSE_STATEMENT, watch.stage, watch.key, 0, watch.due))
+    return alarms
+
+
 def pending_alarms(
     view: CaseView, profile: Profile, calendar: WorkingCalendar, tz: ZoneInfo
 ) -> list[Alarm]:
@@ -394,6 +431,7 @@ def pending_alarms(
         alarms.extend(watch_alarms(view, watch, profile, calendar, tz))
     alarms.extend(survey_alarms(view, profile, calendar, tz))
     alarms.extend(progress_alarms(view, profile, calendar, tz))
+    alarms.extend(statement_alarms(view, profile, calendar, tz))
     return sorted(alarms)
 
 

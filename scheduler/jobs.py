@@ -78,6 +78,7 @@ from scheduler.alarms import (
     pending_alarms,
     progress_point,
     refresh_alarm,
+    statement_watch,
     watches,
 )
 from scheduler.deadlines import notify_at
@@ -113,7 +114,11 @@ _ORDER = {
     AlarmKind.ESCALATE: 4,
     AlarmKind.REMIND: 5,
     AlarmKind.PROGRESS: 6,
+    # The statement's lapse after its reminders' (a lapse makes them moot: see next_step).
+    AlarmKind.LAPSE_STATEMENT: 3,
+    AlarmKind.REMIND_RESPONDENT: 5,
 }
+_REMINDERS = (AlarmKind.REMIND, AlarmKind.REMIND_RESPONDENT)
 
 
 def next_step(due: Sequence[Alarm]) -> Step | None:
@@ -130,8 +135,11 @@ def next_step(due: Sequence[Alarm]) -> Step | None:
     if first.kind == AlarmKind.NO_RESPONSE_CLOSE:
         moot = tuple(a for a in due if a.kind == AlarmKind.SURVEY_REMINDER)
         return Step(first, moot)
-    if first.kind == AlarmKind.REMIND:
-        same = sorted(a for a in due if a.kind == AlarmKind.REMIND and a.slot == first.slot)
+    if first.kind == AlarmKind.LAPSE_STATEMENT:
+        moot = tuple(a for a in due if a.kind == AlarmKind.REMIND_RESPONDENT)
+        return Step(first, moot)
+    if first.kind in _REMINDERS:
+        same = sorted(a for a in due if a.kind == first.kind and a.slot == first.slot)
         return Step(same[-1], tuple(same[:-1]))
     return Step(first)
 
@@ -535,6 +543,68 @@ async def _remind(run: _Run, step: Step) -> None:
     )
 
 
+async def _remind_respondent(run: _Run, step: Step) -> None:
+    """The respondent is reminded of their statement's date; one named in free text has no
+    chat, so the handler who records it for them is reminded instead."""
+    alarm = step.fire
+    slot = run.slot(alarm.slot)
+    done = set(slot.get("reminded", ()))
+    done.update(iso(a.at) for a in (alarm, *step.superseded))
+    slot["reminded"] = sorted(done)
+    entry = run.complaint.statement or {}
+    respondent_id = entry.get("respondent_staff_id")
+    handler_id = run.complaint.handler_id  # type: ignore[attr-defined]
+    person_id = respondent_id if respondent_id is not None else handler_id
+    person = run.directory.active_staff(int(person_id)) if person_id is not None else None
+    assert alarm.due is not None
+    if person is not None:
+        lang = lang_of(person.language)
+        key = "statement_remind" if respondent_id is not None else "statement_remind_on_behalf"
+        message = Outgoing(
+            text(
+                key,
+                lang,
+                number=run.complaint.number,
+                respondent=entry.get("respondent") or "",
+                due=show_time(alarm.due, run.context.tz, lang),
+            )
+        )
+        address = staff_address(person)
+        await run.send(
+            address,
+            message,
+            f"statement-remind:{run.complaint.id}:{iso(alarm.at)}:{person.id}",
+            run.deliver_at(),
+        )
+    run.report.reminders += 1
+    await run.event(
+        "reminder_sent",
+        {
+            "stage": alarm.stage,
+            "due": iso(alarm.due),
+            "point": iso(alarm.at),
+            "skipped": [iso(a.at) for a in step.superseded],
+            "staff_ids": [person.id] if person is not None else [],
+        },
+    )
+
+
+async def _lapse_statement(run: _Run) -> None:
+    """The period ended unanswered: the waiver goes on record (an event, never silent)."""
+    if run.writes is not None:
+        raise _NeedsShell("lapse_statement")
+    result = await act(
+        run.complaint.id,
+        Action.WAIVE_STATEMENT,
+        Actor(Role.SYSTEM),
+        profile=run.profile,
+        clock=run.clock,
+        payload={"cause": "lapsed"},
+        conn=run.conn,
+    )
+    run.complaint = result.complaint
+
+
 async def _escalate(run: _Run, alarm: Alarm) -> None:
     rungs = escalation_rungs(run.complaint, alarm.stage, run.directory, alarm.slot)
     slot = run.slot(alarm.slot)
@@ -932,6 +1002,10 @@ async def _fire(run: _Run, step: Step) -> None:
         await _notify_manager(run, step.fire)
     elif kind == AlarmKind.PROGRESS:
         await _progress(run, step.fire)
+    elif kind == AlarmKind.REMIND_RESPONDENT:
+        await _remind_respondent(run, step)
+    elif kind == AlarmKind.LAPSE_STATEMENT:
+        await _lapse_statement(run)
 
 
 def _prune(complaint: Complaint, keep: set[str]) -> None:
@@ -957,8 +1031,10 @@ async def _handle(run: _Run) -> None:
         await run.store()
     else:
         log.error("complaint %s: alarms still due after many steps", run.complaint.number)
-    running = watches(CaseView.of(run.complaint), context.calendar, context.tz)
-    _prune(run.complaint, {w.key for w in running})
+    view = CaseView.of(run.complaint)
+    running = watches(view, context.calendar, context.tz)
+    statement = statement_watch(view)
+    _prune(run.complaint, {w.key for w in (*running, *([statement] if statement else []))})
 
 
 async def process_complaint(

@@ -8,7 +8,8 @@ the two scores' bands (a fair result delivered rudely is still a complaint about
 * unsatisfied → `profile.revisit.unsatisfied`: "reopen" (re-investigation) or
   "supervisor_revisit" (the case moves to the `supervisor_revisit` state; the supervisors are
   told and owe a revisit within `supervisor_revisit_due`, watched by the sweep like any
-  deadline; they close or reopen).
+  deadline; they close or reopen) — except for a category marked `no_supervisor_revisit`
+  (R19: SP complaints), where the unsatisfied answer is final and the case is closed.
 """
 
 from __future__ import annotations
@@ -132,7 +133,12 @@ async def record_survey_answer(
         "response_id": response.id,
     }
     actor = Actor(Role.SYSTEM)
-    if band != "unsatisfied":
+    final = band == "unsatisfied" and _no_supervisor_revisit(profile, complaint)
+    if final:
+        # R19: an SP complaint still unsatisfied gets no supervisor revisit; the answer
+        # stands as the final one and the case closes.
+        payload["no_supervisor_revisit"] = True
+    if band != "unsatisfied" or final:
         try:
             await act(
                 complaint.id,
@@ -202,6 +208,19 @@ async def record_survey_answer(
             conn=conn,
         )
     return SurveyOutcome("supervisor_revisit", band, response.id, complaint.number, due)
+
+
+def _no_supervisor_revisit(profile: Profile, complaint: Complaint) -> bool:
+    """The profile sends the unsatisfied to a supervisor, but not for this category."""
+    if profile.revisit is None or profile.revisit.unsatisfied != "supervisor_revisit":
+        return False
+    try:
+        return (
+            bool(complaint.category)
+            and profile.category(str(complaint.category)).no_supervisor_revisit
+        )
+    except KeyError:
+        return False
 
 
 async def add_survey_comment(

@@ -23,6 +23,7 @@ STAGE_NAMES: dict[str, str] = {
     "manager_notice": N_("manager notice"),
     "callback": N_("call-back"),
     "supervisor_revisit": N_("supervisor revisit"),
+    "statement": N_("respondent's statement"),
 }
 
 _TEMPLATES: dict[str, str] = {
@@ -51,6 +52,14 @@ _TEMPLATES: dict[str, str] = {
     ),
     "order_taker": N_("as the order-taker"),
     "station_chief": N_("as the station chief"),
+    "statement_remind": N_(
+        "⏰ Reminder: your statement on complaint {number} (your right to state your case and "
+        "defend yourself) is due {due}. Without it the case is decided after that."
+    ),
+    "statement_remind_on_behalf": N_(
+        "⏰ Reminder: the statement of {respondent} on complaint {number} is due {due}. "
+        "Record it on their behalf when you receive it."
+    ),
     "progress": N_(
         "Your complaint {number} is still being handled; it is due on {due}. We will tell "
         "you as soon as there is news."

@@ -39,6 +39,7 @@ from tests.scheduler_support import (
 )
 
 __all__ = [
+    "MONDAY",
     "Walk",
     "alarm_context",
     "assert_ships",
@@ -49,6 +50,9 @@ __all__ = [
     "screen",
     "texts_to",
 ]
+
+# Where most walks start: a Monday morning in Shanghai, a working day.
+MONDAY = local("2026-11-02T10:00")
 
 ROLES = {
     "clerk": Role.INTAKE_CLERK,

@@ -239,7 +239,7 @@ async def test_call_back_outcome_on_the_desk_closes_the_case(db_url: str, tmp_pa
             {"outcome": "reached", "result_score": "9", "attitude_score": "10"},
             csrf_from="/desk/callbacks",
         )
-        assert response.headers["Location"].endswith("saved=closed")
+        assert response.headers["Location"].endswith("saved=closed&band=satisfied")
         assert (await Complaint.get(id=complaint.id)).state == State.CLOSED
         done = await page(client, "/desk/callbacks?show=done")
         assert "已联系上" in done

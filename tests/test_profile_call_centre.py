@@ -5,14 +5,26 @@ days (R19), the case leaves 回访中 for the supervisor, who sees it and may cl
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from handlers.staff import render_card
 from handlers.survey import render_survey_outcome
-from models.actions import ActionRefused
+from models.actions import ActionRefused, submit_complaint
+from models.entities import (
+    CallbackStatus,
+    CallbackTask,
+    Channel,
+    Complaint,
+    OutboxMessage,
+    SurveyResponse,
+)
 from models.notifications import build_card, desk_cases
 from models.workflow import Action, State
+from tests.desk_support import MovableNow, desk_client, form_post, give_password, page, sign_in
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -21,9 +33,7 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     local,
     texts_to,
 )
-from tests.scheduler_support import SHANGHAI
-
-MONDAY = local("2026-11-02T10:00")
+from tests.scheduler_support import ANSWERS, SHANGHAI, clock
 
 
 def test_ships_with_r19_bands() -> None:
@@ -109,3 +119,99 @@ async def test_the_supervisor_may_close_but_the_complainant_cannot_withdraw(db_u
         await walk.act(complaint, Action.CLOSE, "handler", local("2026-11-06T10:00"))
     complaint = await walk.act(complaint, Action.CLOSE, "supervisor", local("2026-11-06T10:00"))
     assert complaint.state == State.CLOSED
+
+
+# -- R19: the return visit by phone, with the script, on the desk ---------------------------
+
+CALLER = "gh1024"  # the 工号 the script names: the caller's desk sign-in
+
+
+async def phoned_in(walk: Walk, category: str, user: str) -> tuple[Complaint, CallbackTask]:
+    """A complaint taken by phone (代录), handled and replied; the survey becomes a call."""
+    complaint = await submit_complaint(
+        profile=walk.profile,
+        channel=Channel.PHONE,
+        external_id=f"phone-{user}",
+        answers={**ANSWERS, "category": category, "name": "李四", "phone": "+8613900139000"},
+        clock=clock(MONDAY),
+        recorded_by=walk.staff("clerk"),
+    )
+    complaint = await walk.handle(complaint, MONDAY)
+    complaint = await walk.reply(complaint, local("2026-11-04T10:00"))
+    await walk.sweep(end_of("2026-11-05"))  # the survey is due: a call for the desk
+    task = await CallbackTask.get(complaint_id=complaint.id, kind="survey")
+    return await walk.fresh(complaint), task
+
+
+async def outbox_ids() -> set[int]:
+    return set(await OutboxMessage.all().values_list("id", flat=True))
+
+
+async def received_since(before: set[int]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for row in await OutboxMessage.all().order_by("id"):
+        if row.id not in before:
+            found.setdefault(row.chat_id, []).append(row.idempotency_key.split(":")[0])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("category", "result", "attitude", "state", "closing", "told"),
+    [
+        # 8–10 on both: closed, the satisfied closing; nobody is messaged.
+        ("technical", "9", "10", State.CLOSED, "如需帮助欢迎再次来电", {}),
+        # 0–4 on one: the supervisor revisit, promised in the closing; the supervisor told.
+        (
+            "technical",
+            "8",
+            "3",
+            State.SUPERVISOR_REVISIT,
+            "我司的服务质量监督员将在7天内给您回访",
+            {"supervisor": ["supervisor-revisit"]},
+        ),
+        # An SP complaint still unsatisfied: no supervisor revisit (R19), the case closes.
+        ("sp", "2", "9", State.CLOSED, "很抱歉，没有给您提供满意的服务。您还有其它问题", {}),
+    ],
+)
+async def test_a_phone_survey_follows_the_script_and_the_chat_surveys_bands(
+    db_url: str,
+    tmp_path: Path,
+    category: str,
+    result: str,
+    attitude: str,
+    state: State,
+    closing: str,
+    told: dict[str, list[str]],
+) -> None:
+    walk = await Walk.of("call-centre")
+    complaint, task = await phoned_in(walk, category, user=category + result)
+    await give_password(walk.staff("clerk"), CALLER)
+    now = MovableNow(local("2026-11-06T09:00"))
+    async with desk_client(db_url, tmp_path, now, profile="call-centre") as client:
+        await sign_in(client, CALLER)
+        html = await page(client, "/desk/callbacks")
+        assert f"task-{task.id}" in html
+        # R19's script, with the caller's 工号 and the complainant's name.
+        assert f"工号{CALLER}，请问您是李四先生（小姐）吗" in html
+        assert "在0-10分之间会打几分？（0至4分为不满意、5至7分为一般、8至10分为满意）" in html
+        assert "请问您对我的服务态度会打几分" in html
+        promised = "服务质量监督员将在7天内给您回访" in html
+        assert promised == (category != "sp")  # never promised to an SP complaint's caller
+        before = await outbox_ids()
+        response = await form_post(
+            client,
+            f"/desk/callbacks/{task.id}",
+            {"outcome": "reached", "result_score": result, "attitude_score": attitude},
+            csrf_from="/desk/callbacks",
+        )
+        after = await page(client, response.headers["Location"])
+        # The closing for what the survey logic decided, to end the call with.
+        assert "script-closing" in after and closing in after
+    complaint = await walk.fresh(complaint)
+    assert complaint.state == state
+    assert complaint.alarm_state["survey"]["answered"]
+    response_row = await SurveyResponse.get(complaint_id=complaint.id)
+    assert (response_row.result_score, response_row.attitude_score) == (int(result), int(attitude))
+    # The complainant has no chat: nothing queued for them; the staff told are as expected.
+    assert await received_since(before) == told
+    assert (await CallbackTask.get(id=task.id)).status == CallbackStatus.DONE

@@ -10,6 +10,7 @@ from models.entities import Complaint, Staff
 from models.workflow import Action, Role
 from scheduler.conduct import conduct_lines, conduct_report
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -19,8 +20,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     texts_to,
 )
 from tests.scheduler_support import SHANGHAI
-
-MONDAY = local("2026-11-02T10:00")
 
 
 def test_ships_and_allows_anonymous_complaints() -> None:

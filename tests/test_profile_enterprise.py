@@ -5,6 +5,7 @@ only; a customer who never answers the survey is closed after 2 working days (R1
 from __future__ import annotations
 
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -13,8 +14,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     local,
     texts_to,
 )
-
-MONDAY = local("2026-11-02T10:00")
 
 
 def test_ships_from_r8_and_names_are_required() -> None:

@@ -9,6 +9,7 @@ from config.profiles import list_profiles, load_profile
 from models.workflow import Action, State
 from scheduler.deadlines import Duration
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     due,
@@ -18,7 +19,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
 )
 
 WD = "working_days"
-MONDAY = local("2026-11-02T10:00")
 
 
 def test_abstract_and_its_limits() -> None:

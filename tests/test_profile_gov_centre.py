@@ -12,6 +12,7 @@ from models.actions import Actor, act
 from models.entities import Complainant
 from models.workflow import Action, Role, State
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -21,8 +22,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     texts_to,
 )
 from tests.scheduler_support import clock
-
-MONDAY = local("2026-11-02T10:00")
 
 
 def test_ships_from_r2_with_its_sources() -> None:

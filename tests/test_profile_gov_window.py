@@ -4,19 +4,16 @@ the 补正 count either resumed (default) or restarted from the next day (R4's o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from config.profiles import Counting, load_profile
-from models.actions import Actor, act
+from models.actions import ActionRefused, Actor, act
 from models.entities import Complainant, Complaint, OutboxMessage
 from models.outbox import outgoing_from_json
 from models.workflow import Action, Role
 from scheduler.alarms import iso as iso_of
-from scheduler.alarms import set_alarm_context
+from tests.profile_walk import Walk, alarm_context  # noqa: F401 (autouse fixture)
 from tests.scheduler_support import (
-    CONTEXT,
     acknowledge,
     assign,
     clock,
@@ -27,13 +24,6 @@ from tests.scheduler_support import (
 )
 
 GOV = load_profile("gov-window")
-
-
-@pytest.fixture(autouse=True)
-def alarm_context() -> Iterator[None]:
-    set_alarm_context(CONTEXT)
-    yield
-    set_alarm_context(None)
 
 
 async def accept_as(org, complaint, at, **payload) -> Complaint:  # type: ignore[no-untyped-def]
@@ -208,3 +198,23 @@ async def test_disputed_result_supervisor_revisit_goes_to_a_supervisor(db_url: s
     assert "2026年11月11日" in told.text
     closed = await walk.act(result.complaint, Action.CLOSE, "supervisor", local("2026-11-05T10:00"))
     assert closed.state == State.CLOSED
+
+
+async def test_a_statement_is_offered_not_required_and_awaited_once_asked(db_url: str) -> None:
+    """R4 第七条 陈述权、申辩权 belongs to the accountability decision: a reply needs no statement
+    (ours), but once the handler asks the window staff member, the decision waits for it."""
+    walk = Walk(GOV, await make_org())
+    monday = local("2026-11-02T10:00")
+    plain = await walk.handle(await walk.file(monday, "service_attitude"), monday)
+    assert (await walk.reply(plain, monday)).state == "replied"  # not required
+    asked = await walk.handle(await walk.file(monday, "service_attitude", user="u2"), monday)
+    asked = await walk.act(asked, Action.REQUEST_STATEMENT, "handler", monday)
+    assert asked.statement["respondent"] == "窗口"  # the target as typed; nobody linked
+    with pytest.raises(ActionRefused) as refused:
+        await walk.reply(asked, monday)
+    assert refused.value.refusal.reason_code == "statement_pending"
+    asked = await walk.act(
+        asked, Action.RECORD_STATEMENT, "handler", monday, text="当日按规定一次性告知了补正材料。"
+    )
+    assert asked.statement["on_behalf"] is True  # 代录 by the handler
+    assert (await walk.reply(asked, monday)).state == "replied"

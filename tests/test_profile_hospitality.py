@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from models.workflow import Action
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -14,8 +15,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     local,
     texts_to,
 )
-
-MONDAY = local("2026-11-02T10:00")
 
 
 def test_ships_with_raisable_severity() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -16,8 +17,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     local,
     texts_to,
 )
-
-MONDAY = local("2026-11-02T10:00")
 
 
 def test_ships_on_first_ask() -> None:

@@ -13,6 +13,7 @@ from config.settings import Settings
 from handlers.messages import Incoming
 from models.workflow import Action
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -23,7 +24,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
 )
 from tests.scheduler_support import CALENDAR
 
-MONDAY = local("2026-11-02T10:00")
 ORDER = {"order_number": "PO-2611 料号 A-17", "quantities": "500件，10月28日交运，不良20件"}
 
 

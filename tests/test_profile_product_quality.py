@@ -12,6 +12,7 @@ from models.actions import ActionRefused
 from models.entities import Event
 from models.workflow import Action
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -21,7 +22,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     texts_to,
 )
 
-MONDAY = local("2026-11-02T10:00")
 PRODUCT = {"product": "维生素C片 批号20260901", "purchase_place": "城东药店 2026-10-01"}
 
 

@@ -5,7 +5,6 @@ unsatisfied survey's supervisor revisit — with the messages each person receiv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,11 +16,12 @@ from models.entities import Channel, Complaint, Event, OutboxMessage
 from models.notifications import desk_cases
 from models.outbox import outgoing_from_json
 from models.workflow import Action, Role, State
-from scheduler.alarms import MANAGER_NOTICE, iso, set_alarm_context
+from scheduler.alarms import MANAGER_NOTICE, iso
 from scheduler.jobs import sweep
 from scheduler.severity import upgrade_unsettled
 from scheduler.survey import record_survey_answer
 from tests.dialog_chat import Chat
+from tests.profile_walk import alarm_context  # noqa: F401 (autouse fixture)
 from tests.scheduler_support import (
     ANSWERS,
     CONTEXT,
@@ -38,13 +38,6 @@ from tests.scheduler_support import (
 
 PROPERTY = load_profile("property")
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(autouse=True)
-def alarm_context() -> Iterator[None]:
-    set_alarm_context(CONTEXT)
-    yield
-    set_alarm_context(None)
 
 
 async def run(at: datetime) -> dict[str, list[str]]:

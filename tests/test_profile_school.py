@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
+    MONDAY,
     Walk,
     alarm_context,
     assert_ships,
@@ -17,8 +18,6 @@ from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     screen,
     texts_to,
 )
-
-MONDAY = local("2026-11-02T10:00")
 
 
 def test_ships_from_r15() -> None:

@@ -4,28 +4,20 @@ staff finding at acceptance, the 自然人/单位 question, 非税收入 and 其
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from config.profiles import load_profile
 from models.actions import Actor, act, submit_complaint
 from models.entities import Channel, Complaint
 from models.workflow import Action, Role
-from scheduler.alarms import iso, set_alarm_context
+from scheduler.alarms import iso
 from scheduler.deadlines import Duration
 from tests.dialog_chat import Chat
-from tests.scheduler_support import ANSWERS, CONTEXT, clock, end_of, file, local, make_org
+from tests.profile_walk import alarm_context  # noqa: F401 (autouse fixture)
+from tests.scheduler_support import ANSWERS, clock, end_of, file, local, make_org
 
 TAX = load_profile("tax-service")
 WD = "working_days"
-
-
-@pytest.fixture(autouse=True)
-def alarm_context() -> Iterator[None]:
-    set_alarm_context(CONTEXT)
-    yield
-    set_alarm_context(None)
 
 
 def test_a_citizen_cannot_pick_on_the_spot_settlement_online() -> None:

@@ -34,7 +34,8 @@ from models.workflow import (
 # action: space-separated "from>to" steps ("from=" keeps the state); then the roles allowed.
 # Roles: C complainant, I intake clerk, H handler, D department head, V supervisor, A admin,
 # S system. Suffix * = must be the complainant who filed it, ! = must be the lead handler,
-# + = must be assigned to the case (lead or co-handler).
+# + = must be assigned to the case (lead or co-handler), ~ = must be the respondent, or the
+# lead handler or a department head recording on the respondent's behalf.
 SPEC = """
 submit            | draft>submitted                                        | C* S I H D V A
 accept            | submitted>accepted                                     | I D V A
@@ -71,6 +72,11 @@ archive           | closed>archived refused>archived withdrawn>archived    | A S
 issue_written_reply | resolved= replied= revisit= supervisor_revisit=       | I H! D V A
 settle_as_decided | submitted>resolved accepted>resolved                   | I D V A
 record_recall_decision | assigned= in_progress= waiting_for_complainant=   | H! D V
+request_statement | in_progress= waiting_for_complainant=                  | H! D
+record_statement  | accepted= assigned= in_progress= waiting_for_complainant= reopened=
+                                                                           | I~ H~ D~ V~ A~
+waive_statement   | accepted= assigned= in_progress= waiting_for_complainant= reopened=
+                                                                           | S
 """
 ROLE_LETTERS = {
     "C": Role.COMPLAINANT,
@@ -157,6 +163,9 @@ def expected_outcome(state: State, action: Action, role: Role, facts: CaseFacts)
         return "not_enabled_by_profile"
     if action is Action.RESOLVE and facts.recall_decision_pending:
         return "recall_decision_missing"
+    statement = statement_outcome(action, role, facts)
+    if statement is not None:
+        return statement
     limit_reached = facts.extensions_used >= facts.max_extensions
     if action is Action.REQUEST_EXTENSION:
         if facts.extension_pending:
@@ -173,6 +182,24 @@ def expected_outcome(state: State, action: Action, role: Role, facts: CaseFacts)
     return steps[state]
 
 
+def statement_outcome(action: Action, role: Role, facts: CaseFacts) -> str | None:
+    """The respondent's statement rules (R13 陈述和申辩), as the module docstring states them."""
+    if action is Action.RESOLVE:
+        if facts.statement_open:
+            return "statement_pending"
+        if facts.statement_required and not facts.statement_settled:
+            return "statement_not_requested"
+    if action is Action.REQUEST_STATEMENT and facts.statement_open:
+        return "statement_already_requested"
+    if action in (Action.RECORD_STATEMENT, Action.WAIVE_STATEMENT):
+        if not facts.statement_open:
+            return "no_statement_requested"
+        for_them = role is Role.DEPARTMENT_HEAD or (role is Role.HANDLER and facts.actor_is_lead)
+        if action is Action.RECORD_STATEMENT and not (facts.actor_is_respondent or for_them):
+            return "not_respondent"
+    return None
+
+
 def favourable_facts(action: Action) -> CaseFacts:
     """Facts under which only the table decides (every relation holds, extension allowed)."""
     return CaseFacts(
@@ -183,6 +210,8 @@ def favourable_facts(action: Action) -> CaseFacts:
         severity_raisable=True,
         settle_as_decided_enabled=True,
         recall_decision_enabled=True,
+        statement_open=action in (Action.RECORD_STATEMENT, Action.WAIVE_STATEMENT),
+        actor_is_respondent=action is Action.RECORD_STATEMENT,
     )
 
 
@@ -209,6 +238,54 @@ def test_every_state_action_role_and_facts_matches_the_table() -> None:
     assert mismatches == []
 
 
+# (required, open, settled, actor is the respondent): every consistent combination.
+STATEMENT_FACTS = [
+    (required, open_, settled, respondent)
+    for required, open_, settled, respondent in itertools.product([False, True], repeat=4)
+    if not (open_ and settled) and not (respondent and not open_)
+]
+
+
+def test_statement_rules_match_the_table() -> None:
+    """The statement's facts against every state, the actions they concern and every role."""
+    concerned = (
+        Action.REQUEST_STATEMENT,
+        Action.RECORD_STATEMENT,
+        Action.WAIVE_STATEMENT,
+        Action.RESOLVE,
+    )
+    relations = [(False, False), (True, False), (True, True)]
+    mismatches = []
+    for state, action, role, (assignee, lead), (
+        required,
+        open_,
+        settled,
+        respondent,
+    ) in itertools.product(State, concerned, Role, relations, STATEMENT_FACTS):
+        facts = CaseFacts(
+            actor_is_assignee=assignee,
+            actor_is_lead=lead,
+            statement_required=required,
+            statement_open=open_,
+            statement_settled=settled,
+            actor_is_respondent=respondent,
+        )
+        expected = expected_outcome(state, action, role, facts)
+        outcome = decide(state, action, role, facts)
+        got = outcome.to_state if isinstance(outcome, Transition) else outcome.reason_code
+        if got != expected:
+            mismatches.append((state, action, role, facts, expected, got))
+    assert mismatches == []
+    # The respondent may record whatever their role; nobody else unrelated to the case may.
+    asked = CaseFacts(statement_open=True, actor_is_respondent=True)
+    assert isinstance(
+        decide(State.IN_PROGRESS, Action.RECORD_STATEMENT, Role.HANDLER, asked), Transition
+    )
+    stranger = CaseFacts(statement_open=True)
+    refused = decide(State.IN_PROGRESS, Action.RECORD_STATEMENT, Role.HANDLER, stranger)
+    assert isinstance(refused, Refusal) and refused.reason_code == "not_respondent"
+
+
 @pytest.mark.parametrize("state", list(State))
 @pytest.mark.parametrize("role", list(Role))
 def test_allowed_actions_are_exactly_the_tables(state: State, role: Role) -> None:
@@ -226,6 +303,7 @@ def test_allowed_actions_follow_facts() -> None:
         Action.ADD_NOTE,
         Action.RESOLVE,
         Action.HAND_BACK,
+        Action.REQUEST_STATEMENT,
     ]
     assert allowed_actions(in_progress, Role.HANDLER, CO_HANDLER) == [Action.ADD_NOTE]
     assert allowed_actions(in_progress, Role.HANDLER) == []

@@ -84,6 +84,16 @@ class ComplaintPage(BaseModel):
     total_capped: bool
 
 
+class Statement(BaseModel):
+    """The respondent's statement before a decision: never shown to the complainant."""
+
+    status: Literal["requested", "recorded", "waived"]
+    respondent: str | None = Field(description="Whose statement (masked like the facts)")
+    due: datetime | None
+    text: str | None = Field(description="What they said (masked like the facts)")
+    on_behalf: bool = Field(description="Recorded by staff on the respondent's behalf (代录)")
+
+
 class Complaint(BaseModel):
     """One complaint as the token's staff member may see it: identity fields masked as on
     their desk ("***"), and the actions they may take now."""
@@ -125,6 +135,9 @@ class Complaint(BaseModel):
         description="Whether staff decided to start the product recall (R26); null: not recorded",
     )
     recall_reason: str | None = Field(None, description="The reason for the recall decision")
+    statement: Statement | None = Field(
+        None, description="The respondent's statement (R13 陈述和申辩), once asked for"
+    )
     actions: list[str] = Field(description="Actions this staff member may take now")
 
 
@@ -176,6 +189,10 @@ class ActionRequest(BaseModel):
     note: str | None = Field(None, max_length=2000, description="add_note")
     amount: int | None = Field(None, ge=1, le=1000, description="request_extension")
     reply_text: str | None = Field(None, max_length=4000, description="resolve")
+    respondent: str | None = Field(
+        None, max_length=200, description="request_statement: whose, where nobody is linked"
+    )
+    text: str | None = Field(None, max_length=2000, description="record_statement")
 
 
 class ActionDone(BaseModel):

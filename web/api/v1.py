@@ -111,6 +111,15 @@ def complaint_out(card: CaseCard) -> s.Complaint:
         attachments=card.photos,
         recall_decision=card.recall_decision,
         recall_reason=card.recall_reason,
+        statement=s.Statement(
+            status=card.statement_status,  # type: ignore[arg-type]
+            respondent=card.statement_respondent,
+            due=card.statement_due,
+            text=card.statement_text,
+            on_behalf=card.statement_on_behalf,
+        )
+        if card.statement_status
+        else None,
         actions=list(card.actions),
     )
 
@@ -290,7 +299,7 @@ def _form_values(body: s.ActionRequest) -> tuple[dict[str, str], list[str]]:
     values: dict[str, str] = {}
     for name in (
         "category", "severity", "exclusion", "reason", "guidance", "department_id",
-        "handler_id", "question", "note", "amount", "reply_text",
+        "handler_id", "question", "note", "amount", "reply_text", "respondent", "text",
     ):  # fmt: skip
         value = getattr(body, name)
         if value is not None:

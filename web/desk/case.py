@@ -85,6 +85,8 @@ FIELD_NAMES = {
     "note": N_("Note"),
     "amount": N_("Extension"),
     "reply_text": N_("Reply"),
+    "respondent": N_("Respondent (whose statement)"),
+    "text": N_("The respondent's statement (their account and defence)"),
     "files": N_("Photos and files"),
     "recall": N_("Product recall"),
     "action": N_("Action"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,12 @@ from handlers.desk_form import (
 from handlers.i18n import N_, translator
 from handlers.messages import FileRef
 from handlers.staff import channel_label, render_refused, state_label
+from handlers.survey import PhoneScript, closing_key, phone_script
 from handlers.turn import DialogContext
 from handlers.validators import small_int
 from models.actions import ActionRefused, Actor, ComplaintNotFound, submit_complaint
-from models.callbacks import SURVEY_KINDS, callback_list, may_record
+from models.callbacks import SURVEY_KINDS, CallbackRow, callback_list, may_record
+from models.desk_auth import DeskCredential
 from models.entities import CallbackOutcome, CallbackStatus, Channel, Complaint, Staff
 from models.notifications import record_identity_view
 from models.numbering import normalise_number
@@ -237,6 +240,36 @@ async def callbacks(request: web.Request, me: Me) -> web.StreamResponse:
     gettext = me.gettext
     assigned = sorted({r.task.assignee_id for r in rows if r.task.assignee_id is not None})  # type: ignore[attr-defined]
     assignees = dict(await Staff.filter(id__in=assigned).values_list("id", "name"))
+    script = desk.profile.revisit.call_script if desk.profile.revisit else None
+    staff_number = await _staff_number(me)
+
+    def call_script(row: CallbackRow) -> PhoneScript | None:
+        """The profile's phone script for a return-visit call (R19), filled in for this call."""
+        if script is None or row.task.kind not in SURVEY_KINDS:
+            return None
+        filled = phone_script(
+            script,
+            me.lang,
+            staff_number=staff_number,
+            name=row.complaint.contact_name,
+            number=row.complaint.number,
+        )
+        category = next(
+            (c for c in desk.profile.categories if c.id == row.complaint.category), None
+        )
+        if category is not None and category.no_supervisor_revisit:
+            # R19: no supervisor revisit is promised to an SP complaint's caller.
+            closings = {**filled.closings, "unsatisfied": filled.closings["unsatisfied_final"]}
+            filled = replace(filled, closings=closings)
+        return filled
+
+    saved = request.query.get("saved")
+    closing = None
+    key = closing_key(saved or "", request.query.get("band"))
+    if script is not None and key is not None:
+        # The words that end the call just recorded, as the survey's outcome decided.
+        closing = phone_script(script, me.lang, staff_number=staff_number, name=None, number="")
+        closing = closing.closings[key]
     return render(
         request,
         me,
@@ -250,9 +283,17 @@ async def callbacks(request: web.Request, me: Me) -> web.StreamResponse:
             "state_label": lambda state: state_label(str(state), me.lang),
             "channel_name": lambda channel: _channel_name(str(channel), me),
             "scores": range(0, 11),
-            "saved": request.query.get("saved"),
+            "saved": saved,
+            "call_script": call_script,
+            "closing": closing,
         },
     )
+
+
+async def _staff_number(me: Me) -> str:
+    """The caller's 工号 in the script: their desk sign-in (the staff id where none is set)."""
+    login = await DeskCredential.filter(staff_id=me.staff.id).values_list("login", flat=True)
+    return str(login[0]) if login else str(me.staff.id)
 
 
 def _score(value: Any) -> int | None:
@@ -284,7 +325,8 @@ async def callback_post(request: web.Request, me: Me) -> web.StreamResponse:
         status, message = CALLBACK_REFUSALS[result.status]
         return error_page(request, status, message, me=me)
     saved = result.survey.status if result.survey is not None else "done"
-    raise web.HTTPSeeOther(f"{PREFIX}/callbacks?saved={saved}")
+    band = result.survey.band if result.survey is not None else None
+    raise web.HTTPSeeOther(f"{PREFIX}/callbacks?saved={saved}" + (f"&band={band}" if band else ""))
 
 
 # -- paper ---------------------------------------------------------------------------------------

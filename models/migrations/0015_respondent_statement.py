@@ -1,0 +1,23 @@
+import functools
+from json import dumps, loads
+
+from tortoise import fields, migrations
+from tortoise.migrations import operations as ops
+
+
+class Migration(migrations.Migration):
+    dependencies = [("models", "0013_stats_desk_export")]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name="Complaint",
+            name="statement",
+            field=fields.JSONField(
+                null=True,
+                encoder=functools.partial(dumps, separators=(",", ":")),
+                decoder=loads,
+            ),
+        ),
+    ]
