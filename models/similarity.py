@@ -74,7 +74,7 @@ class Matter:
         return frozenset(found)
 
     @cached_property
-    def text_features(self) -> frozenset[str]:
+    def text_features(self) -> Features:
         """The text's features once the target and place it names are cut out of it, so no
         bigram straddles a place name and the next word ("翠湖小区停水" → "停水")."""
         text = normalise(self.text)
@@ -86,7 +86,7 @@ class Matter:
         return _features_of_normal(text)
 
     @cached_property
-    def locus_features(self) -> frozenset[str]:
+    def locus_features(self) -> Features:
         return features(f"{self.target} {self.place}")
 
     @cached_property
@@ -98,8 +98,9 @@ class Matter:
         return normalise_locus(self.place)
 
     @cached_property
-    def normal_text(self) -> str:
-        return normalise(self.text)
+    def compact_text(self) -> str:
+        """The normalised text without spaces or punctuation, where a place is looked for."""
+        return "".join(_RUN.findall(normalise(self.text)))
 
 
 # ---------------------------------------------------------------- complainant keys
@@ -249,8 +250,30 @@ _ADDRESS_NUMERAL = re.compile(
     r"([一二两三四五六七八九十]+)(?=[号號楼樓栋棟幢单單层層室期路街巷区區])"
 )
 _NUMERALS = dict(zip("一二两三四五六七八九", (1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
-# Generic words of places and units that make two different places look alike.
-_LOCUS_NOISE = ("小区", "社区", "附近", "门口", "旁边", "对面", "这边", "那边", "窗口", "工作人员")
+# Generic words of places and units: they make two different places look alike ("翠湖小区" /
+# "金桂小区") and two spellings of one place look different ("东湖片区" / "东湖一带").
+_LOCUS_NOISE = (
+    "工作人员",
+    "服务中心",
+    "小区",
+    "社区",
+    "片区",
+    "一带",
+    "花园",
+    "新村",
+    "附近",
+    "门口",
+    "旁边",
+    "对面",
+    "方向",
+    "这边",
+    "那边",
+    "大厅",
+)
+# Characters too common to tell one matter from another: no single-character feature.
+_COMMON_CHARACTERS = frozenset(
+    "的了是在我有不这就也都和人个们吗呢啊吧么到说要去来还又被把给让很一上下天"
+)
 
 
 def _numeral_value(text: str) -> str:
@@ -280,25 +303,41 @@ def normalise_locus(text: str) -> str:
     return "".join(_RUN.findall(folded))
 
 
-def features(text: str) -> frozenset[str]:
-    """The set a text is compared by: character bigrams inside each run of Chinese (and
-    digits), a lone character where a run has one, and Latin words but stop words."""
+@dataclass(frozen=True)
+class Features:
+    """What a text is compared by: its content characters, and its character bigrams (inside
+    each run of Chinese and digits) with its Latin words."""
+
+    characters: frozenset[str]
+    bigrams: frozenset[str]
+
+    def __sub__(self, other: Features) -> Features:
+        return Features(self.characters - other.characters, self.bigrams - other.bigrams)
+
+    def __or__(self, other: Features) -> Features:
+        return Features(self.characters | other.characters, self.bigrams | other.bigrams)
+
+    @property
+    def all(self) -> frozenset[str]:
+        return self.characters | self.bigrams
+
+
+def features(text: str) -> Features:
+    """The features of a text (see `Features`)."""
     return _features_of_normal(normalise(text))
 
 
-def _features_of_normal(text: str) -> frozenset[str]:
-    found: set[str] = set()
+def _features_of_normal(text: str) -> Features:
+    characters: set[str] = set()
+    bigrams: set[str] = set()
     for run in _RUN.findall(text):
         if run.isascii() and not run.isdigit():
             if run not in _ENGLISH_STOP and len(run) > 1:
-                found.add(run)
+                bigrams.add(run)
             continue
-        if len(run) == 1:
-            if _CJK.match(run):
-                found.add(run)
-            continue
-        found.update(run[i : i + 2] for i in range(len(run) - 1))
-    return frozenset(found)
+        characters.update(ch for ch in run if _CJK.match(ch) and ch not in _COMMON_CHARACTERS)
+        bigrams.update(run[i : i + 2] for i in range(len(run) - 1))
+    return Features(frozenset(characters), frozenset(bigrams))
 
 
 # ---------------------------------------------------------------- similarity
@@ -319,38 +358,81 @@ def _set_similarity(a: frozenset[str], b: frozenset[str]) -> float:
 
 def similarity(a: Matter, b: Matter) -> float:
     """0..1: how alike the two complaints' texts are, apart from the target and place they
-    name (those are compared by `same_locus`)."""
+    name (those are compared by `same_locus`).
+
+    The mean over characters and over bigrams: a reworded account keeps its characters
+    ("电梯坏了" / "电梯停用" share 电梯, and 坏/停 go), a different matter in the same words
+    shares bigrams but few content characters."""
     locus = a.locus_features | b.locus_features
-    return _set_similarity(a.text_features - locus, b.text_features - locus)
+    mine, theirs = a.text_features - locus, b.text_features - locus
+    return (
+        _set_similarity(mine.characters, theirs.characters)
+        + _set_similarity(mine.bigrams, theirs.bigrams)
+    ) / 2
 
 
-def locus_similarity(a: Matter, b: Matter) -> float | None:
-    """0..1: whether the two complaints name the same target and place; None when neither
-    names one on any side, so there is nothing to compare.
+_DIGITS = re.compile(r"\d+")
 
-    A side named by one complaint only is looked for in the other's text ("阳光花园停水" names
-    the place without the place field)."""
-    scores: list[float] = []
-    for mine, theirs in ((a.normal_target, b.normal_target), (a.normal_place, b.normal_place)):
-        if mine and theirs:
-            scores.append(_locus_score(mine, theirs))
-        elif mine or theirs:
-            value, other = (mine, b) if mine else (theirs, a)
-            text = "".join(_RUN.findall(other.normal_text))
-            scores.append(fuzz.partial_ratio(value, text) / 100 if text else 0.0)
-    if not scores:
-        return None
-    return min(scores)
+
+def _numbers(locus: str) -> frozenset[str]:
+    return frozenset(_DIGITS.findall(locus))
+
+
+def _numbers_conflict(a: str, b: str) -> bool:
+    """ "3号窗口" and "5号窗口", "18路" and "28路": two units that differ by their number only."""
+    mine, theirs = _numbers(a), _numbers(b)
+    return bool(mine and theirs and not (mine <= theirs or theirs <= mine))
 
 
 def _locus_score(a: str, b: str) -> float:
     # partial_ratio: "阳光花园3号楼" and "阳光花园" are one place at two levels of detail.
+    if _numbers_conflict(a, b):
+        return 0.0
     return max(fuzz.ratio(a, b), fuzz.partial_ratio(a, b)) / 100
 
 
-def same_locus(a: Matter, b: Matter) -> bool:
-    score = locus_similarity(a, b)
-    return score is not None and score * 100 >= LOCUS_THRESHOLD
+def _found_in(name: str, text: str) -> float:
+    """How well a target or place appears in the other complaint's text (0..1)."""
+    if len(name) < 2 or len(text) < len(name):
+        return 0.0
+    return fuzz.partial_ratio(name, text) / 100
+
+
+def same_locus(a: Matter, b: Matter) -> bool | None:
+    """Whether the two complaints are about the same target and place: True, False, or None
+    when neither says enough to tell (no target, no place, and no name of the other's in its
+    text).
+
+    A target or place named by one complaint only is looked for in the other's text
+    ("我住翠湖小区" names the place the other put in the place field); a complaint that names
+    the target in the place field ("翠湖小区物业" / "翠湖小区") is compared across fields. Two
+    targets that differ, or differ by their number, contradict; two places contradict only
+    when clearly different, as complainants name one matter at many levels of detail
+    ("东湖片区", "东湖新村", "东湖路")."""
+    limit = LOCUS_THRESHOLD / 100
+    if a.normal_target and b.normal_target and _numbers_conflict(a.normal_target, b.normal_target):
+        return False
+    mine = [name for name in (a.normal_target, a.normal_place) if name]
+    theirs = [name for name in (b.normal_target, b.normal_place) if name]
+    evidence = max(
+        [_locus_score(x, y) for x in mine for y in theirs]
+        + [_found_in(x, b.compact_text) for x in mine]
+        + [_found_in(y, a.compact_text) for y in theirs],
+        default=0.0,
+    )
+    if evidence >= limit:
+        if a.normal_target and b.normal_target:
+            targets = max(
+                _locus_score(a.normal_target, b.normal_target),
+                _found_in(a.normal_target, b.compact_text + b.normal_place),
+                _found_in(b.normal_target, a.compact_text + a.normal_place),
+            )
+            if targets < limit:
+                return False  # one place, two targets ("阳光花园物业" / "开发商")
+        return True
+    if mine and theirs:
+        return False
+    return None
 
 
 # ---------------------------------------------------------------- repeats
@@ -391,14 +473,21 @@ def repeat_of(
 # matter they are (e.g. "物业" in the property profile): it proposes no candidate pair.
 _COMMON_SHARE = 0.05
 _COMMON_FLOOR = 20
+# Complaints of one mass matter come together ("集中发生"): none is linked to another filed
+# more than this far apart (a group still spans longer through its members).
+DEFAULT_GROUP_SPAN = timedelta(days=14)
+# Text similarity needed on top of the threshold when neither complaint tells its target or
+# place: the text alone must then carry the match.
+UNKNOWN_LOCUS_MARGIN = 0.15
 
 
-def _candidate_pairs(block: Sequence[Matter]) -> set[tuple[int, int]]:
-    """Pairs of positions in `block` that share a rare place/target or text bigram: the only
-    pairs compared in full, so grouping costs about n × (complaints per rare bigram), not n²."""
+def _candidate_pairs(block: Sequence[Matter], span: timedelta | None) -> set[tuple[int, int]]:
+    """Pairs of positions in `block` (sorted by filing time) that share a rare feature of
+    their target, place or text, filed within `span` of each other: the only pairs compared
+    in full, so grouping costs about n × (complaints per rare feature in a span), not n²."""
     postings: dict[str, list[int]] = defaultdict(list)
     for index, matter in enumerate(block):
-        for feature in matter.locus_features | matter.text_features:
+        for feature in matter.locus_features.bigrams | matter.text_features.bigrams:
             postings[feature].append(index)
     limit = max(_COMMON_FLOOR, int(len(block) * _COMMON_SHARE))
     pairs: set[tuple[int, int]] = set()
@@ -407,6 +496,8 @@ def _candidate_pairs(block: Sequence[Matter]) -> set[tuple[int, int]]:
             continue
         for i, first in enumerate(members):
             for second in members[i + 1 :]:
+                if span is not None and block[second].filed_at - block[first].filed_at > span:
+                    break  # postings are in filing order: the rest are later still
                 pairs.add((first, second))
     return pairs
 
@@ -415,10 +506,11 @@ def same_matter(a: Matter, b: Matter, threshold: float = DEFAULT_GROUP_THRESHOLD
     """Two complaints about one matter: same profile, same target and place, alike text."""
     if a.profile != b.profile:
         return False
-    locus = locus_similarity(a, b)
-    if locus is not None and locus * 100 < LOCUS_THRESHOLD:
+    locus = same_locus(a, b)
+    if locus is False:
         return False
-    return similarity(a, b) >= threshold
+    needed = threshold if locus else threshold + UNKNOWN_LOCUS_MARGIN
+    return similarity(a, b) >= needed
 
 
 def propose_groups(
@@ -426,21 +518,25 @@ def propose_groups(
     *,
     threshold: float = DEFAULT_GROUP_THRESHOLD,
     min_size: int = 3,
+    within: timedelta | None = DEFAULT_GROUP_SPAN,
 ) -> list[list[int]]:
     """Groups of complaints about one matter to propose to a supervisor: ids, each group
-    sorted, groups disjoint, ordered by their first id; only groups of `min_size` or more.
+    sorted, groups disjoint, ordered by their first id; only groups of `min_size`
+    complainants or more.
 
-    Complaints are blocked by profile, candidate pairs come from rare shared bigrams, each is
-    checked with `same_matter`, and groups are the connected parts of what passes. A complaint
-    that repeats another of the same complainant counts once in a group's size: three
-    complaints of one person are a repeat, not a mass matter."""
+    Complaints are blocked by profile, candidate pairs come from rare shared bigrams among
+    complaints filed `within` of each other (None: any time apart), each is checked with
+    `same_matter`, and groups are the connected parts of what passes. A complaint that
+    repeats another of the same complainant counts once in a group's size: three complaints
+    of one person are a repeat, not a mass matter."""
     by_profile: dict[str, list[Matter]] = defaultdict(list)
     for matter in matters:
         by_profile[matter.profile].append(matter)
     groups: list[list[int]] = []
-    for block in by_profile.values():
+    for unsorted in by_profile.values():
+        block = sorted(unsorted, key=lambda m: (m.filed_at, m.id))
         parent = list(range(len(block)))
-        for first, second in sorted(_candidate_pairs(block)):
+        for first, second in sorted(_candidate_pairs(block, within)):
             if same_matter(block[first], block[second], threshold):
                 root_a, root_b = _root(parent, first), _root(parent, second)
                 if root_a != root_b:
@@ -449,7 +545,7 @@ def propose_groups(
         for index, matter in enumerate(block):
             parts[_root(parent, index)].append(matter)
         for members in parts.values():
-            if _complainants(members) >= min_size:
+            if len(members) >= min_size and _complainants(members) >= min_size:
                 groups.append(sorted(m.id for m in members))
     return sorted(groups, key=lambda ids: ids[0])
 
