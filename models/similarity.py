@@ -27,10 +27,11 @@ and against a sentence-embedding model; bench/RESULTS.md has the figures and the
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -43,7 +44,7 @@ from rapidfuzz import fuzz
 # share roughly half their content bigrams; two matters of one person rarely a fifth.
 DEFAULT_REPEAT_THRESHOLD = 0.12
 # Text similarity at or above which two complaints of one place/target are one mass matter.
-DEFAULT_GROUP_THRESHOLD = 0.10
+DEFAULT_GROUP_THRESHOLD = 0.14
 # rapidfuzz score (0..100) at or above which two targets or places name the same thing.
 LOCUS_THRESHOLD = 75.0
 
@@ -255,6 +256,13 @@ _NUMERALS = dict(zip("一二两三四五六七八九", (1, 2, 2, 3, 4, 5, 6, 7, 
 _LOCUS_NOISE = (
     "工作人员",
     "服务中心",
+    "服务厅",
+    "营业厅",
+    "办税厅",
+    "管理中心",
+    "物业",
+    "公司",
+    "窗口",
     "小区",
     "社区",
     "片区",
@@ -343,32 +351,56 @@ def _features_of_normal(text: str) -> Features:
 # ---------------------------------------------------------------- similarity
 
 
-def _set_similarity(a: frozenset[str], b: frozenset[str]) -> float:
+def _set_similarity(
+    a: frozenset[str], b: frozenset[str], weights: Mapping[str, float] | None = None
+) -> float:
     """Mean of Dice and the overlap coefficient: Dice alone punishes a short follow-up of a
-    long complaint ("漏水还没修"), overlap alone rewards any short text inside a long one."""
+    long complaint ("漏水还没修"), overlap alone rewards any short text inside a long one.
+    With `weights`, each feature counts by its weight (1 where it has none)."""
     if not a or not b:
         return 0.0
-    shared = len(a & b)
+    shared = a & b
     if not shared:
         return 0.0
-    dice = 2 * shared / (len(a) + len(b))
-    overlap = shared / min(len(a), len(b))
+    if weights is None:
+        size_a, size_b, size_shared = float(len(a)), float(len(b)), float(len(shared))
+    else:
+        size_a = sum(weights.get(f, 1.0) for f in a)
+        size_b = sum(weights.get(f, 1.0) for f in b)
+        size_shared = sum(weights.get(f, 1.0) for f in shared)
+    dice = 2 * size_shared / (size_a + size_b)
+    overlap = size_shared / min(size_a, size_b)
     return (dice + overlap) / 2
 
 
-def similarity(a: Matter, b: Matter) -> float:
+def similarity(a: Matter, b: Matter, weights: Mapping[str, float] | None = None) -> float:
     """0..1: how alike the two complaints' texts are, apart from the target and place they
     name (those are compared by `same_locus`).
 
     The mean over characters and over bigrams: a reworded account keeps its characters
     ("电梯坏了" / "电梯停用" share 电梯, and 坏/停 go), a different matter in the same words
-    shares bigrams but few content characters."""
-    locus = a.locus_features | b.locus_features
-    mine, theirs = a.text_features - locus, b.text_features - locus
+    shares bigrams but few content characters. `weights` (see `rarity_weights`) make words
+    every complaint of a kind uses ("孩子", "学校" at a school) count less than rare ones."""
+    # The place's bigrams go ("翠湖", "湖小"), its characters stay: "供电公司" names the
+    # target, yet 电 in "停电" is the matter.
+    locus = a.locus_features.bigrams | b.locus_features.bigrams
+    mine = Features(a.text_features.characters, a.text_features.bigrams - locus)
+    theirs = Features(b.text_features.characters, b.text_features.bigrams - locus)
     return (
-        _set_similarity(mine.characters, theirs.characters)
-        + _set_similarity(mine.bigrams, theirs.bigrams)
+        _set_similarity(mine.characters, theirs.characters, weights)
+        + _set_similarity(mine.bigrams, theirs.bigrams, weights)
     ) / 2
+
+
+def rarity_weights(matters: Sequence[Matter]) -> dict[str, float]:
+    """Inverse document frequency of each text feature over `matters` (log(1 + n / df)): a
+    feature in every complaint weighs log 2, one in a single complaint of n weighs log(1+n).
+    Comparing one profile's open complaints, what they all say counts least."""
+    counts: Counter[str] = Counter()
+    for matter in matters:
+        counts.update(matter.text_features.all)
+    total = len(matters)
+    return {feature: math.log(1 + total / count) for feature, count in counts.items()}
 
 
 _DIGITS = re.compile(r"\d+")
@@ -437,6 +469,10 @@ def same_locus(a: Matter, b: Matter) -> bool | None:
 
 # ---------------------------------------------------------------- repeats
 
+# How alike two complaints' texts are (0..1); `similarity` unless another is given, e.g. the
+# sentence-embedding measure bench/similarity.py compares it with.
+Measure = Callable[[Matter, Matter], float]
+
 
 def repeat_of(
     new: Matter,
@@ -444,6 +480,7 @@ def repeat_of(
     *,
     within: timedelta,
     threshold: float = DEFAULT_REPEAT_THRESHOLD,
+    measure: Measure | None = None,
 ) -> Matter | None:
     """The earlier complaint that `new` repeats, or None: the same complainant (a shared key),
     the same profile, filed at most `within` before, and text at least `threshold` alike; the
@@ -459,7 +496,7 @@ def repeat_of(
         age = new.filed_at - old.filed_at
         if age < timedelta(0) or age > within:
             continue
-        score = similarity(new, old)
+        score = (measure or similarity)(new, old)
         if score < threshold:
             continue
         if score > best_score or (score == best_score and best and old.filed_at > best.filed_at):
@@ -502,15 +539,23 @@ def _candidate_pairs(block: Sequence[Matter], span: timedelta | None) -> set[tup
     return pairs
 
 
-def same_matter(a: Matter, b: Matter, threshold: float = DEFAULT_GROUP_THRESHOLD) -> bool:
-    """Two complaints about one matter: same profile, same target and place, alike text."""
+def same_matter(
+    a: Matter,
+    b: Matter,
+    threshold: float = DEFAULT_GROUP_THRESHOLD,
+    measure: Measure | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> bool:
+    """Two complaints about one matter: same profile, same target and place, alike text
+    (by `measure`, else `similarity` with `weights`)."""
     if a.profile != b.profile:
         return False
     locus = same_locus(a, b)
     if locus is False:
         return False
     needed = threshold if locus else threshold + UNKNOWN_LOCUS_MARGIN
-    return similarity(a, b) >= needed
+    score = measure(a, b) if measure else similarity(a, b, weights)
+    return score >= needed
 
 
 def propose_groups(
@@ -519,6 +564,7 @@ def propose_groups(
     threshold: float = DEFAULT_GROUP_THRESHOLD,
     min_size: int = 3,
     within: timedelta | None = DEFAULT_GROUP_SPAN,
+    measure: Measure | None = None,
 ) -> list[list[int]]:
     """Groups of complaints about one matter to propose to a supervisor: ids, each group
     sorted, groups disjoint, ordered by their first id; only groups of `min_size`
@@ -535,9 +581,10 @@ def propose_groups(
     groups: list[list[int]] = []
     for unsorted in by_profile.values():
         block = sorted(unsorted, key=lambda m: (m.filed_at, m.id))
+        weights = rarity_weights(block)
         parent = list(range(len(block)))
         for first, second in sorted(_candidate_pairs(block, within)):
-            if same_matter(block[first], block[second], threshold):
+            if same_matter(block[first], block[second], threshold, measure, weights):
                 root_a, root_b = _root(parent, first), _root(parent, second)
                 if root_a != root_b:
                     parent[max(root_a, root_b)] = min(root_a, root_b)

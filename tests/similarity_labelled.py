@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import combinations
@@ -28,6 +28,7 @@ from models.similarity import (
     DEFAULT_GROUP_THRESHOLD,
     DEFAULT_REPEAT_THRESHOLD,
     Matter,
+    Measure,
     complainant_keys,
     propose_groups,
     repeat_of,
@@ -96,26 +97,20 @@ def _chains(rows: Sequence[Labelled]) -> dict[int, int]:
     return first
 
 
-RepeatFinder = Callable[[Matter, Sequence[Matter]], Matter | None]
-
-
 def score_repeats(
     rows: Sequence[Labelled],
     threshold: float = DEFAULT_REPEAT_THRESHOLD,
-    finder: RepeatFinder | None = None,
+    measure: Measure | None = None,
 ) -> tuple[Score, list[tuple[int, int | None, int | None]]]:
     """The score, and the mistakes as (complaint, linked to, labelled)."""
-
-    def default(new: Matter, earlier: Sequence[Matter]) -> Matter | None:
-        return repeat_of(new, earlier, within=REPEAT_WINDOW, threshold=threshold)
-
-    find = finder or default
     chain = _chains(rows)
     right = made = 0
     mistakes: list[tuple[int, int | None, int | None]] = []
     earlier: list[Matter] = []
     for row in rows:
-        found = find(row.matter, earlier)
+        found = repeat_of(
+            row.matter, earlier, within=REPEAT_WINDOW, threshold=threshold, measure=measure
+        )
         earlier.append(row.matter)
         correct = (
             found is not None
@@ -153,10 +148,9 @@ def labelled_groups(rows: Sequence[Labelled]) -> list[list[int]]:
 def score_groups(
     rows: Sequence[Labelled],
     threshold: float = DEFAULT_GROUP_THRESHOLD,
-    proposed: list[list[int]] | None = None,
+    measure: Measure | None = None,
 ) -> GroupScore:
-    if proposed is None:
-        proposed = propose_groups([row.matter for row in rows], threshold=threshold)
+    proposed = propose_groups([row.matter for row in rows], threshold=threshold, measure=measure)
     truth = labelled_groups(rows)
     truth_pairs, found_pairs = _pairs(truth), _pairs(proposed)
     exact = len({tuple(g) for g in truth} & {tuple(g) for g in proposed})
