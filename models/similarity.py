@@ -42,9 +42,9 @@ from rapidfuzz import fuzz
 # Text similarity at or above which a complaint from the same complainant repeats an earlier
 # one. Chosen on the labelled set (bench/RESULTS.md): two reworded accounts of one matter
 # share roughly half their content bigrams; two matters of one person rarely a fifth.
-DEFAULT_REPEAT_THRESHOLD = 0.12
+DEFAULT_REPEAT_THRESHOLD = 0.10
 # Text similarity at or above which two complaints of one place/target are one mass matter.
-DEFAULT_GROUP_THRESHOLD = 0.14
+DEFAULT_GROUP_THRESHOLD = 0.13
 # rapidfuzz score (0..100) at or above which two targets or places name the same thing.
 LOCUS_THRESHOLD = 75.0
 
@@ -84,7 +84,7 @@ class Matter:
             for form in sorted(forms, key=len, reverse=True):  # "翠湖小区" before "翠湖"
                 if len(form) > 1:
                     text = text.replace(form, " ")
-        return _features_of_normal(text)
+        return _features_of_normal(_ADDRESS.sub(" ", text))
 
     @cached_property
     def locus_features(self) -> Features:
@@ -280,8 +280,11 @@ _LOCUS_NOISE = (
 )
 # Characters too common to tell one matter from another: no single-character feature.
 _COMMON_CHARACTERS = frozenset(
-    "的了是在我有不这就也都和人个们吗呢啊吧么到说要去来还又被把给让很一上下天"
+    "的了是在我有不这就也都和人个们吗呢啊吧么到说要去来还又被把给让很一上下天没多能会再才过以后"
 )
+# A number with the unit of an address ("3号楼", "1602室", "B2层"): where, not what — the
+# place is compared apart, so in the text it would only make two matters of one building alike.
+_ADDRESS = re.compile(r"[a-z]?\d+(?:号楼|号线|号|栋|幢|单元|层|楼|室|期|区|路)")
 
 
 def _numeral_value(text: str) -> str:
