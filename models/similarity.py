@@ -459,8 +459,8 @@ def same_locus(a: Matter, b: Matter) -> bool | None:
         if a.normal_target and b.normal_target:
             targets = max(
                 _locus_score(a.normal_target, b.normal_target),
-                _found_in(a.normal_target, b.compact_text + b.normal_place),
-                _found_in(b.normal_target, a.compact_text + a.normal_place),
+                _found_in(a.normal_target, b.compact_text),
+                _found_in(b.normal_target, a.compact_text),
             )
             if targets < limit:
                 return False  # one place, two targets ("阳光花园物业" / "开发商")
