@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -37,11 +37,10 @@ from models.similarity import (
     DEFAULT_REPEAT_THRESHOLD,
     Matter,
     Measure,
+    fold_traditional,
     propose_groups,
-    repeat_of,
 )
 from tests.similarity_labelled import (
-    REPEAT_WINDOW,
     Labelled,
     load,
     score_groups,
@@ -105,62 +104,107 @@ def embedding_measure(rows: Sequence[Labelled]) -> tuple[Measure, float, str] | 
 
 # ---------------------------------------------------------------- cost
 
-_NAME_CHARACTERS = "青松金桂碧水银杏龙湾锦华翠竹紫荆春晖明珠蓝天海棠枫林玉泉云山桃源丽景书香"
+# Characters that make up made-up place names ("松泉", "枫景"); none is a word of a complaint.
+_NAME_CHARACTERS = (
+    "青松桂碧银杏龙湾锦华翠竹紫荆晖珠蓝棠枫林玉泉云桃源丽景"
+    "香梅兰菊杉柳樱桐岚溪澜汀屿岭峰崖涧滨洲湘沅澧漓"
+)
+# Heads of places that are words, not names: left as they are.
+_NOT_NAMES = frozenset(
+    {"一楼", "公交", "地铁", "工地", "学校", "景区", "施工", "物业", "网上", "政务"}
+)
 
 
-def _estate(copy: int) -> str:
-    # Two characters per copy, distinct for up to len(_NAME_CHARACTERS)² copies.
+def _renamer(rows: Sequence[Labelled]) -> list[str]:
+    """The names of the labelled set's places and bus lines, by their first two characters
+    ("翠湖", "阳光", "18"): what a copy renames to stand for another place."""
+    names: set[str] = set()
+    for row in rows:
+        target, place = row.matter.target, row.matter.place
+        if target[:2].isdigit():
+            names.add(target[:2])  # a bus line
+        head = place[:2]
+        if len(head) == 2 and _CJK_NAME.fullmatch(head) and head not in _NOT_NAMES:
+            names.add(head)
+    return sorted(names, key=lambda n: (-len(n), n))
+
+
+_CJK_NAME = re.compile(r"[\u4e00-\u9fff]{2}")
+
+
+def _rename(text: str, names: Sequence[str], copy: int) -> str:
+    if copy == 0:
+        return text
+    text = fold_traditional(text)  # so "實驗小學" is renamed with "实验小学"
     size = len(_NAME_CHARACTERS)
-    return _NAME_CHARACTERS[copy // size % size] + _NAME_CHARACTERS[copy % size] + "苑"
+    for index, name in enumerate(names):
+        if name.isdigit():
+            new = str(int(name) + 100 * copy)  # "18路" → "218路": another line
+        else:
+            first = _NAME_CHARACTERS[(index * 31 + copy) % size]
+            second = _NAME_CHARACTERS[(index * 17 + copy * 7 + 3) % size]
+            new = first + second
+        text = text.replace(name, new)
+    return text
 
 
-def synthetic(rows: Sequence[Labelled], count: int) -> list[Matter]:
-    """`count` complaints from the labelled set: copy k of each moved to its own place (its
-    own estate name in the target, place and text) and its own complainants, the copies
-    spread over 90 days; so each copy holds the set's repeats and mass matters again."""
-    matters: list[Matter] = []
+def synthetic(rows: Sequence[Labelled], count: int) -> list[Labelled]:
+    """`count` complaints from the labelled set: copy k of each about other places and
+    targets (the names renamed alike in target, place and text: "翠湖小区" → "松泉小区", "18路"
+    → "218路"), by its own complainants, the copies spread over 90 days; so each copy holds
+    the set's repeats and mass matters again, and the other copies say the same things about
+    other places."""
+    names = _renamer(rows)
+    made: list[Labelled] = []
     copies = -(-count // len(rows))
     for copy in range(copies):
-        estate = _estate(copy)
         shift = timedelta(days=90 * copy / copies)
         for row in rows:
-            if len(matters) == count:
-                return matters
+            if len(made) == count:
+                break
             m = row.matter
             keys = [f"{key}#{copy}" for key in sorted(m.keys)]
-            matters.append(
-                replace(
-                    m,
-                    id=copy * 100_000 + m.id,
-                    filed_at=m.filed_at + shift,
-                    complainant_key=keys[0] if keys else None,
-                    more_keys=tuple(keys[1:]),
-                    target=f"{estate}{m.target}" if m.target else "",
-                    place=f"{estate}{m.place}" if m.place else estate,
-                    text=f"{estate}{m.text}",
+            matter = replace(
+                m,
+                id=copy * 100_000 + m.id,
+                filed_at=m.filed_at + shift,
+                complainant_key=keys[0] if keys else None,
+                more_keys=tuple(keys[1:]),
+                target=_rename(m.target, names, copy),
+                place=_rename(m.place, names, copy),
+                text=_rename(m.text, names, copy),
+            )
+            made.append(
+                Labelled(
+                    matter,
+                    copy * 100_000 + row.repeat_of if row.repeat_of else None,
+                    f"{copy}:{row.group}" if row.group else None,
                 )
             )
-    return matters
+    return sorted(made, key=lambda row: (row.matter.filed_at, row.matter.id))
 
 
 def cost(rows: Sequence[Labelled], count: int) -> None:
-    matters = synthetic(rows, count)
+    made = synthetic(rows, count)
+    matters = [row.matter for row in made]
     started = time.perf_counter()
+    cpu = time.process_time()
     groups = propose_groups(matters)
-    grouping = time.perf_counter() - started
-    by_key: dict[str, list[Matter]] = defaultdict(list)
+    grouping, grouping_cpu = time.perf_counter() - started, time.process_time() - cpu
     started = time.perf_counter()
-    links = 0
-    for matter in sorted(matters, key=lambda m: m.filed_at):
-        earlier = {id(m): m for key in matter.keys for m in by_key[key]}
-        links += repeat_of(matter, list(earlier.values()), within=REPEAT_WINDOW) is not None
-        for key in matter.keys:
-            by_key[key].append(matter)
-    repeats = time.perf_counter() - started
+    cpu = time.process_time()
+    repeats, _ = score_repeats(made)
+    linking, linking_cpu = time.perf_counter() - started, time.process_time() - cpu
+    quality = score_groups(made, proposed=groups)
     print(
-        f"  {count:6d} complaints: propose_groups {grouping:6.2f} s ({len(groups)} groups); "
-        f"repeat_of for each {repeats:5.2f} s ({links} links); "
-        f"per 1 000: {grouping * 1000 / count:.2f} s + {repeats * 1000 / count:.2f} s"
+        f"  {count:6d} complaints: propose_groups {grouping:6.2f} s wall, "
+        f"{grouping_cpu:6.2f} s CPU; repeat_of for each {linking:5.2f} s wall, "
+        f"{linking_cpu:5.2f} s CPU"
+    )
+    print(
+        f"         repeats P {repeats.precision:.3f} R {repeats.recall:.3f}; "
+        f"groups P {quality.pairs.precision:.3f} R {quality.pairs.recall:.3f}, "
+        f"exact {quality.exact}/{quality.labelled_groups}, proposed {quality.proposed_groups}"
     )
 
 

@@ -156,11 +156,13 @@ _TRADITIONAL = str.maketrans(
     "電費車號門處業務區樓時間無問題說還這個們沒來對發給請維修護態應該與為從經過"
     "辦證報稅窗員櫃檯線網路訊聯絡實際關係開閉環境衛雜亂噪聲響燈壞漏氣熱淨場停"
     "規違費額補償賠錢帳單據戶讓幾點鐘週級長廳醫療藥學師課書費園棟層層廠產質"
-    "買賣貨運輸駕駛計價繞達機場鐵飛班誤點臟髒醜嚴重複幫忙聽見覺麼嗎呢啊",
+    "買賣貨運輸駕駛計價繞達機場鐵飛班誤點臟髒醜嚴重複幫忙聽見覺麼嗎呢啊"
+    "驗鮮瀉餐準備裡們當監測氣導遊觀纜團貴減銷錯識認頭體邊緣顯廣傳種條擾鄰",
     "电费车号门处业务区楼时间无问题说还这个们没来对发给请维修护态应该与为从经过"
     "办证报税窗员柜台线网路讯联络实际关系开闭环境卫杂乱噪声响灯坏漏气热净场停"
     "规违费额补偿赔钱账单据户让几点钟周级长厅医疗药学师课书费园栋层层厂产质"
-    "买卖货运输驾驶计价绕达机场铁飞班误点脏脏丑严重复帮忙听见觉么吗呢啊",
+    "买卖货运输驾驶计价绕达机场铁飞班误点脏脏丑严重复帮忙听见觉么吗呢啊"
+    "验鲜泻餐准备里们当监测气导游观缆团贵减销错识认头体边缘显广传种条扰邻",
 )
 
 # Formulas every complainant writes: they make any two complaints look alike and say nothing
@@ -298,10 +300,15 @@ def _numeral_value(text: str) -> str:
     return text
 
 
+def fold_traditional(text: str) -> str:
+    """The traditional characters of this domain folded to simplified (see _TRADITIONAL)."""
+    return text.translate(_TRADITIONAL)
+
+
 def normalise(text: str) -> str:
     """Text as compared: NFKC (full-width → half-width), lower case, traditional folded,
     address numerals as digits, complaint formulas removed."""
-    folded = unicodedata.normalize("NFKC", text).lower().translate(_TRADITIONAL)
+    folded = fold_traditional(unicodedata.normalize("NFKC", text).lower())
     folded = _ADDRESS_NUMERAL.sub(lambda m: _numeral_value(m.group(1)), folded)
     return _FORMULA_PATTERN.sub(" ", folded)
 
@@ -420,10 +427,23 @@ def _numbers_conflict(a: str, b: str) -> bool:
 
 
 def _locus_score(a: str, b: str) -> float:
-    # partial_ratio: "阳光花园3号楼" and "阳光花园" are one place at two levels of detail.
+    """0..1: how alike two targets or places are.
+
+    One inside the other counts when it is the head of the other ("阳光" in "阳光3号楼": one
+    place at two levels of detail) or a numbered unit ("3号" in "不动产登记3号"). Chinese names
+    put the proper name first and the kind last, so a match on the tail alone is a kind,
+    not a place ("景区" in "青山景区", "公交" in "18路公交")."""
     if _numbers_conflict(a, b):
         return 0.0
-    return max(fuzz.ratio(a, b), fuzz.partial_ratio(a, b)) / 100
+    whole = fuzz.ratio(a, b)
+    shorter, longer = sorted((a, b), key=len)
+    alignment = fuzz.partial_ratio_alignment(shorter, longer)
+    if alignment is None:
+        return whole / 100
+    numbered_unit = bool(_DIGITS.search(shorter)) and len(_DIGITS.sub("", shorter)) <= 2
+    if len(shorter) < len(longer) and (alignment.dest_start == 0 or numbered_unit):
+        return max(whole, alignment.score) / 100
+    return whole / 100
 
 
 def _found_in(name: str, text: str) -> float:
@@ -464,6 +484,16 @@ def same_locus(a: Matter, b: Matter) -> bool | None:
             )
             if targets < limit:
                 return False  # one place, two targets ("阳光花园物业" / "开发商")
+        if a.normal_place and b.normal_place:
+            places = max(
+                _locus_score(a.normal_place, b.normal_place),
+                _locus_score(a.normal_place, b.normal_target) if b.normal_target else 0.0,
+                _locus_score(b.normal_place, a.normal_target) if a.normal_target else 0.0,
+                _found_in(a.normal_place, b.compact_text),
+                _found_in(b.normal_place, a.compact_text),
+            )
+            if places < limit:
+                return False  # one kind of target, two places ("学校食堂" at two schools)
         return True
     if mine and theirs:
         return False
@@ -516,9 +546,7 @@ _COMMON_FLOOR = 20
 # Complaints of one mass matter come together ("集中发生"): none is linked to another filed
 # more than this far apart (a group still spans longer through its members).
 DEFAULT_GROUP_SPAN = timedelta(days=14)
-# Text similarity needed on top of the threshold when neither complaint tells its target or
-# place: the text alone must then carry the match.
-UNKNOWN_LOCUS_MARGIN = 0.15
+
 
 
 def _candidate_pairs(block: Sequence[Matter], span: timedelta | None) -> set[tuple[int, int]]:
@@ -553,12 +581,12 @@ def same_matter(
     (by `measure`, else `similarity` with `weights`)."""
     if a.profile != b.profile:
         return False
-    locus = same_locus(a, b)
-    if locus is False:
+    if not same_locus(a, b):
+        # Unknown is not enough: a mass matter is one target and place, and two complaints
+        # that name neither would be grouped on words alone ("停水了" in two estates).
         return False
-    needed = threshold if locus else threshold + UNKNOWN_LOCUS_MARGIN
     score = measure(a, b) if measure else similarity(a, b, weights)
-    return score >= needed
+    return score >= threshold
 
 
 def propose_groups(

@@ -106,12 +106,20 @@ def score_repeats(
     chain = _chains(rows)
     right = made = 0
     mistakes: list[tuple[int, int | None, int | None]] = []
-    earlier: list[Matter] = []
+    # What the shell fetches: the earlier complaints under any of the complainant's keys
+    # (repeat_of would skip every other one anyway).
+    by_key: dict[str, list[Matter]] = defaultdict(list)
     for row in rows:
+        earlier = {m.id: m for key in row.matter.keys for m in by_key[key]}
         found = repeat_of(
-            row.matter, earlier, within=REPEAT_WINDOW, threshold=threshold, measure=measure
+            row.matter,
+            list(earlier.values()),
+            within=REPEAT_WINDOW,
+            threshold=threshold,
+            measure=measure,
         )
-        earlier.append(row.matter)
+        for key in row.matter.keys:
+            by_key[key].append(row.matter)
         correct = (
             found is not None
             and row.repeat_of is not None
@@ -149,8 +157,12 @@ def score_groups(
     rows: Sequence[Labelled],
     threshold: float = DEFAULT_GROUP_THRESHOLD,
     measure: Measure | None = None,
+    proposed: list[list[int]] | None = None,
 ) -> GroupScore:
-    proposed = propose_groups([row.matter for row in rows], threshold=threshold, measure=measure)
+    """The score of `proposed`, or of `propose_groups` at `threshold` by `measure`."""
+    if proposed is None:
+        matters = [row.matter for row in rows]
+        proposed = propose_groups(matters, threshold=threshold, measure=measure)
     truth = labelled_groups(rows)
     truth_pairs, found_pairs = _pairs(truth), _pairs(proposed)
     exact = len({tuple(g) for g in truth} & {tuple(g) for g in proposed})
