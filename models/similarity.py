@@ -548,7 +548,6 @@ _COMMON_FLOOR = 20
 DEFAULT_GROUP_SPAN = timedelta(days=14)
 
 
-
 def _candidate_pairs(block: Sequence[Matter], span: timedelta | None) -> set[tuple[int, int]]:
     """Pairs of positions in `block` (sorted by filing time) that share a rare feature of
     their target, place or text, filed within `span` of each other: the only pairs compared
