@@ -35,7 +35,7 @@ from tortoise.transactions import in_transaction
 from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes, store_attachment
 from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
-from bot.replies import Replies, reclaim_unsent, write_replies
+from bot.replies import Replies, answer_again, reclaim_unsent, write_replies
 from bot.staff_desk import handle_staff_message, invite_code_in
 from config.profiles import Profile
 from config.settings import Settings
@@ -159,13 +159,28 @@ class Conversation:
         self._now = now
         # Channels whose adapters send a turn's replies from the outbox (bot.replies).
         self.outbox_channels: set[Channel] = set()
+        # Of those, the channels whose platform takes the answer in its request's response and
+        # asks again when it got none (WeChat), with how each shapes a turn's replies into rows.
+        self._in_response: dict[Channel, Callable[[list[Outgoing]], list[Outgoing]] | None] = {}
         # (channel, user id) → monotonic instant until which the chat counts as a citizen's.
         self._citizens: dict[tuple[Channel, str], float] = {}
 
-    def keep_replies_in_outbox(self, channel: Channel | str) -> None:
+    def keep_replies_in_outbox(
+        self,
+        channel: Channel | str,
+        *,
+        in_response: bool = False,
+        shape: Callable[[list[Outgoing]], list[Outgoing]] | None = None,
+    ) -> None:
         """Write `channel`'s replies as outbox rows committed with the turn: its adapter then
-        sends `Replies.claimed` (bot.replies.deliver) instead of the plain list."""
+        sends `Replies.claimed` (bot.replies.deliver) instead of the plain list.
+
+        `in_response`: the rows are meant for the answer to the platform's request, and a
+        redelivery gets them again (bot.replies.answer_again); `shape` turns the turn's replies
+        into the rows to write (e.g. cut to what one response can carry)."""
         self.outbox_channels.add(Channel(channel))
+        if in_response:
+            self._in_response[Channel(channel)] = shape
 
     def now(self) -> datetime:
         """The current instant as this conversation counts it (aware UTC)."""
@@ -256,9 +271,8 @@ class Conversation:
         committed replies that nobody has sent yet (claimed, for the caller to send now)."""
         if channel not in self.outbox_channels:
             return AlreadyHandled()
-        found = await reclaim_unsent(
-            channel=channel, chat_id=chat_id, update_key=key, now=self._now()
-        )
+        again = answer_again if channel in self._in_response else reclaim_unsent
+        found = await again(channel=channel, chat_id=chat_id, update_key=key, now=self._now())
         return AlreadyHandled(
             found, claimed=found.claimed, queued=found.queued, in_outbox=found.in_outbox
         )
@@ -329,8 +343,16 @@ class Conversation:
         (a turn without an update id cannot be recognised again, so it has nothing to resend)."""
         if key is None or channel not in self.outbox_channels:
             return Replies(replies)
+        in_response = channel in self._in_response
+        shape = self._in_response.get(channel)
         return await write_replies(
-            conn, channel=channel, chat_id=chat_id, update_key=key, replies=replies, now=now
+            conn,
+            channel=channel,
+            chat_id=chat_id,
+            update_key=key,
+            replies=shape(replies) if shape else replies,
+            now=now,
+            in_response=in_response,
         )
 
     async def _survey(

@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 # How long the worker that ran a turn holds its reply rows before the dispatcher may take them
 # (a crash in between delays the reply by at most this much plus one dispatcher poll).
 REPLY_CLAIM_SECONDS = 15.0
+# WeChat retries a message it got no answer to three times, five seconds apart (the last retry
+# ends about 20 s after the first delivery). Rows meant for a passive reply are claimed that long,
+# so the dispatcher sends them through the API only once WeChat has stopped asking: a retry
+# before then is answered with them (passively), never with nothing.
+RESPONSE_CLAIM_SECONDS = 25.0
 # Reply row keys are "reply:<channel>:<update key>:<index>"; a turn has a few replies, never
 # more than this (a redelivery looks its rows up by these exact keys, through the unique index).
 MAX_REPLIES = 32
@@ -67,6 +72,9 @@ class ClaimedReply:
     id: int
     message: Outgoing
     until: datetime
+    # Meant for the answer to the platform's own request (WeChat's passive reply), not an API
+    # call: a retry of that request is answered with it again (see `answer_again`).
+    in_response: bool = False
 
 
 class Replies(list[Outgoing]):
@@ -105,14 +113,22 @@ async def write_replies(
     update_key: str,
     replies: Sequence[Outgoing],
     now: datetime,
+    in_response: bool = False,
 ) -> Replies:
-    """Insert the turn's replies as outbox rows inside the turn's transaction `conn`."""
+    """Insert the turn's replies as outbox rows inside the turn's transaction `conn`.
+
+    `in_response`: the platform takes the answer in its request's HTTP response (WeChat's
+    passive reply). The rows are then claimed for as long as the platform may ask again
+    (`RESPONSE_CLAIM_SECONDS`), and are never queued behind older messages to the chat: the
+    answer to the person's own message cannot wait for a notification's API send."""
     if not replies:
         return Replies(in_outbox=True)
     if len(replies) > MAX_REPLIES:
         raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
-    behind = channel in ORDERED and await _chat_has_open_rows(conn, channel, chat_id)
-    until = wall_clock() + timedelta(seconds=REPLY_CLAIM_SECONDS)
+    ordered = channel in ORDERED and not in_response
+    behind = ordered and await _chat_has_open_rows(conn, channel, chat_id)
+    claim = RESPONSE_CLAIM_SECONDS if in_response else REPLY_CLAIM_SECONDS
+    until = wall_clock() + timedelta(seconds=claim)
     rows = [
         OutboxMessage(
             idempotency_key=reply_key(channel, update_key, index),
@@ -123,6 +139,7 @@ async def write_replies(
             attempts=0 if behind else 1,
             next_attempt_at=now,
             claimed_until=None if behind else until,
+            in_response=in_response,
         )
         for index, reply in enumerate(replies)
     ]
@@ -131,7 +148,9 @@ async def write_replies(
     ids = [row.id for row in rows]
     if behind:
         return Replies(replies, queued=True, in_outbox=True)
-    claimed = [ClaimedReply(i, reply, until) for i, reply in zip(ids, replies, strict=True)]
+    claimed = [
+        ClaimedReply(i, reply, until, in_response) for i, reply in zip(ids, replies, strict=True)
+    ]
     return Replies(replies, claimed=claimed, in_outbox=True)
 
 
@@ -253,3 +272,67 @@ async def deliver(
         await _finish(mark_sent(claim, now()))
         sent += 1
     return sent
+
+
+# ------------------------------------------------------------ answers carried by the response
+
+
+async def answer_again(
+    *, channel: Channel, chat_id: str, update_key: str, now: datetime
+) -> Replies:
+    """For a platform that asks again when it got no answer (WeChat's retries of a MsgId):
+    the turn's committed replies meant for the response, sent or not — a platform that asks
+    again has dropped the earlier answer, and shows one answer per request, so giving it
+    again tells nobody twice — then the rows on the API path that nobody sends right now.
+
+    The response's share is claimed whoever held it (the worker that wrote it died, or its
+    answer came too late); the API's share only when free, as `reclaim_unsent` does."""
+    keys = [reply_key(channel, update_key, index) for index in range(MAX_REPLIES)]
+    rows = await OutboxMessage.filter(idempotency_key__in=keys).order_by("id")
+    if not rows:
+        return Replies()
+    wall = wall_clock()
+    until = wall + timedelta(seconds=RESPONSE_CLAIM_SECONDS)
+    carried = (OutboxStatus.SENDING, OutboxStatus.SENT)
+    answer = [r for r in rows if r.in_response and r.status in carried]
+    unsent = [r.id for r in answer if r.status == OutboxStatus.SENDING]
+    if unsent:
+        await OutboxMessage.filter(
+            id__in=unsent, status=OutboxStatus.SENDING, in_response=True
+        ).update(claimed_until=until)
+    claimed = [ClaimedReply(r.id, outgoing_from_json(r.payload), until, True) for r in answer]
+    for row in rows:
+        if row.in_response or row.status not in _OPEN:
+            continue
+        free = Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now) | Q(
+            status=OutboxStatus.SENDING, claimed_until__lt=wall
+        )
+        taken = (
+            await OutboxMessage.filter(free, id=row.id)
+            .filter(status=row.status)
+            .update(status=OutboxStatus.SENDING, claimed_until=until, attempts=F("attempts") + 1)
+        )
+        if not taken:
+            break  # held by a live API send (or sent meanwhile): what follows waits for it
+        claimed.append(ClaimedReply(row.id, outgoing_from_json(row.payload), until))
+    messages = [c.message for c in claimed if c.in_response]
+    return Replies(messages, claimed=claimed, in_outbox=True)
+
+
+async def leave_response(claims: Sequence[ClaimedReply]) -> list[ClaimedReply]:
+    """Move rows meant for the response to the API path (they do not fit in it, or the
+    response went out without them): a retry of the request no longer carries them. One
+    UPDATE; returns the claims as the API path holds them."""
+    if not claims:
+        return []
+    moved = await _finish(
+        OutboxMessage.filter(
+            id__in=[c.id for c in claims],
+            status=OutboxStatus.SENDING,
+            in_response=True,
+            claimed_until=claims[0].until,
+        ).update(in_response=False)
+    )
+    if not moved:
+        return []  # a retry of the request took them over: they go in its answer
+    return [ClaimedReply(c.id, c.message, c.until) for c in claims]

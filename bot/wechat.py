@@ -82,8 +82,23 @@ from wechatpy.replies import TextReply
 
 from bot.attachments import AttachmentTooLarge
 from bot.guards import ascii_digits
+from bot.logs import current_context
 from bot.metrics import WECHAT_TOKEN_REFRESHES
-from bot.outbox import PermanentFailure, RateLimits, RetryLater, TransientFailure
+from bot.outbox import (
+    DISPATCHER_KEY,
+    PermanentFailure,
+    RateLimits,
+    RetryLater,
+    TransientFailure,
+)
+from bot.replies import (
+    ClaimedReply,
+    Replies,
+    deliver,
+    leave_response,
+    mark_all_sent,
+    release,
+)
 from config.settings import Settings
 from handlers.i18n import translator
 from handlers.messages import Choice, FileRef, Incoming, Outgoing
@@ -233,6 +248,34 @@ def split_text(text: str, limit_bytes: int = PASSIVE_TEXT_BYTES) -> list[str]:
     if rest or not pieces:
         pieces.append(rest)
     return pieces
+
+
+def fit_passive(messages: Sequence[Outgoing]) -> list[Outgoing]:
+    """A turn's replies as the rows its outbox keeps: each cut to what one passive reply (and
+    one customer-service text) carries, so a row is sent whole, passively or through the API.
+    The choices stay with the last piece of their message."""
+    rows: list[Outgoing] = []
+    for message in messages:
+        if len(render_text([message]).encode()) <= PASSIVE_TEXT_BYTES:
+            rows.append(message)
+            continue
+        pieces = split_text(message.text)
+        rows += [Outgoing(text=piece) for piece in pieces[:-1]]
+        last = replace(message, text=pieces[-1])
+        if len(render_text([last]).encode()) <= PASSIVE_TEXT_BYTES:
+            rows.append(last)
+        else:
+            rows += [Outgoing(text=pieces[-1]), replace(message, text="")]
+    return rows
+
+
+def passive_share(messages: Sequence[Outgoing], limit: int = PASSIVE_TEXT_BYTES) -> int:
+    """How many of the leading messages one passive reply carries, joined as `render_text`
+    joins them (at least the first: the answer is never empty because the rest is long)."""
+    for count in range(len(messages), 1, -1):
+        if len(render_text(messages[:count]).encode()) <= limit:
+            return count
+    return min(1, len(messages))
 
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -597,12 +640,26 @@ class WebhookRefused(Exception):
 
 
 @dataclass
+class _Answer:
+    """What a delivery of one message is answered with: the passive reply's text and the outbox
+    rows it carries (marked sent once the response is written), then the rows that go through
+    the customer-service API after it."""
+
+    openid: str
+    text: str | None
+    response: list[ClaimedReply]
+    by_api: list[ClaimedReply]
+    settled: bool = False  # the rows above are marked and sent (once, whichever delivery)
+
+
+@dataclass
 class _Turn:
     """One WeChat message being answered; retries of the same message join it."""
 
     openid: str
     task: asyncio.Task[list[Outgoing]] | None = None
     handed_off: bool = False  # the deadline passed: the outbox carries the answer
+    answer: asyncio.Future[_Answer] | None = None  # settled on once, shared by the retries
 
 
 class WeChatEndpoint:
@@ -617,8 +674,14 @@ class WeChatEndpoint:
         clock: Callable[[], datetime] = utc_now,
         reply_deadline: float = REPLY_DEADLINE_SECONDS,
         accept_plaintext: bool = False,
+        sender: WeChatSender | None = None,
     ) -> None:
         self.conversation = conversation
+        # Sends what a passive reply cannot carry at once, right after it (customer-service
+        # messages); without it such rows wait for the outbox dispatcher.
+        self.sender = sender
+        self.wake_outbox: Callable[[], None] | None = None
+        self._settling: set[asyncio.Task[None]] = set()
         # Safe mode with an AES key refuses plaintext unless the account runs in compatibility
         # mode (WeChat's 兼容模式 sends both while an account switches over).
         self.accept_plaintext = accept_plaintext
@@ -659,14 +722,59 @@ class WeChatEndpoint:
         except (UntrustedXmlError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
             log.warning("WeChat webhook: bad body: %r", exc)
             return web.Response(status=400, text="bad request")
-        text = await self.answer(message, fields)
-        if not text:
-            return web.Response(text="success")
-        reply = passive_reply_xml(message, text)
-        if safe and self.crypto is not None:
-            stamp = str(int(self.clock().timestamp()))
-            reply = self.crypto.encrypt_message(reply, request.query.get("nonce", ""), stamp)
-        return web.Response(text=reply, content_type="application/xml")
+        answer = await self.answer(message, fields)
+        if answer is None or not answer.text:
+            response = web.Response(text="success")
+        else:
+            reply = passive_reply_xml(message, answer.text)
+            if safe and self.crypto is not None:
+                stamp = str(int(self.clock().timestamp()))
+                reply = self.crypto.encrypt_message(reply, request.query.get("nonce", ""), stamp)
+            response = web.Response(text=reply, content_type="application/xml")
+        if answer is None or not (answer.response or answer.by_api):
+            return response
+        request_id = current_context().get("request")
+        if request_id:  # written before the middleware could add it
+            response.headers["X-Request-Id"] = request_id
+        # The rows count as answered once the response is written; a worker that dies before
+        # leaves them to WeChat's retry (answered with them again) or, past it, the dispatcher.
+        # What follows runs apart from the request: WeChat closes the connection once it has
+        # the reply, and aiohttp then cancels the handler.
+        await response.prepare(request)
+        await response.write_eof()
+        settling = asyncio.create_task(self.settle(answer))
+        self._settling.add(settling)
+        settling.add_done_callback(self._settled)
+        return response
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("WeChat replies not settled", exc_info=task.exception())
+
+    async def settle(self, answer: _Answer) -> None:
+        """After the response: its rows marked sent, then the rest sent by the API (once)."""
+        if answer.settled:
+            return
+        answer.settled = True
+        await mark_all_sent(answer.response, self.clock())
+        await self._send_by_api(answer.openid, answer.by_api)
+
+    async def _send_by_api(self, openid: str, claims: Sequence[ClaimedReply]) -> None:
+        if not claims:
+            return
+        sender = self.sender
+        if sender is None:
+            log.warning("WeChat replies for %s wait for the outbox (no API configured)", openid)
+            await release(claims, self.clock(), "no WeChat API in this worker")
+            if self.wake_outbox is not None:
+                self.wake_outbox()
+            return
+
+        async def send(message: Outgoing) -> None:
+            await sender.send(openid, message)
+
+        await deliver(claims, send, now=self.clock, wake=self.wake_outbox)
 
     async def _read_body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -718,8 +826,8 @@ class WeChatEndpoint:
 
     # -- the five-second rule ----------------------------------------------------------------
 
-    async def answer(self, message: BaseMessage, fields: dict[str, str]) -> str | None:
-        """The passive reply text for `message`, or None (answered "success")."""
+    async def answer(self, message: BaseMessage, fields: dict[str, str]) -> _Answer | None:
+        """What to answer this delivery of `message` with, or None (answered "success")."""
         key = update_key(fields)
         turn = self._turns.get(key)
         if turn is None:
@@ -737,10 +845,26 @@ class WeChatEndpoint:
             turn.handed_off = True
             log.info("WeChat turn %s passed the reply deadline; answering via the outbox", key)
             return None
-        pieces = split_text(render_text(turn.task.result()))
-        if len(pieces) > 1:
-            await self._enqueue(turn.openid, key, pieces[1:], first_index=1)
-        return pieces[0] or None
+        if turn.answer is None:  # the first delivery to get here settles it for every retry
+            turn.answer = asyncio.ensure_future(self._passive(turn.openid, key, turn.task.result()))
+        return await asyncio.shield(turn.answer)
+
+    async def _passive(self, openid: str, key: str, replies: list[Outgoing]) -> _Answer:
+        """The passive reply for a turn's replies: the committed rows one reply carries; what
+        does not fit moves to the API path (one UPDATE), sent right after the response."""
+        if not isinstance(replies, Replies) or not replies.in_outbox:
+            # Not in the outbox (the apology for a failed turn, a conversation keeping none).
+            pieces = split_text(render_text(replies))
+            if len(pieces) > 1:
+                await self._enqueue(openid, key, pieces[1:], first_index=1)
+            return _Answer(openid, pieces[0] or None, [], [])
+        response = [claim for claim in replies.claimed if claim.in_response]
+        by_api = [claim for claim in replies.claimed if not claim.in_response]
+        carried = passive_share([claim.message for claim in response])
+        by_api += await leave_response(response[carried:])
+        response = response[:carried]
+        text = split_text(render_text([claim.message for claim in response]))[0]
+        return _Answer(openid, text or None, response, sorted(by_api, key=lambda c: c.id))
 
     async def _run_turn(
         self, key: str, turn: _Turn, message: BaseMessage, fields: dict[str, str]
@@ -752,10 +876,20 @@ class WeChatEndpoint:
             replies = self.conversation.failure_reply()
         if turn.handed_off:
             try:
-                await self._enqueue(turn.openid, key, split_text(render_text(replies)))
+                await self._late(turn.openid, key, replies)
             except Exception:
-                log.exception("WeChat turn %s: could not queue the late answer", key)
+                log.exception("WeChat turn %s: could not send the late answer", key)
         return replies
+
+    async def _late(self, openid: str, key: str, replies: list[Outgoing]) -> None:
+        """The answer of a turn that missed the passive window: all through the API."""
+        if not isinstance(replies, Replies) or not replies.in_outbox:
+            await self._enqueue(openid, key, split_text(render_text(replies)))
+            return
+        response = [claim for claim in replies.claimed if claim.in_response]
+        by_api = [claim for claim in replies.claimed if not claim.in_response]
+        by_api += await leave_response(response)
+        await self._send_by_api(openid, sorted(by_api, key=lambda c: c.id))
 
     async def _enqueue(
         self, openid: str, key: str, pieces: Sequence[str], *, first_index: int = 0
@@ -779,6 +913,8 @@ class WeChatEndpoint:
         tasks = [t.task for t in self._turns.values() if t.task is not None and not t.task.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=30)
+        if self._settling:  # rows answered passively, and what follows them by the API
+            await asyncio.wait(set(self._settling), timeout=30)
 
     # -- WeChat message → Incoming ----------------------------------------------------------
 
@@ -929,9 +1065,16 @@ def setup_wechat(
             "safe mode (COMPLAINTDESK_WECHAT_AES_KEY) needs COMPLAINTDESK_WECHAT_APPID"
         )
     api = None
+    sender = None
     if settings.wechat_appid and settings.wechat_secret:
         api = WeChatApi.from_settings(settings, clock=clock)
-        app[WECHAT_SENDER] = WeChatSender.from_settings(settings, api, clock=clock)
+        sender = WeChatSender.from_settings(settings, api, clock=clock)
+        app[WECHAT_SENDER] = sender
+    keep = getattr(conversation, "keep_replies_in_outbox", None)
+    if keep is not None:
+        # A turn's replies are committed with it, cut to what a passive reply carries
+        # (bot.replies): a redelivery of the MsgId is answered with them, never re-run.
+        keep(Channel.WECHAT, in_response=True, shape=fit_passive)
     endpoint = WeChatEndpoint(
         conversation,
         token=settings.wechat_token,
@@ -941,12 +1084,19 @@ def setup_wechat(
         clock=clock,
         reply_deadline=reply_deadline,
         accept_plaintext=settings.wechat_accept_plaintext,
+        sender=sender,
     )
     app[WECHAT_ENDPOINT] = endpoint
     app.router.add_get("/wechat", endpoint.verify)
     app.router.add_post("/wechat", endpoint.receive)
 
+    async def _wire(_: web.Application) -> None:
+        dispatcher = app.get(DISPATCHER_KEY)
+        if dispatcher is not None:
+            endpoint.wake_outbox = dispatcher.wake
+
     async def _drain(_: web.Application) -> None:
         await endpoint.drain()
 
+    app.on_startup.append(_wire)
     app.on_shutdown.append(_drain)

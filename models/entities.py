@@ -397,6 +397,9 @@ class OutboxMessage(Model):
     next_attempt_at = fields.DatetimeField(db_index=True)
     claimed_until = fields.DatetimeField(null=True)
     last_error = fields.TextField(null=True)
+    # Carried by the answer to the platform's own request (WeChat's passive reply), not by an
+    # API call: a retry of that request is answered with it again (bot.replies.answer_again).
+    in_response = fields.BooleanField(default=False)
     complaint: fields.ForeignKeyNullableRelation[Complaint] = fields.ForeignKeyField(
         "models.Complaint", related_name="outbox", null=True, on_delete=fields.SET_NULL
     )
