@@ -101,6 +101,55 @@ async def test_metrics_after_a_filing_have_the_names_and_labels(
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
 
 
+def documented_metrics() -> set[str]:
+    """The metric names in docs/operations.md's table (a `…_suffix` shares the row's prefix)."""
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    table = doc.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for row in table.splitlines():
+        if not row.startswith("| `complaintdesk_"):
+            continue
+        cell = row.split("|")[1]
+        full = re.findall(r"`(complaintdesk_\w+)`", cell)
+        names.update(full)
+        for suffix in re.findall(r"`…(_\w+)`", cell):
+            names.add(full[0].rsplit("_", 2)[0] + suffix)
+    return names
+
+
+async def test_every_documented_series_is_there_before_anything_happened(
+    db_url: str, tmp_path: Path
+) -> None:
+    """An empty database and no traffic yet: each listed metric answers with its labels at 0
+    (a dashboard shows 0, not "no data", and an alert on a rate works from the first scrape)."""
+    app = create_app(settings_for(db_url, tmp_path), manage_db=False)
+    async with TestClient(TestServer(app)) as client:
+        text = await (await client.get("/metrics")).text()
+    documented = documented_metrics()
+    assert len(documented) >= 13, documented
+    for name in documented:
+        assert f"# TYPE {name} " in text, name
+    for channel in ("web", "telegram", "wechat"):
+        for outcome in ("answered", "duplicate", "failed"):
+            key = f'{{channel="{channel}",outcome="{outcome}"}}'
+            assert key in samples(text, "complaintdesk_inbound_updates_total"), key
+        assert f'{{channel="{channel}"}}' in samples(text, "complaintdesk_reply_seconds_count")
+    for channel in ("telegram", "wechat"):
+        for result in ("ok", "retry", "429", "permanent"):
+            key = f'{{channel="{channel}",result="{result}"}}'
+            assert key in samples(text, "complaintdesk_outbox_sends_total"), key
+        assert samples(text, "complaintdesk_outbox_pending")[f'{{channel="{channel}"}}'] == 0
+        oldest = samples(text, "complaintdesk_outbox_oldest_pending_age_seconds")
+        assert oldest[f'{{channel="{channel}"}}'] == 0
+    overdue = samples(text, "complaintdesk_overdue_complaints")
+    for stage in ("acceptance", "resolution", "revisit"):
+        assert overdue[f'{{stage="{stage}"}}'] == 0
+    assert set(samples(text, "complaintdesk_wechat_token_refreshes_total")) >= {
+        '{result="ok"}',
+        '{result="failed"}',
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
