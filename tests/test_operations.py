@@ -20,7 +20,7 @@ from tortoise import Tortoise
 
 from bot.app import create_app
 from bot.health import HEARTBEAT, Heartbeat, heartbeat_problem
-from bot.logs import QuietPlatformRetries, log_context, setup_logging
+from bot.logs import NOISY_LOGGERS, QuietPlatformRetries, log_context, setup_logging
 from config.settings import Settings
 from handlers.messages import Outgoing
 from models.entities import Complaint, OutboxMessage
@@ -256,7 +256,7 @@ async def test_an_event_is_logged_with_number_role_and_change(
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """setup_logging configures the process's loggers; put them back for the next test."""
-    names = ("", "aiohttp.access", "tortoise", "apscheduler", "httpx", "asyncio")
+    names = ("", *NOISY_LOGGERS)
     levels = {name: logging.getLogger(name).level for name in names}
     yield
     for name, level in levels.items():
@@ -294,6 +294,24 @@ def test_text_logs_carry_the_zone_and_the_ids() -> None:
         r"\[request=abc123\]",
         line,
     ), line
+
+
+def test_debug_shows_our_empty_runs_not_every_statement() -> None:
+    """At DEBUG an operator looks for the sweeps that found nothing, not aiosqlite's log of
+    each statement it executes (hundreds a minute on an idle worker)."""
+    stream = io.StringIO()
+    handler = setup_logging(level="DEBUG", stream=stream)
+    try:
+        logging.getLogger("scheduler.runner").debug("deadline-sweep: nothing due")
+        logging.getLogger("aiosqlite").debug("executing PRAGMA journal_mode=WAL")
+        logging.getLogger("aiosqlite").warning("connection lost")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "DEBUG scheduler.runner: deadline-sweep: nothing due",
+        "WARNING aiosqlite: connection lost",
+    ]
 
 
 def test_a_retried_telegram_network_error_is_one_warning_line() -> None:
