@@ -1,10 +1,12 @@
 """Cold start figures: `complaintdesk --help`, and `complaintdesk run` until /healthz answers.
 
-    python bench/cold_start.py [--runs 5] [--root PATH]
+    python bench/cold_start.py [--runs 3] [--root PATH] [--postgres URL]
 
 `--root` points at another checkout (e.g. the main branch) to compare; its code runs with this
 interpreter. `run` is started on a fresh SQLite file (the first start migrates it) and again on
-the migrated file. Prints the median and range of each; asserts nothing.
+the migrated file; with `--postgres postgres://user@host:5432/any` (a server URL) the same on a
+new PostgreSQL database made for each run and dropped after it. Prints the min, median and max
+of each with the load average beside them; asserts nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 LIMIT_SECONDS = 120.0
 
@@ -48,19 +54,19 @@ def time_help(root: Path) -> float:
     return time.perf_counter() - started
 
 
-def time_run(root: Path, db: Path) -> float:
+def time_run(root: Path, database_url: str, folder: Path) -> float:
     port = free_port()
     env = env_for(
         root,
-        COMPLAINTDESK_DATABASE_URL=f"sqlite://{db}",
+        COMPLAINTDESK_DATABASE_URL=database_url,
         COMPLAINTDESK_PORT=str(port),
-        COMPLAINTDESK_DATA_DIR=str(db.parent / "data"),
+        COMPLAINTDESK_DATA_DIR=str(folder / "data"),
     )
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "run"],
         env=env,
-        cwd=db.parent,
+        cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -78,29 +84,76 @@ def time_run(root: Path, db: Path) -> float:
         process.wait(timeout=LIMIT_SECONDS)
 
 
-def show(name: str, values: list[float]) -> None:
+def _admin(server_url: str, sql: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def execute() -> None:
+        conn = await asyncpg.connect(server_url.replace("postgres://", "postgresql://", 1))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute())
+
+
+@contextmanager
+def new_postgres_database(server_url: str) -> Iterator[str]:
+    name = f"bench_cold_{uuid.uuid4().hex[:12]}"
+    _admin(server_url, f'CREATE DATABASE "{name}"')
+    parts = urlsplit(server_url)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    finally:
+        _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def show(name: str, values: list[float], loads: list[float]) -> None:
+    # The machine is shared: the 1-minute load average beside each figure says how busy it was.
     print(
-        f"{name:<28} median {statistics.median(values):6.2f} s  "
-        f"(min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
+        f"{name:<34} min {min(values):5.2f}  median {statistics.median(values):5.2f}  "
+        f"max {max(values):5.2f} s  n={len(values)}  "
+        f"load {min(loads):.1f}–{max(loads):.1f}"
     )
+
+
+def measured(timings: list[float], loads: list[float], seconds: float) -> None:
+    timings.append(seconds)
+    loads.append(os.getloadavg()[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--postgres", help="a PostgreSQL server URL to make databases on")
     args = parser.parse_args()
     root = args.root.resolve()
-    print(f"code: {root}; python {sys.version.split()[0]}; load {os.getloadavg()[0]:.1f}")
-    show("complaintdesk --help", [time_help(root) for _ in range(args.runs)])
-    fresh, warm = [], []
+    print(f"code: {root}; python {sys.version.split()[0]}; cores {os.cpu_count()}")
+    kinds = ["sqlite"] + (["postgres"] if args.postgres else [])
+    results: dict[str, tuple[list[float], list[float]]] = {}
+
+    def record(name: str, seconds: float) -> None:
+        measured(*results.setdefault(name, ([], [])), seconds)
+
     for _ in range(args.runs):
-        with tempfile.TemporaryDirectory() as folder:
-            db = Path(folder) / "bench.sqlite3"
-            fresh.append(time_run(root, db))
-            warm.append(time_run(root, db))
-    show("run → /healthz (new db)", fresh)
-    show("run → /healthz (migrated db)", warm)
+        record("complaintdesk --help", time_help(root))
+    for kind in kinds:
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                if kind == "sqlite":
+                    url = f"sqlite://{folder / 'bench.sqlite3'}"
+                    record("run → /healthz (new SQLite)", time_run(root, url, folder))
+                    record("run → /healthz (migrated SQLite)", time_run(root, url, folder))
+                else:
+                    with new_postgres_database(args.postgres) as url:
+                        record("run → /healthz (new PostgreSQL)", time_run(root, url, folder))
+                        record("run → /healthz (migrated PostgreSQL)", time_run(root, url, folder))
+    for name, (timings, loads) in results.items():
+        show(name, timings, loads)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,10 @@ def stored_path(data_dir: Path, sha256: str) -> Path:
 # -- what the upload really is ------------------------------------------------------------
 
 GPS_IFD = 0x8825
+# An XMP packet (Adobe's metadata, written by photo editors and some phones) can carry the
+# position again, as exif:GPSLatitude / exif:GPSLongitude, next to or instead of the EXIF block.
+XMP_TAG = 700  # where TIFF keeps the packet; the other formats have it in `image.info["xmp"]`
+_XMP_LOCATION = (b"GPSLatitude", b"GPSLongitude")
 GENERIC = "application/octet-stream"
 # Images Pillow can rewrite without their location; others are kept as they came.
 _REWRITABLE = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/tiff": "TIFF"}
@@ -121,9 +125,15 @@ def detect_type(data: bytes) -> str:
     return "text/plain"
 
 
+def _xmp_locates(xmp: object) -> bool:
+    packet = xmp.encode() if isinstance(xmp, str) else xmp
+    return isinstance(packet, bytes) and any(tag in packet for tag in _XMP_LOCATION)
+
+
 def without_location(data: bytes, mime_type: str) -> tuple[bytes, bool] | None:
-    """The image re-saved without its EXIF GPS block; (data, False) when it had none; None when
-    Pillow cannot read it as the image its bytes claim to be."""
+    """The image re-saved without its EXIF GPS block and without an XMP packet that gives the
+    position; (data, False) when it had neither; None when Pillow cannot read it as the image
+    its bytes claim to be."""
     fmt = _REWRITABLE.get(mime_type)
     if fmt is None:
         return data, False
@@ -131,9 +141,17 @@ def without_location(data: bytes, mime_type: str) -> tuple[bytes, bool] | None:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             exif = image.getexif()
-            if GPS_IFD not in exif:
+            xmp_locates = _xmp_locates(image.info.get("xmp"))
+            if GPS_IFD not in exif and not xmp_locates:
                 return data, False
-            del exif[GPS_IFD]
+            exif.pop(GPS_IFD, None)
+            if xmp_locates:
+                # JPEG, PNG and WebP are re-saved without the packet unless it is passed on;
+                # TIFF copies it from the file's own tags, so it is taken out there.
+                exif.pop(XMP_TAG, None)
+                tags = getattr(image, "tag_v2", None)
+                if tags is not None and XMP_TAG in tags:
+                    del tags[XMP_TAG]
             options: dict[str, Any] = {"exif": exif.tobytes()}
             if image.info.get("icc_profile"):
                 options["icc_profile"] = image.info["icc_profile"]

@@ -26,6 +26,8 @@ _CONTEXT: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
 )
 CONTEXT_KEYS = ("request", "update", "job")
 # Platform errors the libraries retry themselves: worth a line, not a traceback.
+# Libraries that log per request or per statement: held at WARNING (or the level, if higher).
+NOISY_LOGGERS = ("aiohttp.access", "tortoise", "apscheduler", "httpx", "asyncio", "aiosqlite")
 _RETRIED_ERRORS = frozenset({"NetworkError", "TimedOut", "BadGateway", "RetryAfter"})
 
 
@@ -126,7 +128,8 @@ def setup_logging(
     """Configure the root logger once for a service process; returns the handler it installed.
 
     Chatty libraries are held at WARNING: aiohttp's access log (one line per request), Tortoise's
-    connection messages, APScheduler's own "Running job" lines (our jobs log their result).
+    connection messages, APScheduler's own "Running job" lines (our jobs log their result),
+    aiosqlite's line per statement (which at DEBUG buried the empty sweeps DEBUG is for).
     """
     zone = tz or ZoneInfo("UTC")
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -140,6 +143,6 @@ def setup_logging(
     handler._complaintdesk = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("aiohttp.access", "tortoise", "apscheduler", "httpx", "asyncio"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler

@@ -27,13 +27,22 @@ from prometheus_client import (
 )
 from tortoise.functions import Count, Min
 
-from models.entities import Complaint, DialogSession, OutboxMessage, OutboxStatus
+from models.actions import ACTIVE_STAGES
+from models.entities import Channel, Complaint, DialogSession, OutboxMessage, OutboxStatus
 from models.workflow import OPEN_STATES
 
 log = logging.getLogger(__name__)
 
 PREFIX = "complaintdesk"
 SEND_RESULTS = ("ok", "retry", "429", "permanent")
+INBOUND_OUTCOMES = ("answered", "duplicate", "failed")
+TOKEN_RESULTS = ("ok", "failed")
+# Where messages come in, and which of those channels are sent to through the outbox (web chat
+# replies go back in the HTTP answer).
+CHAT_CHANNELS = (str(Channel.WEB), str(Channel.TELEGRAM), str(Channel.WECHAT))
+OUTBOX_CHANNELS = (str(Channel.TELEGRAM), str(Channel.WECHAT))
+# Every stage a running deadline can have, so an overdue series exists (at 0) before it counts.
+DEADLINE_STAGES = tuple(sorted({stage for stages in ACTIVE_STAGES.values() for stage in stages}))
 
 INBOUND_UPDATES = Counter(
     f"{PREFIX}_inbound_updates",
@@ -92,6 +101,24 @@ SCRAPE_ERRORS = Counter(
 )
 
 
+def _start_every_series_at_zero() -> None:
+    """A labelled series appears only once it is touched; a fresh worker would then show no
+    `ok` sends or `failed` turns at all, which a dashboard draws as "no data" and a rate() or an
+    alert cannot tell from a broken scrape. Every known label combination starts at 0."""
+    for channel in CHAT_CHANNELS:
+        REPLY_SECONDS.labels(channel=channel)
+        for outcome in INBOUND_OUTCOMES:
+            INBOUND_UPDATES.labels(channel=channel, outcome=outcome)
+    for channel in OUTBOX_CHANNELS:
+        for result in SEND_RESULTS:
+            OUTBOX_SENDS.labels(channel=channel, result=result)
+    for result in TOKEN_RESULTS:
+        WECHAT_TOKEN_REFRESHES.labels(result=result)
+
+
+_start_every_series_at_zero()
+
+
 def outbox_age(now: datetime, oldest_due: datetime | None) -> float:
     """Seconds the oldest due row has waited (0 with none due); pure, for the gauge and /readyz."""
     if oldest_due is None:
@@ -125,6 +152,9 @@ async def refresh_database_gauges(now: datetime, idle_minutes: int) -> None:
     backlog = await outbox_backlog(now)
     OUTBOX_DEPTH.clear()
     OUTBOX_OLDEST.clear()
+    for channel in OUTBOX_CHANNELS:
+        OUTBOX_DEPTH.labels(channel=channel).set(0)
+        OUTBOX_OLDEST.labels(channel=channel).set(0)
     for channel, (depth, age) in backlog.items():
         OUTBOX_DEPTH.labels(channel=channel).set(depth)
         OUTBOX_OLDEST.labels(channel=channel).set(age)
@@ -148,6 +178,8 @@ async def refresh_database_gauges(now: datetime, idle_minutes: int) -> None:
         .values("next_due_stage", "n")
     )
     OVERDUE_COMPLAINTS.clear()
+    for stage in DEADLINE_STAGES:
+        OVERDUE_COMPLAINTS.labels(stage=stage).set(0)
     for row in overdue:
         OVERDUE_COMPLAINTS.labels(stage=row["next_due_stage"] or "unknown").set(row["n"])
     since = now - timedelta(minutes=idle_minutes)

@@ -829,7 +829,10 @@ def _show_cases(turn: _Turn, page_text: str) -> None:
             due = _("due {when}").format(when=format_datetime(card.due, turn.lang, turn.ctx.tz))
             line = f"{line} · {due}"
         if card.complainant_unreachable:
-            line = f"{line} · {_('complainant unreachable')}"
+            # Outside the f-string: Babel's extractor on Python 3.11 does not look inside one,
+            # so the text never reached the catalogs and showed in English in every language.
+            unreachable = _("complainant unreachable")
+            line = f"{line} · {unreachable}"
         lines.append(line)
         choices.append(Choice(OPEN + str(card.id), card.number))
     if page > 0:

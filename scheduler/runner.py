@@ -90,6 +90,8 @@ def _logged(
     name: str, job: Callable[[], Awaitable[Any]], *, on_start: Callable[[], None] | None = None
 ) -> Callable[[], Awaitable[None]]:
     """The job as APScheduler runs it: named, timed, counted, its result logged in one line."""
+    for result in ("ok", "failed"):  # both series exist from the start (a rate of 0 failures)
+        JOB_RUNS.labels(job=name, result=result)
 
     async def run() -> None:
         task = asyncio.current_task()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientError, ClientSession, ClientTimeout, FormData
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from bot.attachments import (
     GENERIC,
@@ -70,6 +70,41 @@ def test_a_photo_loses_its_gps_location_and_keeps_the_rest() -> None:
         assert after.size == (32, 24)
     plain = jpeg("street")
     assert inspect_upload(plain).data == plain  # nothing to remove: the bytes are untouched
+
+
+XMP_WITH_POSITION = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+    'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+    'xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="31,13.8N" '
+    'exif:GPSLongitude="121,28.2E"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def image_with_xmp_position(fmt: str) -> bytes:
+    """An image whose only location is in its XMP packet, as a photo editor saves it."""
+    image = Image.new("RGB", (16, 12), (10, 120, 30))
+    out = io.BytesIO()
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", XMP_WITH_POSITION)
+        image.save(out, format=fmt, pnginfo=info)
+    elif fmt == "TIFF":
+        image.save(out, format=fmt, tiffinfo={700: XMP_WITH_POSITION.encode()})
+    else:
+        image.save(out, format=fmt, xmp=XMP_WITH_POSITION.encode())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_a_position_in_the_xmp_packet_is_removed_too(fmt: str) -> None:
+    photo = image_with_xmp_position(fmt)
+    assert b"GPSLatitude" in photo
+    cleaned = inspect_upload(photo)
+    assert cleaned.location_removed
+    assert cleaned.mime_type == f"image/{fmt.lower()}"
+    assert b"GPSLatitude" not in cleaned.data and b"GPSLongitude" not in cleaned.data
+    with Image.open(io.BytesIO(cleaned.data)) as after:
+        assert after.size == (16, 12)
 
 
 async def test_stored_photos_are_clean_and_in_the_database(db_url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,7 +117,7 @@ def test_the_image_builds_and_runs_as_a_non_root_user() -> None:
         pytest.skip(reason)
     if os.environ.get("COMPLAINTDESK_TEST_DOCKER") != "1":
         pytest.skip(
-            "Docker works, but the build pulls python:3.11-slim and takes minutes: "
+            "Docker works, but the build pulls python:3.11-slim-trixie and takes minutes: "
             "set COMPLAINTDESK_TEST_DOCKER=1 to run it (never required by .ci/run)"
         )
     tag = f"complaintdesk-test:{uuid.uuid4().hex[:8]}"
@@ -150,6 +151,24 @@ def test_the_dockerfile_is_slim_and_unprivileged() -> None:
     assert "USER complaintdesk" in text and "useradd --system" in text
     assert 'CMD ["complaintdesk", "run"]' in text
     assert "/healthz" in text
+
+
+# postgresql-client's major version in each Debian release a python slim image is built on.
+DEBIAN_PG_CLIENT = {"bookworm": 15, "trixie": 17}
+
+
+def test_the_image_can_back_up_the_compose_database() -> None:
+    """backup.sh runs pg_dump inside the image; pg_dump dumps only servers up to its own major
+    version, so the image's Debian release is pinned and its client must not be older than the
+    compose file's PostgreSQL."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM python:[\d.]+-slim-(\w+)", dockerfile, re.M)
+    assert len(stages) == 2 and len(set(stages)) == 1, stages
+    client = DEBIAN_PG_CLIENT[stages[0]]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    server = int(compose["services"]["db"]["image"].split(":")[1].split(".")[0])
+    assert client >= server, f"pg_dump {client} cannot dump PostgreSQL {server}"
 
 
 def test_compose_runs_two_workers_on_postgres_behind_tls() -> None:

@@ -20,7 +20,7 @@ from tortoise import Tortoise
 
 from bot.app import create_app
 from bot.health import HEARTBEAT, Heartbeat, heartbeat_problem
-from bot.logs import QuietPlatformRetries, log_context, setup_logging
+from bot.logs import NOISY_LOGGERS, QuietPlatformRetries, log_context, setup_logging
 from config.settings import Settings
 from handlers.messages import Outgoing
 from models.entities import Complaint, OutboxMessage
@@ -99,6 +99,55 @@ async def test_metrics_after_a_filing_have_the_names_and_labels(
         "complaintdesk_scheduler_job_runs_total",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
+
+
+def documented_metrics() -> set[str]:
+    """The metric names in docs/operations.md's table (a `…_suffix` shares the row's prefix)."""
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    table = doc.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for row in table.splitlines():
+        if not row.startswith("| `complaintdesk_"):
+            continue
+        cell = row.split("|")[1]
+        full = re.findall(r"`(complaintdesk_\w+)`", cell)
+        names.update(full)
+        for suffix in re.findall(r"`…(_\w+)`", cell):
+            names.add(full[0].rsplit("_", 2)[0] + suffix)
+    return names
+
+
+async def test_every_documented_series_is_there_before_anything_happened(
+    db_url: str, tmp_path: Path
+) -> None:
+    """An empty database and no traffic yet: each listed metric answers with its labels at 0
+    (a dashboard shows 0, not "no data", and an alert on a rate works from the first scrape)."""
+    app = create_app(settings_for(db_url, tmp_path), manage_db=False)
+    async with TestClient(TestServer(app)) as client:
+        text = await (await client.get("/metrics")).text()
+    documented = documented_metrics()
+    assert len(documented) >= 13, documented
+    for name in documented:
+        assert f"# TYPE {name} " in text, name
+    for channel in ("web", "telegram", "wechat"):
+        for outcome in ("answered", "duplicate", "failed"):
+            key = f'{{channel="{channel}",outcome="{outcome}"}}'
+            assert key in samples(text, "complaintdesk_inbound_updates_total"), key
+        assert f'{{channel="{channel}"}}' in samples(text, "complaintdesk_reply_seconds_count")
+    for channel in ("telegram", "wechat"):
+        for result in ("ok", "retry", "429", "permanent"):
+            key = f'{{channel="{channel}",result="{result}"}}'
+            assert key in samples(text, "complaintdesk_outbox_sends_total"), key
+        assert samples(text, "complaintdesk_outbox_pending")[f'{{channel="{channel}"}}'] == 0
+        oldest = samples(text, "complaintdesk_outbox_oldest_pending_age_seconds")
+        assert oldest[f'{{channel="{channel}"}}'] == 0
+    overdue = samples(text, "complaintdesk_overdue_complaints")
+    for stage in ("acceptance", "resolution", "revisit"):
+        assert overdue[f'{{stage="{stage}"}}'] == 0
+    assert set(samples(text, "complaintdesk_wechat_token_refreshes_total")) >= {
+        '{result="ok"}',
+        '{result="failed"}',
+    }
 
 
 def free_port() -> int:
@@ -207,7 +256,7 @@ async def test_an_event_is_logged_with_number_role_and_change(
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """setup_logging configures the process's loggers; put them back for the next test."""
-    names = ("", "aiohttp.access", "tortoise", "apscheduler", "httpx", "asyncio")
+    names = ("", *NOISY_LOGGERS)
     levels = {name: logging.getLogger(name).level for name in names}
     yield
     for name, level in levels.items():
@@ -245,6 +294,24 @@ def test_text_logs_carry_the_zone_and_the_ids() -> None:
         r"\[request=abc123\]",
         line,
     ), line
+
+
+def test_debug_shows_our_empty_runs_not_every_statement() -> None:
+    """At DEBUG an operator looks for the sweeps that found nothing, not aiosqlite's log of
+    each statement it executes (hundreds a minute on an idle worker)."""
+    stream = io.StringIO()
+    handler = setup_logging(level="DEBUG", stream=stream)
+    try:
+        logging.getLogger("scheduler.runner").debug("deadline-sweep: nothing due")
+        logging.getLogger("aiosqlite").debug("executing PRAGMA journal_mode=WAL")
+        logging.getLogger("aiosqlite").warning("connection lost")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "DEBUG scheduler.runner: deadline-sweep: nothing due",
+        "WARNING aiosqlite: connection lost",
+    ]
 
 
 def test_a_retried_telegram_network_error_is_one_warning_line() -> None:
