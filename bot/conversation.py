@@ -111,6 +111,11 @@ UPDATE_KEY_LENGTH = 128
 # staff member is never delayed (only "not staff" is remembered).
 CITIZEN_CACHE_SECONDS = 30.0
 CITIZEN_CACHE_SIZE = 50_000
+# How long a worker reuses the dialog session it stored for a person's next step instead of
+# reading it again (bot.turn_store: the write's version check catches any other writer), and
+# for how many people at most.
+SESSION_CACHE_SECONDS = 30.0
+SESSION_CACHE_SIZE = 10_000
 
 
 class _StaleSession(Exception):
@@ -173,6 +178,9 @@ class Conversation:
         self.outbox_channels: set[Channel] = set()
         # (channel, user id) → monotonic instant until which the chat counts as a citizen's.
         self._citizens: dict[tuple[Channel, str], float] = {}
+        # (channel, user id) → the dialog session as this worker last stored it, and until when
+        # (monotonic) it may stand in for a read (oldest first, for the size bound).
+        self._sessions: dict[tuple[Channel, str], tuple[float, turn_store.Snapshot]] = {}
 
     def keep_replies_in_outbox(self, channel: Channel | str) -> None:
         """Write `channel`'s replies as outbox rows committed with the turn: its adapter then
@@ -302,7 +310,10 @@ class Conversation:
         write. None when the step needs the full turn: no session yet, a survey message, or
         the engine asked for a command (filing, self-service, a language change)."""
         now = self._now()
-        snapshot = await turn_store.load(channel, incoming.user_id, key)
+        person = (channel, incoming.user_id)
+        until, snapshot = self._sessions.pop(person, (0.0, None))
+        if snapshot is None or until < time.monotonic():
+            snapshot = await turn_store.load(channel, incoming.user_id, key)
         if snapshot.seen:
             return await self._redelivered(channel, key, chat_id)
         if snapshot.session_id is None:
@@ -323,7 +334,7 @@ class Conversation:
         if result.commands:
             return None
         try:
-            return await turn_store.save(
+            replies, stored = await turn_store.save(
                 channel=channel,
                 chat_id=chat_id,
                 snapshot=snapshot,
@@ -333,11 +344,22 @@ class Conversation:
                 now=now,
             )
         except turn_store.Stale as stale:
-            raise _StaleSession(str(stale)) from stale
+            raise _StaleSession(str(stale)) from stale  # the retry reads the session afresh
+        self._remember_session(person, stored)
+        return replies
+
+    def _remember_session(self, person: tuple[Channel, str], snapshot: turn_store.Snapshot) -> None:
+        """Keep the session as this worker stored it, for the person's next step: a read saved.
+        Never trusted beyond the write's version check (another worker's turn in between fails
+        it and the step is redone from the database); forgotten after SESSION_CACHE_SECONDS."""
+        while len(self._sessions) >= SESSION_CACHE_SIZE:
+            self._sessions.pop(next(iter(self._sessions)))
+        self._sessions[person] = (time.monotonic() + SESSION_CACHE_SECONDS, snapshot)
 
     async def _full_turn(
         self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
     ) -> Replies:
+        self._sessions.pop((channel, incoming.user_id), None)  # this turn changes it
         now = self._now()
         async with in_transaction() as conn:
             if key is not None:

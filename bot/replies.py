@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q
 
@@ -218,9 +219,30 @@ class _SentMarks:
             self._running = False
 
 
+_PG_MARK_SENT = """
+UPDATE outbox AS o SET status = $1, sent_at = $2, claimed_until = NULL, last_error = NULL
+FROM unnest($3::bigint[], $4::timestamptz[]) AS m(id, until)
+WHERE o.id = m.id AND o.status = $5 AND o.claimed_until = m.until
+RETURNING o.id
+"""
+
+
 async def _mark_batch(marks: Sequence[tuple[ClaimedReply, datetime]]) -> set[int]:
     """Mark the rows still claimed by their token sent; the ids that were."""
     now = max(at for _, at in marks)
+    client = connections.get("default")
+    if client.capabilities.dialect == "postgres":
+        # One statement text whatever the batch's size: asyncpg prepares it once per connection.
+        async with client.acquire_connection() as conn:
+            rows = await conn.fetch(
+                _PG_MARK_SENT,
+                OutboxStatus.SENT.value,
+                now,
+                [c.id for c, _ in marks],
+                [c.until for c, _ in marks],
+                OutboxStatus.SENDING.value,
+            )
+        return {row["id"] for row in rows}
     claimed = Q(*(Q(id=c.id, claimed_until=c.until) for c, _ in marks), join_type="OR")
     updated = await OutboxMessage.filter(claimed, status=OutboxStatus.SENDING).update(
         status=OutboxStatus.SENT, sent_at=now, claimed_until=None, last_error=None

@@ -23,7 +23,7 @@ else (the engine's commands, the survey) runs as the full turn.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -146,9 +146,10 @@ async def save(
     key: str,
     replies: Sequence[Outgoing],
     now: datetime,
-) -> Replies:
-    """Store the step: the new state, the update id, the replies as outbox rows, atomically.
-    Raises Stale (nothing written) or IntegrityError (the update id is taken)."""
+) -> tuple[Replies, Snapshot]:
+    """Store the step: the new state, the update id, the replies as outbox rows, atomically;
+    the replies and the session as now stored. Raises Stale (nothing written) or
+    IntegrityError (the update id is taken)."""
     if len(replies) > MAX_REPLIES:
         raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
     assert snapshot.session_id is not None
@@ -158,27 +159,30 @@ async def save(
     keys = [reply_key(channel, key, index) for index in range(len(replies))]
     payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in replies]
     ordered = channel in ORDERED
+    text = JSON_DUMPS(state)
     if _dialect() == "postgres":
         behind, ids = await _save_postgres(
-            channel, chat_id, snapshot, state, key, keys, payloads, now, wall, until, ordered
+            channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered
         )
     else:
         behind, ids = await _save_sqlite(
-            channel, chat_id, snapshot, state, key, keys, payloads, now, wall, until, ordered
+            channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered
         )
+    # As a later read would find it (JSON in, JSON out: lists, not tuples).
+    stored = replace(snapshot, seen=False, version=snapshot.version + 1, state=JSON_LOADS(text))
     if not replies:
-        return Replies(in_outbox=True)
+        return Replies(in_outbox=True), stored
     if behind:
-        return Replies(replies, queued=True, in_outbox=True)
+        return Replies(replies, queued=True, in_outbox=True), stored
     claimed = [ClaimedReply(i, reply, until) for i, reply in zip(ids, replies, strict=True)]
-    return Replies(replies, claimed=claimed, in_outbox=True)
+    return Replies(replies, claimed=claimed, in_outbox=True), stored
 
 
 async def _save_postgres(
     channel: Channel,
     chat_id: str,
     snapshot: Snapshot,
-    state: dict[str, Any],
+    state: str,
     key: str,
     keys: list[str],
     payloads: list[str],
@@ -192,7 +196,7 @@ async def _save_postgres(
         async with client.acquire_connection() as conn:
             row: Any = await conn.fetchrow(
                 _PG_SAVE,
-                JSON_DUMPS(state),
+                state,
                 now,
                 snapshot.session_id,
                 snapshot.version,
@@ -218,7 +222,7 @@ async def _save_sqlite(
     channel: Channel,
     chat_id: str,
     snapshot: Snapshot,
-    state: dict[str, Any],
+    state: str,
     key: str,
     keys: list[str],
     payloads: list[str],
@@ -233,7 +237,7 @@ async def _save_sqlite(
         changed, _ = await conn.execute_query(
             "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
             "WHERE id = ? AND version = ?",
-            [JSON_DUMPS(state), now, snapshot.session_id, snapshot.version],
+            [state, now, snapshot.session_id, snapshot.version],
         )
         if changed != 1:
             raise Stale(f"dialog session {snapshot.session_id} changed under us")
