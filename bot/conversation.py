@@ -32,6 +32,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
+from bot import turn_store
 from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes, store_attachment
 from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
@@ -111,6 +112,11 @@ UPDATE_KEY_LENGTH = 128
 # staff member is never delayed (only "not staff" is remembered).
 CITIZEN_CACHE_SECONDS = 30.0
 CITIZEN_CACHE_SIZE = 50_000
+# How long a worker reuses the dialog session it stored for a person's next step instead of
+# reading it again (bot.turn_store: the write's version check catches any other writer), and
+# for how many people at most.
+SESSION_CACHE_SECONDS = 30.0
+SESSION_CACHE_SIZE = 10_000
 
 
 class _StaleSession(Exception):
@@ -133,6 +139,18 @@ async def _take_sqlite_write_lock(conn: BaseDBAsyncClient) -> None:
     concurrent turns queue on the write lock (honouring the busy timeout) instead.
     """
     await conn.execute_query("UPDATE dialog_session SET version = version WHERE id < 0")
+
+
+def _may_be_survey(incoming: Incoming, state: DialogState | None, lang: str) -> bool:
+    """Whether the return-visit survey answers this message (`Conversation._survey`)."""
+    if incoming.kind == "choice" and incoming.choice:
+        return survey.handle_survey_choice(incoming.choice, lang) is not None
+    return (
+        incoming.kind == "text"
+        and bool(incoming.text)
+        and state is not None
+        and SURVEY_COMMENT_KEY in state.scratch
+    )
 
 
 def update_key(message_id: str) -> str:
@@ -164,6 +182,9 @@ class Conversation:
         self._in_response: dict[Channel, Callable[[list[Outgoing]], list[Outgoing]] | None] = {}
         # (channel, user id) → monotonic instant until which the chat counts as a citizen's.
         self._citizens: dict[tuple[Channel, str], float] = {}
+        # (channel, user id) → the dialog session as this worker last stored it, and until when
+        # (monotonic) it may stand in for a read (oldest first, for the size bound).
+        self._sessions: dict[tuple[Channel, str], tuple[float, turn_store.Snapshot]] = {}
 
     def keep_replies_in_outbox(
         self,
@@ -291,6 +312,69 @@ class Conversation:
     async def _turn(
         self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
     ) -> Replies:
+        if key is not None and channel in self.outbox_channels:
+            quick = await self._quick_turn(channel, incoming, key, chat_id)
+            if quick is not None:
+                return quick
+        return await self._full_turn(channel, incoming, key, chat_id)
+
+    async def _quick_turn(
+        self, channel: Channel, incoming: Incoming, key: str, chat_id: str
+    ) -> Replies | None:
+        """An ordinary step in two statements (bot.turn_store): read, the engine, one atomic
+        write. None when the step needs the full turn: no session yet, a survey message, or
+        the engine asked for a command (filing, self-service, a language change)."""
+        now = self._now()
+        person = (channel, incoming.user_id)
+        until, snapshot = self._sessions.pop(person, (0.0, None))
+        if snapshot is None or until < time.monotonic():
+            snapshot = await turn_store.load(channel, incoming.user_id, key)
+        if snapshot.seen:
+            return await self._redelivered(channel, key, chat_id)
+        if snapshot.session_id is None:
+            return None
+        state = DialogState.from_json(snapshot.state) if snapshot.state else None
+        if state is None and snapshot.person_id is not None:
+            state = DialogState(language=supported(snapshot.person_language))
+        lang = supported(state.language if state else None)
+        if _may_be_survey(incoming, state, lang):
+            return None
+        summaries = (
+            await self._summaries(snapshot.person_id, lang, None)
+            if snapshot.person_id is not None
+            else []
+        )
+        ctx = DialogContext.from_settings(self.settings, self.profile, now, summaries)
+        result = dialog.handle(state, incoming, ctx)
+        if result.commands:
+            return None
+        try:
+            replies, stored = await turn_store.save(
+                channel=channel,
+                chat_id=chat_id,
+                snapshot=snapshot,
+                state=result.state.to_json(),
+                key=key,
+                replies=result.replies,
+                now=now,
+            )
+        except turn_store.Stale as stale:
+            raise _StaleSession(str(stale)) from stale  # the retry reads the session afresh
+        self._remember_session(person, stored)
+        return replies
+
+    def _remember_session(self, person: tuple[Channel, str], snapshot: turn_store.Snapshot) -> None:
+        """Keep the session as this worker stored it, for the person's next step: a read saved.
+        Never trusted beyond the write's version check (another worker's turn in between fails
+        it and the step is redone from the database); forgotten after SESSION_CACHE_SECONDS."""
+        while len(self._sessions) >= SESSION_CACHE_SIZE:
+            self._sessions.pop(next(iter(self._sessions)))
+        self._sessions[person] = (time.monotonic() + SESSION_CACHE_SECONDS, snapshot)
+
+    async def _full_turn(
+        self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
+    ) -> Replies:
+        self._sessions.pop((channel, incoming.user_id), None)  # this turn changes it
         now = self._now()
         async with in_transaction() as conn:
             if key is not None:
@@ -306,7 +390,7 @@ class Conversation:
             if state is None and person is not None:
                 state = DialogState(language=supported(person.language))  # a known person
             lang = supported(state.language if state else None)
-            summaries = await self._summaries(person, lang, conn) if person else []
+            summaries = await self._summaries(person.id, lang, conn) if person else []
             survey_turn = await self._survey(incoming, state, person, lang, now, conn)
             if survey_turn is not None:
                 survey_replies, survey_state = survey_turn
@@ -448,10 +532,10 @@ class Conversation:
     # -- what the person has filed -----------------------------------------------------------
 
     async def _summaries(
-        self, person: Complainant, lang: str, conn: BaseDBAsyncClient
+        self, person_id: int, lang: str, conn: BaseDBAsyncClient | None
     ) -> list[ComplaintSummary]:
         complaints = (
-            await Complaint.filter(complainant_id=person.id)
+            await Complaint.filter(complainant_id=person_id)
             .using_db(conn)
             .order_by("-submitted_at", "-id")
             .limit(RECENT_COMPLAINTS)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q
 
@@ -196,11 +197,92 @@ def _finish(step: Awaitable[Any]) -> Awaitable[Any]:
     return asyncio.shield(asyncio.ensure_future(step))
 
 
+class _SentMarks:
+    """Rows marked sent in batches (group commit): a mark that finds no UPDATE running starts
+    one for itself; marks arriving while it runs are written together by the next one. So a
+    mark waits for at most one UPDATE in flight before its own (the resend window of a crash
+    grows by that much at most), and under load one statement marks many replies."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[tuple[ClaimedReply, datetime, asyncio.Future[bool]]] = []
+        self._running = False
+        self._task: asyncio.Task[None] | None = None  # the running flush, kept from the GC
+
+    async def mark(self, claim: ClaimedReply, now: datetime) -> bool:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (tests run one per test)
+            self._loop, self._waiting, self._running = loop, [], False
+        done: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append((claim, now, done))
+        if not self._running:
+            self._running = True
+            self._task = loop.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    ours = await _mark_batch([(c, n) for c, n, _ in batch])
+                except Exception as error:
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(error)
+                    continue
+                for claim, _, done in batch:
+                    if not done.done():
+                        done.set_result(claim.id in ours)
+        finally:
+            self._running = False
+
+
+_PG_MARK_SENT = """
+UPDATE outbox AS o SET status = $1, sent_at = $2, claimed_until = NULL, last_error = NULL
+FROM unnest($3::bigint[], $4::timestamptz[]) AS m(id, until)
+WHERE o.id = m.id AND o.status = $5 AND o.claimed_until = m.until
+RETURNING o.id
+"""
+
+
+async def _mark_batch(marks: Sequence[tuple[ClaimedReply, datetime]]) -> set[int]:
+    """Mark the rows still claimed by their token sent; the ids that were."""
+    now = max(at for _, at in marks)
+    client = connections.get("default")
+    if client.capabilities.dialect == "postgres":
+        # One statement text whatever the batch's size: asyncpg prepares it once per connection.
+        async with client.acquire_connection() as conn:
+            rows = await conn.fetch(
+                _PG_MARK_SENT,
+                OutboxStatus.SENT.value,
+                now,
+                [c.id for c, _ in marks],
+                [c.until for c, _ in marks],
+                OutboxStatus.SENDING.value,
+            )
+        return {row["id"] for row in rows}
+    claimed = Q(*(Q(id=c.id, claimed_until=c.until) for c, _ in marks), join_type="OR")
+    updated = await OutboxMessage.filter(claimed, status=OutboxStatus.SENDING).update(
+        status=OutboxStatus.SENT, sent_at=now, claimed_until=None, last_error=None
+    )
+    ids = {claim.id for claim, _ in marks}
+    if updated == len(marks):
+        return ids
+    # Some claim had expired and another worker holds the row (rare): which were ours.
+    return set(
+        await OutboxMessage.filter(id__in=ids, status=OutboxStatus.SENT, sent_at=now).values_list(
+            "id", flat=True
+        )
+    )
+
+
+_SENT_MARKS = _SentMarks()
+
+
 async def mark_sent(claim: ClaimedReply, now: datetime) -> bool:
-    updated = await OutboxMessage.filter(
-        id=claim.id, status=OutboxStatus.SENDING, claimed_until=claim.until
-    ).update(status=OutboxStatus.SENT, sent_at=now, claimed_until=None, last_error=None)
-    return bool(updated)
+    """Mark one claimed row sent (batched with concurrent marks); False: not ours any more."""
+    return await _SENT_MARKS.mark(claim, now)
 
 
 async def mark_all_sent(claims: Sequence[ClaimedReply], now: datetime) -> None:

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         default="text", description="text: one readable line; json: one JSON object a line"
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    uvloop: bool = Field(
+        default=True,
+        description="run `complaintdesk run` on uvloop's event loop (false: asyncio's own)",
+    )
     metrics_port: int | None = Field(
         default=None, description="serve /metrics on this port only (default: the main port)"
     )

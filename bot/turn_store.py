@@ -1,0 +1,275 @@
+"""An ordinary dialog step in the fewest statements: one read, the engine, one atomic write.
+
+    read    one SELECT, no transaction, no lock: the person's dialog session (state, version),
+            their complainant row (id, language), and whether the update id was seen
+    engine  handlers.dialog runs with nothing held in the database
+    write   PostgreSQL: ONE statement (a CTE) — the state stored only if its version is still
+            the one read, the update id recorded, the replies inserted as outbox rows (claimed
+            for the immediate send unless the chat has older open rows); SQLite: the same four
+            writes in one short transaction (it has no writing CTEs), the write lock held only
+            for them, never while the engine runs
+
+One statement is one transaction on PostgreSQL, so a crash commits all of it or nothing: the
+state, the update id and the replies go together, as in the full turn (bot.conversation).
+Another worker that saved the session in between makes the version check fail: nothing is
+written and the caller runs the turn again (optimistic, where the full turn takes a row lock).
+A concurrent delivery of the same update that committed first makes the update id's unique key
+fail: IntegrityError, which the caller answers as a redelivery.
+
+Only what this module writes takes this path; a step that files, changes or looks up anything
+else (the engine's commands, the survey) runs as the full turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from tortoise import connections
+from tortoise.exceptions import IntegrityError
+from tortoise.fields.data import JSON_DUMPS, JSON_LOADS
+from tortoise.transactions import in_transaction
+
+from bot.replies import (
+    MAX_REPLIES,
+    ORDERED,
+    REPLY_CLAIM_SECONDS,
+    ClaimedReply,
+    Replies,
+    reply_key,
+    wall_clock,
+)
+from handlers.messages import Outgoing
+from models.entities import Channel, OutboxStatus
+from models.outbox import outgoing_to_json
+
+_PENDING, _SENDING = OutboxStatus.PENDING.value, OutboxStatus.SENDING.value
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the step reads. `session_id` None: the person has no session yet (a full turn)."""
+
+    seen: bool  # the update id is recorded: a redelivery
+    session_id: int | None
+    version: int
+    state: dict[str, Any]
+    person_id: int | None
+    person_language: str | None
+
+
+class Stale(Exception):
+    """The session's version is no longer the one read: nothing was written."""
+
+
+def _dialect() -> str:
+    return str(connections.get("default").capabilities.dialect)
+
+
+_PG_LOAD = """
+SELECT s.id AS session_id, s.version, s.state::text AS state,
+       c.id AS person_id, c.language AS person_language,
+       EXISTS (SELECT 1 FROM processed_update WHERE channel = $1 AND update_key = $3) AS seen
+FROM (SELECT 1) AS one
+LEFT JOIN dialog_session AS s ON s.channel = $1 AND s.external_id = $2
+LEFT JOIN complainant AS c ON c.channel = $1 AND c.external_id = $2
+"""
+
+_SQLITE_LOAD = """
+SELECT s.id AS session_id, s.version, s.state AS state,
+       c.id AS person_id, c.language AS person_language,
+       EXISTS (SELECT 1 FROM processed_update WHERE channel = ?1 AND update_key = ?3) AS seen
+FROM (SELECT 1) AS one
+LEFT JOIN dialog_session AS s ON s.channel = ?1 AND s.external_id = ?2
+LEFT JOIN complainant AS c ON c.channel = ?1 AND c.external_id = ?2
+"""
+
+
+async def load(channel: Channel, user_id: str, key: str) -> Snapshot:
+    client = connections.get("default")
+    if _dialect() == "postgres":
+        async with client.acquire_connection() as conn:
+            row: Any = await conn.fetchrow(_PG_LOAD, channel.value, user_id, key)
+    else:
+        rows = await client.execute_query_dict(_SQLITE_LOAD, [channel.value, user_id, key])
+        row = rows[0]
+    raw = row["state"]
+    state = JSON_LOADS(raw) if isinstance(raw, str | bytes) else (raw or {})
+    return Snapshot(
+        seen=bool(row["seen"]),
+        session_id=row["session_id"],
+        version=int(row["version"] or 0),
+        state=state if isinstance(state, dict) else {},
+        person_id=row["person_id"],
+        person_language=row["person_language"],
+    )
+
+
+_PG_SAVE = """
+WITH saved AS (
+    UPDATE dialog_session SET state = $1::jsonb, version = version + 1, updated_at = $2
+    WHERE id = $3 AND version = $4
+    RETURNING id
+), seen AS (
+    INSERT INTO processed_update (channel, update_key, created_at)
+    SELECT $5, $6, $7 FROM saved
+    RETURNING id
+), behind AS (
+    SELECT $8::boolean AND EXISTS (
+        SELECT 1 FROM outbox WHERE channel = $5 AND chat_id = $9 AND status IN ($10, $11)
+    ) AS yes
+), queued AS (
+    INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts,
+                        next_attempt_at, claimed_until, created_at)
+    SELECT r.key, $5, $9, r.payload::jsonb,
+           CASE WHEN behind.yes THEN $10 ELSE $11 END,
+           CASE WHEN behind.yes THEN 0 ELSE 1 END,
+           $2, CASE WHEN behind.yes THEN NULL ELSE $12::timestamptz END, $7
+    FROM seen, behind, unnest($13::text[], $14::text[]) WITH ORDINALITY AS r(key, payload, n)
+    ORDER BY r.n
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM saved) AS saved, (SELECT yes FROM behind) AS behind,
+       ARRAY(SELECT id FROM queued ORDER BY id) AS ids
+"""
+
+
+async def save(
+    *,
+    channel: Channel,
+    chat_id: str,
+    snapshot: Snapshot,
+    state: dict[str, Any],
+    key: str,
+    replies: Sequence[Outgoing],
+    now: datetime,
+) -> tuple[Replies, Snapshot]:
+    """Store the step: the new state, the update id, the replies as outbox rows, atomically;
+    the replies and the session as now stored. Raises Stale (nothing written) or
+    IntegrityError (the update id is taken)."""
+    if len(replies) > MAX_REPLIES:
+        raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
+    assert snapshot.session_id is not None
+    now = now.astimezone(UTC)
+    wall = wall_clock()
+    until = wall + timedelta(seconds=REPLY_CLAIM_SECONDS)
+    keys = [reply_key(channel, key, index) for index in range(len(replies))]
+    payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in replies]
+    ordered = channel in ORDERED
+    text = JSON_DUMPS(state)
+    if _dialect() == "postgres":
+        behind, ids = await _save_postgres(
+            channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered
+        )
+    else:
+        behind, ids = await _save_sqlite(
+            channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered
+        )
+    # As a later read would find it (JSON in, JSON out: lists, not tuples).
+    stored = replace(snapshot, seen=False, version=snapshot.version + 1, state=JSON_LOADS(text))
+    if not replies:
+        return Replies(in_outbox=True), stored
+    if behind:
+        return Replies(replies, queued=True, in_outbox=True), stored
+    claimed = [ClaimedReply(i, reply, until) for i, reply in zip(ids, replies, strict=True)]
+    return Replies(replies, claimed=claimed, in_outbox=True), stored
+
+
+async def _save_postgres(
+    channel: Channel,
+    chat_id: str,
+    snapshot: Snapshot,
+    state: str,
+    key: str,
+    keys: list[str],
+    payloads: list[str],
+    now: datetime,
+    wall: datetime,
+    until: datetime,
+    ordered: bool,
+) -> tuple[bool, list[int]]:
+    client = connections.get("default")
+    try:
+        async with client.acquire_connection() as conn:
+            row: Any = await conn.fetchrow(
+                _PG_SAVE,
+                state,
+                now,
+                snapshot.session_id,
+                snapshot.version,
+                channel.value,
+                key,
+                wall,
+                ordered,
+                chat_id,
+                _PENDING,
+                _SENDING,
+                until,
+                keys,
+                payloads,
+            )
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise IntegrityError(error) from error
+    if not row["saved"]:
+        raise Stale(f"dialog session {snapshot.session_id} changed under us")
+    return bool(row["behind"]), list(row["ids"])
+
+
+async def _save_sqlite(
+    channel: Channel,
+    chat_id: str,
+    snapshot: Snapshot,
+    state: str,
+    key: str,
+    keys: list[str],
+    payloads: list[str],
+    now: datetime,
+    wall: datetime,
+    until: datetime,
+    ordered: bool,
+) -> tuple[bool, list[int]]:
+    async with in_transaction() as conn:
+        # The first statement writes, so it queues on SQLite's write lock (busy timeout) instead
+        # of failing the way a read-then-write transaction does when another process committed.
+        changed, _ = await conn.execute_query(
+            "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
+            "WHERE id = ? AND version = ?",
+            [state, now, snapshot.session_id, snapshot.version],
+        )
+        if changed != 1:
+            raise Stale(f"dialog session {snapshot.session_id} changed under us")
+        await conn.execute_query(
+            "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)",
+            [channel.value, key, wall],
+        )
+        behind = False
+        if ordered and keys:
+            _, found = await conn.execute_query(
+                "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN (?, ?) "
+                "LIMIT 1",
+                [channel.value, chat_id, _PENDING, _SENDING],
+            )
+            behind = bool(found)
+        ids: list[int] = []
+        for reply_key_, payload in zip(keys, payloads, strict=True):
+            _, rows = await conn.execute_query(
+                "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, "
+                "attempts, next_attempt_at, claimed_until, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [
+                    reply_key_,
+                    channel.value,
+                    chat_id,
+                    payload,
+                    _PENDING if behind else _SENDING,
+                    0 if behind else 1,
+                    now,
+                    None if behind else until,
+                    wall,
+                ],
+            )
+            ids.append(int(rows[0]["id"]))
+    return behind, ids
