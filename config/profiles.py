@@ -308,6 +308,8 @@ class RevisitBy(_Model):
 
     severity: str | None = None  # the rating this applies to (None: any)
     who: Literal["order_taker", "station_chief"]
+
+
 class CallScript(_Model):
     """What the staff member who takes a return visit by phone says (R19's 用语规范), in the
     three languages. Placeholders: {staff_number} (the caller's 工号: their desk sign-in),
@@ -340,6 +342,7 @@ class Revisit(_Model):
             if rule.severity is not None and rule.severity == severity:
                 return rule.who
         return next((rule.who for rule in self.by if rule.severity is None), None)
+
     # The script shown to staff on a return-visit call-back task (None: the chat's own texts).
     call_script: CallScript | None = None
 

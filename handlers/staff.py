@@ -581,6 +581,8 @@ def recall_line(card: CaseCard, lang: str) -> str | None:
         return _(RECALL_TEXTS["missing"])
     key = "yes" if card.recall_decision else "no"
     return _(RECALL_TEXTS[key]).format(reason=card.recall_reason or "-")
+
+
 def _statement_line(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
     _ = translator(lang)
     due = format_datetime(card.statement_due, lang, tz) if card.statement_due else "-"
@@ -1242,6 +1244,8 @@ def _on_recall(turn: _Turn) -> None:
         return
     turn.state.scratch["payload"] = {"recall": picked == PICK + "yes"}
     _ask_recall_reason(turn)
+
+
 _ask_statement, _on_statement = _text_step(
     "statement",
     N_(

@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0013_stats_desk_export")]
+    dependencies = [("models", "0014_recall_decision")]
 
     initial = False
 

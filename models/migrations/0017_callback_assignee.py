@@ -4,7 +4,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0013_stats_desk_export')]
+    dependencies = [('models', '0016_outbox_in_response')]
 
     initial = False
 

@@ -4,7 +4,7 @@ from tortoise import fields
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0013_stats_desk_export")]
+    dependencies = [("models", "0015_respondent_statement")]
 
     initial = False
 
