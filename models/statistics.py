@@ -75,6 +75,8 @@ class Count:
 
 @dataclass(frozen=True)
 class IdCount:
+    """Complaints of one department (by id; none: not assigned yet)."""
+
     id: int | None  # a department or staff id; None: none (未分派)
     name: str | None
     count: int
@@ -93,6 +95,8 @@ class StageRate:
 
 @dataclass(frozen=True)
 class OverdueCase:
+    """An open case past a stage deadline now: the earliest such stage."""
+
     complaint_id: int
     number: str
     stage: str
@@ -105,6 +109,8 @@ class OverdueCase:
 
 @dataclass(frozen=True)
 class Satisfaction:
+    """Survey answers (0–10) of a department or handler (`key`, their id), or of all."""
+
     key: int | None  # a department or staff id (None: none), or None for the whole
     name: str | None
     answers: int
@@ -121,6 +127,8 @@ class MonthPoint:
 
 @dataclass(frozen=True)
 class RepeatComplainant:
+    """A person with two or more complaints in the period, masked, and those complaints."""
+
     label: str  # masked: the first character of a name, or "#<id>"
     count: int
     numbers: tuple[str, ...]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +312,20 @@ async def test_statistics_are_the_statistics_pages(db_url: str, tmp_path: Path) 
                 client, "GET", f"/statistics?{query}", org.auth("supervisor")
             )
             assert status == 400 and data["code"] in ("invalid_parameter", "unknown_parameter")
+        # Three weeks on, the cases not yet done are overdue, each at its earliest stage.
+        moved = MovableNow(now)
+        moved.advance(timedelta(days=20))
+    async with desk_client(db_url, tmp_path, moved) as client:
+        status, data, _ = await call(client, "GET", "/statistics", org.auth("supervisor"))
+        expected = await compute_statistics(
+            StatsQuery(start, end + timedelta(days=20), now=moved.at), staff=world.supervisor,
+            profile=world.profile, calendar=CALENDAR, tz=SHANGHAI,
+        )  # fmt: skip
+        assert [(o["number"], o["stage"]) for o in data["overdue"]] == [
+            (o.number, o.stage) for o in expected.overdue
+        ]
+        assert expected.overdue
+        assert datetime.fromisoformat(data["overdue"][0]["due"]) == expected.overdue[0].due
         # Handlers and intake clerks do not open the statistics page: nor this.
         for role in ("handler", "clerk"):
             status, data, _ = await call(client, "GET", "/statistics", org.auth(role))

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from handlers.desk_form import CHANNELS
 from handlers.staff import BUTTON_ACTIONS
+from models import statistics as st
 from models.api_tokens import Scope
 from models.caselist import ALL, DUE_FILTERS
-from models.statistics import MAX_PERIOD_DAYS
 from models.workflow import Action, Role
 
 MAX_LIMIT = 100
@@ -30,8 +30,6 @@ RoleName = Literal[tuple(str(r) for r in Role)]  # type: ignore[valid-type]
 ScopeName = Literal[tuple(str(s) for s in Scope)]  # type: ignore[valid-type]
 
 _strict = ConfigDict(extra="forbid")
-# Shapes whose fields are those of a models.statistics row: validated from the row itself.
-_rows = ConfigDict(from_attributes=True)
 
 
 class Problem(BaseModel):
@@ -274,7 +272,7 @@ class StatisticsQuery(BaseModel):
     last: date | None = Field(
         None,
         alias="to",
-        description=f"Last local day, inclusive (at most {MAX_PERIOD_DAYS} days after `from`); "
+        description=f"Last local day, inclusive (at most {st.MAX_PERIOD_DAYS} days after `from`); "
         "default: today",
     )
     department: int | None = Field(
@@ -288,67 +286,12 @@ class KeyCount(BaseModel):
     count: int
 
 
-class DepartmentCount(BaseModel):
-    model_config = _rows
-
-    id: int | None = Field(description="The lead department; null: not assigned yet")
-    name: str | None
-    count: int
-
-
 class StageRate(BaseModel):
     stage: str
     label: str
     settled: int = Field(description="Deadlines of this stage met or missed in the period")
     on_time: int
     rate: float | None = Field(description="on_time / settled; null when none settled")
-
-
-class OverdueCase(BaseModel):
-    model_config = _rows
-
-    complaint_id: int
-    number: str
-    stage: str
-    due: datetime
-    state: str
-    department_id: int | None
-    department: str | None
-    handler: str | None
-
-
-class Satisfaction(BaseModel):
-    id: int | None = Field(description="The department or handler; null: none, or the whole")
-    name: str | None
-    answers: int
-    average_result: float | None = Field(description="0–10")
-    average_attitude: float | None = Field(description="0–10")
-
-
-class MonthPoint(BaseModel):
-    model_config = _rows
-
-    month: str = Field(description="YYYY-MM")
-    filed: int
-    resolved: int
-
-
-class RepeatComplainant(BaseModel):
-    model_config = _rows
-
-    label: str = Field(description="Masked: the name's first character for supervisors")
-    count: int
-    numbers: list[str]
-
-
-class RespondentLine(BaseModel):
-    model_config = _rows
-
-    year: int
-    staff_id: int
-    staff_name: str
-    count: int = Field(description="Complaints about this staff member in the calendar year")
-    consequence: str | None = Field(description="The profile's consequence for that count")
 
 
 class Statistics(BaseModel):
@@ -367,21 +310,21 @@ class Statistics(BaseModel):
     by_state: list[KeyCount]
     by_category: list[KeyCount]
     by_channel: list[KeyCount]
-    by_department: list[DepartmentCount]
+    by_department: list[st.IdCount]
     stages: list[StageRate]
     on_time_rate: float | None = Field(description="All stages together")
-    overdue: list[OverdueCase]
+    overdue: list[st.OverdueCase]
     resolved: int
     average_working_days: float | None = Field(description="Of the cases resolved")
-    satisfaction: Satisfaction
+    satisfaction: st.Satisfaction
     no_response: int = Field(description="Surveys the complainant did not answer")
     result_bands: list[KeyCount]
     attitude_bands: list[KeyCount]
-    satisfaction_by_department: list[Satisfaction]
-    satisfaction_by_handler: list[Satisfaction]
-    trend: list[MonthPoint]
-    repeat_complainants: list[RepeatComplainant]
-    respondents: list[RespondentLine]
+    satisfaction_by_department: list[st.Satisfaction]
+    satisfaction_by_handler: list[st.Satisfaction]
+    trend: list[st.MonthPoint]
+    repeat_complainants: list[st.RepeatComplainant]
+    respondents: list[st.RespondentLine]
 
 
 class TokenOut(BaseModel):

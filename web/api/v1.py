@@ -515,19 +515,8 @@ def _key_counts(counts: list[st.Count], label: Callable[[str | None], str]) -> l
     return [s.KeyCount(key=c.key, label=label(c.key), count=c.count) for c in counts]
 
 
-def _satisfaction_out(found: st.Satisfaction) -> s.Satisfaction:
-    return s.Satisfaction(
-        id=found.key,
-        name=found.name,
-        answers=found.answers,
-        average_result=found.average_result,
-        average_attitude=found.average_attitude,
-    )
-
-
 def statistics_out(stats: st.Statistics, period: st.Period, words: Labels) -> s.Statistics:
-    """The figures with the keys' labels; rows whose fields are the module's are taken as
-    they are (from_attributes)."""
+    """The figures with the keys' labels; the rows that need none as the module has them."""
     open_states = {str(state) for state in OPEN_STATES}
     return s.Statistics(
         first=period.first,
@@ -538,7 +527,7 @@ def statistics_out(stats: st.Statistics, period: st.Period, words: Labels) -> s.
         by_state=_key_counts(stats.by_state, words.state),
         by_category=_key_counts(stats.by_category, words.category),
         by_channel=_key_counts(stats.by_channel, words.channel),
-        by_department=[s.DepartmentCount.model_validate(c) for c in stats.by_department],
+        by_department=stats.by_department,
         stages=[
             s.StageRate(
                 stage=r.stage,
@@ -550,20 +539,18 @@ def statistics_out(stats: st.Statistics, period: st.Period, words: Labels) -> s.
             for r in stats.stages
         ],
         on_time_rate=stats.on_time_rate,
-        overdue=[s.OverdueCase.model_validate(o) for o in stats.overdue],
+        overdue=stats.overdue,
         resolved=stats.resolved,
         average_working_days=stats.average_working_days,
-        satisfaction=_satisfaction_out(stats.satisfaction),
+        satisfaction=stats.satisfaction,
         no_response=stats.no_response,
         result_bands=_key_counts(stats.result_bands, words.band),
         attitude_bands=_key_counts(stats.attitude_bands, words.band),
-        satisfaction_by_department=[_satisfaction_out(x) for x in stats.satisfaction_by_department],
-        satisfaction_by_handler=[_satisfaction_out(x) for x in stats.satisfaction_by_handler],
-        trend=[s.MonthPoint.model_validate(m) for m in stats.trend],
-        repeat_complainants=[
-            s.RepeatComplainant.model_validate(r) for r in stats.repeat_complainants
-        ],
-        respondents=[s.RespondentLine.model_validate(r) for r in stats.respondents],
+        satisfaction_by_department=stats.satisfaction_by_department,
+        satisfaction_by_handler=stats.satisfaction_by_handler,
+        trend=stats.trend,
+        repeat_complainants=stats.repeat_complainants,
+        respondents=stats.respondents,
     )
 
 
