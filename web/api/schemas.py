@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from handlers.desk_form import CHANNELS
 from handlers.staff import BUTTON_ACTIONS
@@ -89,6 +89,9 @@ class Complaint(BaseModel):
     """One complaint as the token's staff member may see it: identity fields masked as on
     their desk ("***"), and the actions they may take now."""
 
+    # Read from the desk's case card (handlers.staff.CaseCard), whose fields these are.
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     number: str
     state: str
@@ -120,7 +123,10 @@ class Complaint(BaseModel):
     due_stage: str | None
     provisional: bool
     extension_request: dict[str, Any] | None
-    attachments: int
+    attachments: int = Field(
+        validation_alias=AliasChoices("attachments", "photos"),
+        description="Photos and files this staff member may see",
+    )
     actions: list[str] = Field(description="Actions this staff member may take now")
 
 

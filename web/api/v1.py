@@ -78,41 +78,7 @@ def _viewer(staff: Staff, lang: str) -> Staff:
 
 
 def complaint_out(card: CaseCard) -> s.Complaint:
-    return s.Complaint(
-        id=card.id,
-        number=card.number,
-        state=card.state,
-        version=card.version,
-        category=card.category,
-        category_label=card.category_label,
-        subcategory=card.subcategory,
-        subcategory_label=card.subcategory_label,
-        severity=card.severity,
-        severity_label=card.severity_label,
-        channel=card.channel,
-        written=card.written,
-        target=card.target,
-        facts=card.facts,
-        place=card.place,
-        incident_at=card.incident_at,
-        request_type=card.request_type,
-        request_text=card.request_text,
-        witnesses=card.witnesses,
-        complainant_name=card.complainant_name,
-        complainant_phone=card.complainant_phone,
-        anonymous=card.anonymous,
-        complainant_unreachable=card.complainant_unreachable,
-        lead_department_id=card.lead_department_id,
-        lead_department=card.lead_department,
-        co_departments=list(card.co_departments),
-        handler=card.handler,
-        due=card.due,
-        due_stage=card.due_stage,
-        provisional=card.provisional,
-        extension_request=dict(card.extension_request) if card.extension_request else None,
-        attachments=card.photos,
-        actions=list(card.actions),
-    )
+    return s.Complaint.model_validate(card)
 
 
 async def _case(call: Call) -> Complaint:
