@@ -27,15 +27,8 @@ DEFAULT_DEMO_DB = "complaintdesk-demo.sqlite3"
 DEFAULT_DEMO_PROFILE = "gov-window"
 
 
-def _display_host(host: str) -> str:
-    """A host to put in a URL the person can open (a wildcard address is not one)."""
-    if host in ("", "0.0.0.0", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
-
-
 def webchat_url(settings: Settings) -> str:
-    return f"http://{_display_host(settings.host)}:{settings.port}/webchat"
+    return f"{settings.listening_url}/webchat"
 
 
 def bind(settings: Settings) -> socket.socket | None:

@@ -20,6 +20,7 @@ from models.entities import Department
 from models.staffing import (
     STAFF_ROLES,
     DepartmentImportError,
+    Invite,
     create_invite,
     disable_staff,
     import_departments,
@@ -42,25 +43,37 @@ def _with_db(args: argparse.Namespace, work: Callable[[], Awaitable[int]]) -> in
     return asyncio.run(run())
 
 
+async def _invited(args: argparse.Namespace, staff_id: int | None = None) -> Invite | None:
+    """The invite the command asks for, its staff member said on stdout; None (the error said
+    on stderr) for an unknown department or staff member or a wrong role."""
+    try:
+        invite = await create_invite(
+            now=datetime.now(UTC),
+            name=args.name,
+            role=args.role,
+            department_code=args.department,
+            staff_id=staff_id,
+            language=args.language,
+        )
+    except (LookupError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    print(f"staff #{invite.staff.id} {invite.staff.name} ({invite.staff.role})")
+    return invite
+
+
+def _expiry(invite: Invite, settings: Settings) -> str:
+    return invite.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
 def _invite(args: argparse.Namespace) -> int:
     bot = args.bot or os.environ.get(BOT_USERNAME_ENV)
 
     async def work() -> int:
-        try:
-            invite = await create_invite(
-                now=datetime.now(UTC),
-                name=args.name,
-                role=args.role,
-                department_code=args.department,
-                staff_id=args.id,
-                language=args.language,
-            )
-        except (LookupError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        invite = await _invited(args, staff_id=args.id)
+        if invite is None:
             return 1
-        local = invite.expires_at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
-        print(f"staff #{invite.staff.id} {invite.staff.name} ({invite.staff.role})")
-        print(f"code: {invite.code}  (one use, expires {local})")
+        print(f"code: {invite.code}  (one use, expires {_expiry(invite, get_settings())})")
         if bot:
             print(f"telegram: {invite_link(bot, invite.code)}")
         else:
@@ -77,8 +90,7 @@ def desk_base_url(settings: Settings) -> str:
     """Where staff open the browser desk: the public URL, else the address `run` listens on."""
     if settings.public_url:
         return settings.public_url.rstrip("/")
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
+    return settings.listening_url
 
 
 def desk_invite_link(settings: Settings, code: str) -> str:
@@ -89,21 +101,11 @@ def _create(args: argparse.Namespace) -> int:
     """A new staff member with a one-time link to set their desk password (the first admin)."""
 
     async def work() -> int:
-        try:
-            invite = await create_invite(
-                now=datetime.now(UTC),
-                name=args.name,
-                role=args.role,
-                department_code=args.department,
-                language=args.language,
-            )
-        except (LookupError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        invite = await _invited(args)
+        if invite is None:
             return 1
         settings = get_settings()
-        local = invite.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
-        print(f"staff #{invite.staff.id} {invite.staff.name} ({invite.staff.role})")
-        print(f"desk sign-in link (one use, expires {local}):")
+        print(f"desk sign-in link (one use, expires {_expiry(invite, settings)}):")
         print(f"  {desk_invite_link(settings, invite.code)}")
         print(f"the same code links a chat too: {invite.code}")
         return 0

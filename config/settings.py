@@ -174,6 +174,17 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def listening_url(self) -> str:
+        """Where `run` listens, as a URL a person on this machine can open (a wildcard address
+        is not one; an IPv6 address goes in brackets)."""
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
     @classmethod
     def settings_customise_sources(
         cls,

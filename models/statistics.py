@@ -55,6 +55,8 @@ COMPLAINANT_STAGES = frozenset({"survey_reminder", "auto_close"})
 # A refused, withdrawn or not yet accepted complaint counts against nobody (scheduler.conduct).
 NOT_COUNTED_FOR_STAFF = frozenset({State.REFUSED, State.WITHDRAWN, State.SUBMITTED, State.DRAFT})
 TREND_MONTHS = 12
+# The longest period a viewer may ask for: three years of rows is what one page reads at once.
+MAX_PERIOD_DAYS = 3 * 366
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class Count:
 
 @dataclass(frozen=True)
 class IdCount:
+    """Complaints of one department (by id; none: not assigned yet)."""
+
     id: int | None  # a department or staff id; None: none (未分派)
     name: str | None
     count: int
@@ -91,6 +95,8 @@ class StageRate:
 
 @dataclass(frozen=True)
 class OverdueCase:
+    """An open case past a stage deadline now: the earliest such stage."""
+
     complaint_id: int
     number: str
     stage: str
@@ -103,6 +109,8 @@ class OverdueCase:
 
 @dataclass(frozen=True)
 class Satisfaction:
+    """Survey answers (0–10) of a department or handler (`key`, their id), or of all."""
+
     key: int | None  # a department or staff id (None: none), or None for the whole
     name: str | None
     answers: int
@@ -119,6 +127,8 @@ class MonthPoint:
 
 @dataclass(frozen=True)
 class RepeatComplainant:
+    """A person with two or more complaints in the period, masked, and those complaints."""
+
     label: str  # masked: the first character of a name, or "#<id>"
     count: int
     numbers: tuple[str, ...]
@@ -660,6 +670,41 @@ def _unique(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             seen.add(row["id"])
             found.append(row)
     return found
+
+
+# The days a period may touch: every instant, month and year the figures reach from them
+# (the trend's first month, the next year's first day) stays within what datetime holds.
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(9998, 12, 31)
+
+
+@dataclass(frozen=True)
+class Period:
+    """The local days [first, last] a viewer asked for, and what was wrong with the asking, by
+    parameter: "out_of_range" (the default day taken instead), "before_from" ("to" came before
+    "from": swapped), "too_long" (more than MAX_PERIOD_DAYS: shortened to end on "to")."""
+
+    first: date
+    last: date
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def asked_period(first: date | None, last: date | None, today: date) -> Period:
+    """The period of a statistics view (the desk page and the API): local days, inclusive;
+    by default this month so far."""
+    problems: dict[str, str] = {}
+    for name, day in (("from", first), ("to", last)):
+        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+            problems[name] = "out_of_range"
+    first = first if first is not None and "from" not in problems else today.replace(day=1)
+    last = last if last is not None and "to" not in problems else today
+    if last < first:
+        problems.setdefault("to", "before_from")
+        first, last = last, first
+    if (last - first).days > MAX_PERIOD_DAYS:
+        problems.setdefault("from", "too_long")
+        first = last - timedelta(days=MAX_PERIOD_DAYS)
+    return Period(first, last, problems)
 
 
 def local_period(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:

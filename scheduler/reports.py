@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -39,7 +39,13 @@ from handlers.messages import FileRef, Outgoing
 from handlers.staff import channel_label, stage_label, state_label
 from models.entities import Channel, Department, Event, OutboxMessage, Staff
 from models.outbox import enqueue
-from models.statistics import OverdueCase, Statistics, StatsQuery, compute_statistics
+from models.statistics import (
+    OverdueCase,
+    Satisfaction,
+    Statistics,
+    StatsQuery,
+    compute_statistics,
+)
 from models.workflow import Role
 from scheduler.alarms import alarm_context
 from scheduler.calendar import WorkingCalendar
@@ -673,24 +679,17 @@ def write_workbook(data: ReportData, profile: Profile, lang: str, tz: ZoneInfo) 
         _l("avg_result", lang),
         _l("avg_attitude", lang),
     ]
-    _sheet(
-        book,
-        _l("by_department_s", lang),
-        [_l("department_col", lang), *satisfaction_header],
-        [
-            [words.department(s.name), s.answers, s.average_result, s.average_attitude]
-            for s in stats.satisfaction_by_department
-        ],
-    )
-    _sheet(
-        book,
-        _l("by_handler_s", lang),
-        [_l("handler_col", lang), *satisfaction_header],
-        [
-            [words.person(s.name), s.answers, s.average_result, s.average_attitude]
-            for s in stats.satisfaction_by_handler
-        ],
-    )
+    satisfaction_sheets: list[tuple[str, str, Callable[[str | None], str], list[Satisfaction]]] = [
+        ("by_department_s", "department_col", words.department, stats.satisfaction_by_department),
+        ("by_handler_s", "handler_col", words.person, stats.satisfaction_by_handler),
+    ]
+    for sheet_key, column, name_of, groups in satisfaction_sheets:
+        _sheet(
+            book,
+            _l(sheet_key, lang),
+            [_l(column, lang), *satisfaction_header],
+            [[name_of(s.name), s.answers, s.average_result, s.average_attitude] for s in groups],
+        )
     _sheet(
         book,
         _l("bands", lang),

@@ -5,6 +5,8 @@ idempotency keys; the generated OpenAPI document."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.attachments import store_attachment
 from handlers.messages import FileRef
+from handlers.staff import state_label
 from models.actions import Actor, act
 from models.api_tokens import (
     ApiIdempotency,
@@ -23,9 +26,18 @@ from models.api_tokens import (
     revoke_token,
 )
 from models.entities import Attachment, Channel, Complaint, Event, Staff
+from models.statistics import StatsQuery, compute_statistics, local_period
 from models.workflow import Action, Role, State
 from tests.desk_support import MovableNow, desk_client
-from tests.staff_world import T0, World, clock, file_complaint, make_world
+from tests.staff_world import (
+    CALENDAR,
+    SHANGHAI,
+    T0,
+    World,
+    clock,
+    file_complaint,
+    make_world,
+)
 
 ROLES = ("admin", "supervisor", "clerk", "head", "handler")
 ALL = ("read", "act", "file")
@@ -152,7 +164,8 @@ EXPECTED: dict[str, dict[str, int]] = {
     "form": dict.fromkeys(ROLES, 200),
     "departments": dict.fromkeys(ROLES, 200),
     "staff": dict.fromkeys(ROLES, 200),
-    "statistics": dict.fromkeys(ROLES, 200),
+    # The desk's statistics page's rule (models.staffing.may_read_statistics).
+    "statistics": {"admin": 200, "supervisor": 200, "clerk": 403, "head": 200, "handler": 403},
     "tokens": dict.fromkeys(ROLES, 200),
     "create": dict.fromkeys(ROLES, 201),
     "accept": {"admin": 200, "supervisor": 200, "clerk": 200, "head": 404, "handler": 404},
@@ -166,6 +179,25 @@ LISTED = {
     "head": {"assigned"},
     "handler": {"assigned"},
 }
+
+
+def test_the_matrix_calls_every_endpoint() -> None:
+    """`endpoints` (which both role tests walk) names every route of the table."""
+    from web.api.v1 import ROUTES
+
+    class Ids:
+        id = 7
+
+    org = Org.__new__(Org)
+    org.fresh = org.assigned = org.attachment = Ids()  # type: ignore[assignment]
+    called = {(method, path.partition("?")[0]) for _n, method, path, _b in endpoints(org)}
+    for route in ROUTES:
+        concrete = re.sub(r"\{[a-z_]+\}", "7", route.path)
+        assert (route.method, concrete) in called, route.operation_id
+
+
+def counts(rows: list[dict[str, Any]]) -> dict[str | None, int]:
+    return {r["key"]: r["count"] for r in rows}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -206,7 +238,98 @@ async def test_every_endpoint_for_every_role(db_url: str, tmp_path: Path, role: 
                 assert data["complaint"]["state"] == "in_progress"
         if role in ("admin", "supervisor"):
             stats = (await call(client, "GET", "/statistics", org.auth(role)))[1]
-            assert stats["total"] == 3 and stats["by_state"]["assigned"] == 1
+            assert stats["total"] == 3 and counts(stats["by_state"])["assigned"] == 1
+
+
+async def test_statistics_are_the_statistics_pages(db_url: str, tmp_path: Path) -> None:
+    """models.statistics as /desk/stats computes it: the same default period (this month so
+    far), the same department filter, the same scope (a head counts their department's)."""
+    org = await make_org(tmp_path)
+    world = org.world
+    taxed = await file_complaint(world)
+    actor = Actor(Role.SUPERVISOR, world.supervisor)
+    await act(taxed.id, Action.ACCEPT, actor, profile=world.profile, clock=clock(1))
+    await act(
+        taxed.id, Action.ASSIGN, actor, profile=world.profile, clock=clock(2),
+        payload={"department_id": world.tax.id},
+    )  # fmt: skip
+    now = clock(3).now
+    start, end = local_period(date(2026, 11, 1), date(2026, 11, 2), SHANGHAI)
+    async with desk_client(db_url, tmp_path, MovableNow(now)) as client:
+        for role, total in (("admin", 3), ("supervisor", 3), ("head", 1)):
+            status, data, _ = await call(client, "GET", "/statistics", org.auth(role))
+            assert status == 200, data
+            expected = await compute_statistics(
+                StatsQuery(start, end, now=now), staff=org.staff(role), profile=world.profile,
+                calendar=CALENDAR, tz=SHANGHAI, lang="en",
+            )  # fmt: skip
+            assert (data["from"], data["to"], data["department"]) == (
+                "2026-11-01",
+                "2026-11-02",
+                None,
+            )
+            assert data["total"] == expected.total == total
+            assert counts(data["by_state"]) == {c.key: c.count for c in expected.by_state}
+            assert counts(data["by_category"]) == {"service_conduct": total}
+            assert [(d["id"], d["count"]) for d in data["by_department"]] == [
+                (c.id, c.count) for c in expected.by_department
+            ]
+            assert [(m["month"], m["filed"]) for m in data["trend"]][-1] == ("2026-11", total)
+            assert len(data["trend"]) == 12
+        head = (await call(client, "GET", "/statistics", org.auth("head")))[1]
+        assert [(d["id"], d["name"]) for d in head["by_department"]] == [
+            (world.registry.id, world.registry.name)
+        ]
+        assert head["open"] == 1 and head["by_state"][0]["label"] == "Assigned"
+        # The department filter: leading or co-handling; within the head's scope only.
+        path = f"/statistics?department={world.tax.id}"
+        supervisor = (await call(client, "GET", path, org.auth("supervisor")))[1]
+        assert supervisor["total"] == 1 and supervisor["department"] == world.tax.id
+        assert (await call(client, "GET", path, org.auth("head")))[1]["total"] == 0
+        # The period: October holds none of them; its trend ends with October.
+        path = "/statistics?from=2026-10-01&to=2026-10-31"
+        october = (await call(client, "GET", path, org.auth("supervisor")))[1]
+        assert october["total"] == 0 and october["trend"][-1]["month"] == "2026-10"
+        # Labels in the language asked for; the keys stay the module's.
+        chinese = await client.get(
+            API + "/statistics", headers={**org.auth("supervisor"), "Accept-Language": "zh-CN"}
+        )
+        labels = {c["key"]: c["label"] for c in (await chinese.json())["by_state"]}
+        assert labels["submitted"] == state_label("submitted", "zh_CN") != "submitted"
+        # A wrong period is a problem, by parameter (the desk page names the same ones).
+        for query, errors in (
+            ("from=2026-11-02&to=2026-11-01", {"to": "before_from"}),
+            ("from=2020-01-01&to=2026-11-02", {"from": "too_long"}),
+            ("from=0001-01-01", {"from": "out_of_range"}),
+            ("to=9999-12-31", {"to": "out_of_range"}),
+        ):
+            status, data, _ = await call(
+                client, "GET", f"/statistics?{query}", org.auth("supervisor")
+            )
+            assert status == 400 and data["errors"] == errors, (query, data)
+        for query in ("from=yesterday", "department=0", "colour=red", "submitted_from=2026-11-01"):
+            status, data, _ = await call(
+                client, "GET", f"/statistics?{query}", org.auth("supervisor")
+            )
+            assert status == 400 and data["code"] in ("invalid_parameter", "unknown_parameter")
+        # Three weeks on, the cases not yet done are overdue, each at its earliest stage.
+        moved = MovableNow(now)
+        moved.advance(timedelta(days=20))
+    async with desk_client(db_url, tmp_path, moved) as client:
+        status, data, _ = await call(client, "GET", "/statistics", org.auth("supervisor"))
+        expected = await compute_statistics(
+            StatsQuery(start, end + timedelta(days=20), now=moved.at), staff=world.supervisor,
+            profile=world.profile, calendar=CALENDAR, tz=SHANGHAI,
+        )  # fmt: skip
+        assert [(o["number"], o["stage"]) for o in data["overdue"]] == [
+            (o.number, o.stage) for o in expected.overdue
+        ]
+        assert expected.overdue
+        assert datetime.fromisoformat(data["overdue"][0]["due"]) == expected.overdue[0].due
+        # Handlers and intake clerks do not open the statistics page: nor this.
+        for role in ("handler", "clerk"):
+            status, data, _ = await call(client, "GET", "/statistics", org.auth(role))
+            assert status == 403 and data["code"] == "role_not_permitted"
 
 
 async def test_refused_actions_leave_the_case_alone_and_say_why(

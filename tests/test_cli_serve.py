@@ -178,12 +178,19 @@ def test_help_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_printed_url_uses_the_listening_address(monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.cli_serve import webchat_url
+    from bot.cli_staff import desk_base_url
     from config.settings import Settings
 
     monkeypatch.setenv("COMPLAINTDESK_PORT", "8181")
     assert webchat_url(Settings()) == "http://127.0.0.1:8181/webchat"
     assert webchat_url(Settings(host="0.0.0.0")) == "http://127.0.0.1:8181/webchat"
     assert webchat_url(Settings(host="192.168.1.5")) == "http://192.168.1.5:8181/webchat"
+    assert webchat_url(Settings(host="::1")) == "http://[::1]:8181/webchat"
+    # The desk's invite links: the public URL when there is one, else the same address.
+    assert desk_base_url(Settings(host="::")) == "http://127.0.0.1:8181"
+    assert desk_base_url(Settings(public_url="https://desk.example.org/")) == (
+        "https://desk.example.org"
+    )
 
 
 def test_run_serves_from_the_settings(tmp_path: Path) -> None:

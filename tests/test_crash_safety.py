@@ -58,6 +58,22 @@ async def reply_rows() -> list[OutboxMessage]:
     return await OutboxMessage.filter(idempotency_key__startswith="reply:").order_by("id")
 
 
+async def crash_after_commit(
+    tg: FakeTelegram, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Desk, dict[str, Any]]:
+    """A worker takes /start, commits its turn and "dies" before sending: nothing told. The
+    stopped desk (its settings) and the update, for Telegram to deliver again."""
+    desk = Desk(tg, db_url, tmp_path / "data", webhook=True)
+    await desk.start()
+    start = Citizen(tg, desk)._message(text="/start")
+    with monkeypatch.context() as crash:
+        crash.setattr(bot.telegram, "deliver", crashed_deliver)
+        assert await tg.deliver_webhook(None, start) == 500  # Telegram will deliver it again
+    await desk.stop()
+    assert tg.texts_to(CITIZEN) == []
+    return desk, start
+
+
 async def test_a_reply_lost_between_commit_and_send_arrives_once_on_redelivery(
     tg: FakeTelegram,
     db_url: str,
@@ -65,15 +81,7 @@ async def test_a_reply_lost_between_commit_and_send_arrives_once_on_redelivery(
     monkeypatch: pytest.MonkeyPatch,
     expired_claims: None,
 ) -> None:
-    desk = Desk(tg, db_url, tmp_path / "data", webhook=True)
-    await desk.start()
-    person = Citizen(tg, desk)
-    start = person._message(text="/start")
-    with monkeypatch.context() as crash:
-        crash.setattr(bot.telegram, "deliver", crashed_deliver)
-        assert await tg.deliver_webhook(None, start) == 500  # Telegram will deliver it again
-    await desk.stop()
-    assert tg.texts_to(CITIZEN) == []
+    _stopped, start = await crash_after_commit(tg, db_url, tmp_path, monkeypatch)
     rows = await reply_rows()
     assert rows and all(row.status == OutboxStatus.SENDING for row in rows)
 
@@ -125,16 +133,9 @@ async def test_a_restart_sends_what_was_committed(
     expired_claims: None,
 ) -> None:
     """No redelivery at all: the restarted worker's outbox dispatcher sends the replies."""
-    desk = Desk(tg, db_url, tmp_path / "data", webhook=True)
-    await desk.start()
-    person = Citizen(tg, desk)
-    start = person._message(text="/start")
-    with monkeypatch.context() as crash:
-        crash.setattr(bot.telegram, "deliver", crashed_deliver)
-        assert await tg.deliver_webhook(None, start) == 500
-    await desk.stop()
+    desk, _start = await crash_after_commit(tg, db_url, tmp_path, monkeypatch)
     expected = [row.payload["text"] for row in await reply_rows()]
-    assert expected and tg.texts_to(CITIZEN) == []
+    assert expected
 
     app = web.Application()
     settings: Settings = desk.settings

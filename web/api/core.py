@@ -194,8 +194,9 @@ async def authenticated(request: web.Request, scope: Scope, secret: str | None) 
 
 def _query_values(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:
     values: dict[str, Any] = {}
+    names = {f.alias or name for name, f in model.model_fields.items()}  # as the document has them
     for key in request.query:
-        if key not in model.model_fields:
+        if key not in names:
             raise ApiProblem(400, "unknown_parameter", f"Unknown query parameter {key!r}.")
         found = request.query.getall(key)
         if len(found) > 1:

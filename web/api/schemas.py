@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from handlers.desk_form import CHANNELS
 from handlers.staff import BUTTON_ACTIONS
+from models import statistics as st
 from models.api_tokens import Scope
 from models.caselist import ALL, DUE_FILTERS
 from models.workflow import Action, Role
@@ -98,6 +99,9 @@ class Complaint(BaseModel):
     """One complaint as the token's staff member may see it: identity fields masked as on
     their desk ("***"), and the actions they may take now."""
 
+    # Read from the desk's case card (handlers.staff.CaseCard), whose fields these are.
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     number: str
     state: str
@@ -129,7 +133,10 @@ class Complaint(BaseModel):
     due_stage: str | None
     provisional: bool
     extension_request: dict[str, Any] | None
-    attachments: int
+    attachments: int = Field(
+        validation_alias=AliasChoices("attachments", "photos"),
+        description="Photos and files this staff member may see",
+    )
     recall_decision: bool | None = Field(
         None,
         description="Whether staff decided to start the product recall (R26); null: not recorded",
@@ -288,18 +295,69 @@ class Me(BaseModel):
 
 
 class StatisticsQuery(BaseModel):
+    """The desk's statistics filters (/desk/stats): a period of local days and a department."""
+
     model_config = _strict
 
-    submitted_from: date | None = None
-    submitted_to: date | None = None
+    first: date | None = Field(
+        None, alias="from", description="First local day, inclusive; default: this month's first"
+    )
+    last: date | None = Field(
+        None,
+        alias="to",
+        description=f"Last local day, inclusive (at most {st.MAX_PERIOD_DAYS} days after `from`); "
+        "default: today",
+    )
+    department: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Only cases it leads or co-handles"
+    )
+
+
+class KeyCount(BaseModel):
+    key: str | None = Field(description="A state, category id, channel or band; null: none")
+    label: str = Field(description="The key in the Accept-Language language")
+    count: int
+
+
+class StageRate(BaseModel):
+    stage: str
+    label: str
+    settled: int = Field(description="Deadlines of this stage met or missed in the period")
+    on_time: int
+    rate: float | None = Field(description="on_time / settled; null when none settled")
 
 
 class Statistics(BaseModel):
+    """The period's figures as on the desk's statistics page (models.statistics), counted over
+    the token's staff member's cases. Complaints filed in the period: total and the `by_`
+    counts; deadlines met or missed, resolutions and survey answers in the period; the overdue
+    list now; the twelve months ending with the period's last."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    first: date = Field(alias="from")
+    last: date = Field(alias="to")
+    department: int | None
     total: int
-    open: int
-    by_state: dict[str, int]
-    by_category: dict[str, int]
-    by_department: dict[str, int] = Field(description="By lead department id; 'none': none yet")
+    open: int = Field(description="Of `total`, those still open")
+    by_state: list[KeyCount]
+    by_category: list[KeyCount]
+    by_channel: list[KeyCount]
+    by_department: list[st.IdCount]
+    stages: list[StageRate]
+    on_time_rate: float | None = Field(description="All stages together")
+    overdue: list[st.OverdueCase]
+    resolved: int
+    average_working_days: float | None = Field(description="Of the cases resolved")
+    satisfaction: st.Satisfaction
+    no_response: int = Field(description="Surveys the complainant did not answer")
+    result_bands: list[KeyCount]
+    attitude_bands: list[KeyCount]
+    satisfaction_by_department: list[st.Satisfaction]
+    satisfaction_by_handler: list[st.Satisfaction]
+    trend: list[st.MonthPoint]
+    repeat_complainants: list[st.RepeatComplainant]
+    respondents: list[st.RespondentLine]
 
 
 class TokenOut(BaseModel):

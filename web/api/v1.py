@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import copy
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -35,8 +36,8 @@ from handlers.staff import (
     render_refused,
 )
 from handlers.turn import DialogContext
+from models import statistics as st
 from models.actions import ActionRefused, Actor, ComplaintNotFound, submit_complaint
-from models.api_counts import complaint_counts
 from models.api_tokens import Scope, may_manage_tokens_of, tokens_of
 from models.callbacks import may_record
 from models.caselist import ALL, OPEN, CaseFilter, Cursor, list_cases
@@ -49,8 +50,9 @@ from models.notifications import (
     visible_attachments,
 )
 from models.paper import case_for
-from models.staffing import may_manage_staff
-from models.workflow import Action, Role
+from models.staffing import may_manage_staff, may_read_statistics
+from models.workflow import OPEN_STATES, Action, Role
+from scheduler.reports import Labels
 from scheduler.survey import issue_written_reply
 from web.api import schemas as s
 from web.api.core import PREFIX, Answer, ApiProblem, Call, Route
@@ -76,42 +78,8 @@ def _viewer(staff: Staff, lang: str) -> Staff:
 
 
 def complaint_out(card: CaseCard) -> s.Complaint:
-    return s.Complaint(
-        id=card.id,
-        number=card.number,
-        state=card.state,
-        version=card.version,
-        category=card.category,
-        category_label=card.category_label,
-        subcategory=card.subcategory,
-        subcategory_label=card.subcategory_label,
-        severity=card.severity,
-        severity_label=card.severity_label,
-        channel=card.channel,
-        written=card.written,
-        target=card.target,
-        facts=card.facts,
-        place=card.place,
-        incident_at=card.incident_at,
-        request_type=card.request_type,
-        request_text=card.request_text,
-        witnesses=card.witnesses,
-        complainant_name=card.complainant_name,
-        complainant_phone=card.complainant_phone,
-        anonymous=card.anonymous,
-        complainant_unreachable=card.complainant_unreachable,
-        lead_department_id=card.lead_department_id,
-        lead_department=card.lead_department,
-        co_departments=list(card.co_departments),
-        handler=card.handler,
-        due=card.due,
-        due_stage=card.due_stage,
-        provisional=card.provisional,
-        extension_request=dict(card.extension_request) if card.extension_request else None,
-        attachments=card.photos,
-        recall_decision=card.recall_decision,
-        recall_reason=card.recall_reason,
-        statement=s.Statement(
+    statement = (
+        s.Statement(
             status=card.statement_status,  # type: ignore[arg-type]
             respondent=card.statement_respondent,
             due=card.statement_due,
@@ -119,9 +87,9 @@ def complaint_out(card: CaseCard) -> s.Complaint:
             on_behalf=card.statement_on_behalf,
         )
         if card.statement_status
-        else None,
-        actions=list(card.actions),
+        else None
     )
+    return s.Complaint.model_validate(card).model_copy(update={"statement": statement})
 
 
 async def _case(call: Call) -> Complaint:
@@ -522,24 +490,73 @@ async def me(call: Call) -> Answer:
     )
 
 
+def _key_counts(counts: list[st.Count], label: Callable[[str | None], str]) -> list[s.KeyCount]:
+    return [s.KeyCount(key=c.key, label=label(c.key), count=c.count) for c in counts]
+
+
+def statistics_out(stats: st.Statistics, period: st.Period, words: Labels) -> s.Statistics:
+    """The figures with the keys' labels; the rows that need none as the module has them."""
+    open_states = {str(state) for state in OPEN_STATES}
+    return s.Statistics(
+        first=period.first,
+        last=period.last,
+        department=stats.query.department_id,
+        total=stats.total,
+        open=sum(c.count for c in stats.by_state if c.key in open_states),
+        by_state=_key_counts(stats.by_state, words.state),
+        by_category=_key_counts(stats.by_category, words.category),
+        by_channel=_key_counts(stats.by_channel, words.channel),
+        by_department=stats.by_department,
+        stages=[
+            s.StageRate(
+                stage=r.stage,
+                label=words.stage(r.stage),
+                settled=r.settled,
+                on_time=r.on_time,
+                rate=r.rate,
+            )
+            for r in stats.stages
+        ],
+        on_time_rate=stats.on_time_rate,
+        overdue=stats.overdue,
+        resolved=stats.resolved,
+        average_working_days=stats.average_working_days,
+        satisfaction=stats.satisfaction,
+        no_response=stats.no_response,
+        result_bands=_key_counts(stats.result_bands, words.band),
+        attitude_bands=_key_counts(stats.attitude_bands, words.band),
+        satisfaction_by_department=stats.satisfaction_by_department,
+        satisfaction_by_handler=stats.satisfaction_by_handler,
+        trend=stats.trend,
+        repeat_complainants=stats.repeat_complainants,
+        respondents=stats.respondents,
+    )
+
+
 async def statistics(call: Call) -> Answer:
+    """The desk's statistics page's figures (models.statistics, the one computation), for those
+    who may open that page (models.staffing.may_read_statistics), over their case scope."""
     q: s.StatisticsQuery = call.query
-    counts = await complaint_counts(
-        call.auth.staff,
-        tz=call.desk.settings.tz,
-        submitted_from=q.submitted_from,
-        submitted_to=q.submitted_to,
+    staff = call.auth.staff
+    if not may_read_statistics(staff):
+        raise ApiProblem(
+            403, "role_not_permitted", "This staff member may not read the statistics."
+        )
+    clock = call.desk.clock()
+    period = st.asked_period(q.first, q.last, clock.now.astimezone(clock.tz).date())
+    if period.problems:
+        raise ApiProblem(400, "invalid_parameter", "The period is wrong.", errors=period.problems)
+    start, end = st.local_period(period.first, period.last, clock.tz)
+    lang = _lang(call)
+    stats = await st.compute_statistics(
+        st.StatsQuery(start, end, now=clock.now, department_id=q.department),
+        staff=staff,
+        profile=call.desk.profile,
+        calendar=clock.calendar,
+        tz=clock.tz,
+        lang=lang,
     )
-    return Answer(
-        200,
-        s.Statistics(
-            total=counts.total,
-            open=counts.open,
-            by_state=counts.by_state,
-            by_category=counts.by_category,
-            by_department=counts.by_department,
-        ),
-    )
+    return Answer(200, statistics_out(stats, period, Labels(call.desk.profile, lang)))
 
 
 async def list_tokens(call: Call) -> Answer:
@@ -598,7 +615,7 @@ ROUTES: list[Route] = [
     Route("GET", "/me", me, "getMe", "The token's staff member and scopes", Scope.READ,
           {200: s.Me}, errors=(), tag="organisation"),
     Route("GET", "/statistics", statistics, "getStatistics",
-          "Counts of this staff member's complaints by state, category and department",
+          "The statistics page's figures for a period, over this staff member's cases",
           Scope.READ, {200: s.Statistics}, query=s.StatisticsQuery, errors=(400,),
           tag="statistics"),
     Route("GET", "/tokens", list_tokens, "listTokens",

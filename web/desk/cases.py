@@ -68,7 +68,8 @@ def _int(value: str | None, name: str, problems: list[str]) -> int | None:
         return None
 
 
-def _day(value: str | None, name: str, problems: list[str]) -> date | None:
+def query_day(value: str | None, name: str, problems: list[str]) -> date | None:
+    """A day from a query parameter (YYYY-MM-DD); a wrong one is named in `problems`."""
     if not value:
         return None
     try:
@@ -113,8 +114,8 @@ def parse_filter(query: MultiMapping[str], desk: Desk) -> ParsedFilter:
         due=due,
         provisional=query.get("provisional") == "1",
         unreachable=query.get("unreachable") == "1",
-        submitted_from=_day(query.get("from"), "from", problems),
-        submitted_to=_day(query.get("to"), "to", problems),
+        submitted_from=query_day(query.get("from"), "from", problems),
+        submitted_to=query_day(query.get("to"), "to", problems),
         text=text,
     )
     values = {

@@ -21,8 +21,15 @@ from models.entities import Department
 from models.exports import start_export
 from models.notifications import case_scope
 from models.staffing import may_read_statistics
-from models.statistics import Statistics, StatsQuery, compute_statistics, local_period
+from models.statistics import (
+    Statistics,
+    StatsQuery,
+    asked_period,
+    compute_statistics,
+    local_period,
+)
 from scheduler.reports import XLSX_MIME, Labels, gather_report, report_period, write_workbook
+from web.desk.cases import query_day
 from web.desk.charts import bar_chart, line_chart
 from web.desk.core import PREFIX, Desk, Me, desk_of, render, signed_in
 
@@ -31,7 +38,6 @@ BANDS = {
     "neutral": N_("neutral"),
     "unsatisfied": N_("unsatisfied"),
 }
-MAX_DAYS = 3 * 366
 
 
 @dataclass(frozen=True)
@@ -48,27 +54,15 @@ class StatsFilter:
         return urlencode(pairs + list(extra.items()))
 
 
-def _day(value: str | None, name: str, problems: list[str]) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        problems.append(name)
-        return None
-
-
 def parse_stats_filter(query: MultiMapping[str], today: date) -> StatsFilter:
     """Period (local days, inclusive; default: this month so far) and department."""
     problems: list[str] = []
-    first = _day(query.get("from"), "from", problems) or today.replace(day=1)
-    last = _day(query.get("to"), "to", problems) or today
-    if last < first:
-        problems.append("to")
-        first, last = last, first
-    if (last - first).days > MAX_DAYS:
-        problems.append("from")
-        first = last - timedelta(days=MAX_DAYS)
+    period = asked_period(
+        query_day(query.get("from"), "from", problems),
+        query_day(query.get("to"), "to", problems),
+        today,
+    )
+    problems += [name for name in period.problems if name not in problems]
     department = query.get("department") or None
     department_id = None
     if department:
@@ -76,7 +70,7 @@ def parse_stats_filter(query: MultiMapping[str], today: date) -> StatsFilter:
             department_id = int(department)
         else:
             problems.append("department")
-    return StatsFilter(first, last, department_id, problems)
+    return StatsFilter(period.first, period.last, department_id, problems)
 
 
 def _presets(today: date) -> list[tuple[str, date, date]]:
