@@ -70,6 +70,14 @@ withdraw          | submitted>withdrawn accepted>withdrawn assigned>withdrawn
 archive           | closed>archived refused>archived withdrawn>archived    | A S
 issue_written_reply | resolved= replied= revisit= supervisor_revisit=       | I H! D V A
 settle_as_decided | submitted>resolved accepted>resolved                   | I D V A
+link_repeat       | submitted= accepted= assigned= in_progress= waiting_for_complainant=
+                    resolved= replied= revisit= supervisor_revisit= reopened= closed=
+                                                                           | I H+ D V A S
+unlink_repeat     | submitted= accepted= assigned= in_progress= waiting_for_complainant=
+                    resolved= replied= revisit= supervisor_revisit= reopened= closed=
+                                                                           | I H+ D V A
+decide_with_group | submitted>resolved accepted>resolved assigned>resolved
+                    in_progress>resolved reopened>resolved                 | V A
 """
 ROLE_LETTERS = {
     "C": Role.COMPLAINANT,
@@ -216,8 +224,14 @@ def test_allowed_actions_follow_facts() -> None:
         Action.ADD_NOTE,
         Action.RESOLVE,
         Action.HAND_BACK,
+        Action.LINK_REPEAT,
+        Action.UNLINK_REPEAT,
     ]
-    assert allowed_actions(in_progress, Role.HANDLER, CO_HANDLER) == [Action.ADD_NOTE]
+    assert allowed_actions(in_progress, Role.HANDLER, CO_HANDLER) == [
+        Action.ADD_NOTE,
+        Action.LINK_REPEAT,
+        Action.UNLINK_REPEAT,
+    ]
     assert allowed_actions(in_progress, Role.HANDLER) == []
     pending = CaseFacts(extension_pending=True)
     assert Action.APPROVE_EXTENSION in allowed_actions(in_progress, Role.SUPERVISOR, pending)
