@@ -456,6 +456,11 @@ async def _supervisors(conn: BaseDBAsyncClient) -> list[Staff]:
     return []
 
 
+async def supervisors(conn: BaseDBAsyncClient) -> list[Staff]:
+    """The active supervisors (the admins where there is none): who reviews a mass matter."""
+    return await _supervisors(conn)
+
+
 async def _handlers(complaint: Complaint, conn: BaseDBAsyncClient) -> list[Staff]:
     people: list[Staff] = []
     handler_id = complaint.handler_id  # type: ignore[attr-defined]
