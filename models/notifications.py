@@ -61,6 +61,7 @@ from models.entities import (
     Staff,
     TargetKind,
 )
+from models.matters import group_of, repeat_of
 from models.outbox import enqueue, undeliverable_complaints
 from models.workflow import (
     OPEN_STATES,
@@ -266,6 +267,8 @@ async def build_card(
         else []
     )
     facts = facts_for(complaint, staff, profile, co_ids)
+    repeated = await repeat_of(complaint.id, conn)
+    group = await group_of(complaint.id, conn)
     actions = (
         button_actions(allowed_actions(state, Role(staff.role), facts)) if staff.active else ()
     )
@@ -307,6 +310,10 @@ async def build_card(
         if details
         else None,
         screening=(complaint.intake_extra or {}).get("screening"),
+        repeat_of=repeated.number if repeated else None,
+        group_id=group.id if group else None,
+        group_status=group.status if group else None,
+        group_size=len(group.members) if group else 0,
     )
     return card, shown
 

@@ -75,6 +75,10 @@ class ComplaintSummary(BaseModel):
     deadline_provisional: bool
     submitted_at: datetime | None
     complainant_unreachable: bool
+    repeat_of: str | None = Field(
+        None, description="Number of the earlier complaint of the same complainant it repeats"
+    )
+    group_id: int | None = Field(None, description="Its proposed or confirmed mass-matter group")
 
 
 class ComplaintPage(BaseModel):
@@ -82,6 +86,15 @@ class ComplaintPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
     total: int = Field(description="Matches, counted up to total_cap + 1")
     total_capped: bool
+
+
+class GroupRef(BaseModel):
+    """The mass-matter group a complaint belongs to: many complainants about one matter,
+    answered by one decision once a supervisor confirms it."""
+
+    id: int
+    status: Literal["proposed", "confirmed"]
+    size: int = Field(description="How many complaints the group holds")
 
 
 class Complaint(BaseModel):
@@ -121,6 +134,10 @@ class Complaint(BaseModel):
     extension_request: dict[str, Any] | None
     attachments: int
     actions: list[str] = Field(description="Actions this staff member may take now")
+    repeat_of: str | None = Field(
+        description="Number of the earlier complaint of the same complainant this one repeats"
+    )
+    group: GroupRef | None = Field(description="Its proposed or confirmed mass-matter group")
 
 
 class ComplaintCreate(BaseModel):

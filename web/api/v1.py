@@ -110,6 +110,12 @@ def complaint_out(card: CaseCard) -> s.Complaint:
         extension_request=dict(card.extension_request) if card.extension_request else None,
         attachments=card.photos,
         actions=list(card.actions),
+        repeat_of=card.repeat_of,
+        group=(
+            s.GroupRef(id=card.group_id, status=card.group_status, size=card.group_size)  # type: ignore[arg-type]
+            if card.group_id is not None and card.group_status in ("proposed", "confirmed")
+            else None
+        ),
     )
 
 
@@ -181,6 +187,8 @@ async def list_complaints(call: Call) -> Answer:
             deadline_provisional=r.provisional,
             submitted_at=r.submitted_at,
             complainant_unreachable=r.unreachable,
+            repeat_of=r.repeat_of,
+            group_id=r.group_id,
         )
         for r in page.rows
     ]
