@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from models.numbering import DEFAULT_FORMAT, FORMATS
+from models.similarity import DEFAULT_GROUP_THRESHOLD, DEFAULT_REPEAT_THRESHOLD
 from scheduler.deadlines import Duration, OfficeHours, Unit
 
 SHIPPED_PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -247,6 +248,24 @@ class SeverityRules(_Model):
     urgent: str | None = None  # given to a case filed through an `urgent_case` exclusion
 
 
+class Repeats(_Model):
+    """Repeat and mass complaints (models.similarity decides, models.actions stores).
+
+    A complaint repeats an earlier one of the same complainant (by identity or by phone, any
+    channel) filed at most `within` before with text at least `threshold` alike; where
+    `counts_toward_severity`, such a repeat is what raises the severity to
+    `[severity_rules] upgrade_to` (R7g "多次提出"), instead of any earlier complaint of the
+    category. Mass matters: open complaints of `group_min_size` or more complainants about one
+    target and place, text at least `group_threshold` alike, filed within `within` of each
+    other's window, are proposed as a group for a supervisor to confirm."""
+
+    within: DurationSpec = DurationSpec(amount=30, unit="calendar_days")
+    threshold: float = Field(default=DEFAULT_REPEAT_THRESHOLD, gt=0, le=1)
+    counts_toward_severity: bool = False
+    group_threshold: float = Field(default=DEFAULT_GROUP_THRESHOLD, gt=0, le=1)
+    group_min_size: int = Field(default=3, ge=2)
+
+
 class Counting(_Model):
     """How the organisation's regulation counts its periods."""
 
@@ -447,6 +466,7 @@ class Profile(_Model):
     resolution: Resolution = Resolution()
     acceptance: Acceptance = Acceptance()
     severity_rules: SeverityRules = SeverityRules()
+    repeats: Repeats = Repeats()
     clock: Counting = Counting()
     sources: list[RuleSource] = []
     conduct_consequences: list[ConductConsequence] = []
@@ -633,6 +653,8 @@ def _cross_check(profile: Profile) -> list[tuple[str, str]]:
         value = getattr(rules, key)
         if value is not None and value not in severities:
             problems.append((f"severity_rules.{key}", f"unknown severity {value!r}"))
+    if profile.repeats.counts_toward_severity and rules.upgrade_to is None:
+        problems.append(("severity_rules.upgrade_to", "repeats counting toward severity need it"))
     if (rules.repeat_within or rules.unresolved_after) and rules.upgrade_to is None:
         problems.append(("severity_rules.upgrade_to", "automatic upgrades need a target severity"))
     if any(e.urgent_case for e in profile.exclusions) and rules.urgent is None:

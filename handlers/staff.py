@@ -109,6 +109,9 @@ ACTION_LABELS: Mapping[str, str] = {
     Action.ISSUE_WRITTEN_REPLY: N_("Issue the written reply"),
     Action.CLOSE: N_("Close the case"),
     Action.REOPEN: N_("Reopen for re-investigation"),
+    Action.LINK_REPEAT: N_("Link as a repeat"),
+    Action.UNLINK_REPEAT: N_("Unlink the repeat"),
+    Action.DECIDE_WITH_GROUP: N_("Decided with its group"),
 }
 
 STATE_LABELS: Mapping[str, str] = {
@@ -328,6 +331,12 @@ class CaseCard:
     statement_due: datetime | None = None
     statement_text: str | None = None
     statement_on_behalf: bool = False
+    # The earlier complaint of the same complainant this one repeats (its number), if linked.
+    repeat_of: str | None = None
+    # The mass-matter group it belongs to: id, "proposed" or "confirmed", how many members.
+    group_id: int | None = None
+    group_status: str | None = None
+    group_size: int = 0
 
     @property
     def shows_identity(self) -> bool:
@@ -534,6 +543,14 @@ def render_card(card: CaseCard, lang: str, tz: ZoneInfo) -> str:
         lines.append(_("Received via: {channel}").format(channel=channel))
     if card.photos:
         lines.append(_("Photos and files: {count}").format(count=card.photos))
+    if card.repeat_of:
+        lines.append(_("Repeat complaint: see {number}").format(number=card.repeat_of))
+    if card.group_id is not None:
+        if card.group_status == "confirmed":
+            group = _("Mass matter: one of {n} complaints, decided together (group {id})")
+        else:
+            group = _("Possible mass matter: one of {n} complaints (group {id}, to confirm)")
+        lines.append(group.format(n=card.group_size, id=card.group_id))
     if card.lead_department:
         lines.append(_("Lead department: {name}").format(name=card.lead_department))
     if card.co_departments:

@@ -8,11 +8,12 @@ complaint is always the one its events prove.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from config.profiles import ENGINE_FIELDS, Profile
@@ -28,6 +29,14 @@ from models.entities import (
     Staff,
     TargetKind,
 )
+from models.matters import (
+    GroupStatus,
+    LinkSource,
+    MatterGroup,
+    MatterGroupMember,
+    RepeatLink,
+    matter_of,
+)
 from models.notifications import emit_notifications, written_reply_pending
 from models.numbering import (
     DEFAULT_FORMAT,
@@ -36,16 +45,20 @@ from models.numbering import (
     number_format,
     period_of,
 )
+from models.similarity import repeat_of as detect_repeat
+from models.similarity import similarity
 from models.targets import link_target
 from models.workflow import (
     Action,
     CaseFacts,
     Effect,
     Refusal,
+    RefusalReason,
     Role,
     State,
     Transition,
     decide,
+    may_manage_matters,
 )
 from scheduler.calendar import WorkingCalendar
 from scheduler.deadlines import Duration, Pause, compute_due
@@ -414,7 +427,10 @@ async def submit_complaint(
         except KeyError:
             complaint.category = None
     complaint.intake_extra = intake_extra(profile, answers)
-    upgrade = await severity_at_submission(profile, complaint, person, answers, clock, conn)
+    repeat = await repeat_at_submission(profile, complaint, person, clock, conn)
+    upgrade = await severity_at_submission(
+        profile, complaint, person, answers, clock, conn, repeat=repeat
+    )
     if upgrade is not None:
         complaint.severity = upgrade
         complaint.intake_extra["severity_upgrade"] = upgrade_reason(profile, answers)
@@ -443,7 +459,113 @@ async def submit_complaint(
         using_db=conn,
     )
     await emit_notifications(complaint, transition, actor, clock, profile, conn, event=event)
+    if repeat is not None:
+        await _store_repeat_link(complaint, repeat, clock, conn)
     return complaint
+
+
+# -- repeat complaints -------------------------------------------------------------------
+
+# The most earlier complaints of one person a submission compares with: the newest first, so
+# the check stays one bounded index range read (complainant or phone, then submitted_at).
+REPEAT_CANDIDATES = 200
+# A repeat found at submission means the complaint row not yet saved: the detector skips equal
+# ids, so the new complaint's Matter carries one no row has.
+_UNSAVED = -1
+
+
+@dataclass(frozen=True)
+class RepeatFound:
+    earlier: Complaint
+    score: float
+
+
+def _window_bound(window: Duration, now: datetime) -> datetime:
+    """An instant surely before the window's start (working days, holidays included): the SQL
+    reads from here, the calendar then counts exactly."""
+    days = {"minutes": 1, "hours": 2}.get(window.unit, window.amount * 2 + 30)
+    return now - timedelta(days=days)
+
+
+async def repeat_at_submission(
+    profile: Profile,
+    complaint: Complaint,
+    person: Complainant,
+    clock: Clock,
+    conn: BaseDBAsyncClient,
+) -> RepeatFound | None:
+    """The earlier complaint `complaint` (being submitted) repeats: the same person by identity
+    or by phone, on any channel, inside the profile's `[repeats] within`, text alike by
+    `models.similarity.repeat_of`. None for an anonymous complaint (nobody to recognise)."""
+    if complaint.anonymous:
+        return None
+    rules = profile.repeats
+    window = rules.within.to_duration()
+    phone = complaint.contact_phone or person.phone
+    same_person = Q(complainant_id=person.id)
+    if phone:
+        same_person |= Q(contact_phone=phone)
+    rows = (
+        await Complaint.filter(
+            same_person,
+            profile=profile.id,
+            submitted_at__gte=_window_bound(window, clock.now),
+            anonymous=False,
+        )
+        .using_db(conn)
+        .order_by("-submitted_at")
+        .limit(REPEAT_CANDIDATES)
+    )
+    earlier = [
+        row
+        for row in rows
+        if row.submitted_at is not None
+        and compute_due(row.submitted_at, window, clock.calendar, clock.tz).due >= clock.now
+    ]
+    if not earlier:
+        return None
+    complaint.id = _UNSAVED
+    complaint.submitted_at = clock.now
+    try:
+        new = matter_of(complaint, person.phone)
+    finally:
+        complaint.id = None  # type: ignore[assignment]
+    by_id = {row.id: row for row in earlier}
+    found = detect_repeat(
+        new,
+        [matter_of(row) for row in earlier],
+        within=clock.now - min(r.submitted_at for r in earlier if r.submitted_at) + timedelta(1),
+        threshold=rules.threshold,
+    )
+    if found is None:
+        return None
+    return RepeatFound(by_id[found.id], round(similarity(new, found), 4))
+
+
+async def _store_repeat_link(
+    complaint: Complaint, found: RepeatFound, clock: Clock, conn: BaseDBAsyncClient
+) -> None:
+    transition = decide(State(complaint.state), Action.LINK_REPEAT, Role.SYSTEM)
+    if isinstance(transition, Refusal):
+        return
+    await RepeatLink.create(
+        complaint=complaint,
+        repeat_of=found.earlier,
+        score=found.score,
+        source=LinkSource.DETECTED,
+        created_at=clock.now,
+        using_db=conn,
+    )
+    await Event.create(
+        complaint=complaint,
+        actor_role=Role.SYSTEM,
+        action=str(Action.LINK_REPEAT),
+        from_state=transition.from_state,
+        to_state=transition.to_state,
+        payload={"repeat_of": found.earlier.number, "score": found.score, "source": "detected"},
+        created_at=clock.now,
+        using_db=conn,
+    )
 
 
 def intake_extra(profile: Profile, answers: dict[str, Any]) -> dict[str, Any]:
@@ -479,15 +601,25 @@ async def severity_at_submission(
     answers: dict[str, Any],
     clock: Clock,
     conn: BaseDBAsyncClient,
+    *,
+    repeat: RepeatFound | None = None,
 ) -> str | None:
     """The severity a new complaint gets by the profile's own rules, or None to keep it.
 
-    An emergency (urgent exclusion) is urgent; the same complainant raising the same category
-    again within `repeat_within` of an earlier complaint is upgraded (R7g 多次提出而得不到解決).
+    An emergency (urgent exclusion) is urgent. Where `[repeats] counts_toward_severity`, a
+    complaint that repeats an earlier, still answerable one (`repeat`: same person, similar
+    text, inside the window) is upgraded (R7g 多次提出而得不到解決); elsewhere the older rule: the
+    same complainant raising the same category again within `repeat_within` of an earlier one.
     """
     rules = profile.severity_rules
     if answers.get("urgent") and rules.urgent is not None:
         return rules.urgent
+    if profile.repeats.counts_toward_severity:
+        if repeat is None or rules.upgrade_to is None:
+            return None
+        if State(repeat.earlier.state) in (State.REFUSED, State.WITHDRAWN):
+            return None  # not a matter left unsettled: turned away, or taken back
+        return rules.upgrade_to
     if rules.repeat_within is None or rules.upgrade_to is None or complaint.anonymous:
         return None
     earlier = (
@@ -565,6 +697,22 @@ def recall_decision_of(payload: dict[str, Any]) -> tuple[bool, str]:
     if not reason:
         raise ValueError("the reason for the recall decision is required")
     return recall, reason
+
+
+async def _earlier_case(
+    complaint: Complaint, number: Any, conn: BaseDBAsyncClient | None
+) -> Complaint:
+    """The earlier case, by number, staff say `complaint` repeats (`link_repeat`); ValueError
+    when it is unknown, this case, or was filed after it."""
+    number = str(number or "").strip()
+    if not number:
+        raise ValueError("the number of the earlier complaint is required")
+    earlier = await Complaint.filter(number=number).using_db(conn).first()
+    if earlier is None or earlier.id == complaint.id or earlier.submitted_at is None:
+        raise ValueError(f"no other complaint numbered {number}")
+    if complaint.submitted_at is not None and earlier.submitted_at > complaint.submitted_at:
+        raise ValueError(f"complaint {number} was filed after {complaint.number}")
+    return earlier
 
 
 async def case_facts(complaint: Complaint, actor: Actor, profile: Profile) -> CaseFacts:
@@ -683,6 +831,35 @@ async def _apply_effects(
         complaint.reply_text = decided.reply_text
         complaint.resolved_at = clock.now
         extra["decided_complaint_id"] = decided.id
+    if action == Action.LINK_REPEAT:
+        earlier = await _earlier_case(complaint, payload.get("repeat_of"), conn)
+        await RepeatLink.filter(complaint_id=complaint.id).using_db(conn).delete()
+        await RepeatLink.create(
+            complaint=complaint,
+            repeat_of=earlier,
+            score=None,
+            source=LinkSource.STAFF if actor.staff is not None else LinkSource.DETECTED,
+            linked_by=actor.staff,
+            created_at=clock.now,
+            using_db=conn,
+        )
+        payload["repeat_of"] = earlier.number
+    if action == Action.UNLINK_REPEAT:
+        link = (
+            await RepeatLink.filter(complaint_id=complaint.id)
+            .using_db(conn)
+            .prefetch_related("repeat_of")
+            .first()
+        )
+        if link is None:
+            raise ValueError(f"complaint {complaint.number} is linked as no repeat")
+        payload["repeat_of"] = link.repeat_of.number
+        await link.delete(using_db=conn)
+    if action == Action.DECIDE_WITH_GROUP:
+        if not str(payload.get("reply_text") or "").strip():
+            raise ValueError("the group's decision text is required")
+        complaint.reply_text = payload["reply_text"]
+        complaint.resolved_at = clock.now
     if action == Action.ACCEPT:
         if payload.get("category"):
             profile.category(payload["category"])  # KeyError names an unknown category
@@ -916,3 +1093,225 @@ async def complaint_history(complaint: Complaint) -> list[tuple[str, str]]:
         await Event.filter(complaint=complaint).order_by("id").values_list("from_state", "to_state")
     )
     return [(a, b) for a, b in rows if a is not None and b is not None and a != b]
+
+
+# -- mass matters ------------------------------------------------------------------------
+#
+# The detector proposes (scheduler.matters.propose_mass_matters); a supervisor confirms or
+# dismisses the proposal, may take members out, and decides the group: one decision text,
+# which each member gets as its own reply through the rule book's `decide_with_group` and the
+# result notice, so each complainant is told (a written reply where the complaint was written)
+# and surveyed on their own. Who may do any of it: `models.workflow.may_manage_matters`.
+
+
+@dataclass
+class GroupDecision:
+    group: MatterGroup
+    resolved: list[str] = field(default_factory=list)  # numbers resolved and told
+    # Members whose state admits no decision now (waiting for material, already resolved,
+    # withdrawn, ...): (number, state, the rule book's reason).
+    not_resolved: list[tuple[str, str, str]] = field(default_factory=list)
+    # Resolved members that are written complaints: their 书面答复 is to issue.
+    written: list[str] = field(default_factory=list)
+
+
+def _refuse_matters(actor: Actor, verb: str) -> None:
+    if not may_manage_matters(actor.role):
+        raise ActionRefused(
+            Refusal(
+                RefusalReason.ROLE_NOT_PERMITTED,
+                f"only a supervisor or an admin may {verb} a group of complaints",
+            )
+        )
+
+
+async def _lock_group(conn: BaseDBAsyncClient, group_id: int) -> MatterGroup:
+    query = MatterGroup.filter(id=group_id).using_db(conn)
+    if conn.capabilities.dialect == "postgres":
+        query = query.select_for_update()
+    group = await query.first()
+    if group is None:
+        raise LookupError(f"no group {group_id}")
+    return group
+
+
+async def _members(group: MatterGroup, conn: BaseDBAsyncClient) -> list[Complaint]:
+    ids = (
+        await MatterGroupMember.filter(group_id=group.id, removed_at__isnull=True)
+        .using_db(conn)
+        .order_by("complaint_id")
+        .values_list("complaint_id", flat=True)
+    )
+    return await Complaint.filter(id__in=list(ids)).using_db(conn).order_by("id")
+
+
+async def _note_members(
+    members: list[Complaint],
+    actor: Actor,
+    action: str,
+    payload: dict[str, Any],
+    clock: Clock,
+    conn: BaseDBAsyncClient,
+) -> None:
+    """One event per member (no change of state), so each timeline shows what the group did."""
+    for member in members:
+        await Event.create(
+            complaint=member,
+            actor_role=actor.role,
+            actor_staff=actor.staff,
+            action=action,
+            from_state=member.state,
+            to_state=member.state,
+            payload=payload,
+            created_at=clock.now,
+            using_db=conn,
+        )
+
+
+async def propose_group(
+    profile: Profile, complaint_ids: list[int], clock: Clock, conn: BaseDBAsyncClient
+) -> MatterGroup:
+    """Store the detector's proposal (the system's act); members join as proposed."""
+    group = await MatterGroup.create(
+        profile=profile.id, status=GroupStatus.PROPOSED, proposed_at=clock.now, using_db=conn
+    )
+    for complaint_id in sorted(complaint_ids):
+        await MatterGroupMember.create(
+            group=group, complaint_id=complaint_id, added_at=clock.now, using_db=conn
+        )
+    members = await Complaint.filter(id__in=complaint_ids).using_db(conn).order_by("id")
+    await _note_members(
+        members, Actor(Role.SYSTEM), "group_proposed", {"group_id": group.id}, clock, conn
+    )
+    return group
+
+
+async def confirm_group(
+    group_id: int, actor: Actor, *, clock: Clock, conn: BaseDBAsyncClient | None = None
+) -> MatterGroup:
+    """A supervisor confirms a proposed group: its members are one matter."""
+    if conn is None:
+        async with in_transaction() as tx:
+            return await confirm_group(group_id, actor, clock=clock, conn=tx)
+    _refuse_matters(actor, "confirm")
+    group = await _lock_group(conn, group_id)
+    if group.status != GroupStatus.PROPOSED:
+        raise ValueError(f"group {group_id} is {group.status}, not proposed")
+    group.status = GroupStatus.CONFIRMED
+    group.reviewed_by = actor.staff
+    group.reviewed_at = clock.now
+    await group.save(using_db=conn)
+    members = await _members(group, conn)
+    await _note_members(members, actor, "group_confirmed", {"group_id": group.id}, clock, conn)
+    return group
+
+
+async def dismiss_group(
+    group_id: int, actor: Actor, *, clock: Clock, conn: BaseDBAsyncClient | None = None
+) -> MatterGroup:
+    """A supervisor dismisses a proposed (or not yet decided) group: not one matter. Its
+    members are not proposed together again."""
+    if conn is None:
+        async with in_transaction() as tx:
+            return await dismiss_group(group_id, actor, clock=clock, conn=tx)
+    _refuse_matters(actor, "dismiss")
+    group = await _lock_group(conn, group_id)
+    if group.status == GroupStatus.DISMISSED or group.decided_at is not None:
+        raise ValueError(f"group {group_id} is dismissed or decided already")
+    group.status = GroupStatus.DISMISSED
+    group.reviewed_by = actor.staff
+    group.reviewed_at = clock.now
+    await group.save(using_db=conn)
+    members = await _members(group, conn)
+    await _note_members(members, actor, "group_dismissed", {"group_id": group.id}, clock, conn)
+    return group
+
+
+async def remove_from_group(
+    group_id: int,
+    complaint_id: int,
+    actor: Actor,
+    *,
+    clock: Clock,
+    conn: BaseDBAsyncClient | None = None,
+) -> MatterGroup:
+    """A supervisor takes one complaint out of a group (not the same matter after all)."""
+    if conn is None:
+        async with in_transaction() as tx:
+            return await remove_from_group(group_id, complaint_id, actor, clock=clock, conn=tx)
+    _refuse_matters(actor, "change")
+    group = await _lock_group(conn, group_id)
+    if group.status == GroupStatus.DISMISSED:
+        raise ValueError(f"group {group_id} is dismissed")
+    member = (
+        await MatterGroupMember.filter(
+            group_id=group.id, complaint_id=complaint_id, removed_at__isnull=True
+        )
+        .using_db(conn)
+        .first()
+    )
+    if member is None:
+        raise ValueError(f"complaint {complaint_id} is no member of group {group_id}")
+    member.removed_at = clock.now
+    member.removed_by = actor.staff
+    await member.save(using_db=conn)
+    complaint = await Complaint.get(id=complaint_id).using_db(conn)
+    await _note_members([complaint], actor, "group_removed", {"group_id": group.id}, clock, conn)
+    return group
+
+
+async def decide_group(
+    group_id: int,
+    actor: Actor,
+    decision_text: str,
+    *,
+    profile: Profile,
+    clock: Clock,
+    conn: BaseDBAsyncClient | None = None,
+) -> GroupDecision:
+    """One decision answers a confirmed group (R6 集中发生的同一投诉事项): each member still
+    without a result is resolved with `decision_text` (`decide_with_group`) and the result is
+    told to its own complainant (`notify_result`: their reply, their revisit and survey after,
+    a written reply where the complaint was written). Members whose state admits no decision
+    are reported in `not_resolved`, never skipped in silence. One transaction."""
+    if conn is None:
+        async with in_transaction() as tx:
+            return await decide_group(
+                group_id, actor, decision_text, profile=profile, clock=clock, conn=tx
+            )
+    _refuse_matters(actor, "decide")
+    text = (decision_text or "").strip()
+    if not text:
+        raise ValueError("the group's decision text is required")
+    group = await _lock_group(conn, group_id)
+    if group.status != GroupStatus.CONFIRMED:
+        raise ValueError(f"group {group_id} is {group.status}: only a confirmed group is decided")
+    outcome = GroupDecision(group)
+    payload = {"reply_text": text, "group_id": group.id}
+    for member in await _members(group, conn):
+        try:
+            await act(
+                member.id,
+                Action.DECIDE_WITH_GROUP,
+                actor,
+                profile=profile,
+                clock=clock,
+                payload=payload,
+                conn=conn,
+            )
+            told = await act(
+                member.id, Action.NOTIFY_RESULT, actor, profile=profile, clock=clock, conn=conn
+            )
+        except ActionRefused as refused:
+            outcome.not_resolved.append(
+                (member.number, str(member.state), str(refused.refusal.reason_code))
+            )
+            continue
+        outcome.resolved.append(member.number)
+        if told.complaint.written:
+            outcome.written.append(member.number)
+    group.decision_text = text
+    group.decided_by = actor.staff
+    group.decided_at = clock.now
+    await group.save(using_db=conn)
+    return outcome

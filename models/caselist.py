@@ -29,6 +29,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from models.entities import Staff
+from models.matters import LIVE_GROUP_STATUSES, marks_for
 from models.notifications import INTAKE_STATES, CaseScope, case_scope
 from models.numbering import normalise_number
 from models.outbox import undeliverable_complaints
@@ -60,6 +61,8 @@ class CaseFilter:
     due: str | None = None  # one of DUE_FILTERS
     provisional: bool = False
     unreachable: bool = False
+    repeats: bool = False  # only cases linked as a repeat of an earlier one
+    grouped: bool = False  # only cases in a proposed or confirmed mass-matter group
     submitted_from: date | None = None  # local days, inclusive
     submitted_to: date | None = None
     text: str = ""
@@ -102,6 +105,9 @@ class ListRow:
     provisional: bool
     submitted_at: datetime | None
     unreachable: bool = False
+    repeat_of: str | None = None  # the number of the earlier complaint it repeats
+    group_id: int | None = None  # its live mass-matter group
+    group_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,14 @@ async def _where(
             sql.add(f"c.next_due_at > {sql.p(after)}")
         if until is not None:
             sql.add(f"c.next_due_at <= {sql.p(until)}")
+    if flt.repeats:
+        sql.add("c.id IN (SELECT r.complaint_id FROM repeat_link r)")
+    if flt.grouped:
+        live = ", ".join(sql.p(str(s)) for s in LIVE_GROUP_STATUSES)
+        sql.add(
+            "c.id IN (SELECT m.complaint_id FROM matter_group_member m JOIN matter_group g "
+            f"ON g.id = m.group_id WHERE m.removed_at IS NULL AND g.status IN ({live}))"
+        )
     if flt.provisional:
         sql.add("c.deadline_provisional = " + ("TRUE" if sql.dialect == "postgres" else "1"))
     if flt.submitted_from is not None:
@@ -337,8 +351,21 @@ async def list_cases(
         rows += [_row(r) for r in found]
     more = len(rows) > page_size
     rows = rows[:page_size]
-    unreachable = await undeliverable_complaints([r.id for r in rows], conn=conn) if rows else {}
-    rows = [ListRow(**{**r.__dict__, "unreachable": r.id in unreachable}) for r in rows]
+    ids = [r.id for r in rows]
+    unreachable = await undeliverable_complaints(ids, conn=conn) if rows else {}
+    repeats, groups = await marks_for(ids, conn)
+    rows = [
+        ListRow(
+            **{
+                **r.__dict__,
+                "unreachable": r.id in unreachable,
+                "repeat_of": repeats.get(r.id),
+                "group_id": groups[r.id][0] if r.id in groups else None,
+                "group_status": groups[r.id][1] if r.id in groups else None,
+            }
+        )
+        for r in rows
+    ]
     next_cursor = Cursor(rows[-1].next_due_at, rows[-1].id).encode() if more and rows else None
     return CasePage(rows, total, next_cursor, terms)
 

@@ -70,6 +70,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     "models.desk_auth",
                     "models.api_tokens",
                     "models.lookup",
+                    "models.matters",
                 ],
                 "default_connection": "default",
                 "migrations": "models.migrations",

@@ -226,6 +226,10 @@ class Complaint(Model):
             ("category",),
             ("lead_department_id",),
             ("handler_id",),
+            # A new complaint looks for the earlier ones of the same person (by identity or by
+            # phone) inside the repeat window (models.actions.link_repeat_at_submission).
+            ("complainant_id", "submitted_at"),
+            ("contact_phone", "submitted_at"),
         )
 
 

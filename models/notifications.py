@@ -64,6 +64,7 @@ from models.entities import (
     Staff,
     TargetKind,
 )
+from models.matters import group_of, repeat_of
 from models.outbox import enqueue, undeliverable_complaints
 from models.workflow import (
     OPEN_STATES,
@@ -276,6 +277,8 @@ async def build_card(
         else []
     )
     facts = facts_for(complaint, staff, profile, co_ids)
+    repeated = await repeat_of(complaint.id, conn)
+    group = await group_of(complaint.id, conn)
     actions = (
         button_actions(allowed_actions(state, Role(staff.role), facts)) if staff.active else ()
     )
@@ -321,6 +324,10 @@ async def build_card(
         recall_decision=complaint.recall_decision,
         recall_reason=detail(complaint.recall_reason),
         **_statement_fields(complaint, details),
+        repeat_of=repeated.number if repeated else None,
+        group_id=group.id if group else None,
+        group_status=group.status if group else None,
+        group_size=len(group.members) if group else 0,
     )
     return card, shown
 
@@ -484,6 +491,11 @@ async def _supervisors(conn: BaseDBAsyncClient) -> list[Staff]:
         if found:
             return found
     return []
+
+
+async def supervisors(conn: BaseDBAsyncClient) -> list[Staff]:
+    """The active supervisors (the admins where there is none): who reviews a mass matter."""
+    return await _supervisors(conn)
 
 
 async def _handlers(complaint: Complaint, conn: BaseDBAsyncClient) -> list[Staff]:

@@ -53,6 +53,14 @@ Choices the table encodes (see DESIGN.md for the life cycle itself):
   statement is asked for and neither recorded nor lapsed, `resolve` is refused
   (`statement_pending`); where the profile requires a statement (`statement_required`),
   `resolve` is refused until one was asked for (`statement_not_requested`).
+- `link_repeat` / `unlink_repeat` (additions, issue 14): staff record that a complaint repeats
+  an earlier one of the same complainant (the system does so at submission), or take a link
+  away; the case does not move.
+- `decide_with_group` (an addition, R6 "集中发生的同一投诉事项"): a supervisor's one decision on a
+  confirmed mass-matter group resolves each member with that reply, whatever stage of handling
+  it has reached short of a result; the result is told next, to each complainant, as after
+  `resolve`. Supervisors and admins only (`MATTER_ROLES`, also who may confirm, dismiss and trim
+  a group: `may_manage_matters`).
 - Department scope and confidentiality are checked by the shell before `decide`; the rule book
   only knows roles and the small `CaseFacts` below.
 """
@@ -124,6 +132,9 @@ class Action(StrEnum):
     REQUEST_STATEMENT = "request_statement"
     RECORD_STATEMENT = "record_statement"
     WAIVE_STATEMENT = "waive_statement"
+    LINK_REPEAT = "link_repeat"
+    UNLINK_REPEAT = "unlink_repeat"
+    DECIDE_WITH_GROUP = "decide_with_group"
 
 
 class Effect(StrEnum):
@@ -218,6 +229,13 @@ _STAFF = frozenset(
     {Role.INTAKE_CLERK, Role.HANDLER, Role.DEPARTMENT_HEAD, Role.SUPERVISOR, Role.ADMIN}
 )
 _FOLLOW_UP = frozenset({Role.SYSTEM, Role.SUPERVISOR})
+# Who confirms, dismisses, trims and decides a mass-matter group (issue 14: a supervisor
+# confirms what the detector proposes; one decision then answers the whole group).
+MATTER_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+# States whose result is still to be decided: a group decision resolves a member in these.
+_UNDECIDED_STATES = frozenset(
+    {State.SUBMITTED, State.ACCEPTED, State.ASSIGNED, State.IN_PROGRESS, State.REOPENED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,6 +587,29 @@ _RULES: Mapping[Action, _Rule] = {
         (Effect.NOTIFY_HANDLERS, Effect.NOTIFY_RESPONDENT),
         "waive, its period lapsed, the respondent's statement on",
     ),
+    Action.LINK_REPEAT: _Rule(
+        _stay(OPEN_STATES | {State.CLOSED}),
+        _STAFF | {Role.SYSTEM},
+        "repeat_linked",
+        (),
+        "link as a repeat",
+        assignee_roles=_H,
+    ),
+    Action.UNLINK_REPEAT: _Rule(
+        _stay(OPEN_STATES | {State.CLOSED}),
+        _STAFF,
+        "repeat_unlinked",
+        (),
+        "unlink as a repeat",
+        assignee_roles=_H,
+    ),
+    Action.DECIDE_WITH_GROUP: _Rule(
+        _to(State.RESOLVED, _UNDECIDED_STATES),
+        MATTER_ROLES,
+        "decided_with_group",
+        (Effect.COMPUTE_DEADLINES,),  # the result-notice deadline; the result is told next
+        "decide with its group",
+    ),
     Action.ISSUE_WRITTEN_REPLY: _Rule(
         _stay({State.RESOLVED, State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}),
         _STAFF,
@@ -804,6 +845,12 @@ def decide(
         target = State.SUPERVISOR_REVISIT  # from there too: the revisit owed starts again
     effects = tuple(str(e) for e in (*rule.effects, *_derived_effects(state, target, facts)))
     return Transition(state, target, action, rule.event_kind, effects)
+
+
+def may_manage_matters(role: Role) -> bool:
+    """Whether `role` may confirm, dismiss, trim or decide a mass-matter group (the same roles
+    the rule book lets `decide_with_group`)."""
+    return role in MATTER_ROLES
 
 
 def allowed_actions(state: State, role: Role, facts: CaseFacts = CaseFacts()) -> list[Action]:

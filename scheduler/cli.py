@@ -4,6 +4,7 @@
     complaintdesk jobs report weekly|monthly [--at ...] [--out FILE]
     complaintdesk jobs retention [--at ...]
     complaintdesk jobs recompute
+    complaintdesk jobs matters [--at ...]
 
 Each is the same code `complaintdesk run` schedules, so it is safe next to running workers.
 """
@@ -48,6 +49,11 @@ async def _run(args: argparse.Namespace) -> str:
             return str(await sweep(now, profile=profile, context=context))
         if args.job == "report":
             return await _report(args, now, profile, settings)
+        if args.job == "matters":
+            from scheduler.matters import propose_mass_matters
+
+            groups = await propose_mass_matters(now, profile=profile, context=context)
+            return f"proposed {len(groups)} groups: {' '.join(map(str, groups))}".strip()
         if args.job == "retention":
             steps = await daily_retention(
                 lambda: now, profile, context, timedelta(hours=settings.orphan_attachment_hours)
@@ -101,7 +107,7 @@ def _main(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "jobs",
-        help="run a scheduler job once (sweep, report, retention, recompute)",
+        help="run a scheduler job once (sweep, report, retention, matters, recompute)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -118,6 +124,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     retention = jobs.add_parser("retention", help="anonymise complaints past retention")
     retention.add_argument("--at", help=at_help)
+    matters = jobs.add_parser("matters", help="propose groups of complaints about one matter")
+    matters.add_argument("--at", help=at_help)
     recompute = jobs.add_parser("recompute", help="recount provisional deadlines")
     recompute.add_argument("--at", help=at_help)
     parser.set_defaults(func=_main)

@@ -55,6 +55,7 @@ from scheduler.jobs import (
     recompute_provisional,
     sweep,
 )
+from scheduler.matters import propose_mass_matters
 from scheduler.reports import due_report_period, send_report
 from scheduler.retention import anonymise_expired
 from scheduler.severity import upgrade_unsettled
@@ -193,6 +194,11 @@ def build_scheduler(
             "severity-upgrade",
             lambda: upgrade_unsettled(now(), profile=profile, context=context),
             IntervalTrigger(minutes=30, timezone=tz),
+        ),
+        (
+            "mass-matters",
+            lambda: propose_mass_matters(now(), profile=profile, context=context),
+            IntervalTrigger(minutes=15, timezone=tz),
         ),
         (
             "recompute-provisional",

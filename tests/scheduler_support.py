@@ -80,8 +80,12 @@ async def make_org(suffix: str = "") -> Org:
     )
 
 
-async def file(profile: Profile, at: datetime, user: str = "u1") -> Complaint:
+async def file(
+    profile: Profile, at: datetime, user: str = "u1", phone: str | None = None
+) -> Complaint:
     answers = {**ANSWERS, "category": CATEGORY[profile.id]}
+    if phone is not None:
+        answers["phone"] = phone  # another person (one phone is one person: models.similarity)
     return await submit_complaint(
         profile=profile,
         channel=Channel.TELEGRAM,

@@ -147,9 +147,9 @@ async def test_the_same_resident_again_within_a_month_is_major_at_once(db_url: s
     assert again.severity == "major"
     assert again.intake_extra["severity_upgrade"] == "repeat"
     assert again.deadlines[MANAGER_NOTICE]["due"] == iso(local("2026-10-20T10:10"))
-    other = await file(PROPERTY, local("2026-10-20T10:00"), user="u2")
+    other = await file(PROPERTY, local("2026-10-20T10:00"), user="u2", phone="+8613900000002")
     assert other.severity == "minor"  # another resident: no upgrade
-    later = await file(PROPERTY, local("2026-12-01T10:00"), user="u2")
+    later = await file(PROPERTY, local("2026-12-01T10:00"), user="u2", phone="+8613900000002")
     assert later.severity == "minor"  # 42 days after u2's first: not "again within a month"
 
 

@@ -189,6 +189,7 @@ async def test_setup_scheduler_registers_the_jobs_and_plans_old_rows(
         assert {job.id for job in scheduler.get_jobs()} == {
             "deadline-sweep",
             "severity-upgrade",
+            "mass-matters",
             "recompute-provisional",
             "retention",
             "reports",

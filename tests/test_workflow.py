@@ -77,6 +77,14 @@ record_statement  | accepted= assigned= in_progress= waiting_for_complainant= re
                                                                            | I~ H~ D~ V~ A~
 waive_statement   | accepted= assigned= in_progress= waiting_for_complainant= reopened=
                                                                            | S
+link_repeat       | submitted= accepted= assigned= in_progress= waiting_for_complainant=
+                    resolved= replied= revisit= supervisor_revisit= reopened= closed=
+                                                                           | I H+ D V A S
+unlink_repeat     | submitted= accepted= assigned= in_progress= waiting_for_complainant=
+                    resolved= replied= revisit= supervisor_revisit= reopened= closed=
+                                                                           | I H+ D V A
+decide_with_group | submitted>resolved accepted>resolved assigned>resolved
+                    in_progress>resolved reopened>resolved                 | V A
 """
 ROLE_LETTERS = {
     "C": Role.COMPLAINANT,
@@ -304,8 +312,14 @@ def test_allowed_actions_follow_facts() -> None:
         Action.RESOLVE,
         Action.HAND_BACK,
         Action.REQUEST_STATEMENT,
+        Action.LINK_REPEAT,
+        Action.UNLINK_REPEAT,
     ]
-    assert allowed_actions(in_progress, Role.HANDLER, CO_HANDLER) == [Action.ADD_NOTE]
+    assert allowed_actions(in_progress, Role.HANDLER, CO_HANDLER) == [
+        Action.ADD_NOTE,
+        Action.LINK_REPEAT,
+        Action.UNLINK_REPEAT,
+    ]
     assert allowed_actions(in_progress, Role.HANDLER) == []
     pending = CaseFacts(extension_pending=True)
     assert Action.APPROVE_EXTENSION in allowed_actions(in_progress, Role.SUPERVISOR, pending)

@@ -76,6 +76,10 @@ class ComplaintSummary(BaseModel):
     deadline_provisional: bool
     submitted_at: datetime | None
     complainant_unreachable: bool
+    repeat_of: str | None = Field(
+        None, description="Number of the earlier complaint of the same complainant it repeats"
+    )
+    group_id: int | None = Field(None, description="Its proposed or confirmed mass-matter group")
 
 
 class ComplaintPage(BaseModel):
@@ -93,6 +97,15 @@ class Statement(BaseModel):
     due: datetime | None
     text: str | None = Field(description="What they said (masked like the facts)")
     on_behalf: bool = Field(description="Recorded by staff on the respondent's behalf (代录)")
+
+
+class GroupRef(BaseModel):
+    """The mass-matter group a complaint belongs to: many complainants about one matter,
+    answered by one decision once a supervisor confirms it."""
+
+    id: int
+    status: Literal["proposed", "confirmed"]
+    size: int = Field(description="How many complaints the group holds")
 
 
 class Complaint(BaseModel):
@@ -146,6 +159,10 @@ class Complaint(BaseModel):
         None, description="The respondent's statement (R13 陈述和申辩), once asked for"
     )
     actions: list[str] = Field(description="Actions this staff member may take now")
+    repeat_of: str | None = Field(
+        None, description="Number of the earlier complaint of the same complainant this one repeats"
+    )
+    group: GroupRef | None = Field(None, description="Its proposed or confirmed mass-matter group")
 
 
 class ComplaintCreate(BaseModel):

@@ -89,7 +89,14 @@ def complaint_out(card: CaseCard) -> s.Complaint:
         if card.statement_status
         else None
     )
-    return s.Complaint.model_validate(card).model_copy(update={"statement": statement})
+    group = (
+        s.GroupRef(id=card.group_id, status=card.group_status, size=card.group_size)  # type: ignore[arg-type]
+        if card.group_id is not None and card.group_status in ("proposed", "confirmed")
+        else None
+    )
+    return s.Complaint.model_validate(card).model_copy(
+        update={"statement": statement, "group": group}
+    )
 
 
 async def _case(call: Call) -> Complaint:
@@ -160,6 +167,8 @@ async def list_complaints(call: Call) -> Answer:
             deadline_provisional=r.provisional,
             submitted_at=r.submitted_at,
             complainant_unreachable=r.unreachable,
+            repeat_of=r.repeat_of,
+            group_id=r.group_id,
         )
         for r in page.rows
     ]

@@ -19,14 +19,25 @@ from bot.conversation import Conversation
 from config.profiles import Profile
 from config.settings import Settings
 from handlers.i18n import format_phone
-from web.desk import admin, auth, case, cases, casework, exports, receipt, stats, tokens
+from web.desk import (
+    admin,
+    auth,
+    case,
+    cases,
+    casework,
+    exports,
+    matters,
+    receipt,
+    stats,
+    tokens,
+)
 from web.desk.core import DESK, JINJA, PREFIX, Desk, desk_middleware
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
 # Page modules, each with add_routes(router). Add yours to this tuple.
-PAGES = (auth, exports, cases, case, admin, casework, stats, tokens, receipt)
+PAGES = (auth, exports, cases, case, admin, casework, stats, tokens, receipt, matters)
 
 
 def setup_desk(

@@ -49,14 +49,17 @@ from handlers.turn import file_record
 from handlers.validators import small_int
 from models.confidentiality import MASK
 from models.entities import Attachment, Channel, Complaint, Event, Staff
+from models.matters import group_of, repeat_of
 from models.notifications import (
     VIEWED_IDENTITY,
     build_card,
+    co_department_ids,
+    facts_for,
     record_identity_view,
     visible_attachments,
 )
 from models.numbering import example_number
-from models.workflow import Action, Role
+from models.workflow import Action, Role, State, Transition, decide
 from scheduler.alarms import unheard_escalations
 from scheduler.time_left import time_left
 from web.desk.cases import time_left_text
@@ -106,6 +109,10 @@ EVENT_LABELS = {
     "archive": N_("Archived"),
     "record_recall_decision": N_("Recall decision recorded"),
     "delivery_failed": N_("A message could not be delivered"),
+    "group_proposed": N_("Proposed as part of a mass matter"),
+    "group_confirmed": N_("Mass matter confirmed"),
+    "group_dismissed": N_("Mass matter dismissed"),
+    "group_removed": N_("Taken out of the mass matter"),
 }
 
 
@@ -204,7 +211,19 @@ async def _page(
     attachments = await visible_attachments(complaint, me.staff)
     limit, unit = extension_limit(desk.profile)
     profile = desk.profile
+    facts = facts_for(complaint, me.staff, profile, await co_department_ids(complaint, None))
+
+    def may(action: Action) -> bool:
+        decision = decide(State(complaint.state), action, Role(me.staff.role), facts)
+        return me.staff.active and isinstance(decision, Transition)
+
+    repeat = await repeat_of(complaint.id)
     context = {
+        "repeat": repeat,
+        "group": await group_of(complaint.id),
+        "may_link": may(Action.LINK_REPEAT),
+        "may_unlink": repeat is not None and may(Action.UNLINK_REPEAT),
+        "state_label": lambda state: state_label(state, me.lang),
         "card": card,
         "complaint": complaint,
         "state": state_label(card.state, me.lang),

@@ -33,7 +33,7 @@ from models.actions import Clock
 from models.desk_auth import DeskSession, session_for_token
 from models.entities import Staff
 from models.staffing import may_manage_staff, may_read_audit, may_read_statistics
-from models.workflow import Role
+from models.workflow import Role, may_manage_matters
 from web.desk.i18n import desk_gettext, request_language
 
 log = logging.getLogger(__name__)
@@ -334,6 +334,7 @@ def template_context(request: web.Request, me: Me | None) -> dict[str, Any]:
             "staff": bool(me and may_manage_staff(me.staff)),
             "audit": bool(me and may_read_audit(me.staff)),
             "stats": bool(me and may_read_statistics(me.staff)),
+            "groups": bool(me and may_manage_matters(Role(me.staff.role))),
         },
     }
 
