@@ -492,7 +492,8 @@ async def test_cursor_paging(db_url: str, tmp_path: Path) -> None:
             cursor = data["next_cursor"]
             if cursor is None:
                 break
-        assert events == ["submit", "accept", "assign"]
+        # The fixture files the same complainant's similar complaints: linked as a repeat.
+        assert [e for e in events if e != "link_repeat"] == ["submit", "accept", "assign"]
 
 
 async def test_idempotency_keys(db_url: str, tmp_path: Path) -> None:
