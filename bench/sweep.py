@@ -170,8 +170,8 @@ WHERE c.id = v.id
 """
 _REF_OUTBOX = """
 INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts,
-    next_attempt_at, complaint_id, created_at)
-SELECT k, 'telegram', chat, p::jsonb, 'pending', 0, $4, cid, $4
+    next_attempt_at, complaint_id, created_at, in_response)
+SELECT k, 'telegram', chat, p::jsonb, 'pending', 0, $4, cid, $4, false
 FROM unnest($1::text[], $2::text[], $3::text[], $5::int[]) AS v(k, chat, p, cid)
 ON CONFLICT (idempotency_key) DO NOTHING
 """

@@ -123,11 +123,11 @@ WITH saved AS (
     ) AS yes
 ), queued AS (
     INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts,
-                        next_attempt_at, claimed_until, created_at)
+                        next_attempt_at, claimed_until, created_at, in_response)
     SELECT r.key, $5, $9, r.payload::jsonb,
            CASE WHEN behind.yes THEN $10 ELSE $11 END,
            CASE WHEN behind.yes THEN 0 ELSE 1 END,
-           $2, CASE WHEN behind.yes THEN NULL ELSE $12::timestamptz END, $7
+           $2, CASE WHEN behind.yes THEN NULL ELSE $12::timestamptz END, $7, false
     FROM seen, behind, unnest($13::text[], $14::text[]) WITH ORDINALITY AS r(key, payload, n)
     ORDER BY r.n
     RETURNING id
@@ -257,8 +257,8 @@ async def _save_sqlite(
         for reply_key_, payload in zip(keys, payloads, strict=True):
             _, rows = await conn.execute_query(
                 "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, "
-                "attempts, next_attempt_at, claimed_until, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "attempts, next_attempt_at, claimed_until, created_at, in_response) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING id",
                 [
                     reply_key_,
                     channel.value,

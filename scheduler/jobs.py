@@ -1143,8 +1143,8 @@ async def _plan_batch(
 # PostgreSQL: each kind of row in one statement whatever the batch size (arrays unnested).
 _PG_OUTBOX = """
 INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts,
-    next_attempt_at, complaint_id, created_at)
-SELECT k, ch, chat, p::jsonb, 'pending', 0, at, cid, $7
+    next_attempt_at, complaint_id, created_at, in_response)
+SELECT k, ch, chat, p::jsonb, 'pending', 0, at, cid, $7, false
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
     AS v(k, ch, chat, p, at, cid)
 ON CONFLICT (idempotency_key) DO NOTHING
