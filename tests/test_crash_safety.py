@@ -58,8 +58,13 @@ async def reply_rows() -> list[OutboxMessage]:
     return await OutboxMessage.filter(idempotency_key__startswith="reply:").order_by("id")
 
 
-async def crash_after_commit(
-    tg: FakeTelegram, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+async def crashed(
+    tg: FakeTelegram,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    expired_claims: None,
 ) -> tuple[Desk, dict[str, Any]]:
     """A worker takes /start, commits its turn and "dies" before sending: nothing told. The
     stopped desk (its settings) and the update, for Telegram to deliver again."""
@@ -75,13 +80,9 @@ async def crash_after_commit(
 
 
 async def test_a_reply_lost_between_commit_and_send_arrives_once_on_redelivery(
-    tg: FakeTelegram,
-    db_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    expired_claims: None,
+    tg: FakeTelegram, db_url: str, tmp_path: Path, crashed: tuple[Desk, dict[str, Any]]
 ) -> None:
-    _stopped, start = await crash_after_commit(tg, db_url, tmp_path, monkeypatch)
+    _stopped, start = crashed
     rows = await reply_rows()
     assert rows and all(row.status == OutboxStatus.SENDING for row in rows)
 
@@ -126,14 +127,10 @@ async def test_a_reply_whose_send_failed_goes_out_once_when_the_update_comes_aga
 
 
 async def test_a_restart_sends_what_was_committed(
-    tg: FakeTelegram,
-    db_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    expired_claims: None,
+    tg: FakeTelegram, crashed: tuple[Desk, dict[str, Any]]
 ) -> None:
     """No redelivery at all: the restarted worker's outbox dispatcher sends the replies."""
-    desk, _start = await crash_after_commit(tg, db_url, tmp_path, monkeypatch)
+    desk, _start = crashed
     expected = [row.payload["text"] for row in await reply_rows()]
     assert expected
 
