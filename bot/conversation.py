@@ -312,7 +312,9 @@ class Conversation:
     async def _turn(
         self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
     ) -> Replies:
-        if key is not None and channel in self.outbox_channels:
+        # Channels answering in the HTTP response (WeChat's passive reply) keep the full turn:
+        # their reply rows carry `in_response`, which the short write does not set.
+        if key is not None and channel in self.outbox_channels and channel not in self._in_response:
             quick = await self._quick_turn(channel, incoming, key, chat_id)
             if quick is not None:
                 return quick

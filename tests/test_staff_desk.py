@@ -137,7 +137,8 @@ async def test_refuse_with_an_exclusion_or_own_words(db_url: str) -> None:
     assert event.payload["exclusion"] == "consultation"
     assert (await last("42")).text.startswith("We cannot accept complaint 202611-0001.\n\nReason: ")
     second = await file_complaint(world)
-    await clerk.press(f"cs:refuse:{second.id}:1")
+    # The same complainant's similar complaint is linked as a repeat: version 2.
+    await clerk.press(f"cs:refuse:{second.id}:2")
     [ask] = await clerk.press("sf:other")
     assert ask.text == "Type the reason the complainant will read:"
     [ask] = await clerk.type("同一事项正在处理中。")
@@ -235,6 +236,7 @@ async def test_handler_from_acknowledgement_to_the_reply(db_url: str) -> None:
         "Ask for material",
         "Request extension",
         "Add note",
+        "Ask the respondent for a statement",  # gov-window offers it (R4 陈述权)
         "Resolve",
         "Hand back",
     ]
@@ -355,7 +357,7 @@ async def test_cases_list_pages_and_opens_a_case(db_url: str) -> None:
     [card] = await clerk.press(button(page2, "202611-0005"))
     assert card.text.startswith("Complaint 202611-0005\nStatus: Submitted\n")
     assert "Complainant: 张三 138 1234 5678" in card.text
-    assert ids(card)[0] == f"cs:accept:{complaints[4].id}:1"
+    assert ids(card)[0] == f"cs:accept:{complaints[4].id}:2"  # after its repeat link
     views = await Event.filter(complaint_id=complaints[4].id, action=VIEWED_IDENTITY)
     assert [v.payload["via"] for v in views] == ["notification", "case_card"]
     # A handler's list holds only the cases of their department.
