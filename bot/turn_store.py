@@ -137,6 +137,23 @@ SELECT (SELECT count(*) FROM saved) AS saved, (SELECT yes FROM behind) AS behind
 """
 
 
+@dataclass(frozen=True)
+class _Write:
+    """What one step writes, as both backends take it."""
+
+    channel: Channel
+    chat_id: str
+    snapshot: Snapshot
+    state: str  # the new dialog state, as JSON text
+    key: str  # the update id
+    keys: list[str]  # the reply rows' idempotency keys
+    payloads: list[str]  # the reply rows' payloads, as JSON text
+    now: datetime
+    wall: datetime
+    until: datetime  # the reply rows' claim
+    ordered: bool  # per-chat order: rows queue behind an older open one
+
+
 async def save(
     *,
     channel: Channel,
@@ -160,14 +177,9 @@ async def save(
     payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in replies]
     ordered = channel in ORDERED
     text = JSON_DUMPS(state)
-    if _dialect() == "postgres":
-        behind, ids = await _save_postgres(
-            channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered
-        )
-    else:
-        behind, ids = await _save_sqlite(
-            channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered
-        )
+    write = _Write(channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered)
+    save_rows = _save_postgres if _dialect() == "postgres" else _save_sqlite
+    behind, ids = await save_rows(write)
     # As a later read would find it (JSON in, JSON out: lists, not tuples).
     stored = replace(snapshot, seen=False, version=snapshot.version + 1, state=JSON_LOADS(text))
     if not replies:
@@ -178,97 +190,73 @@ async def save(
     return Replies(replies, claimed=claimed, in_outbox=True), stored
 
 
-async def _save_postgres(
-    channel: Channel,
-    chat_id: str,
-    snapshot: Snapshot,
-    state: str,
-    key: str,
-    keys: list[str],
-    payloads: list[str],
-    now: datetime,
-    wall: datetime,
-    until: datetime,
-    ordered: bool,
-) -> tuple[bool, list[int]]:
+async def _save_postgres(w: _Write) -> tuple[bool, list[int]]:
     client = connections.get("default")
     try:
         async with client.acquire_connection() as conn:
             row: Any = await conn.fetchrow(
                 _PG_SAVE,
-                state,
-                now,
-                snapshot.session_id,
-                snapshot.version,
-                channel.value,
-                key,
-                wall,
-                ordered,
-                chat_id,
+                w.state,
+                w.now,
+                w.snapshot.session_id,
+                w.snapshot.version,
+                w.channel.value,
+                w.key,
+                w.wall,
+                w.ordered,
+                w.chat_id,
                 _PENDING,
                 _SENDING,
-                until,
-                keys,
-                payloads,
+                w.until,
+                w.keys,
+                w.payloads,
             )
     except asyncpg.IntegrityConstraintViolationError as error:
         raise IntegrityError(error) from error
     if not row["saved"]:
-        raise Stale(f"dialog session {snapshot.session_id} changed under us")
+        raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
     return bool(row["behind"]), list(row["ids"])
 
 
-async def _save_sqlite(
-    channel: Channel,
-    chat_id: str,
-    snapshot: Snapshot,
-    state: str,
-    key: str,
-    keys: list[str],
-    payloads: list[str],
-    now: datetime,
-    wall: datetime,
-    until: datetime,
-    ordered: bool,
-) -> tuple[bool, list[int]]:
+async def _save_sqlite(w: _Write) -> tuple[bool, list[int]]:
     async with in_transaction() as conn:
         # The first statement writes, so it queues on SQLite's write lock (busy timeout) instead
         # of failing the way a read-then-write transaction does when another process committed.
         changed, _ = await conn.execute_query(
             "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
             "WHERE id = ? AND version = ?",
-            [state, now, snapshot.session_id, snapshot.version],
+            [w.state, w.now, w.snapshot.session_id, w.snapshot.version],
         )
         if changed != 1:
-            raise Stale(f"dialog session {snapshot.session_id} changed under us")
+            raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
         await conn.execute_query(
             "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)",
-            [channel.value, key, wall],
+            [w.channel.value, w.key, w.wall],
         )
         behind = False
-        if ordered and keys:
+        if w.ordered and w.keys:
             _, found = await conn.execute_query(
                 "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN (?, ?) "
                 "LIMIT 1",
-                [channel.value, chat_id, _PENDING, _SENDING],
+                [w.channel.value, w.chat_id, _PENDING, _SENDING],
             )
             behind = bool(found)
         ids: list[int] = []
-        for reply_key_, payload in zip(keys, payloads, strict=True):
+        for reply_key_, payload in zip(w.keys, w.payloads, strict=True):
             _, rows = await conn.execute_query(
                 "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, "
                 "attempts, next_attempt_at, claimed_until, created_at, in_response) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING id",
                 [
                     reply_key_,
-                    channel.value,
-                    chat_id,
+                    w.channel.value,
+                    w.chat_id,
                     payload,
                     _PENDING if behind else _SENDING,
                     0 if behind else 1,
-                    now,
-                    None if behind else until,
-                    wall,
+                    w.now,
+                    None if behind else w.until,
+                    w.wall,
                 ],
             )
             ids.append(int(rows[0]["id"]))
