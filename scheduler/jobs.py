@@ -508,12 +508,33 @@ def _callback_assignee(complaint: Complaint, slot: str) -> int | None:
     return assignee if isinstance(assignee, int) else None
 
 
+def _mark_reminded(run: _Run, step: Step) -> None:
+    """The reminder points this step covers (its own and those it superseded) as done."""
+    slot = run.slot(step.fire.slot)
+    done = set(slot.get("reminded", ()))
+    done.update(iso(a.at) for a in (step.fire, *step.superseded))
+    slot["reminded"] = sorted(done)
+
+
+async def _reminder_sent(run: _Run, step: Step, staff_ids: list[int]) -> None:
+    alarm = step.fire
+    assert alarm.due is not None
+    run.report.reminders += 1
+    await run.event(
+        "reminder_sent",
+        {
+            "stage": alarm.stage,
+            "due": iso(alarm.due),
+            "point": iso(alarm.at),
+            "skipped": [iso(a.at) for a in step.superseded],
+            "staff_ids": staff_ids,
+        },
+    )
+
+
 async def _remind(run: _Run, step: Step) -> None:
     alarm = step.fire
-    slot = run.slot(alarm.slot)
-    done = set(slot.get("reminded", ()))
-    done.update(iso(a.at) for a in (alarm, *step.superseded))
-    slot["reminded"] = sorted(done)
+    _mark_reminded(run, step)
     rungs = escalation_rungs(run.complaint, alarm.stage, run.directory, alarm.slot)
     people = run.directory.people(rungs[0])
     assert alarm.due is not None
@@ -530,27 +551,14 @@ async def _remind(run: _Run, step: Step) -> None:
         )
         key = f"remind:{run.complaint.id}:{alarm.stage}:{iso(alarm.at)}:{person.id}"
         await run.send(staff_address(person), message, key, run.deliver_at())
-    run.report.reminders += 1
-    await run.event(
-        "reminder_sent",
-        {
-            "stage": alarm.stage,
-            "due": iso(alarm.due),
-            "point": iso(alarm.at),
-            "skipped": [iso(a.at) for a in step.superseded],
-            "staff_ids": [p.id for p in people],
-        },
-    )
+    await _reminder_sent(run, step, [p.id for p in people])
 
 
 async def _remind_respondent(run: _Run, step: Step) -> None:
     """The respondent is reminded of their statement's date; one named in free text has no
     chat, so the handler who records it for them is reminded instead."""
     alarm = step.fire
-    slot = run.slot(alarm.slot)
-    done = set(slot.get("reminded", ()))
-    done.update(iso(a.at) for a in (alarm, *step.superseded))
-    slot["reminded"] = sorted(done)
+    _mark_reminded(run, step)
     entry = run.complaint.statement or {}
     respondent_id = entry.get("respondent_staff_id")
     handler_id = run.complaint.handler_id  # type: ignore[attr-defined]
@@ -576,17 +584,7 @@ async def _remind_respondent(run: _Run, step: Step) -> None:
             f"statement-remind:{run.complaint.id}:{iso(alarm.at)}:{person.id}",
             run.deliver_at(),
         )
-    run.report.reminders += 1
-    await run.event(
-        "reminder_sent",
-        {
-            "stage": alarm.stage,
-            "due": iso(alarm.due),
-            "point": iso(alarm.at),
-            "skipped": [iso(a.at) for a in step.superseded],
-            "staff_ids": [person.id] if person is not None else [],
-        },
-    )
+    await _reminder_sent(run, step, [person.id] if person is not None else [])
 
 
 async def _lapse_statement(run: _Run) -> None:
