@@ -181,11 +181,8 @@ async def revisit_visitor(
             .order_by("id")
             .values_list("actor_staff_id", flat=True)
         )
-        for staff_id in takers:
-            person = await Staff.filter(id=staff_id, active=True).using_db(conn).first()
-            if person is not None:
-                return person
-        return None
+        active = {s.id: s for s in await Staff.filter(id__in=takers, active=True).using_db(conn)}
+        return next((active[i] for i in takers if i in active), None)
     lead = complaint.lead_department_id  # type: ignore[attr-defined]
     heads = await escalation_heads(lead, conn) if lead is not None else []
     return heads[-1] if heads else None

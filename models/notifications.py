@@ -571,14 +571,12 @@ async def transferring_heads(complaint: Complaint, conn: BaseDBAsyncClient) -> l
         source = (payload or {}).get("from_department_id")
         if isinstance(source, int) and source != lead and source not in departments:
             departments.append(source)
-    heads: list[Staff] = []
-    for department_id in departments:
-        heads += (
-            await Staff.filter(department_id=department_id, role=Role.DEPARTMENT_HEAD, active=True)
-            .using_db(conn)
-            .order_by("id")
-        )
-    return heads
+    heads = (
+        await Staff.filter(department_id__in=departments, role=Role.DEPARTMENT_HEAD, active=True)
+        .using_db(conn)
+        .order_by("id")
+    )
+    return sorted(heads, key=lambda h: departments.index(h.department_id))  # type: ignore[attr-defined]
 
 
 def reach(staff: Staff) -> tuple[Channel, str] | None:
