@@ -97,6 +97,20 @@ class Replies(list[Outgoing]):
         self.in_outbox = in_outbox
 
 
+async def _claim(row: OutboxMessage, now: datetime, wall: datetime, until: datetime) -> bool:
+    """Claim one reply row for sending until `until`: False when it is held by a live claim,
+    not yet due, or was sent meanwhile (its status changed since it was read)."""
+    free = Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now) | Q(
+        status=OutboxStatus.SENDING, claimed_until__lt=wall
+    )
+    taken = (
+        await OutboxMessage.filter(free, id=row.id)
+        .filter(status=row.status)
+        .update(status=OutboxStatus.SENDING, claimed_until=until, attempts=F("attempts") + 1)
+    )
+    return bool(taken)
+
+
 async def _chat_has_open_rows(
     conn: BaseDBAsyncClient | None, channel: Channel, chat_id: str, before: int | None = None
 ) -> bool:
@@ -176,15 +190,7 @@ async def reclaim_unsent(
     until = wall + timedelta(seconds=REPLY_CLAIM_SECONDS)
     claimed: list[ClaimedReply] = []
     for row in unsent:
-        free = Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now) | Q(
-            status=OutboxStatus.SENDING, claimed_until__lt=wall
-        )
-        taken = (
-            await OutboxMessage.filter(free, id=row.id)
-            .filter(status=row.status)
-            .update(status=OutboxStatus.SENDING, claimed_until=until, attempts=F("attempts") + 1)
-        )
-        if not taken:
+        if not await _claim(row, now, wall, until):
             break  # held by a live claim (or sent meanwhile): what follows waits for it
         claimed.append(ClaimedReply(row.id, outgoing_from_json(row.payload), until))
     messages = [c.message for c in claimed]
@@ -386,15 +392,7 @@ async def answer_again(
     for row in rows:
         if row.in_response or row.status not in _OPEN:
             continue
-        free = Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now) | Q(
-            status=OutboxStatus.SENDING, claimed_until__lt=wall
-        )
-        taken = (
-            await OutboxMessage.filter(free, id=row.id)
-            .filter(status=row.status)
-            .update(status=OutboxStatus.SENDING, claimed_until=until, attempts=F("attempts") + 1)
-        )
-        if not taken:
+        if not await _claim(row, now, wall, until):
             break  # held by a live API send (or sent meanwhile): what follows waits for it
         claimed.append(ClaimedReply(row.id, outgoing_from_json(row.payload), until))
     messages = [c.message for c in claimed if c.in_response]
