@@ -5,11 +5,15 @@ visit's scores recorded as the survey answer — on the injectable clock, both d
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from config.profiles import load_profile
 from models.callbacks import REVISIT_VISIT
 from models.entities import CallbackOutcome, CallbackStatus, CallbackTask, Complaint, OutboxMessage
 from models.workflow import Action, State
 from scheduler.callbacks import complete_callback
+from tests.desk_support import MovableNow, desk_client, give_password, page, sign_in
 from tests.profile_walk import Walk, alarm_context, local, texts_to  # noqa: F401  (fixture)
 from tests.scheduler_support import CONTEXT, clock, make_org
 
@@ -94,3 +98,24 @@ async def test_profiles_without_the_rule_open_no_visit(db_url: str) -> None:
     complaint = await walk.reply(complaint, local("2026-10-05T15:00"))
     await walk.sweep(local("2026-10-08T17:00"))
     assert not await CallbackTask.filter(complaint_id=complaint.id, kind=REVISIT_VISIT).exists()
+
+
+async def test_the_call_back_list_names_who_owes_the_visit(db_url: str, tmp_path: Path) -> None:
+    """The desk's call-back list shows the visit with the person who owes it, and tells that
+    person it is theirs."""
+    walk = Walk(PROPERTY, await make_org())
+    for login in ("clerk", "supervisor"):
+        await give_password(walk.staff(login), login, now=local("2026-10-05T08:00"))
+    complaint = await _replied(walk)
+    await walk.sweep(local("2026-10-05T17:00"))
+    now = MovableNow(local("2026-10-05T17:30"))
+    async with desk_client(db_url, tmp_path, now, profile="property") as client:
+        await sign_in(client, "clerk")
+        mine = await page(client, "/desk/callbacks")
+        card = mine[mine.index(complaint.number) - 400 :]
+        assert "当面/电话回访（专人）" in card
+        assert re.search(r"<dt>回访人</dt><dd>clerk <span class=\"tag\">您</span></dd>", card)
+    async with desk_client(db_url, tmp_path, now, profile="property") as client:
+        await sign_in(client, "supervisor")
+        theirs = await page(client, "/desk/callbacks")
+        assert "<dt>回访人</dt><dd>clerk</dd>" in theirs
