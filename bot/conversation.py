@@ -92,6 +92,10 @@ from scheduler.survey import add_survey_comment, record_survey_answer
 log = logging.getLogger(__name__)
 
 
+# Whether a turn's replies can start with one carried by the response to the platform's request.
+Carry = Callable[[Sequence[Outgoing]], bool]
+
+
 class AlreadyHandled(Replies):
     """The answer to an update handled before: told apart for the metrics. Empty, except
     for its committed replies still unsent (claimed for the caller to send now)."""
@@ -209,10 +213,18 @@ class Conversation:
 
     # -- the turn ----------------------------------------------------------------------------
 
-    async def handle(self, incoming: Incoming, *, chat_id: str | None = None) -> Replies:
+    async def handle(
+        self,
+        incoming: Incoming,
+        *,
+        chat_id: str | None = None,
+        carry: Carry | None = None,
+    ) -> Replies:
         """Answer one message; a message id seen before on this channel returns [] (with its
         committed replies still unsent, on an outbox channel). `chat_id`: where the replies go
-        (default: the person's id, a private chat).
+        (default: the person's id, a private chat). `carry`: on an outbox channel, whether the
+        turn's first reply can go in the response to the platform's request (then it is
+        committed as sent and returned as `Replies.answer`).
 
         Counted and timed for /metrics; everything logged inside names the update.
         """
@@ -222,21 +234,23 @@ class Conversation:
         try:
             update = f"{channel}:{incoming.message_id}" if incoming.message_id else None
             with log_context(update=update):
-                replies = await self._handle(channel, incoming, chat_id or incoming.user_id)
+                replies = await self._handle(channel, incoming, chat_id or incoming.user_id, carry)
             outcome = "duplicate" if isinstance(replies, AlreadyHandled) else "answered"
             return replies
         finally:
             INBOUND_UPDATES.labels(channel=str(channel), outcome=outcome).inc()
             REPLY_SECONDS.labels(channel=str(channel)).observe(time.perf_counter() - started)
 
-    async def _handle(self, channel: Channel, incoming: Incoming, chat_id: str) -> Replies:
+    async def _handle(
+        self, channel: Channel, incoming: Incoming, chat_id: str, carry: Carry | None
+    ) -> Replies:
         if incoming.received_at is None:
             incoming = replace(incoming, received_at=self._now())
         key = update_key(incoming.message_id) if incoming.message_id else None
         for attempt in range(1, TURN_ATTEMPTS + 1):
             last = attempt == TURN_ATTEMPTS
             try:
-                return await self._answer(channel, incoming, key, chat_id)
+                return await self._answer(channel, incoming, key, chat_id, carry)
             except IntegrityError:
                 # A concurrent delivery of the same update committed first, or two workers
                 # created the same person's session at once (then the retry finds it).
@@ -255,11 +269,16 @@ class Conversation:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _answer(
-        self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
+        self,
+        channel: Channel,
+        incoming: Incoming,
+        key: str | None,
+        chat_id: str,
+        carry: Carry | None,
     ) -> Replies:
         if self._known_citizen(channel, incoming):
             # The one duplicate check is the turn's own insert of the update id (a unique key).
-            return await self._turn(channel, incoming, key, chat_id)
+            return await self._turn(channel, incoming, key, chat_id, carry)
         # The staff desk keeps no update ids of its own: checked before it runs.
         if key is not None and await self._processed(channel, key):
             return await self._redelivered(channel, key, chat_id)
@@ -267,7 +286,7 @@ class Conversation:
         staff_replies = await handle_staff_message(incoming, profile=self.profile, clock=clock)
         if staff_replies is None:
             self._remember_citizen(channel, incoming)
-            return await self._turn(channel, incoming, key, chat_id)
+            return await self._turn(channel, incoming, key, chat_id, carry)
         self._citizens.pop((channel, incoming.user_id), None)
         if key is not None:
             await self._remember_update(channel, key)
@@ -295,7 +314,12 @@ class Conversation:
         again = answer_again if channel in self._in_response else reclaim_unsent
         found = await again(channel=channel, chat_id=chat_id, update_key=key, now=self._now())
         return AlreadyHandled(
-            found, claimed=found.claimed, queued=found.queued, in_outbox=found.in_outbox
+            found,
+            claimed=found.claimed,
+            queued=found.queued,
+            in_outbox=found.in_outbox,
+            answer=found.answer,
+            answer_id=found.answer_id,
         )
 
     async def _remember_update(self, channel: Channel, key: str) -> None:
@@ -310,18 +334,28 @@ class Conversation:
             log.info("staff update %s:%s was delivered twice at once", channel, key)
 
     async def _turn(
-        self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
+        self,
+        channel: Channel,
+        incoming: Incoming,
+        key: str | None,
+        chat_id: str,
+        carry: Carry | None = None,
     ) -> Replies:
         # Channels answering in the HTTP response (WeChat's passive reply) keep the full turn:
         # their reply rows carry `in_response`, which the short write does not set.
         if key is not None and channel in self.outbox_channels and channel not in self._in_response:
-            quick = await self._quick_turn(channel, incoming, key, chat_id)
+            quick = await self._quick_turn(channel, incoming, key, chat_id, carry)
             if quick is not None:
                 return quick
-        return await self._full_turn(channel, incoming, key, chat_id)
+        return await self._full_turn(channel, incoming, key, chat_id, carry)
 
     async def _quick_turn(
-        self, channel: Channel, incoming: Incoming, key: str, chat_id: str
+        self,
+        channel: Channel,
+        incoming: Incoming,
+        key: str,
+        chat_id: str,
+        carry: Carry | None = None,
     ) -> Replies | None:
         """An ordinary step in two statements (bot.turn_store): read, the engine, one atomic
         write. None when the step needs the full turn: no session yet, a survey message, or
@@ -359,6 +393,7 @@ class Conversation:
                 key=key,
                 replies=result.replies,
                 now=now,
+                answer_first=carry is not None and carry(result.replies),
             )
         except turn_store.Stale as stale:
             raise _StaleSession(str(stale)) from stale  # the retry reads the session afresh
@@ -374,7 +409,12 @@ class Conversation:
         self._sessions[person] = (time.monotonic() + SESSION_CACHE_SECONDS, snapshot)
 
     async def _full_turn(
-        self, channel: Channel, incoming: Incoming, key: str | None, chat_id: str
+        self,
+        channel: Channel,
+        incoming: Incoming,
+        key: str | None,
+        chat_id: str,
+        carry: Carry | None = None,
     ) -> Replies:
         self._sessions.pop((channel, incoming.user_id), None)  # this turn changes it
         now = self._now()
@@ -397,7 +437,7 @@ class Conversation:
             if survey_turn is not None:
                 survey_replies, survey_state = survey_turn
                 await self._save_session(session, survey_state, now, conn)
-                return await self._keep(conn, channel, chat_id, key, survey_replies, now)
+                return await self._keep(conn, channel, chat_id, key, survey_replies, now, carry)
             ctx = DialogContext.from_settings(self.settings, self.profile, now, summaries)
             result = dialog.handle(state, incoming, ctx)
             replies = list(result.replies)
@@ -414,7 +454,7 @@ class Conversation:
                     continue
                 replies += await self._execute(command, channel, incoming, lang, clock, conn)
             await self._save_session(session, result.state, now, conn)
-            return await self._keep(conn, channel, chat_id, key, replies, now)
+            return await self._keep(conn, channel, chat_id, key, replies, now, carry)
 
     async def _keep(
         self,
@@ -424,6 +464,7 @@ class Conversation:
         key: str | None,
         replies: list[Outgoing],
         now: datetime,
+        carry: Carry | None = None,
     ) -> Replies:
         """The replies, written to the outbox inside the turn's transaction on outbox channels
         (a turn without an update id cannot be recognised again, so it has nothing to resend)."""
@@ -431,14 +472,16 @@ class Conversation:
             return Replies(replies)
         in_response = channel in self._in_response
         shape = self._in_response.get(channel)
+        replies = shape(replies) if shape else replies
         return await write_replies(
             conn,
             channel=channel,
             chat_id=chat_id,
             update_key=key,
-            replies=shape(replies) if shape else replies,
+            replies=replies,
             now=now,
             in_response=in_response,
+            answer_first=not in_response and carry is not None and carry(replies),
         )
 
     async def _survey(

@@ -51,6 +51,7 @@ RESPONSE_CLAIM_SECONDS = 25.0
 MAX_REPLIES = 32
 
 _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+_NO_MESSAGE = Outgoing(text="")  # the answer's mark needs only its row id
 # Channels whose messages reach a person as a stream, in the order sent. The web chat's replies
 # are the HTTP response to the person's own request; its notifications wait for the page to ask.
 ORDERED = frozenset({Channel.TELEGRAM, Channel.WECHAT})
@@ -81,7 +82,10 @@ class ClaimedReply:
 class Replies(list[Outgoing]):
     """The answer to one update. `claimed`: the rows (same order as the replies) this worker
     sends now; `queued`: rows left to the dispatcher (the chat had older unsent messages).
-    `in_outbox` False: the replies are not in the outbox (the caller sends them as it likes)."""
+    `in_outbox` False: the replies are not in the outbox (the caller sends them as it likes).
+    `answer`: the reply committed as carried by the response to the platform's own request
+    (Telegram's webhook response), already recorded as sent: the caller puts it there, and a
+    redelivery of the request — the platform got no response — gets it again."""
 
     def __init__(
         self,
@@ -90,11 +94,15 @@ class Replies(list[Outgoing]):
         claimed: Sequence[ClaimedReply] = (),
         queued: bool = False,
         in_outbox: bool = False,
+        answer: Outgoing | None = None,
+        answer_id: int | None = None,
     ) -> None:
         super().__init__(replies)
         self.claimed = list(claimed)
         self.queued = queued
         self.in_outbox = in_outbox
+        self.answer = answer
+        self.answer_id = answer_id  # its outbox row, for `answer_written`
 
 
 async def _claim(row: OutboxMessage, now: datetime, wall: datetime, until: datetime) -> bool:
@@ -129,19 +137,26 @@ async def write_replies(
     replies: Sequence[Outgoing],
     now: datetime,
     in_response: bool = False,
+    answer_first: bool = False,
 ) -> Replies:
     """Insert the turn's replies as outbox rows inside the turn's transaction `conn`.
 
     `in_response`: the platform takes the answer in its request's HTTP response (WeChat's
     passive reply). The rows are then claimed for as long as the platform may ask again
     (`RESPONSE_CLAIM_SECONDS`), and are never queued behind older messages to the chat: the
-    answer to the person's own message cannot wait for a notification's API send."""
+    answer to the person's own message cannot wait for a notification's API send.
+
+    `answer_first`: the first reply goes in the response to the platform's request (Telegram
+    runs one method given there), unless the chat has older unsent messages: it is written as
+    sent, with `in_response`, and comes back as `Replies.answer` (see `answered`)."""
     if not replies:
         return Replies(in_outbox=True)
     if len(replies) > MAX_REPLIES:
         raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
     ordered = channel in ORDERED and not in_response
     behind = ordered and await _chat_has_open_rows(conn, channel, chat_id)
+    if answer_first and not behind:
+        return await _write_answered(conn, channel, chat_id, update_key, replies, now)
     claim = RESPONSE_CLAIM_SECONDS if in_response else REPLY_CLAIM_SECONDS
     until = wall_clock() + timedelta(seconds=claim)
     rows = [
@@ -169,6 +184,39 @@ async def write_replies(
     return Replies(replies, claimed=claimed, in_outbox=True)
 
 
+async def _write_answered(
+    conn: BaseDBAsyncClient,
+    channel: Channel,
+    chat_id: str,
+    update_key: str,
+    replies: Sequence[Outgoing],
+    now: datetime,
+) -> Replies:
+    until = wall_clock() + timedelta(seconds=REPLY_CLAIM_SECONDS)
+    rows = [
+        OutboxMessage(
+            idempotency_key=reply_key(channel, update_key, index),
+            channel=channel,
+            chat_id=chat_id,
+            payload=outgoing_to_json(reply),
+            status=OutboxStatus.SENT if index == 0 else OutboxStatus.SENDING,
+            attempts=1,
+            next_attempt_at=now,
+            claimed_until=None if index == 0 else until,
+            sent_at=now if index == 0 else None,
+            in_response=index == 0,
+        )
+        for index, reply in enumerate(replies)
+    ]
+    for row in rows:
+        await row.save(using_db=conn)
+    later = zip(rows[1:], replies[1:], strict=True)
+    claimed = [ClaimedReply(row.id, reply, until) for row, reply in later]
+    return Replies(
+        replies, claimed=claimed, in_outbox=True, answer=replies[0], answer_id=rows[0].id
+    )
+
+
 async def reclaim_unsent(
     *, channel: Channel, chat_id: str, update_key: str, now: datetime
 ) -> Replies:
@@ -180,12 +228,17 @@ async def reclaim_unsent(
     unsent = [row for row in rows if row.status in _OPEN]
     if not rows:
         return Replies()  # handled before replies were kept in the outbox, or said nothing
+    # Still marked `in_response`: the response that carried it may not have gone out, and the
+    # platform asks again only when it got none, so the answer never ran.
+    carrier = next((r for r in rows if r.in_response), None)
+    answer = outgoing_from_json(carrier.payload) if carrier is not None else None
+    answer_id = carrier.id if carrier is not None else None
     if not unsent:
-        return Replies(in_outbox=True)
+        return Replies(in_outbox=True, answer=answer, answer_id=answer_id)
     if channel in ORDERED and await _chat_has_open_rows(
         None, channel, chat_id, before=unsent[0].id
     ):
-        return Replies(queued=True, in_outbox=True)
+        return Replies(queued=True, in_outbox=True, answer=answer, answer_id=answer_id)
     wall = wall_clock()
     until = wall + timedelta(seconds=REPLY_CLAIM_SECONDS)
     claimed: list[ClaimedReply] = []
@@ -194,7 +247,10 @@ async def reclaim_unsent(
             break  # held by a live claim (or sent meanwhile): what follows waits for it
         claimed.append(ClaimedReply(row.id, outgoing_from_json(row.payload), until))
     messages = [c.message for c in claimed]
-    return Replies(messages, claimed=claimed, queued=len(claimed) < len(unsent), in_outbox=True)
+    queued = len(claimed) < len(unsent)
+    return Replies(
+        messages, claimed=claimed, queued=queued, in_outbox=True, answer=answer, answer_id=answer_id
+    )
 
 
 def _finish(step: Awaitable[Any]) -> Awaitable[Any]:
@@ -209,7 +265,9 @@ class _SentMarks:
     mark waits for at most one UPDATE in flight before its own (the resend window of a crash
     grows by that much at most), and under load one statement marks many replies."""
 
-    def __init__(self) -> None:
+    def __init__(self, write: Callable[[Sequence[tuple[ClaimedReply, datetime]]], Any]) -> None:
+        self._write: Callable[[Sequence[tuple[ClaimedReply, datetime]]], Awaitable[set[int]]]
+        self._write = write
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[tuple[ClaimedReply, datetime, asyncio.Future[bool]]] = []
         self._running = False
@@ -231,7 +289,7 @@ class _SentMarks:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    ours = await _mark_batch([(c, n) for c, n, _ in batch])
+                    ours = await self._write([(c, n) for c, n, _ in batch])
                 except Exception as error:
                     for _, _, done in batch:
                         if not done.done():
@@ -283,7 +341,22 @@ async def _mark_batch(marks: Sequence[tuple[ClaimedReply, datetime]]) -> set[int
     )
 
 
-_SENT_MARKS = _SentMarks()
+_SENT_MARKS = _SentMarks(_mark_batch)
+
+
+async def _mark_written(marks: Sequence[tuple[ClaimedReply, datetime]]) -> set[int]:
+    ids = [claim.id for claim, _ in marks]
+    await OutboxMessage.filter(id__in=ids, in_response=True).update(in_response=False)
+    return set(ids)
+
+
+_WRITTEN_MARKS = _SentMarks(_mark_written)
+
+
+async def answer_written(answer_id: int, now: datetime) -> None:
+    """The response carrying the answer in row `answer_id` went out: a later delivery of the
+    same request (a duplicate, not a retry) no longer carries it. Batched like `mark_sent`."""
+    await _finish(_WRITTEN_MARKS.mark(ClaimedReply(answer_id, _NO_MESSAGE, now), now))
 
 
 async def mark_sent(claim: ClaimedReply, now: datetime) -> bool:

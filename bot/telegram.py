@@ -65,11 +65,12 @@ from bot.outbox import (
     DISPATCHER_KEY,
     TELEGRAM_LIMITS,
     PermanentFailure,
+    RateLimiter,
     RateLimits,
     RetryLater,
     TransientFailure,
 )
-from bot.replies import REPLY_CLAIM_SECONDS, Replies, deliver
+from bot.replies import REPLY_CLAIM_SECONDS, Replies, answer_written, deliver
 from bot.storage import StorageError
 from config.settings import Settings
 from handlers.dialog import command_descriptions, render_command_failed, render_file_unavailable
@@ -354,6 +355,42 @@ def _incoming(update: Update) -> Incoming | None:
     return Incoming(kind="unsupported", **base)  # stickers, voice, video, polls, ...
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseMethod:
+    """The Bot API method for the webhook's response body; `answer_id`: the outbox row of the
+    reply it carries, if it carries one."""
+
+    params: dict[str, Any]
+    answer_id: int | None = None
+
+
+class _Carried:
+    """Asked by the conversation before it commits a turn: can the turn's replies start with one
+    carried by the webhook response? Only a turn's single reply that is one plain sendMessage
+    (no attachment, no keyboard added by an edit after it): Telegram runs one method from the
+    response, and a second reply sent by a call could overtake it."""
+
+    def __init__(self, lang: str, allowed: bool) -> None:
+        self.lang = lang
+        self.allowed = allowed
+        self._rendered: tuple[Outgoing, TelegramMessage] | None = None
+
+    def __call__(self, replies: Sequence[Outgoing]) -> bool:
+        if not self.allowed or len(replies) != 1 or replies[0].attachments:
+            return False
+        parts = render(replies[0], self.lang)
+        if len(parts) != 1 or parts[0].attach_inline is not None:
+            return False
+        self._rendered = (replies[0], parts[0])
+        return True
+
+    def params(self, answer: Outgoing) -> dict[str, Any]:
+        """The sendMessage parameters of the carried reply (rendered once, when asked)."""
+        if self._rendered is not None and self._rendered[0] is answer:
+            return self._rendered[1].api_params()
+        return render(answer, self.lang)[0].api_params()  # a redelivery's stored answer
+
+
 def _command(message: Message) -> tuple[str, str] | None:
     """("start", "payload") for "/start@our_bot payload"; None when the text is no command."""
     entities = message.entities or ()
@@ -571,6 +608,7 @@ class TelegramChannel:
         self._recent: OrderedDict[int, None] = OrderedDict()
         self._running = False
         self.wake_outbox: Callable[[], None] | None = None  # the dispatcher's wake(), if any
+        self.limiter: RateLimiter | None = None  # the dispatcher's, if any (its flood waits)
         self.api = BotApi(
             settings.telegram_token or "", settings.telegram_api_base, _MAX_REPLY_WAIT_SECONDS
         )
@@ -660,10 +698,17 @@ class TelegramChannel:
                 "Telegram update %s failed; Telegram will deliver it again", update.update_id
             )
             return web.Response(status=500, text="try again")
-        if method is not None:
-            # Telegram runs one method given as the webhook's response: no call of our own.
-            return web.json_response(method)
-        return web.Response(status=200, text="ok")
+        if method is None:
+            return web.Response(status=200, text="ok")
+        # Telegram runs one method given as the webhook's response: no call of our own.
+        body = orjson.dumps(method.params)
+        response = web.Response(body=body, content_type="application/json")
+        if method.answer_id is not None:
+            # Written out before the row says so: until then a delivery again carries it again.
+            await response.prepare(request)
+            await response.write_eof()
+            await answer_written(method.answer_id, self.conversation.now())
+        return response
 
     def _readable_update(self, data: Any) -> Update | None:
         """The update in `data`, or None (logged) when it is not one we can read: the wrong
@@ -698,30 +743,25 @@ class TelegramChannel:
                 lang = self._language(update)
                 await self._reply(chat.id, render_command_failed("error", lang), lang)
 
-    async def process(self, update: Update, *, respond: bool = False) -> dict[str, Any] | None:
+    async def process(self, update: Update, *, respond: bool = False) -> ResponseMethod | None:
         """Handle one update. Raises only when the conversation did not take it (nothing was
         committed), so the caller may have it delivered again.
 
-        With `respond` (webhook mode) a button press is answered by the returned method, for the
-        webhook's response body, instead of an answerCallbackQuery call of our own. The replies
-        themselves are never put there: Telegram tells nobody whether a method given in a
-        webhook response succeeded, so the outbox could not know a reply was delivered. They
-        are committed with the turn as outbox rows and sent here right after the commit.
+        With `respond` (webhook mode) the returned method is for the webhook's response body,
+        which Telegram runs instead of a call of our own: a turn's only reply when it is one
+        plain message (committed as sent with the turn, so a redelivery — Telegram got no
+        response, so it ran nothing — carries it again), or else the answer to a button press.
+        Every other reply is committed with the turn as an outbox row and sent here right after
+        the commit.
         """
         # A redelivery goes to the conversation as well: it never re-runs the turn, and hands
         # back whatever of the turn's committed replies is still unsent.
         incoming = incoming_from_update(update)
         chat = update.effective_chat
         query = update.callback_query
-        method: dict[str, Any] | None = None
-        if query is not None:
-            if respond:
-                method = {"method": "answerCallbackQuery", "callback_query_id": query.id}
-            else:
-                await self._answer(query.id)
         if incoming is None or chat is None:
             self._remember(update.update_id)
-            return method
+            return await self._answer_query(query, respond)
         lang = self._language(update)
         if incoming.file is not None:
             try:
@@ -732,21 +772,53 @@ class TelegramChannel:
                 failed = render_command_failed("too_large", lang)
             if fetched is None:
                 # Nothing reaches the dialog: its state stays as it was, the person resends.
+                method = await self._answer_query(query, respond)
                 await self._reply(chat.id, failed, lang)
                 self._remember(update.update_id)
                 return method
             incoming = fetched
-        replies = await self.conversation.handle(incoming, chat_id=str(chat.id))
+        carry = respond and self.settings.telegram_reply_in_response
+        carried = _Carried(lang, self._may_carry(chat.id)) if carry else None
+        replies = await self.conversation.handle(incoming, chat_id=str(chat.id), carry=carried)
+        answer = replies.answer if isinstance(replies, Replies) else None
+        method: ResponseMethod | None = None
+        steps = []
+        if answer is not None and carried is not None:
+            params = {"method": "sendMessage", "chat_id": chat.id, **carried.params(answer)}
+            method = ResponseMethod(params, replies.answer_id)
+        elif answer is not None:  # a webhook-time answer redelivered by polling: by a call
+            steps.append(self._reply(chat.id, [answer], lang))
         try:
-            steps = []
-            if query is not None and query.message is not None and replies:
-                steps.append(self._mark_chosen(chat.id, query.message, query.data))
+            if query is not None:
+                if method is None:
+                    method = await self._answer_query(query, respond)
+                else:  # the response carries the reply: the press is answered by a call
+                    steps.append(self._answer(query.id))
+                if query.message is not None and replies:
+                    steps.append(self._mark_chosen(chat.id, query.message, query.data))
             steps.append(self._send_replies(chat.id, replies, lang, update.update_id))
             # Independent calls: marking the pressed button need not wait for the answer.
             await asyncio.gather(*steps)
         finally:
             self._remember(update.update_id)
         return method
+
+    async def _answer_query(self, query: Any, respond: bool) -> ResponseMethod | None:
+        """Answer a button press: as the webhook's response when `respond`, else by a call."""
+        if query is None:
+            return None
+        if respond:
+            return ResponseMethod({"method": "answerCallbackQuery", "callback_query_id": query.id})
+        await self._answer(query.id)
+        return None
+
+    def _may_carry(self, chat_id: int) -> bool:
+        """Whether a reply to `chat_id` may go in the webhook response now: not while a flood
+        wait (429) holds the chat or the bot back — Telegram would refuse it and tell nobody."""
+        limiter = self.limiter
+        if limiter is None:
+            return True
+        return limiter.paused_until(CHANNEL, str(chat_id)) <= limiter.clock()
 
     async def _send_replies(
         self, chat_id: int, replies: Sequence[Outgoing], lang: str, update_id: int
@@ -917,6 +989,7 @@ def setup_telegram(
         dispatcher = app.get(DISPATCHER_KEY)
         if dispatcher is not None:
             channel.wake_outbox = dispatcher.wake
+            channel.limiter = dispatcher.limiter
         await channel.start()
 
     async def stop(_: web.Application) -> None:

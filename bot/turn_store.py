@@ -47,6 +47,7 @@ from models.entities import Channel, OutboxStatus
 from models.outbox import outgoing_to_json
 
 _PENDING, _SENDING = OutboxStatus.PENDING.value, OutboxStatus.SENDING.value
+_SENT = OutboxStatus.SENT.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +124,15 @@ WITH saved AS (
     ) AS yes
 ), queued AS (
     INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts,
-                        next_attempt_at, claimed_until, created_at, in_response)
+                        next_attempt_at, claimed_until, created_at, in_response, sent_at)
     SELECT r.key, $5, $9, r.payload::jsonb,
-           CASE WHEN behind.yes THEN $10 ELSE $11 END,
+           CASE WHEN behind.yes THEN $10 WHEN $15::boolean AND r.n = 1 THEN $16 ELSE $11 END,
            CASE WHEN behind.yes THEN 0 ELSE 1 END,
-           $2, CASE WHEN behind.yes THEN NULL ELSE $12::timestamptz END, $7, false
+           $2,
+           CASE WHEN behind.yes OR ($15::boolean AND r.n = 1) THEN NULL
+                ELSE $12::timestamptz END,
+           $7, NOT behind.yes AND $15::boolean AND r.n = 1,
+           CASE WHEN NOT behind.yes AND $15::boolean AND r.n = 1 THEN $2::timestamptz END
     FROM seen, behind, unnest($13::text[], $14::text[]) WITH ORDINALITY AS r(key, payload, n)
     ORDER BY r.n
     RETURNING id
@@ -152,6 +157,7 @@ class _Write:
     wall: datetime
     until: datetime  # the reply rows' claim
     ordered: bool  # per-chat order: rows queue behind an older open one
+    answer_first: bool  # the first reply goes in the response (written sent, `in_response`)
 
 
 async def save(
@@ -163,10 +169,11 @@ async def save(
     key: str,
     replies: Sequence[Outgoing],
     now: datetime,
+    answer_first: bool = False,
 ) -> tuple[Replies, Snapshot]:
     """Store the step: the new state, the update id, the replies as outbox rows, atomically;
     the replies and the session as now stored. Raises Stale (nothing written) or
-    IntegrityError (the update id is taken)."""
+    IntegrityError (the update id is taken). `answer_first`: as in bot.replies.write_replies."""
     if len(replies) > MAX_REPLIES:
         raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
     assert snapshot.session_id is not None
@@ -177,7 +184,11 @@ async def save(
     payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in replies]
     ordered = channel in ORDERED
     text = JSON_DUMPS(state)
-    write = _Write(channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered)
+    answer_first = answer_first and bool(replies)
+    write = _Write(
+        channel, chat_id, snapshot, text, key, keys, payloads, now, wall, until, ordered,
+        answer_first,
+    )  # fmt: skip
     save_rows = _save_postgres if _dialect() == "postgres" else _save_sqlite
     behind, ids = await save_rows(write)
     # As a later read would find it (JSON in, JSON out: lists, not tuples).
@@ -187,6 +198,11 @@ async def save(
     if behind:
         return Replies(replies, queued=True, in_outbox=True), stored
     claimed = [ClaimedReply(i, reply, until) for i, reply in zip(ids, replies, strict=True)]
+    if answer_first:
+        answered = Replies(
+            replies, claimed=claimed[1:], in_outbox=True, answer=replies[0], answer_id=ids[0]
+        )
+        return answered, stored
     return Replies(replies, claimed=claimed, in_outbox=True), stored
 
 
@@ -210,6 +226,8 @@ async def _save_postgres(w: _Write) -> tuple[bool, list[int]]:
                 w.until,
                 w.keys,
                 w.payloads,
+                w.answer_first,
+                _SENT,
             )
     except asyncpg.IntegrityConstraintViolationError as error:
         raise IntegrityError(error) from error
@@ -242,21 +260,25 @@ async def _save_sqlite(w: _Write) -> tuple[bool, list[int]]:
             )
             behind = bool(found)
         ids: list[int] = []
-        for reply_key_, payload in zip(w.keys, w.payloads, strict=True):
+        for index, (reply_key_, payload) in enumerate(zip(w.keys, w.payloads, strict=True)):
+            answered = w.answer_first and index == 0 and not behind
+            status = _PENDING if behind else _SENT if answered else _SENDING
             _, rows = await conn.execute_query(
                 "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, "
-                "attempts, next_attempt_at, claimed_until, created_at, in_response) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING id",
+                "attempts, next_attempt_at, claimed_until, created_at, in_response, sent_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [
                     reply_key_,
                     w.channel.value,
                     w.chat_id,
                     payload,
-                    _PENDING if behind else _SENDING,
+                    status,
                     0 if behind else 1,
                     w.now,
-                    None if behind else w.until,
+                    None if behind or answered else w.until,
                     w.wall,
+                    1 if answered else 0,
+                    w.now if answered else None,
                 ],
             )
             ids.append(int(rows[0]["id"]))

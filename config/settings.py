@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="public https base URL; set → Telegram webhook mode"
     )
+    telegram_reply_in_response: bool = Field(
+        default=True,
+        description="webhook mode: a turn's single plain reply goes in the webhook's response "
+        "(Telegram runs it; no sendMessage call of our own); false: every reply by a call",
+    )
     wechat_appid: str | None = None
     wechat_secret: str | None = None
     wechat_token: str | None = None

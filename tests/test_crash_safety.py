@@ -68,7 +68,7 @@ async def crashed(
 ) -> tuple[Desk, dict[str, Any]]:
     """A worker takes /start, commits its turn and "dies" before sending: nothing told. The
     stopped desk (its settings) and the update, for Telegram to deliver again."""
-    desk = Desk(tg, db_url, tmp_path / "data", webhook=True)
+    desk = Desk(tg, db_url, tmp_path / "data", webhook=True, telegram_reply_in_response=False)
     await desk.start()
     start = Citizen(tg, desk)._message(text="/start")
     with monkeypatch.context() as crash:
@@ -86,7 +86,7 @@ async def test_a_reply_lost_between_commit_and_send_arrives_once_on_redelivery(
     rows = await reply_rows()
     assert rows and all(row.status == OutboxStatus.SENDING for row in rows)
 
-    restarted = Desk(tg, db_url, tmp_path / "data", webhook=True)
+    restarted = Desk(tg, db_url, tmp_path / "data", webhook=True, telegram_reply_in_response=False)
     await restarted.start()
     try:
         assert await tg.deliver_webhook(None, start) == 200
@@ -106,7 +106,7 @@ async def test_a_reply_lost_between_commit_and_send_arrives_once_on_redelivery(
 async def test_a_reply_whose_send_failed_goes_out_once_when_the_update_comes_again(
     tg: FakeTelegram, db_url: str, tmp_path: Path
 ) -> None:
-    desk = Desk(tg, db_url, tmp_path / "data", webhook=True)
+    desk = Desk(tg, db_url, tmp_path / "data", webhook=True, telegram_reply_in_response=False)
     await desk.start()
     person = Citizen(tg, desk)
     try:
@@ -147,6 +147,71 @@ async def test_a_restart_sends_what_was_committed(
     finally:
         await runner.cleanup()
     assert tg.texts_to(CITIZEN) == expected
+
+
+async def test_a_single_reply_rides_in_the_webhook_response(
+    tg: FakeTelegram, db_url: str, tmp_path: Path
+) -> None:
+    """A turn's one plain reply is the webhook's response (Telegram runs it): no sendMessage
+    call of ours, the row committed as sent with the turn, and a duplicate delivery after the
+    response went out carries nothing."""
+    desk = Desk(tg, db_url, tmp_path / "data", webhook=True)
+    await desk.start()
+    person = Citizen(tg, desk)
+    try:
+        await person.command("start")
+        update = person.button_update("screen:none")
+        calls = len(tg.calls)
+        told = await person.deliver(update)
+        assert len(told) == 1
+        new_calls = [c for c in tg.calls[calls:] if c.method == "sendMessage"]
+        assert [c.params.get("text") for c in new_calls] == told  # the response's method
+        last = (await reply_rows())[-1]
+        assert last.status == OutboxStatus.SENT and not last.in_response
+        assert await tg.deliver_webhook(None, update) == 200  # a duplicate
+        assert tg.texts_to(CITIZEN)[-1] == told[0]
+        assert len(tg.texts_to(CITIZEN)) == len([c for c in tg.calls if c.method == "sendMessage"])
+        assert tg.texts_to(CITIZEN).count(told[0]) == 1
+    finally:
+        await desk.stop()
+
+
+async def test_an_answer_whose_response_was_lost_is_carried_again(
+    tg: FakeTelegram, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Committed, then the worker died before its response went out (Telegram saw no 200 and
+    ran nothing): the redelivery, to a restarted worker, carries the same answer, once."""
+    desk = Desk(tg, db_url, tmp_path / "data", webhook=True)
+    await desk.start()
+    person = Citizen(tg, desk)
+    await person.command("start")
+    update = person.button_update("screen:none")
+    before = list(tg.texts_to(CITIZEN))
+    process = bot.telegram.TelegramChannel.process
+
+    async def dies_after_commit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        await process(self, *args, **kwargs)
+        raise Killed("the worker died after its commit, before its response")
+
+    with monkeypatch.context() as crash:
+        crash.setattr(bot.telegram.TelegramChannel, "process", dies_after_commit)
+        assert await tg.deliver_webhook(None, update) == 500
+    await desk.stop()
+    assert tg.texts_to(CITIZEN) == before  # nothing told
+    [row] = [r for r in await reply_rows() if r.in_response]
+    assert row.status == OutboxStatus.SENT  # committed as carried by the response
+
+    restarted = Desk(tg, db_url, tmp_path / "data", webhook=True)
+    await restarted.start()
+    try:
+        assert await tg.deliver_webhook(None, update) == 200
+        assert tg.texts_to(CITIZEN) == [*before, row.payload["text"]]
+        assert await tg.deliver_webhook(None, update) == 200  # its response went out this time
+        assert tg.texts_to(CITIZEN) == [*before, row.payload["text"]]
+    finally:
+        await restarted.stop()
+    session = await DialogSession.get(channel=Channel.TELEGRAM, external_id=str(CITIZEN))
+    assert session.version == 2  # /start and the press, each once
 
 
 async def test_a_reply_waits_behind_an_older_message_to_the_same_chat(
