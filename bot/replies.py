@@ -346,8 +346,16 @@ _SENT_MARKS = _SentMarks(_mark_batch)
 
 async def _mark_written(marks: Sequence[tuple[ClaimedReply, datetime]]) -> set[int]:
     ids = [claim.id for claim, _ in marks]
-    await OutboxMessage.filter(id__in=ids, in_response=True).update(in_response=False)
+    client = connections.get("default")
+    if client.capabilities.dialect == "postgres":
+        async with client.acquire_connection() as conn:
+            await conn.execute(_PG_MARK_WRITTEN, ids)
+    else:
+        await OutboxMessage.filter(id__in=ids, in_response=True).update(in_response=False)
     return set(ids)
+
+
+_PG_MARK_WRITTEN = "UPDATE outbox SET in_response = false WHERE id = ANY($1::bigint[])"
 
 
 _WRITTEN_MARKS = _SentMarks(_mark_written)

@@ -867,8 +867,9 @@ class TelegramChannel:
     async def _answer(self, query_id: str) -> None:
         """Always answer a button press, or the person's client shows a spinner for a while."""
         try:
-            await self.bot.answer_callback_query(query_id)
-        except TelegramError as error:  # too old, or answered by another worker already
+            await self.api.call("answerCallbackQuery", {"callback_query_id": query_id})
+        except (RetryLater, TransientFailure, PermanentFailure) as error:
+            # too old, or answered by another worker already
             log.info("answerCallbackQuery %s: %s", query_id, error)
 
     async def _mark_chosen(self, chat_id: int, message: Any, data: str | None) -> None:
