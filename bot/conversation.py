@@ -81,7 +81,15 @@ from models.entities import (
     Event,
     ProcessedUpdate,
 )
-from models.lookup import Limits, check, follow, issue_code, private_view
+from models.lookup import (
+    HashedCode,
+    Limits,
+    check,
+    follow,
+    hashed_code,
+    private_view,
+    store_code,
+)
 from models.lookup import display_code as display
 from models.numbering import example_number
 from models.workflow import Action, RefusalReason, Role, State
@@ -94,6 +102,8 @@ log = logging.getLogger(__name__)
 
 # Whether a turn's replies can start with one carried by the response to the platform's request.
 Carry = Callable[[Sequence[Outgoing]], bool]
+# What the quick turn answers when the engine files a complaint: the full turn does it.
+_FILES = object()
 
 
 class AlreadyHandled(Replies):
@@ -345,8 +355,13 @@ class Conversation:
         # their reply rows carry `in_response`, which the short write does not set.
         if key is not None and channel in self.outbox_channels and channel not in self._in_response:
             quick = await self._quick_turn(channel, incoming, key, chat_id, carry)
-            if quick is not None:
+            if isinstance(quick, Replies):
                 return quick
+            if quick is _FILES:
+                # Hashed before the full turn's transaction: on SQLite that holds the one write
+                # lock, on PostgreSQL the filing then holds the month's number lock.
+                code = await hashed_code()
+                return await self._full_turn(channel, incoming, key, chat_id, carry, code)
         return await self._full_turn(channel, incoming, key, chat_id, carry)
 
     async def _quick_turn(
@@ -356,10 +371,11 @@ class Conversation:
         key: str,
         chat_id: str,
         carry: Carry | None = None,
-    ) -> Replies | None:
+    ) -> Replies | object | None:
         """An ordinary step in two statements (bot.turn_store): read, the engine, one atomic
         write. None when the step needs the full turn: no session yet, a survey message, or
-        the engine asked for a command (filing, self-service, a language change)."""
+        the engine asked for a command (self-service, a language change); _FILES when one of
+        those commands files a complaint."""
         now = self._now()
         person = (channel, incoming.user_id)
         until, snapshot = self._sessions.pop(person, (0.0, None))
@@ -383,7 +399,7 @@ class Conversation:
         ctx = DialogContext.from_settings(self.settings, self.profile, now, summaries)
         result = dialog.handle(state, incoming, ctx)
         if result.commands:
-            return None
+            return _FILES if any(isinstance(c, SubmitComplaint) for c in result.commands) else None
         try:
             replies, stored = await turn_store.save(
                 channel=channel,
@@ -415,7 +431,10 @@ class Conversation:
         key: str | None,
         chat_id: str,
         carry: Carry | None = None,
+        code: HashedCode | None = None,
     ) -> Replies:
+        """The turn in one transaction, for whatever the quick one cannot do. `code`: the access
+        code for a complaint this turn files, hashed beforehand."""
         self._sessions.pop((channel, incoming.user_id), None)  # this turn changes it
         now = self._now()
         async with in_transaction() as conn:
@@ -452,7 +471,7 @@ class Conversation:
                         command, channel, incoming, result.state, clock, conn
                     )
                     continue
-                replies += await self._execute(command, channel, incoming, lang, clock, conn)
+                replies += await self._execute(command, channel, incoming, lang, clock, conn, code)
             await self._save_session(session, result.state, now, conn)
             return await self._keep(conn, channel, chat_id, key, replies, now, carry)
 
@@ -641,9 +660,10 @@ class Conversation:
         lang: str,
         clock: Clock,
         conn: BaseDBAsyncClient,
+        code: HashedCode | None = None,
     ) -> list[Outgoing]:
         if isinstance(command, SubmitComplaint):
-            return await self._submit(command, channel, incoming.user_id, clock, conn)
+            return await self._submit(command, channel, incoming.user_id, clock, conn, code)
         if isinstance(command, SetLanguage):
             await (
                 Complainant.filter(channel=channel, external_id=incoming.user_id)
@@ -682,8 +702,10 @@ class Conversation:
         user_id: str,
         clock: Clock,
         conn: BaseDBAsyncClient,
+        code: HashedCode | None = None,
     ) -> list[Outgoing]:
         ids = await self._unlinked_attachments(command.answers.get("photos"), channel, conn)
+        access_code = code or await hashed_code()  # before the number's lock (submit_complaint)
         complaint = await submit_complaint(
             profile=self.profile,
             channel=channel,
@@ -708,7 +730,7 @@ class Conversation:
             complaint.number, due, provisional, lang, self.tz, stage, term=term, now=clock.now
         )
         # The receipt's access code and progress link: finding it again from any device.
-        code = await issue_code(complaint, clock.now, conn)
+        code = await store_code(complaint, access_code, clock.now, conn)
         link = lookup.progress_link(self.settings.public_url, complaint.number, code)
         access = lookup.render_access(complaint.number, display(code), link, lang)
         # The receipt's buttons (the menu) move to the last message, where the page offers them.

@@ -391,11 +391,8 @@ async def submit_complaint(
             person.phone, changed = answers["phone"], True
         if changed:
             await person.save(using_db=conn)
-    period = period_of(clock.now.astimezone(clock.tz))
-    number = await next_complaint_number(conn, period, profile.numbering.format)
     incident = answers.get("incident_time")
     complaint = Complaint(
-        number=number,
         profile=profile.id,
         category=answers.get("category"),
         subcategory=answers.get("subcategory"),
@@ -437,6 +434,10 @@ async def submit_complaint(
     start_stages(profile, complaint, State.SUBMITTED, clock)
     refresh_next_due(complaint)
     await link_target(complaint, conn)  # before notifications, so the cards mask for the target
+    # The serial last: taking it locks the month's counter until commit, and every filing in
+    # every worker queues on that lock, so nothing that can come before it waits behind it.
+    period = period_of(clock.now.astimezone(clock.tz))
+    complaint.number = await next_complaint_number(conn, period, profile.numbering.format)
     await complaint.save(using_db=conn)
     if attachment_ids:
         await (

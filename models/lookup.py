@@ -212,15 +212,35 @@ class FollowedComplaint(Model):
 # ---------------------------------------------------------------- shell
 
 
-async def issue_code(complaint: Complaint, now: datetime, conn: BaseDBAsyncClient) -> str:
-    """A fresh access code for `complaint` (replacing any earlier one); only its hash is kept."""
+@dataclass(frozen=True)
+class HashedCode:
+    """A fresh access code and its hash, made before the code has a complaint: hashing takes
+    milliseconds of CPU, which a filing should not spend while it holds the number's lock."""
+
+    code: str
+    hashed: str
+
+
+async def hashed_code() -> HashedCode:
     code = new_code()
-    hashed = await asyncio.to_thread(_hasher.hash, code)
+    return HashedCode(code, await asyncio.to_thread(_hasher.hash, code))
+
+
+async def store_code(
+    complaint: Complaint, code: HashedCode, now: datetime, conn: BaseDBAsyncClient
+) -> str:
+    """Give `complaint` the access code `code` (replacing any earlier one); only its hash is
+    kept. Returns the code, for the receipt."""
     await ComplaintAccess.filter(complaint_id=complaint.id).using_db(conn).delete()
     await ComplaintAccess.create(
-        complaint_id=complaint.id, code_hash=hashed, created_at=now, using_db=conn
+        complaint_id=complaint.id, code_hash=code.hashed, created_at=now, using_db=conn
     )
-    return code
+    return code.code
+
+
+async def issue_code(complaint: Complaint, now: datetime, conn: BaseDBAsyncClient) -> str:
+    """A fresh access code for `complaint` (replacing any earlier one); only its hash is kept."""
+    return await store_code(complaint, await hashed_code(), now, conn)
 
 
 async def _code_matches(complaint_id: int, code: str, conn: BaseDBAsyncClient | None) -> bool:
