@@ -606,6 +606,7 @@ class TelegramChannel:
         self.application = build_application(settings, webhook=self.webhook_mode)
         self.application.add_handler(TypeHandler(Update, self._on_polled_update))
         self._recent: OrderedDict[int, None] = OrderedDict()
+        self._in_flight: set[int] = set()  # update ids this worker is handling right now
         self._running = False
         self.wake_outbox: Callable[[], None] | None = None  # the dispatcher's wake(), if any
         self.limiter: RateLimiter | None = None  # the dispatcher's, if any (its flood waits)
@@ -779,8 +780,15 @@ class TelegramChannel:
             incoming = fetched
         carry = respond and self.settings.telegram_reply_in_response
         carried = _Carried(lang, self._may_carry(chat.id)) if carry else None
-        replies = await self.conversation.handle(incoming, chat_id=str(chat.id), carry=carried)
-        answer = replies.answer if isinstance(replies, Replies) else None
+        # A duplicate of an update this worker answers or answered: its response carries (or
+        # carried) the answer; Telegram asks again only when it got none, from any worker.
+        ours = update.update_id in self._in_flight or update.update_id in self._recent
+        self._in_flight.add(update.update_id)
+        try:
+            replies = await self.conversation.handle(incoming, chat_id=str(chat.id), carry=carried)
+        finally:
+            self._in_flight.discard(update.update_id)
+        answer = replies.answer if isinstance(replies, Replies) and not ours else None
         method: ResponseMethod | None = None
         steps = []
         if answer is not None and carried is not None:

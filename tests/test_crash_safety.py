@@ -167,10 +167,18 @@ async def test_a_single_reply_rides_in_the_webhook_response(
         new_calls = [c for c in tg.calls[calls:] if c.method == "sendMessage"]
         assert [c.params.get("text") for c in new_calls] == told  # the response's method
         last = (await reply_rows())[-1]
-        assert last.status == OutboxStatus.SENT and not last.in_response
-        assert await tg.deliver_webhook(None, update) == 200  # a duplicate
+        assert last.status == OutboxStatus.SENT
+
+        async def response_written() -> bool:
+            return not (await OutboxMessage.get(id=last.id)).in_response
+
+        await eventually(response_written, what="the row marked: its response went out")
+        assert await tg.deliver_webhook(None, update) == 200  # a duplicate, to this worker
+        await desk.stop()
+        desk = Desk(tg, db_url, tmp_path / "data", webhook=True)  # and to another one
+        await desk.start()
+        assert await tg.deliver_webhook(None, update) == 200
         assert tg.texts_to(CITIZEN)[-1] == told[0]
-        assert len(tg.texts_to(CITIZEN)) == len([c for c in tg.calls if c.method == "sendMessage"])
         assert tg.texts_to(CITIZEN).count(told[0]) == 1
     finally:
         await desk.stop()
