@@ -224,8 +224,31 @@ def _field_steps(profile: Any, f: FormField, number: int, answers: dict[str, Any
             return [step(f.id, "text", (f.id,), f.required)]
 
 
+# The answers that shape the steps (sub-steps and skips in `_field_steps`, the contact fields'
+# skip); every other answer leaves them as they are, so the steps are memoised on these.
+_SHAPING = ("anonymous", "category", "target_kind", "request_type")
+_MISSING = object()
+_STEPS: dict[tuple[Any, ...], tuple[Any, tuple[Step, ...]]] = {}
+
+
 def form_steps(profile: Any, answers: dict[str, Any]) -> list[Step]:
-    """The steps still to walk, given the answers so far (they decide sub-steps and skips)."""
+    """The steps still to walk, given the answers so far (they decide sub-steps and skips).
+    Pure, and walked several times a turn: memoised per profile and shaping answers."""
+    key = (id(profile), *(answers.get(name, _MISSING) for name in _SHAPING))
+    try:
+        cached = _STEPS.get(key)
+    except TypeError:  # an unhashable answer (never from the engine): no memo
+        return _form_steps(profile, answers)
+    if cached is not None and cached[0] is profile:
+        return list(cached[1])
+    steps = _form_steps(profile, answers)
+    if len(_STEPS) > 4096:  # a few per profile in practice; tests load many profiles
+        _STEPS.clear()
+    _STEPS[key] = (profile, tuple(steps))
+    return steps
+
+
+def _form_steps(profile: Any, answers: dict[str, Any]) -> list[Step]:
     steps: list[Step] = []
     for number, f in enumerate(form_fields(profile), start=1):
         if f.is_contact and answers.get("anonymous") is True:
