@@ -293,12 +293,13 @@ async def run_users(
     return LoadResult(len(latencies), seconds, latencies, errors)
 
 
-def summary(values: list[float]) -> str:
+def summary(values: list[float], digits: int = 1) -> str:
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{min(values):.1f}/{statistics.median(values):.1f}/{max(values):.1f}"
+        return f"{values[0]:.{digits}f}"
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{low:.{digits}f}/{mid:.{digits}f}/{high:.{digits}f}"
 
 
 # ---------------------------------------------------------------- the --serve entry point

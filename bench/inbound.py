@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -108,6 +107,8 @@ async def main(args: argparse.Namespace) -> None:
     rates: dict[str, list[float]] = {}
     ratios: dict[str, list[float]] = {}
     p95s: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    scaling: dict[str, list[float]] = {}
     for run in range(runs):
         async with database("postgres") as ceiling_db:
             for users in users_list:
@@ -128,19 +129,27 @@ async def main(args: argparse.Namespace) -> None:
                     if insert.rate:
                         ratios.setdefault(key, []).append(100 * row.result.rate / insert.rate)
                         p95s.setdefault(key, []).append(row.result.pct(0.95) / insert.pct(0.95))
+                for row in rows:
+                    r = row.result
+                    cpus.setdefault(f"{row.target} @{users}", []).append(
+                        r.cpu_seconds / r.updates * 1000 if r.updates else 0.0
+                    )
                 one = next((r for r in rows if r.target == "product postgres x1"), None)
                 two = next((r for r in rows if r.target == "product postgres x2"), None)
                 if one and two and one.result.rate:
-                    print(f"two workers / one (PG): {two.result.rate / one.result.rate:.2f}x")
-    print("\nsummary over runs (min/median/max):")
+                    scale = two.result.rate / one.result.rate
+                    scaling.setdefault(f"@{users}", []).append(scale)
+                    print(f"two workers / one (PG): {scale:.2f}x")
+    print(f"\nsummary over {runs} run(s) (min/median/max):")
     for key in rates:
         print(
             f"{key:<30} upd/s {summary(rates[key]):<20} "
             f"% of INSERT {summary(ratios.get(key, [])):<18} "
-            f"p95 vs INSERT {summary(p95s.get(key, []))}"
+            f"p95 vs INSERT {summary(p95s.get(key, [])):<16} "
+            f"cpu ms/upd {summary(cpus.get(key, []), 2)}"
         )
-    if len(rates) and runs > 1:
-        print(f"(median of {runs} runs: {statistics.median([runs])})")
+    for key, values in scaling.items():
+        print(f"two workers / one (PG) {key:<8} {summary(values, 2)}")
 
 
 if __name__ == "__main__":
