@@ -12,6 +12,12 @@ dispatcher leaves them alone while the worker sends them. What can go wrong afte
 - the platform delivers the update again: the turn is not re-run (the update id is recorded),
   and the redelivery claims and sends whatever of its replies is still unsent.
 
+A platform that runs one method given in its request's response (Telegram's webhook) may carry
+a turn's single reply there: the row is then written sent and `in_response` with the turn. No
+response reaching the platform means it asks again, and the redelivery carries the same row
+(`reclaim_unsent` returns it as `Replies.answer`); once the response is written the flag is
+cleared (`answer_written`), so a duplicate delivery after that carries nothing.
+
 Per-chat order: a reply row is claimed for the immediate send only when no older row to the same
 chat is open; otherwise it stays `pending` behind them and the dispatcher sends the chat's rows
 oldest first. The resend window of a crash is one HTTP call per chat: the row is marked sent by

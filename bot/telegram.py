@@ -2,7 +2,8 @@
 
     Telegram → (long polling | POST /telegram/webhook) → `incoming_from_update` → files fetched
     and stored → `Conversation.handle` (one transaction, de-duplicated on "tg:<update_id>")
-    → `render` → sendMessage
+    → `render` → sendMessage, or in webhook mode a single plain reply as the webhook's
+    response (committed as sent with the turn; a redelivery carries it again)
 
 `render` is pure: a neutral `Outgoing` becomes one or more Bot API messages —
 - choices as an inline keyboard, one button a row except back/skip/cancel, which share the last
