@@ -373,9 +373,9 @@ class Conversation:
         carry: Carry | None = None,
     ) -> Replies | object | None:
         """An ordinary step in two statements (bot.turn_store): read, the engine, one atomic
-        write. None when the step needs the full turn: no session yet, a survey message, or
-        the engine asked for a command (self-service, a language change); _FILES when one of
-        those commands files a complaint."""
+        write (a person's first message creates the session row first). None when the step
+        needs the full turn: a survey message, or the engine asked for a command (self-service,
+        a language change); _FILES when one of those commands files a complaint."""
         now = self._now()
         person = (channel, incoming.user_id)
         until, snapshot = self._sessions.pop(person, (0.0, None))
@@ -383,8 +383,8 @@ class Conversation:
             snapshot = await turn_store.load(channel, incoming.user_id, key)
         if snapshot.seen:
             return await self._redelivered(channel, key, chat_id)
-        if snapshot.session_id is None:
-            return None
+        if snapshot.session_id is None:  # a person's first message
+            snapshot = await turn_store.open_session(channel, incoming.user_id, snapshot, now)
         state = DialogState.from_json(snapshot.state) if snapshot.state else None
         if state is None and snapshot.person_id is not None:
             state = DialogState(language=supported(snapshot.person_language))

@@ -33,10 +33,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.fields.data import JSON_DUMPS, JSON_LOADS
 from tortoise.transactions import in_transaction
 
+import bot.replies
 from bot.replies import (
     MAX_REPLIES,
     ORDERED,
-    REPLY_CLAIM_SECONDS,
     ClaimedReply,
     Replies,
     reply_key,
@@ -106,6 +106,45 @@ async def load(channel: Channel, user_id: str, key: str) -> Snapshot:
         state=state if isinstance(state, dict) else {},
         person_id=row["person_id"],
         person_language=row["person_language"],
+    )
+
+
+_PG_OPEN = """
+INSERT INTO dialog_session (channel, external_id, state, version, updated_at)
+VALUES ($1, $2, '{}'::jsonb, 0, $3)
+ON CONFLICT (channel, external_id) DO UPDATE SET channel = EXCLUDED.channel
+RETURNING id, version, state::text AS state
+"""
+
+_SQLITE_OPEN = """
+INSERT INTO dialog_session (channel, external_id, state, version, updated_at)
+VALUES (?, ?, '{}', 0, ?)
+ON CONFLICT (channel, external_id) DO UPDATE SET channel = excluded.channel
+RETURNING id, version, state
+"""
+
+
+async def open_session(
+    channel: Channel, user_id: str, snapshot: Snapshot, now: datetime
+) -> Snapshot:
+    """`snapshot` with a session row for a person who had none: an empty one is created (its
+    own short statement: an empty session is what the full turn would create too), or the one
+    another delivery created meanwhile is taken as it is."""
+    client = connections.get("default")
+    when = now.astimezone(UTC)
+    if _dialect() == "postgres":
+        async with client.acquire_connection() as conn:
+            row: Any = await conn.fetchrow(_PG_OPEN, channel.value, user_id, when)
+    else:
+        rows = await client.execute_query_dict(_SQLITE_OPEN, [channel.value, user_id, when])
+        row = rows[0]
+    raw = row["state"]
+    state = JSON_LOADS(raw) if isinstance(raw, str | bytes) else (raw or {})
+    return replace(
+        snapshot,
+        session_id=int(row["id"]),
+        version=int(row["version"] or 0),
+        state=state if isinstance(state, dict) else {},
     )
 
 
@@ -179,7 +218,7 @@ async def save(
     assert snapshot.session_id is not None
     now = now.astimezone(UTC)
     wall = wall_clock()
-    until = wall + timedelta(seconds=REPLY_CLAIM_SECONDS)
+    until = wall + timedelta(seconds=bot.replies.REPLY_CLAIM_SECONDS)  # read late: one setting
     keys = [reply_key(channel, key, index) for index in range(len(replies))]
     payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in replies]
     ordered = channel in ORDERED
