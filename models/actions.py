@@ -61,7 +61,7 @@ from models.workflow import (
     may_manage_matters,
 )
 from scheduler.calendar import WorkingCalendar
-from scheduler.deadlines import Duration, Pause, compute_due
+from scheduler.deadlines import Duration, Pause, compute_due, due_for_starts
 
 # Which stage deadlines run while a complaint is in a state. The first listed stage the profile
 # defines is the one the sweep watches (`next_due_at`).
@@ -516,11 +516,9 @@ async def repeat_at_submission(
         .order_by("-submitted_at")
         .limit(REPEAT_CANDIDATES)
     )
+    reach = due_for_starts(window, clock.calendar, clock.tz)
     earlier = [
-        row
-        for row in rows
-        if row.submitted_at is not None
-        and compute_due(row.submitted_at, window, clock.calendar, clock.tz).due >= clock.now
+        row for row in rows if row.submitted_at is not None and reach(row.submitted_at) >= clock.now
     ]
     if not earlier:
         return None
@@ -630,12 +628,9 @@ async def severity_at_submission(
         .using_db(conn)
         .values_list("submitted_at", flat=True)
     )
-    window = rules.repeat_within.to_duration()
+    reach = due_for_starts(rules.repeat_within.to_duration(), clock.calendar, clock.tz)
     for submitted in earlier:
-        if submitted is None:
-            continue
-        reach = compute_due(submitted, window, clock.calendar, clock.tz).due
-        if reach >= clock.now:
+        if submitted is not None and reach(submitted) >= clock.now:
             return rules.upgrade_to
     return None
 
