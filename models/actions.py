@@ -378,19 +378,29 @@ async def submit_complaint(
             channel=channel, external_id=external_id, chat_id=None, language=language, using_db=conn
         )
     else:
-        person = await get_or_create_complainant(
-            channel, external_id, chat_id=chat_id, language=language, conn=conn
+        known = (
+            await Complainant.filter(channel=channel, external_id=external_id)
+            .using_db(conn)
+            .first()
+        )
+        person = known or Complainant(
+            channel=channel,
+            external_id=external_id,
+            chat_id=chat_id or external_id,
+            language=language or "zh_CN",
         )
         actor = Actor(Role.COMPLAINANT, complainant=person)
     anonymous = bool(answers.get("anonymous"))
-    if not anonymous:
-        changed = False
-        if answers.get("name"):
-            person.name, changed = answers["name"], True
-        if answers.get("phone"):
-            person.phone, changed = answers["phone"], True
-        if changed:
-            await person.save(using_db=conn)
+    # The name and phone given are kept on the person: inserted with a new row, written to an
+    # existing one only where they differ.
+    given = {} if anonymous else {k: answers[k] for k in ("name", "phone") if answers.get(k)}
+    changed = [k for k, value in given.items() if getattr(person, k) != value]
+    for key in changed:
+        setattr(person, key, given[key])
+    if person.id is None:  # a first complaint: one INSERT, name and phone included
+        await person.save(using_db=conn)
+    elif changed:
+        await person.save(using_db=conn, update_fields=changed)
     period = period_of(clock.now.astimezone(clock.tz))
     number = await next_complaint_number(conn, period, profile.numbering.format)
     incident = answers.get("incident_time")

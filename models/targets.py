@@ -218,7 +218,11 @@ async def link_target(complaint: Complaint, conn: BaseDBAsyncClient) -> TargetMa
     if not complaint.target_text:
         return None
     departments = await Department.all().using_db(conn).values_list("id", "code", "name")
-    staff = await Staff.filter(active=True).using_db(conn).values_list("id", "name")
+    staff = (  # a department target links no person (match_target)
+        await Staff.filter(active=True).using_db(conn).values_list("id", "name")
+        if complaint.target_kind == TargetKind.STAFF
+        else []
+    )
     found = match_target(
         complaint.target_kind,
         complaint.target_text,
