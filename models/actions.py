@@ -30,12 +30,14 @@ from models.entities import (
     TargetKind,
 )
 from models.matters import (
+    MATTER_COLUMNS,
     GroupStatus,
     LinkSource,
     MatterGroup,
     MatterGroupMember,
     RepeatLink,
     matter_of,
+    matter_of_row,
 )
 from models.notifications import emit_notifications, written_reply_pending
 from models.numbering import (
@@ -486,7 +488,11 @@ _UNSAVED = -1
 
 @dataclass(frozen=True)
 class RepeatFound:
-    earlier: Complaint
+    """The earlier complaint a new one repeats (read as values, not as a model: see below)."""
+
+    earlier_id: int
+    earlier_number: str
+    earlier_state: str
     score: float
 
 
@@ -525,10 +531,15 @@ async def repeat_at_submission(
         .using_db(conn)
         .order_by("-submitted_at")
         .limit(REPEAT_CANDIDATES)
+        # Values, not models: up to 200 rows on every filing, whose other columns (the
+        # deadlines, alarm and intake JSON) nothing here reads.
+        .values(*MATTER_COLUMNS, "number", "state")
     )
     reach = due_for_starts(window, clock.calendar, clock.tz)
     earlier = [
-        row for row in rows if row.submitted_at is not None and reach(row.submitted_at) >= clock.now
+        row
+        for row in rows
+        if row["submitted_at"] is not None and reach(row["submitted_at"]) >= clock.now
     ]
     if not earlier:
         return None
@@ -538,16 +549,17 @@ async def repeat_at_submission(
         new = matter_of(complaint, person.phone)
     finally:
         complaint.id = None  # type: ignore[assignment]
-    by_id = {row.id: row for row in earlier}
+    by_id = {row["id"]: row for row in earlier}
     found = detect_repeat(
         new,
-        [matter_of(row) for row in earlier],
-        within=clock.now - min(r.submitted_at for r in earlier if r.submitted_at) + timedelta(1),
+        [matter_of_row(row) for row in earlier],
+        within=clock.now - min(r["submitted_at"] for r in earlier) + timedelta(1),
         threshold=rules.threshold,
     )
     if found is None:
         return None
-    return RepeatFound(by_id[found.id], round(similarity(new, found), 4))
+    row = by_id[found.id]
+    return RepeatFound(row["id"], row["number"], row["state"], round(similarity(new, found), 4))
 
 
 async def _store_repeat_link(
@@ -558,7 +570,7 @@ async def _store_repeat_link(
         return
     await RepeatLink.create(
         complaint=complaint,
-        repeat_of=found.earlier,
+        repeat_of_id=found.earlier_id,
         score=found.score,
         source=LinkSource.DETECTED,
         created_at=clock.now,
@@ -570,7 +582,7 @@ async def _store_repeat_link(
         action=str(Action.LINK_REPEAT),
         from_state=transition.from_state,
         to_state=transition.to_state,
-        payload={"repeat_of": found.earlier.number, "score": found.score, "source": "detected"},
+        payload={"repeat_of": found.earlier_number, "score": found.score, "source": "detected"},
         created_at=clock.now,
         using_db=conn,
     )
@@ -625,7 +637,7 @@ async def severity_at_submission(
     if profile.repeats.counts_toward_severity:
         if repeat is None or rules.upgrade_to is None:
             return None
-        if State(repeat.earlier.state) in (State.REFUSED, State.WITHDRAWN):
+        if State(repeat.earlier_state) in (State.REFUSED, State.WITHDRAWN):
             return None  # not a matter left unsettled: turned away, or taken back
         return rules.upgrade_to
     if rules.repeat_within is None or rules.upgrade_to is None or complaint.anonymous:
