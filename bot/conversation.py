@@ -716,21 +716,19 @@ class Conversation:
             attachment_ids=ids,
             conn=conn,
         )
-        await (
-            Complainant.filter(id=complaint.complainant_id)  # type: ignore[attr-defined]
-            .using_db(conn)
-            .update(language=supported(command.language))
-        )
+        lang = supported(command.language)
+        person = complaint.complainant  # the row submit_complaint read or created
+        if person.language != lang:  # one created by this filing already speaks it
+            await Complainant.filter(id=person.id).using_db(conn).update(language=lang)
         promise = complainant_promise(complaint)
         stage, due, provisional = promise if promise is not None else (None, None, False)
-        lang = supported(command.language)
         entry = (complaint.deadlines or {}).get(stage or "") or {}
         term = (int(entry["amount"]), str(entry["unit"])) if "amount" in entry else None
         receipt = render_submitted(
             complaint.number, due, provisional, lang, self.tz, stage, term=term, now=clock.now
         )
         # The receipt's access code and progress link: finding it again from any device.
-        code = await store_code(complaint, access_code, clock.now, conn)
+        code = await store_code(complaint, access_code, clock.now, conn, first=True)
         link = lookup.progress_link(self.settings.public_url, complaint.number, code)
         access = lookup.render_access(complaint.number, display(code), link, lang)
         # The receipt's buttons (the menu) move to the last message, where the page offers them.

@@ -30,12 +30,14 @@ from models.entities import (
     TargetKind,
 )
 from models.matters import (
+    MATTER_COLUMNS,
     GroupStatus,
     LinkSource,
     MatterGroup,
     MatterGroupMember,
     RepeatLink,
     matter_of,
+    matter_of_row,
 )
 from models.notifications import emit_notifications, written_reply_pending
 from models.numbering import (
@@ -61,7 +63,7 @@ from models.workflow import (
     may_manage_matters,
 )
 from scheduler.calendar import WorkingCalendar
-from scheduler.deadlines import Duration, Pause, compute_due
+from scheduler.deadlines import Duration, Pause, compute_due, due_for_starts
 
 # Which stage deadlines run while a complaint is in a state. The first listed stage the profile
 # defines is the one the sweep watches (`next_due_at`).
@@ -378,19 +380,29 @@ async def submit_complaint(
             channel=channel, external_id=external_id, chat_id=None, language=language, using_db=conn
         )
     else:
-        person = await get_or_create_complainant(
-            channel, external_id, chat_id=chat_id, language=language, conn=conn
+        known = (
+            await Complainant.filter(channel=channel, external_id=external_id)
+            .using_db(conn)
+            .first()
+        )
+        person = known or Complainant(
+            channel=channel,
+            external_id=external_id,
+            chat_id=chat_id or external_id,
+            language=language or "zh_CN",
         )
         actor = Actor(Role.COMPLAINANT, complainant=person)
     anonymous = bool(answers.get("anonymous"))
-    if not anonymous:
-        changed = False
-        if answers.get("name"):
-            person.name, changed = answers["name"], True
-        if answers.get("phone"):
-            person.phone, changed = answers["phone"], True
-        if changed:
-            await person.save(using_db=conn)
+    # The name and phone given are kept on the person: inserted with a new row, written to an
+    # existing one only where they differ.
+    given = {} if anonymous else {k: answers[k] for k in ("name", "phone") if answers.get(k)}
+    changed = [k for k, value in given.items() if getattr(person, k) != value]
+    for key in changed:
+        setattr(person, key, given[key])
+    if person.id is None:  # a first complaint: one INSERT, name and phone included
+        await person.save(using_db=conn)
+    elif changed:
+        await person.save(using_db=conn, update_fields=changed)
     incident = answers.get("incident_time")
     complaint = Complaint(
         profile=profile.id,
@@ -477,7 +489,11 @@ _UNSAVED = -1
 
 @dataclass(frozen=True)
 class RepeatFound:
-    earlier: Complaint
+    """The earlier complaint a new one repeats (read as values, not as a model: see below)."""
+
+    earlier_id: int
+    earlier_number: str
+    earlier_state: str
     score: float
 
 
@@ -516,12 +532,15 @@ async def repeat_at_submission(
         .using_db(conn)
         .order_by("-submitted_at")
         .limit(REPEAT_CANDIDATES)
+        # Values, not models: up to 200 rows on every filing, whose other columns (the
+        # deadlines, alarm and intake JSON) nothing here reads.
+        .values(*MATTER_COLUMNS, "number", "state")
     )
+    reach = due_for_starts(window, clock.calendar, clock.tz)
     earlier = [
         row
         for row in rows
-        if row.submitted_at is not None
-        and compute_due(row.submitted_at, window, clock.calendar, clock.tz).due >= clock.now
+        if row["submitted_at"] is not None and reach(row["submitted_at"]) >= clock.now
     ]
     if not earlier:
         return None
@@ -531,16 +550,17 @@ async def repeat_at_submission(
         new = matter_of(complaint, person.phone)
     finally:
         complaint.id = None  # type: ignore[assignment]
-    by_id = {row.id: row for row in earlier}
+    by_id = {row["id"]: row for row in earlier}
     found = detect_repeat(
         new,
-        [matter_of(row) for row in earlier],
-        within=clock.now - min(r.submitted_at for r in earlier if r.submitted_at) + timedelta(1),
+        [matter_of_row(row) for row in earlier],
+        within=clock.now - min(r["submitted_at"] for r in earlier) + timedelta(1),
         threshold=rules.threshold,
     )
     if found is None:
         return None
-    return RepeatFound(by_id[found.id], round(similarity(new, found), 4))
+    row = by_id[found.id]
+    return RepeatFound(row["id"], row["number"], row["state"], round(similarity(new, found), 4))
 
 
 async def _store_repeat_link(
@@ -551,7 +571,7 @@ async def _store_repeat_link(
         return
     await RepeatLink.create(
         complaint=complaint,
-        repeat_of=found.earlier,
+        repeat_of_id=found.earlier_id,
         score=found.score,
         source=LinkSource.DETECTED,
         created_at=clock.now,
@@ -563,7 +583,7 @@ async def _store_repeat_link(
         action=str(Action.LINK_REPEAT),
         from_state=transition.from_state,
         to_state=transition.to_state,
-        payload={"repeat_of": found.earlier.number, "score": found.score, "source": "detected"},
+        payload={"repeat_of": found.earlier_number, "score": found.score, "source": "detected"},
         created_at=clock.now,
         using_db=conn,
     )
@@ -618,7 +638,7 @@ async def severity_at_submission(
     if profile.repeats.counts_toward_severity:
         if repeat is None or rules.upgrade_to is None:
             return None
-        if State(repeat.earlier.state) in (State.REFUSED, State.WITHDRAWN):
+        if State(repeat.earlier_state) in (State.REFUSED, State.WITHDRAWN):
             return None  # not a matter left unsettled: turned away, or taken back
         return rules.upgrade_to
     if rules.repeat_within is None or rules.upgrade_to is None or complaint.anonymous:
@@ -631,12 +651,9 @@ async def severity_at_submission(
         .using_db(conn)
         .values_list("submitted_at", flat=True)
     )
-    window = rules.repeat_within.to_duration()
+    reach = due_for_starts(rules.repeat_within.to_duration(), clock.calendar, clock.tz)
     for submitted in earlier:
-        if submitted is None:
-            continue
-        reach = compute_due(submitted, window, clock.calendar, clock.tz).due
-        if reach >= clock.now:
+        if submitted is not None and reach(submitted) >= clock.now:
             return rules.upgrade_to
     return None
 

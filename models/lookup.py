@@ -36,12 +36,15 @@ PUBLIC_STAGES = ("acceptance", "first_contact", "resolution", "result_notice")
 # Events a complainant sees in the history: state changes and their own additions.
 _OWN_ACTIONS = frozenset({Action.SUPPLEMENT, Action.DISPUTE, Action.WITHDRAW})
 
-# OWASP's first argon2id setting (19 MiB, 2 passes, 1 lane), not argon2-cffi's default (64 MiB,
-# 3 passes, 4 lanes): measured 29 ms of CPU per code against 200 ms, a hash made on every filing
-# (the default cost a third of a worker's CPU under load). The code is 40 random bits behind a
-# rate-limited check, far stronger than the passwords the setting is made for; hashes made with
-# the old parameters still verify (argon2 keeps them in the hash).
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# argon2id at 1 pass over 2 MiB, 1 lane: the cost the code's entropy calls for, not a password's.
+# The code is 8 letters of 31, 31^8 ≈ 2^39.6, so a guesser needs 2^39 tries on average. Online,
+# 5 failures per number per 15 minutes allow 480 a day: 3 million years. Offline, with a stolen hash
+# (from a database that holds the complaint itself anyway): 2^39 × ~0.85 ms of CPU per try (this
+# setting, measured on the 2-core bench host; 2 passes over 19 MiB took 24 ms) ≈ 15 core-years
+# per code, and 2 MiB per try keeps GPUs from running many at once. The 19 MiB setting made the
+# hash the largest single cost of a filing (28 % of the server's CPU under load). Hashes made
+# with earlier parameters still verify: argon2 keeps them in the hash.
+_hasher = PasswordHasher(time_cost=1, memory_cost=2 * 1024, parallelism=1)
 
 # ---------------------------------------------------------------- pure
 
@@ -215,7 +218,8 @@ class FollowedComplaint(Model):
 @dataclass(frozen=True)
 class HashedCode:
     """A fresh access code and its hash, made before the code has a complaint: hashing takes
-    milliseconds of CPU, which a filing should not spend while it holds the number's lock."""
+    about a millisecond of CPU, which a filing should not spend while it holds the number's
+    lock (or SQLite's write lock)."""
 
     code: str
     hashed: str
@@ -223,15 +227,23 @@ class HashedCode:
 
 async def hashed_code() -> HashedCode:
     code = new_code()
+    # ~1 ms of CPU even at this cost: off the event loop (argon2-cffi releases the GIL).
     return HashedCode(code, await asyncio.to_thread(_hasher.hash, code))
 
 
 async def store_code(
-    complaint: Complaint, code: HashedCode, now: datetime, conn: BaseDBAsyncClient
+    complaint: Complaint,
+    code: HashedCode,
+    now: datetime,
+    conn: BaseDBAsyncClient,
+    *,
+    first: bool = False,
 ) -> str:
     """Give `complaint` the access code `code` (replacing any earlier one); only its hash is
-    kept. Returns the code, for the receipt."""
-    await ComplaintAccess.filter(complaint_id=complaint.id).using_db(conn).delete()
+    kept. Returns the code, for the receipt. `first`: the complaint was filed in this
+    transaction, so it has no code to replace."""
+    if not first:
+        await ComplaintAccess.filter(complaint_id=complaint.id).using_db(conn).delete()
     await ComplaintAccess.create(
         complaint_id=complaint.id, code_hash=code.hashed, created_at=now, using_db=conn
     )

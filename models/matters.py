@@ -14,9 +14,11 @@ The workflow actions that change these rows live in models.actions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -116,27 +118,45 @@ class MatterGroupMember(Model):
         unique_together = (("group", "complaint"),)
 
 
+# The columns a Matter is made of (a query may read these alone: `matter_of_row`).
+MATTER_COLUMNS = (
+    "id",
+    "submitted_at",
+    "complainant_id",
+    "contact_phone",
+    "anonymous",
+    "profile",
+    "category",
+    "target_text",
+    "place_text",
+    "facts",
+    "request_text",
+)
+
+
 def matter_of(complaint: Complaint, person_phone: str | None = None) -> Matter:
     """What the detector sees of `complaint`. An anonymous complaint has no complainant keys:
     nobody is to be recognised by it."""
+    return matter_of_row({name: getattr(complaint, name) for name in MATTER_COLUMNS}, person_phone)
+
+
+def matter_of_row(row: Mapping[str, Any], person_phone: str | None = None) -> Matter:
+    """`matter_of` for a row read as values (MATTER_COLUMNS), without building the model."""
     keys: list[str] = []
-    if not complaint.anonymous:
-        keys = complainant_keys(
-            complaint.complainant_id,  # type: ignore[attr-defined]
-            complaint.contact_phone or person_phone,
-        )
-    text = complaint.facts or ""
-    if complaint.request_text:
-        text = f"{text} {complaint.request_text}"
-    assert complaint.submitted_at is not None, "only a submitted complaint is a matter"
+    if not row["anonymous"]:
+        keys = complainant_keys(row["complainant_id"], row["contact_phone"] or person_phone)
+    text = row["facts"] or ""
+    if row["request_text"]:
+        text = f"{text} {row['request_text']}"
+    assert row["submitted_at"] is not None, "only a submitted complaint is a matter"
     return Matter(
-        id=complaint.id,
-        filed_at=complaint.submitted_at,
+        id=row["id"],
+        filed_at=row["submitted_at"],
         complainant_key=keys[0] if keys else None,
-        profile=complaint.profile,
-        category=complaint.category,
-        target=complaint.target_text or "",
-        place=complaint.place_text or "",
+        profile=row["profile"],
+        category=row["category"],
+        target=row["target_text"] or "",
+        place=row["place_text"] or "",
         text=text,
         more_keys=tuple(keys[1:]),
     )

@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from handlers.i18n import pick_label, supported
 from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
@@ -474,15 +474,19 @@ async def _department_staff(department_id: int | None, conn: BaseDBAsyncClient) 
 
 
 async def intake_desk(conn: BaseDBAsyncClient | None) -> list[Staff]:
-    clerks = await Staff.filter(role=Role.INTAKE_CLERK, active=True).using_db(conn).order_by("id")
-    if clerks:
-        return clerks
-    roots = await Department.filter(parent_id=None).using_db(conn).values_list("id", flat=True)
-    return (
-        await Staff.filter(role=Role.DEPARTMENT_HEAD, active=True, department_id__in=list(roots))
+    """The active intake clerks; where there is none, the heads of the top-level departments.
+    One query for both (told on every filing): the heads are dropped when a clerk is found."""
+    roots = Subquery(Department.filter(parent_id=None).values("id"))
+    desk = (
+        await Staff.filter(
+            Q(role=Role.INTAKE_CLERK) | Q(role=Role.DEPARTMENT_HEAD, department_id__in=roots),
+            active=True,
+        )
         .using_db(conn)
         .order_by("id")
     )
+    clerks = [person for person in desk if person.role == Role.INTAKE_CLERK]
+    return clerks or desk
 
 
 async def _supervisors(conn: BaseDBAsyncClient) -> list[Staff]:

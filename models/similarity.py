@@ -34,7 +34,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import phonenumbers
 from rapidfuzz import fuzz
@@ -78,17 +78,11 @@ class Matter:
     def text_features(self) -> Features:
         """The text's features once the target and place it names are cut out of it, so no
         bigram straddles a place name and the next word ("翠湖小区停水" → "停水")."""
-        text = normalise(self.text)
-        for name in (self.target, self.place):
-            forms = {normalise(name).strip(), normalise_locus(name)}
-            for form in sorted(forms, key=len, reverse=True):  # "翠湖小区" before "翠湖"
-                if len(form) > 1:
-                    text = text.replace(form, " ")
-        return _features_of_normal(_ADDRESS.sub(" ", text))
+        return _text_features(self.text, self.target, self.place)
 
     @cached_property
     def locus_features(self) -> Features:
-        return features(f"{self.target} {self.place}")
+        return _remembered_features(f"{self.target} {self.place}")
 
     @cached_property
     def normal_target(self) -> str:
@@ -128,6 +122,7 @@ def complainant_keys(
 _EXTENSION = re.compile(r"\s*(?:ext\.?|x|转|轉|分机|分機)\s*(\d{1,6})\s*$", re.IGNORECASE)
 
 
+@lru_cache(maxsize=4096)  # pure; parsing is most of what building a Matter costs
 def _phone_key(phone: str | None, region: str) -> str | None:
     if not phone or not phone.strip():
         return None
@@ -343,6 +338,27 @@ class Features:
 def features(text: str) -> Features:
     """The features of a text (see `Features`)."""
     return _features_of_normal(normalise(text))
+
+
+# A filing is compared with up to 200 earlier complaints of its person (models.actions), and
+# each comparison needs their features: remembered by text across filings (pure, immutable).
+_REMEMBERED_TEXTS = 2048
+
+
+@lru_cache(maxsize=_REMEMBERED_TEXTS)
+def _remembered_features(text: str) -> Features:
+    return features(text)
+
+
+@lru_cache(maxsize=_REMEMBERED_TEXTS)
+def _text_features(text: str, target: str, place: str) -> Features:
+    normal = normalise(text)
+    for name in (target, place):
+        forms = {normalise(name).strip(), normalise_locus(name)}
+        for form in sorted(forms, key=len, reverse=True):  # "翠湖小区" before "翠湖"
+            if len(form) > 1:
+                normal = normal.replace(form, " ")
+    return _features_of_normal(_ADDRESS.sub(" ", normal))
 
 
 def _features_of_normal(text: str) -> Features:

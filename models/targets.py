@@ -208,6 +208,22 @@ def match_target(
     )
 
 
+async def _departments_and_staff(
+    conn: BaseDBAsyncClient,
+) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
+    """Every department (id, code, name) and active staff member (id, name), in one statement
+    (this runs on every filing that names a person)."""
+    rows = await conn.execute_query_dict(
+        f"SELECT 'department' AS kind, id, code, name FROM {Department._meta.db_table} "
+        f"UNION ALL SELECT 'staff', id, NULL, name FROM {Staff._meta.db_table} WHERE active"
+    )
+    departments = [
+        (int(r["id"]), str(r["code"]), str(r["name"])) for r in rows if r["kind"] == "department"
+    ]
+    staff = [(int(r["id"]), str(r["name"])) for r in rows if r["kind"] == "staff"]
+    return departments, staff
+
+
 async def link_target(complaint: Complaint, conn: BaseDBAsyncClient) -> TargetMatch | None:
     """Set the complaint's target department/staff from its typed target (not saved here).
 
@@ -217,14 +233,12 @@ async def link_target(complaint: Complaint, conn: BaseDBAsyncClient) -> TargetMa
         return None
     if not complaint.target_text:
         return None
-    departments = await Department.all().using_db(conn).values_list("id", "code", "name")
-    staff = await Staff.filter(active=True).using_db(conn).values_list("id", "name")
-    found = match_target(
-        complaint.target_kind,
-        complaint.target_text,
-        [(int(i), str(c), str(n)) for i, c, n in departments],
-        [(int(i), str(n)) for i, n in staff],
-    )
+    if complaint.target_kind == TargetKind.STAFF:
+        departments, staff = await _departments_and_staff(conn)
+    else:  # a department target links no person (match_target)
+        rows = await Department.all().using_db(conn).values_list("id", "code", "name")
+        departments, staff = [(int(i), str(c), str(n)) for i, c, n in rows], []
+    found = match_target(complaint.target_kind, complaint.target_text, departments, staff)
     if found is None:
         return None
     if found.department_id is not None and complaint.target_department_id is None:  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ Counting rules
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, get_args
@@ -172,6 +172,26 @@ def compute_due(
             "recompute when the State Council notice is added."
         )
     return DueResult(due.astimezone(UTC), trace.provisional, trace.steps)
+
+
+def due_for_starts(
+    duration: Duration, calendar: WorkingCalendar, tz: ZoneInfo = SHANGHAI
+) -> Callable[[datetime], datetime]:
+    """`compute_due(start, duration, calendar, tz).due` for many starts (the earlier complaints
+    a new one is compared with): a count of days depends on the local day of receipt alone, so
+    it is made once per day, not once per start."""
+    by_day: dict[date, datetime] = {}
+
+    def due(start: datetime) -> datetime:
+        if duration.unit not in DAY_UNITS or duration.amount == 0:
+            return compute_due(start, duration, calendar, tz).due
+        _require_aware(start, "start")
+        day = start.astimezone(tz).date()
+        if day not in by_day:
+            by_day[day] = compute_due(start, duration, calendar, tz).due
+        return by_day[day]
+
+    return due
 
 
 def _advance(

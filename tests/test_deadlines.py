@@ -17,6 +17,7 @@ from scheduler.deadlines import (
     Pause,
     before_due,
     compute_due,
+    due_for_starts,
     format_local,
     notify_at,
 )
@@ -380,3 +381,21 @@ def test_working_day_extension_equals_longer_count(start: datetime, n: int, m: i
         return  # a zero count is "immediate", not the close of a day
     extended = due(start, n, "working_days", extension=Duration(m, "working_days"))
     assert extended == due(start, n + m, "working_days")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    first=starts,
+    hours=st.lists(st.integers(0, 24 * 20), min_size=1, max_size=12),
+    amount=st.integers(0, 30),
+    unit=units,
+)
+def test_due_for_starts_is_compute_due_for_each_start(
+    first: datetime, hours: list[int], amount: int, unit: str
+) -> None:
+    """Many starts, some on one local day: each answer is the one compute_due gives it."""
+    duration = Duration(amount, unit)  # type: ignore[arg-type]
+    reach = due_for_starts(duration, CAL, SH)
+    for offset in hours:
+        start = first + timedelta(hours=offset)
+        assert reach(start) == compute_due(start, duration, CAL, SH).due

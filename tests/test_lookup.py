@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
 
 from handlers.lookup import FindComplaint
 from handlers.messages import Outgoing
@@ -145,6 +146,20 @@ async def test_the_receipt_carries_a_code_whose_hash_alone_is_stored(
     assert "/find" in text
     access = await ComplaintAccess.get(complaint_id=complaint.id)
     assert code not in access.code_hash and access.code_hash.startswith("$argon2")
+
+
+async def test_a_code_hashed_with_the_earlier_argon2_cost_still_proves_the_complaint(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Codes on receipts printed before the cost was lowered: argon2 keeps each hash's own
+    parameters (2 passes over 19 MiB then), so they verify as before."""
+    async with webchat(db_url, tmp_path) as client:
+        complaint, code, _ = await file_complaint(client)
+        earlier = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+        await ComplaintAccess.filter(complaint_id=complaint.id).update(code_hash=earlier.hash(code))
+        page = await client.get(f"/c/{complaint.number}?k={code}")
+        assert page.status == 200
+        assert 'id="private"' in await page.text()
 
 
 async def test_the_progress_page_shows_nothing_personal_until_the_check(
