@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import sys
@@ -58,6 +59,14 @@ def bind(settings: Settings) -> socket.socket | None:
     return sock
 
 
+async def _freeze_what_start_up_made(_: web.Application) -> None:
+    """Leave the objects of start-up (modules, profiles, catalogs: ~150 000) out of every later
+    garbage collection: a full collection over them took ~80 ms, a pause every request in
+    flight waited through. Appended last, so the other start-up hooks have run."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(
     app: web.Application,
     settings: Settings,
@@ -75,6 +84,7 @@ def serve(
     def announce(_: str) -> None:
         print(banner() if callable(banner) else banner, flush=True)
 
+    app.on_startup.append(_freeze_what_start_up_made)
     web.run_app(app, sock=sock, print=announce, access_log=None, loop=_event_loop(settings))
     return 0
 
