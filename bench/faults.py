@@ -3,7 +3,7 @@
     python bench/faults.py kill [--channel telegram|wechat] [--db sqlite|postgres] [--users 50]
                                 [--kills 4] [--runs 1] [--seed 1]
     python bench/faults.py outage [--db ...] [--users 50] [--down-seconds 300]
-    python bench/faults.py duplicates [--db ...] [--users 50]
+    python bench/faults.py duplicates [--channel ...] [--db ...] [--users 50]
 
 (`--channel` and `--db` may be given several times; default: both databases, Telegram.)
 The real server (`complaintdesk run`) against a fresh database, in a subprocess; the fake Bot
@@ -248,13 +248,55 @@ async def wechat_message(
     return "given up"
 
 
+async def wechat_copies(
+    fake: Any, url: str, xml: str, times: int, counts: Counter[str]
+) -> tuple[str, str | None]:
+    """The same message delivered `times` times at once (no retries): WeChat shows one answer
+    per message, so one outcome and text are returned; the copies' answers are compared."""
+    answers = await asyncio.gather(
+        *(fake.deliver(url, xml, wait_seconds=60.0) for _ in range(times))
+    )
+    for answer in answers:
+        counts[f"http {answer.status}"] += 1
+    texts = {answer.text for answer in answers}
+    counts["copies answered differently"] += len(texts) - 1
+    first = answers[0]
+    if first.status == 200 and first.text:
+        return "passive", first.text
+    return ("success" if first.status == 200 else "given up"), None
+
+
 async def wechat_person(
-    fake: Any, url: str, openid: str, shown: Shown, counts: Counter[str]
+    fake: Any,
+    url: str,
+    openid: str,
+    shown: Shown,
+    counts: Counter[str],
+    *,
+    copies: Callable[[], int] | None = None,
 ) -> None:
+    """One person's filing. `copies`: each message delivered that many times at once, and the
+    previous one once more later (its answer not shown: WeChat asks again only for an answer
+    it did not get)."""
+    previous: str | None = None
     for text in WECHAT_FILING:
         while True:
             seen = len(fake.shown.by_chat.get(openid, []))
-            outcome = await wechat_message(fake, url, openid, text, shown, counts)
+            if copies is None:
+                outcome = await wechat_message(fake, url, openid, text, shown, counts)
+            else:
+                xml = fake.text_xml(openid, text)
+                times = copies()
+                counts["deliveries beyond the first"] += times - 1
+                outcome, passive = await wechat_copies(fake, url, xml, times, counts)
+                if passive:
+                    counts["passive replies"] += 1
+                    shown.add(openid, passive)
+                if previous is not None:
+                    late, _ = await wechat_copies(fake, url, previous, 1, counts)
+                    counts["deliveries beyond the first"] += 1
+                    counts[f"late copies answered {late}"] += 1
+                previous = xml
             if outcome == "passive":
                 break
             # "success" (the turn missed the deadline) or no answer at all: the person waits
@@ -572,8 +614,17 @@ async def wechat_drill(db: str, args: argparse.Namespace, rng: random.Random) ->
             openids = [f"oBenchFaults{i:016d}" for i in range(args.users)]
             shown = Shown()
             counts: Counter[str] = Counter()
-            people = [wechat_person(fake, endpoint, o, shown, counts) for o in openids]
-            counts.update(await under_fire(people, server, args.kills, rng))
+            if args.drill == "kill":
+                people = [wechat_person(fake, endpoint, o, shown, counts) for o in openids]
+                counts.update(await under_fire(people, server, args.kills, rng))
+            else:
+                people = [
+                    wechat_person(
+                        fake, endpoint, o, shown, counts, copies=lambda: rng.choice((2, 3))
+                    )
+                    for o in openids
+                ]
+                counts.update(await under_fire(people, None, 0, rng))
 
             async def shown_after() -> Shown:
                 """Passive replies plus the customer-service messages sent by now."""
@@ -613,8 +664,9 @@ if __name__ == "__main__":
         sub.add_argument("--db", action="append", choices=["sqlite", "postgres"])
         sub.add_argument("--runs", type=int, default=1)
         sub.add_argument("--seed", type=int, default=1)
-        if name == "kill":
+        if name != "outage":
             sub.add_argument("--channel", action="append", choices=["telegram", "wechat"])
+        if name == "kill":
             sub.add_argument("--kills", type=int, default=4)
         if name == "outage":
             sub.add_argument("--down-seconds", type=float, default=300.0)
