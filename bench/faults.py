@@ -1,7 +1,7 @@
 """Fault drills: kill -9 under load, the Bot API down for minutes, every update delivered twice.
 
     python bench/faults.py kill [--channel telegram|wechat] [--db sqlite|postgres] [--users 50]
-                                [--kills 4] [--runs 1] [--seed 1]
+                                [--kills 4] [--think 1.0] [--runs 1] [--seed 1]
     python bench/faults.py outage [--db ...] [--users 50] [--down-seconds 300]
     python bench/faults.py duplicates [--channel ...] [--db ...] [--users 50]
 
@@ -100,13 +100,24 @@ class Shown:
     """What each chat was shown, with the time (time.monotonic, one clock for every process on
     the host): webhook / passive replies recorded by the load generator, API sends by the fake."""
 
-    by_chat: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    # chat -> (when, text, how: "response" for a webhook / passive reply, "api" for a send)
+    by_chat: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
 
-    def add(self, chat: str, text: str, at: float | None = None) -> None:
-        self.by_chat.setdefault(chat, []).append((time.monotonic() if at is None else at, text))
+    def add(self, chat: str, text: str, at: float | None = None, how: str = "response") -> None:
+        when = time.monotonic() if at is None else at
+        self.by_chat.setdefault(chat, []).append((when, text, how))
 
     def texts(self, chat: str) -> list[str]:
-        return [text for _, text in sorted(self.by_chat.get(chat, []))]
+        return [text for _, text, _ in sorted(self.by_chat.get(chat, []))]
+
+    def hows(self, chat: str) -> list[str]:
+        return [how for _, _, how in sorted(self.by_chat.get(chat, []))]
+
+    def merged(self, other: Shown) -> Shown:
+        both = Shown({chat: list(items) for chat, items in self.by_chat.items()})
+        for chat, items in other.by_chat.items():
+            both.by_chat.setdefault(chat, []).extend(items)
+        return both
 
 
 # ---------------------------------------------------------------- Telegram people
@@ -190,11 +201,11 @@ async def telegram_shown(api_port: int, webhook: Shown) -> Shown:
         session.get(f"http://127.0.0.1:{api_port}/stats") as response,
     ):
         stats = await response.json()
-    shown = Shown({chat: list(items) for chat, items in webhook.by_chat.items()})
+    sent = Shown()
     for chat, items in stats["told_at"].items():
         for at, text in items:
-            shown.add(chat, text, at)
-    return shown
+            sent.add(chat, text, at, "api")
+    return webhook.merged(sent)
 
 
 # ---------------------------------------------------------------- WeChat people
@@ -213,7 +224,7 @@ def timed_fake_wechat() -> Any:
             before = len(self.sent)
             response = await super()._custom_send(request)
             for message in self.sent[before:]:
-                self.shown.add(str(message["touser"]), message["text"]["content"])
+                self.shown.add(str(message["touser"]), message["text"]["content"], how="api")
             return response
 
     return TimedFakeWeChat()
@@ -274,10 +285,11 @@ async def wechat_person(
     counts: Counter[str],
     *,
     copies: Callable[[], int] | None = None,
+    pause: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """One person's filing. `copies`: each message delivered that many times at once, and the
-    previous one once more later (its answer not shown: WeChat asks again only for an answer
-    it did not get)."""
+    """One person's filing, `pause` between steps. `copies`: each message delivered that many
+    times at once, and the previous one once more later (its answer not shown: WeChat asks
+    again only for an answer it did not get)."""
     previous: str | None = None
     for text in WECHAT_FILING:
         while True:
@@ -310,6 +322,8 @@ async def wechat_person(
                 counts["written again by the person"] += 1
                 continue
             break
+        if pause:
+            await pause()
 
 
 # ---------------------------------------------------------------- accounting
@@ -327,15 +341,15 @@ def reply_text(channel: str, payload: dict[str, Any]) -> str:
     return message.text
 
 
-def match_shown(rows: list[str], shown: list[str]) -> tuple[list[int], int, int]:
+def match_shown(rows: list[str], shown: list[str]) -> tuple[list[tuple[int, int]], int, int]:
     """Each text shown matched to the chat's reply rows (in order): a text equal to a row, or
     (a passive reply) to a run of consecutive rows joined as render_text joins them. Returns the
-    row indices in the order they were first shown, the texts shown again, the texts matching
-    no row."""
-    delivered: list[int] = []
+    row indices in the order they were first shown (with the position of the text that showed
+    them), the texts shown again, the texts matching no row."""
+    delivered: list[tuple[int, int]] = []
     taken: set[int] = set()
     again = unmatched = 0
-    for text in shown:
+    for position, text in enumerate(shown):
         run = _run_for(rows, text, taken)
         if run is None:
             unmatched += 1
@@ -346,7 +360,7 @@ def match_shown(rows: list[str], shown: list[str]) -> tuple[list[int], int, int]
         for i in run:
             if i not in taken:
                 taken.add(i)
-                delivered.append(i)
+                delivered.append((i, position))
     return delivered, again, unmatched
 
 
@@ -422,6 +436,7 @@ async def check(
         for row in replies:
             by_chat.setdefault(row.chat_id, []).append(reply_text(channel, row.payload))
         missing = again = unmatched = disordered = worst = 0
+        late: Counter[str] = Counter()  # how the rows shown after a newer one came
         for chat in set(by_chat) | set(shown.by_chat):
             expected = by_chat.get(chat, [])
             delivered, repeats, strays = match_shown(expected, shown.texts(chat))
@@ -429,11 +444,18 @@ async def check(
             again += repeats
             unmatched += strays
             worst = max(worst, repeats)
-            disordered += delivered != sorted(delivered)
+            hows = shown.hows(chat)
+            newest = -1
+            for index, position in delivered:
+                if index < newest:
+                    late[hows[position]] += 1
+                newest = max(newest, index)
+            order = [index for index, _ in delivered]
+            disordered += order != sorted(order)
         numbers_told = {
             m.group(0)
             for items in shown.by_chat.values()
-            for _, text in items
+            for _, text, _ in items
             for m in NUMBER.finditer(text)
         }
         finished = sum(1 for chat in chats if NUMBER.search(" ".join(shown.texts(chat))))
@@ -466,6 +488,7 @@ async def check(
         "replies shown twice": again,
         "most repeats in one chat": worst,
         "chats out of order": disordered,
+        "rows shown after a newer one, by": dict(late),
         "texts matching no row": unmatched,
         "other outbox rows (sent/all)": f"{sum(r.status == 'sent' for r in others)}/{len(others)}",
         **recovery,
@@ -473,6 +496,17 @@ async def check(
 
 
 # ---------------------------------------------------------------- the drills
+
+
+def think(args: argparse.Namespace) -> Callable[[], Awaitable[None]]:
+    """A person's pause before the next step: 0.5-1.5 x `--think` seconds (the kills fall
+    inside the filings, not after them)."""
+    rng = random.Random(args.seed)
+
+    async def pause() -> None:
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * args.think)
+
+    return pause
 
 
 async def killer(server: Server, kills: int, rng: random.Random, counts: Counter[str]) -> None:
@@ -520,7 +554,8 @@ async def telegram_drill(db: str, args: argparse.Namespace, rng: random.Random) 
                 async with aiohttp.ClientSession(timeout=timeout) as session:
                     if args.drill == "kill":
                         people = [
-                            telegram_person(session, webhook, uid, shown, counts) for uid in uids
+                            telegram_person(session, webhook, uid, shown, counts, pause=think(args))
+                            for uid in uids
                         ]
                         counts.update(await under_fire(people, server, args.kills, rng))
                     elif args.drill == "duplicates":
@@ -615,7 +650,10 @@ async def wechat_drill(db: str, args: argparse.Namespace, rng: random.Random) ->
             shown = Shown()
             counts: Counter[str] = Counter()
             if args.drill == "kill":
-                people = [wechat_person(fake, endpoint, o, shown, counts) for o in openids]
+                people = [
+                    wechat_person(fake, endpoint, o, shown, counts, pause=think(args))
+                    for o in openids
+                ]
                 counts.update(await under_fire(people, server, args.kills, rng))
             else:
                 people = [
@@ -628,11 +666,7 @@ async def wechat_drill(db: str, args: argparse.Namespace, rng: random.Random) ->
 
             async def shown_after() -> Shown:
                 """Passive replies plus the customer-service messages sent by now."""
-                both = Shown({chat: list(items) for chat, items in shown.by_chat.items()})
-                for chat, items in fake.shown.by_chat.items():
-                    for at, text in items:
-                        both.add(chat, text, at)
-                return both
+                return shown.merged(fake.shown)
 
             figures = await check(url, "wechat", openids, shown_after)
     counts["customer-service messages"] = len(fake.sent)
@@ -668,6 +702,7 @@ if __name__ == "__main__":
             sub.add_argument("--channel", action="append", choices=["telegram", "wechat"])
         if name == "kill":
             sub.add_argument("--kills", type=int, default=4)
+            sub.add_argument("--think", type=float, default=1.0, help="seconds between steps")
         if name == "outage":
             sub.add_argument("--down-seconds", type=float, default=300.0)
     asyncio.run(main(parser.parse_args()))
