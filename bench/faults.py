@@ -221,9 +221,9 @@ def timed_fake_wechat() -> Any:
             self.shown = Shown()
 
         async def _custom_send(self, request: Any) -> Any:
-            before = len(self.sent)
             response = await super()._custom_send(request)
-            for message in self.sent[before:]:
+            if json.loads(response.text).get("errcode") == 0:  # accepted: the person sees it
+                message = json.loads(await request.read())  # aiohttp keeps the body read
                 self.shown.add(str(message["touser"]), message["text"]["content"], how="api")
             return response
 
