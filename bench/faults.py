@@ -552,6 +552,7 @@ async def telegram_drill(db: str, args: argparse.Namespace, rng: random.Random) 
                 counts: Counter[str] = Counter()
                 timeout = aiohttp.ClientTimeout(total=60)
                 async with aiohttp.ClientSession(timeout=timeout) as session:
+                    up_at: float | None = None  # when the API came back (outage)
                     if args.drill == "kill":
                         people = [
                             telegram_person(session, webhook, uid, shown, counts, pause=think(args))
@@ -572,9 +573,9 @@ async def telegram_drill(db: str, args: argparse.Namespace, rng: random.Random) 
                         ]
                         counts.update(await under_fire(people, None, 0, rng))
                     else:
-                        counts.update(await outage(session, webhook, api.port, uids, shown, args))
+                        paced, up_at = await outage(session, webhook, api.port, uids, shown, args)
+                        counts.update(paced)
                 chats = [str(u) for u in uids]
-                up_at = counts.pop("API up at", None)
                 figures = await check(
                     url, "telegram", chats, lambda: telegram_shown(api.port, shown), api_up_at=up_at
                 )
@@ -588,10 +589,12 @@ async def outage(
     uids: list[int],
     shown: Shown,
     args: argparse.Namespace,
-) -> Counter[str]:
+) -> tuple[Counter[str], float]:
     """The Bot API down for `args.down_seconds` while the people keep filing: their steps
-    paced so the filings span 10 s before, the outage, and 10 s after."""
+    paced so the filings span 10 s before, the outage, and 10 s after. Returns the counts and
+    when (wall clock, as the rows' times) the API came back."""
     counts: Counter[str] = Counter()
+    up_at = 0.0
     down = args.down_seconds
     step_pause = (down + 20) / len(GOV_WINDOW_FILING)
     rng = random.Random(args.seed)
@@ -604,11 +607,12 @@ async def outage(
             pass
 
     async def api_down() -> None:
+        nonlocal up_at
         await asyncio.sleep(10)
         await switch(True)
         await asyncio.sleep(down)
         await switch(False)
-        counts["API up at"] = time.time()  # type: ignore[assignment]
+        up_at = time.time()
 
     chaos = asyncio.create_task(api_down())
     started = time.perf_counter()
@@ -618,11 +622,11 @@ async def outage(
     await chaos
     counts["seconds"] = int(time.perf_counter() - started)
     counts["API down s"] = down
-    return counts
+    return counts, up_at
 
 
 def wechat_product(db_url: str, fake: Any, data_dir: Path) -> Server:
-    server = product(db_url, 1, data_dir)
+    server = product(db_url, 1, data_dir)  # no Bot API: the Telegram settings go
     for name in list(server.env):
         if name.startswith("COMPLAINTDESK_TELEGRAM_"):
             del server.env[name]
