@@ -316,13 +316,19 @@ def _serve_fake_api(port: int) -> None:
 
         async def stats(request: web.Request) -> web.Response:
             told: dict[str, list[str]] = {}
+            # The same with each call's time (the event loop's clock is time.monotonic, one
+            # clock for every process on the host): bench/faults.py orders them per chat.
+            told_at: dict[str, list[tuple[float, str]]] = {}
             for call in tg.calls:
                 if call.method == "sendMessage" and call.ok:
                     told.setdefault(str(call.chat_id), []).append(call.params.get("text", ""))
+                    told_at.setdefault(str(call.chat_id), []).append(
+                        (call.at, call.params.get("text", ""))
+                    )
             calls: dict[str, int] = {}
             for call in tg.calls:
                 calls[call.method] = calls.get(call.method, 0) + 1
-            return web.json_response({"told": told, "calls": calls})
+            return web.json_response({"told": told, "told_at": told_at, "calls": calls})
 
         async def reset(request: web.Request) -> web.Response:
             tg.calls.clear()

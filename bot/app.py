@@ -40,6 +40,13 @@ CLIENT_MAX_SIZE = 1024 * 1024
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
+# A row failing with 5xx or network errors is given up after this many tries (bot.outbox backs
+# off 1-2 s, doubling up to 5-10 min): 16 tries span 38-77 minutes, so a platform outage of
+# minutes loses no reply; the dispatcher's own default (8, 2-4 minutes) lost the reply each
+# chat was waiting for when the Bot API was down for 5 minutes (bench/faults.py outage).
+OUTBOX_MAX_ATTEMPTS = 16
+
+
 def create_app(
     settings: Settings,
     *,
@@ -81,7 +88,7 @@ def create_app(
     senders = _setup_channels(app, conversation, settings)
     if senders:
         # Notifications queued by any worker go out through the channels this one serves.
-        setup_dispatcher(app, senders)
+        setup_dispatcher(app, senders, max_attempts=OUTBOX_MAX_ATTEMPTS)
     if scheduler:
         from scheduler.runner import setup_scheduler
 

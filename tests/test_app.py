@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import create_app
-from bot.outbox import DISPATCHER_KEY
+from bot.app import OUTBOX_MAX_ATTEMPTS, create_app
+from bot.outbox import DISPATCHER_KEY, TELEGRAM_LIMITS, Dispatcher, TransientFailure
 from config.settings import Settings
 from handlers.messages import Outgoing
 from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus
@@ -107,3 +107,54 @@ async def test_the_scheduler_runs_with_the_app_when_asked(db_url: str, tmp_path:
         jobs = {job.id for job in app[SCHEDULER_KEY].get_jobs()}
         assert "deadline-sweep" in jobs and app[SCHEDULER_KEY].running
     assert SCHEDULER_KEY not in create_app(settings, manage_db=False)
+
+
+class DownPlatform:
+    """A channel whose API answers 5xx until `up_at` (virtual time)."""
+
+    channel = Channel.TELEGRAM
+    limits = TELEGRAM_LIMITS
+
+    def __init__(self, clock: list[datetime], up_at: datetime) -> None:
+        self.clock = clock
+        self.up_at = up_at
+        self.sent: list[str] = []
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        if self.clock[0] < self.up_at:
+            raise TransientFailure("502 Bad Gateway")
+        self.sent.append(message.text)
+
+
+async def test_the_apps_dispatcher_keeps_a_reply_through_a_half_hour_outage(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=db_url, data_dir=tmp_path / "data", telegram_token="123456:outage-token"
+    )
+    assert create_app(settings, manage_db=False)[DISPATCHER_KEY].max_attempts == (
+        OUTBOX_MAX_ATTEMPTS
+    )
+    start = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    clock = [start]
+    platform = DownPlatform(clock, up_at=start + timedelta(minutes=30))
+    await enqueue(
+        channel=Channel.TELEGRAM,
+        chat_id="4242",
+        message=Outgoing("您的投诉已受理"),
+        idempotency_key="reply:outage",
+        now=start,
+    )
+    # The shortest backoff at every try (jitter 0): the soonest the row could be given up.
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: platform},
+        now=lambda: clock[0],
+        max_attempts=OUTBOX_MAX_ATTEMPTS,
+        rng=lambda: 0.0,
+    )
+    row = await OutboxMessage.get(idempotency_key="reply:outage")
+    while row.status == OutboxStatus.PENDING:
+        clock[0] = max(clock[0], row.next_attempt_at)
+        await dispatcher.dispatch_once()
+        row = await OutboxMessage.get(id=row.id)
+    assert row.status == OutboxStatus.SENT and platform.sent == ["您的投诉已受理"]

@@ -11,22 +11,20 @@ WeChat pushes signed (in safe mode encrypted) messages and wechatpy's client cal
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import bot.replies
-from bot.conversation import Conversation
 from bot.outbox import Dispatcher
 from bot.wechat import PASSIVE_TEXT_BYTES, WeChatEndpoint, fit_passive, render_text
-from handlers.messages import FileRef, Incoming, Outgoing
+from handlers.messages import Outgoing
 from models.entities import Channel, DialogSession, OutboxMessage, OutboxStatus, ProcessedUpdate
 from models.outbox import outgoing_from_json
 from tests.fakes.wechat_server import FakeWeChat
 from tests.waiting import eventually
-from tests.wechat_harness import Desk, running_desk
+from tests.wechat_harness import Desk, SlowConversationInOutbox, running_desk, slow_turns
 
 OPENID = "oCitizenCrash000000000000001"
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
@@ -203,42 +201,12 @@ async def test_a_crash_past_the_passive_window_is_answered_by_the_api_once(
     assert await all_sent()
 
 
-class SlowConversation:
-    """A real Conversation whose turns wait for the test (past the passive deadline); it keeps
-    its replies in the outbox like the one it wraps."""
-
-    def __init__(self, inner: Conversation) -> None:
-        self.inner = inner
-        self.release = asyncio.Event()
-        self.turns = 0
-
-    def keep_replies_in_outbox(self, channel: Channel, **how: Any) -> None:
-        self.inner.keep_replies_in_outbox(channel, **how)
-
-    async def handle(self, incoming: Incoming) -> list[Outgoing]:
-        self.turns += 1
-        await self.release.wait()
-        return await self.inner.handle(incoming)
-
-    async def store_file(self, channel: Channel, file: FileRef) -> FileRef:
-        return await self.inner.store_file(channel, file)
-
-    def failure_reply(self, lang: str | None = None) -> list[Outgoing]:
-        return self.inner.failure_reply(lang)
-
-
 async def test_a_turn_past_the_deadline_is_sent_by_the_api_once_and_retries_get_success(
     db_url: str, tmp_path: Path
 ) -> None:
-    slow: list[SlowConversation] = []
-
-    def wrap(conversation: Conversation) -> SlowConversation:
-        slow.append(SlowConversation(conversation))
-        return slow[-1]
-
-    wrapped: Callable[[Conversation], Any] = wrap
+    slow, wrap = slow_turns(SlowConversationInOutbox)
     async with (
-        running_desk(db_url, tmp_path, wrap=wrapped, reply_deadline=0.05) as desk,
+        running_desk(db_url, tmp_path, wrap=wrap, reply_deadline=0.05) as desk,
         running_desk(db_url, tmp_path) as other,
     ):
         xml = desk.fake.text_xml(OPENID, "/start", msg_id=7_000_000_000_000_000_006)

@@ -3,14 +3,13 @@ five-second rule (late answers through the outbox) — on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
 from bot.conversation import Conversation
 from bot.outbox import Dispatcher
 from bot.wechat import ShownOptions
-from handlers.messages import Choice, FileRef, Incoming, Outgoing
+from handlers.messages import Choice, Incoming, Outgoing
 from models.entities import (
     Attachment,
     Channel,
@@ -25,7 +24,7 @@ from models.workflow import State
 from tests.fakes.wechat_server import Delivery
 from tests.images import jpeg
 from tests.waiting import eventually
-from tests.wechat_harness import Desk, FixedClock, running_desk
+from tests.wechat_harness import Desk, FixedClock, SlowConversation, running_desk, slow_turns
 
 OPENID = "oCitizenLiLei00000000000001"
 JPEG = jpeg("evidence")
@@ -170,35 +169,10 @@ async def test_a_retry_reaching_another_worker_is_not_processed_again(
         assert session.version == 1
 
 
-class SlowConversation:
-    """A Conversation whose turns wait until the test lets them finish."""
-
-    def __init__(self, inner: Conversation) -> None:
-        self.inner = inner
-        self.release = asyncio.Event()
-        self.turns = 0
-
-    async def handle(self, incoming: Incoming) -> list[Outgoing]:
-        self.turns += 1
-        await self.release.wait()
-        return await self.inner.handle(incoming)
-
-    async def store_file(self, channel: Channel, file: FileRef) -> FileRef:
-        return await self.inner.store_file(channel, file)
-
-    def failure_reply(self, lang: str | None = None) -> list[Outgoing]:
-        return self.inner.failure_reply(lang)
-
-
 async def test_a_slow_turn_answers_success_then_delivers_through_the_outbox(
     db_url: str, tmp_path: Path
 ) -> None:
-    slow: list[SlowConversation] = []
-
-    def wrap(conversation: Conversation) -> SlowConversation:
-        slow.append(SlowConversation(conversation))
-        return slow[0]
-
+    slow, wrap = slow_turns()
     async with running_desk(db_url, tmp_path, wrap=wrap, reply_deadline=0.05) as desk:
         xml = desk.fake.text_xml(OPENID, "/start", msg_id=6_000_000_000_000_000_044)
         first = await desk.fake.deliver(desk.url, xml)

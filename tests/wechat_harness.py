@@ -6,11 +6,13 @@ messages to the app, and wechatpy's client in the app calls the fake's API.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -26,6 +28,8 @@ from bot.wechat import (
 )
 from config.profiles import load_profile
 from config.settings import Settings
+from handlers.messages import FileRef, Incoming, Outgoing
+from models.entities import Channel
 from scheduler.calendar import WorkingCalendar
 from tests.fakes.wechat_server import FakeWeChat
 
@@ -107,3 +111,44 @@ async def running_desk(
             yield Desk(fake, str(server.make_url("/wechat")), app, conversation, clock)
         finally:
             await server.close()
+
+
+class SlowConversation:
+    """A real Conversation whose turns wait until the test lets them finish (past the passive
+    deadline, without timing)."""
+
+    def __init__(self, inner: Conversation) -> None:
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.turns = 0
+
+    async def handle(self, incoming: Incoming) -> list[Outgoing]:
+        self.turns += 1
+        await self.release.wait()
+        return await self.inner.handle(incoming)
+
+    async def store_file(self, channel: Channel, file: FileRef) -> FileRef:
+        return await self.inner.store_file(channel, file)
+
+    def failure_reply(self, lang: str | None = None) -> list[Outgoing]:
+        return self.inner.failure_reply(lang)
+
+
+class SlowConversationInOutbox(SlowConversation):
+    """The same, keeping its replies in the outbox like the Conversation it wraps."""
+
+    def keep_replies_in_outbox(self, channel: Channel, **how: Any) -> None:
+        self.inner.keep_replies_in_outbox(channel, **how)
+
+
+def slow_turns(
+    kind: type[SlowConversation] = SlowConversation,
+) -> tuple[list[SlowConversation], Callable[[Conversation], ConversationPort]]:
+    """`running_desk(..., wrap=wrap)`'s wrapper and the slow conversations it made."""
+    made: list[SlowConversation] = []
+
+    def wrap(conversation: Conversation) -> ConversationPort:
+        made.append(kind(conversation))
+        return made[-1]
+
+    return made, wrap
