@@ -22,6 +22,7 @@ else (the engine's commands, the survey) runs as the full turn.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,6 @@ import asyncpg
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.fields.data import JSON_DUMPS, JSON_LOADS
-from tortoise.transactions import in_transaction
 
 from bot.replies import (
     MAX_REPLIES,
@@ -43,6 +43,7 @@ from bot.replies import (
     wall_clock,
 )
 from handlers.messages import Outgoing
+from models.db import run_on_sqlite
 from models.entities import Channel, OutboxStatus
 from models.outbox import outgoing_to_json
 
@@ -219,45 +220,60 @@ async def _save_postgres(w: _Write) -> tuple[bool, list[int]]:
 
 
 async def _save_sqlite(w: _Write) -> tuple[bool, list[int]]:
-    async with in_transaction() as conn:
-        # The first statement writes, so it queues on SQLite's write lock (busy timeout) instead
-        # of failing the way a read-then-write transaction does when another process committed.
-        changed, _ = await conn.execute_query(
+    written = await run_on_sqlite(lambda conn: _write_sqlite(conn, w))
+    if written is None:
+        raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
+    return written
+
+
+def _write_sqlite(conn: sqlite3.Connection, w: _Write) -> tuple[bool, list[int]] | None:
+    """The step's writes as one transaction, run on the connection's thread in one hand-over
+    (models.db.run_on_sqlite): (behind, reply row ids), or None when the version check failed
+    (nothing written). A taken update id raises sqlite3.IntegrityError, rolled back."""
+    # IMMEDIATE: the write lock first, queuing on it (busy timeout) instead of failing the way
+    # a read-then-write transaction does when another process committed in between.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        changed = conn.execute(
             "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
             "WHERE id = ? AND version = ?",
-            [w.state, w.now, w.snapshot.session_id, w.snapshot.version],
-        )
+            (w.state, w.now, w.snapshot.session_id, w.snapshot.version),
+        ).rowcount
         if changed != 1:
-            raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
-        await conn.execute_query(
+            conn.rollback()
+            return None
+        conn.execute(
             "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)",
-            [w.channel.value, w.key, w.wall],
+            (w.channel.value, w.key, w.wall),
         )
         behind = False
         if w.ordered and w.keys:
-            _, found = await conn.execute_query(
+            found = conn.execute(
                 "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN (?, ?) "
                 "LIMIT 1",
-                [w.channel.value, w.chat_id, _PENDING, _SENDING],
-            )
-            behind = bool(found)
+                (w.channel.value, w.chat_id, _PENDING, _SENDING),
+            ).fetchone()
+            behind = found is not None
         ids: list[int] = []
-        for reply_key_, payload in zip(w.keys, w.payloads, strict=True):
-            _, rows = await conn.execute_query(
+        if w.keys:
+            status, attempts = (_PENDING, 0) if behind else (_SENDING, 1)
+            until = None if behind else w.until
+            values: list[Any] = []
+            for reply_key_, payload in zip(w.keys, w.payloads, strict=True):
+                values += [reply_key_, w.channel.value, w.chat_id, payload, status, attempts]
+                values += [w.now, until, w.wall]
+            rows = conn.execute(
                 "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, "
-                "attempts, next_attempt_at, claimed_until, created_at, in_response) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING id",
-                [
-                    reply_key_,
-                    w.channel.value,
-                    w.chat_id,
-                    payload,
-                    _PENDING if behind else _SENDING,
-                    0 if behind else 1,
-                    w.now,
-                    None if behind else w.until,
-                    w.wall,
-                ],
-            )
-            ids.append(int(rows[0]["id"]))
+                "attempts, next_attempt_at, claimed_until, created_at, in_response) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"] * len(w.keys))
+                + " RETURNING id",
+                values,
+            ).fetchall()
+            # One statement's rows get ascending ids in VALUES order; RETURNING's own order is
+            # unspecified.
+            ids = sorted(int(row[0]) for row in rows)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
     return behind, ids

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
-from tortoise.exceptions import DBConnectionError
+from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 from tortoise.migrations.api import migrate as tortoise_migrate
+
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -135,3 +139,28 @@ async def refresh_planner_statistics() -> bool:
         return False
     await conn.execute_script("ANALYZE")
     return True
+
+
+async def run_on_sqlite(work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` — plain synchronous sqlite3 calls — on the SQLite connection's own thread, in
+    one hand-over to it and back, holding the connection as any Tortoise query does.
+
+    Every aiosqlite call is such a hand-over (a queue put, the worker thread waking, the answer
+    posted back to the event loop, each waiting for the GIL), so a step's several statements
+    cost one instead of one each. aiosqlite has no public way to run a function on its thread:
+    `Connection._execute(fn)` is what each of its public methods is built on (execute_fetchall
+    is `_execute(self._execute_fetchall, ...)`); tests/test_turn_store.py pins it. sqlite3's
+    errors come back as Tortoise's, like its own queries' (the turn's retry and duplicate
+    handling look for those). `work` must leave no transaction open, whatever it raises.
+    """
+    client = connections.get("default")
+    if isinstance(client, TransactionalDBClient):
+        # Inside a Tortoise transaction `work` would run in it, not as its own transaction.
+        raise RuntimeError("run_on_sqlite inside a transaction")
+    async with client.acquire_connection() as connection:
+        try:
+            return await connection._execute(lambda: work(connection._conn))
+        except sqlite3.IntegrityError as error:
+            raise IntegrityError(error) from error
+        except sqlite3.OperationalError as error:
+            raise OperationalError(error) from error
