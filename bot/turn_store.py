@@ -6,8 +6,10 @@
     write   PostgreSQL: ONE statement (a CTE) — the state stored only if its version is still
             the one read, the update id recorded, the replies inserted as outbox rows (claimed
             for the immediate send unless the chat has older open rows); SQLite: the same four
-            writes in one short transaction (it has no writing CTEs), the write lock held only
-            for them, never while the engine runs
+            writes in one short transaction (it has no writing CTEs), run by one synchronous
+            function on the connection's thread — one hand-over to it, shared with the writes
+            waiting meanwhile (models.db.run_on_sqlite) — the write lock held only for them,
+            never while the engine runs
 
 One statement is one transaction on PostgreSQL, so a crash commits all of it or nothing: the
 state, the update id and the replies go together, as in the full turn (bot.conversation).

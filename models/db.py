@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -142,25 +143,90 @@ async def refresh_planner_statistics() -> bool:
 
 
 async def run_on_sqlite(work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `work` — plain synchronous sqlite3 calls — on the SQLite connection's own thread, in
-    one hand-over to it and back, holding the connection as any Tortoise query does.
+    """Run `work` — plain synchronous sqlite3 calls — on the SQLite connection's own thread,
+    holding the connection as any Tortoise query does; its result, or its error as Tortoise's.
 
-    Every aiosqlite call is such a hand-over (a queue put, the worker thread waking, the answer
-    posted back to the event loop, each waiting for the GIL), so a step's several statements
-    cost one instead of one each. aiosqlite has no public way to run a function on its thread:
-    `Connection._execute(fn)` is what each of its public methods is built on (execute_fetchall
-    is `_execute(self._execute_fetchall, ...)`); tests/test_turn_store.py pins it. sqlite3's
-    errors come back as Tortoise's, like its own queries' (the turn's retry and duplicate
-    handling look for those). `work` must leave no transaction open, whatever it raises.
+    Every aiosqlite call is a hand-over to that thread and back (a queue put, the thread waking,
+    the answer posted back to the event loop, each side waiting for the GIL): a step's several
+    statements in one `work` cost one. Works submitted while one hand-over is in flight go
+    together in the next (group commit): each still runs as its own transaction, in order, and
+    waits for at most one hand-over before its own. `work` must leave no transaction open,
+    whatever it raises (an open one is rolled back before the next work runs).
     """
     client = connections.get("default")
     if isinstance(client, TransactionalDBClient):
         # Inside a Tortoise transaction `work` would run in it, not as its own transaction.
         raise RuntimeError("run_on_sqlite inside a transaction")
-    async with client.acquire_connection() as connection:
+    return await _SQLITE_WORK.run(client, work)
+
+
+class _SqliteWork:
+    """The works waiting for the connection's thread, handed over together (see run_on_sqlite)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[tuple[Any, Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
+        self._waiting = []
+        self._task: asyncio.Task[None] | None = None  # the running flush, kept from the GC
+
+    async def run(self, client: Any, work: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (tests run one per test)
+            self._loop, self._waiting, self._task = loop, [], None
+        done: asyncio.Future[T] = loop.create_future()
+        self._waiting.append((client, work, done))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            client = self._waiting[0][0]
+            batch = [w for w in self._waiting if w[0] is client and not w[2].done()]
+            self._waiting = [w for w in self._waiting if w[0] is not client]
+            if not batch:
+                continue  # all cancelled before their turn: nothing to run
+            try:
+                async with client.acquire_connection() as connection:
+                    works = [work for _, work, _ in batch]
+                    outcomes = await connection._execute(_run_works, connection, works)
+            except BaseException as error:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, _, done), (ok, value) in zip(batch, outcomes, strict=True):
+                if done.done():
+                    continue  # the caller was cancelled meanwhile; the work ran all the same
+                if ok:
+                    done.set_result(value)
+                else:
+                    done.set_exception(value)
+
+
+def _run_works(
+    connection: Any, works: list[Callable[[sqlite3.Connection], Any]]
+) -> list[tuple[bool, Any]]:
+    """On the connection's thread: each work in turn, its result or its error (as Tortoise's).
+    `connection._execute` is aiosqlite's private queueing of a function on that thread — what
+    each of its public methods is built on (execute_fetchall is `_execute(self._execute_fetchall,
+    ...)`); aiosqlite has no public way to run one. Pinned by tests/test_sqlite_work.py."""
+    conn: sqlite3.Connection = connection._conn
+    outcomes: list[tuple[bool, Any]] = []
+    for work in works:
         try:
-            return await connection._execute(lambda: work(connection._conn))
+            outcomes.append((True, work(conn)))
         except sqlite3.IntegrityError as error:
-            raise IntegrityError(error) from error
+            outcomes.append((False, IntegrityError(error)))
         except sqlite3.OperationalError as error:
-            raise OperationalError(error) from error
+            outcomes.append((False, OperationalError(error)))
+        except Exception as error:
+            outcomes.append((False, error))
+        if conn.in_transaction:  # a work that broke its promise must not hold the next one
+            conn.rollback()
+    return outcomes
+
+
+_SQLITE_WORK = _SqliteWork()
