@@ -96,9 +96,9 @@ async def load(channel: Channel, user_id: str, key: str) -> Snapshot:
     if _dialect() == "postgres":
         async with client.acquire_connection() as conn:
             row: Any = await conn.fetchrow(_PG_LOAD, channel.value, user_id, key)
-    else:
-        rows = await client.execute_query_dict(_SQLITE_LOAD, [channel.value, user_id, key])
-        row = rows[0]
+    else:  # through the same hand-over as the writes waiting meanwhile
+        args = (channel.value, user_id, key)
+        row = await run_on_sqlite(lambda conn: conn.execute(_SQLITE_LOAD, args).fetchone())
     raw = row["state"]
     state = JSON_LOADS(raw) if isinstance(raw, str | bytes) else (raw or {})
     return Snapshot(
