@@ -280,8 +280,8 @@ _SQLITE_MARKS_PER_STATEMENT = 500
 def _mark_batch_sqlite(
     conn: sqlite3.Connection, marks: Sequence[tuple[ClaimedReply, datetime]], now: datetime
 ) -> set[int]:
-    """On the connection's thread (models.db.run_on_sqlite): each UPDATE its own transaction,
-    the rows still held by their claim token marked sent, their ids returned by it."""
+    """On the connection's thread (models.db.run_on_sqlite, committed with the writes waiting
+    meanwhile): the rows still held by their claim token marked sent, their ids."""
     ours: set[int] = set()
     for start in range(0, len(marks), _SQLITE_MARKS_PER_STATEMENT):
         chunk = marks[start : start + _SQLITE_MARKS_PER_STATEMENT]

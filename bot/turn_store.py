@@ -7,9 +7,9 @@
             the one read, the update id recorded, the replies inserted as outbox rows (claimed
             for the immediate send unless the chat has older open rows); SQLite: the same four
             writes in one short transaction (it has no writing CTEs), run by one synchronous
-            function on the connection's thread — one hand-over to it, shared with the writes
-            waiting meanwhile (models.db.run_on_sqlite) — the write lock held only for them,
-            never while the engine runs
+            function on the connection's thread — one hand-over to it and one COMMIT, shared
+            with the writes waiting meanwhile (models.db.run_on_sqlite, each in a savepoint of
+            its own) — the write lock held only for them, never while the engine runs
 
 One statement is one transaction on PostgreSQL, so a crash commits all of it or nothing: the
 state, the update id and the replies go together, as in the full turn (bot.conversation).
@@ -222,60 +222,47 @@ async def _save_postgres(w: _Write) -> tuple[bool, list[int]]:
 
 
 async def _save_sqlite(w: _Write) -> tuple[bool, list[int]]:
-    written = await run_on_sqlite(lambda conn: _write_sqlite(conn, w))
-    if written is None:
+    return await run_on_sqlite(lambda conn: _write_sqlite(conn, w))
+
+
+def _write_sqlite(conn: sqlite3.Connection, w: _Write) -> tuple[bool, list[int]]:
+    """The step's writes, run on the connection's thread inside the transaction
+    models.db.run_on_sqlite gives them (one hand-over, one COMMIT with the writes waiting
+    meanwhile): (behind, reply row ids). Raises Stale when the version check failed and
+    sqlite3.IntegrityError when the update id is taken; either way nothing of it stays."""
+    changed = conn.execute(
+        "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
+        "WHERE id = ? AND version = ?",
+        (w.state, w.now, w.snapshot.session_id, w.snapshot.version),
+    ).rowcount
+    if changed != 1:
         raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
-    return written
-
-
-def _write_sqlite(conn: sqlite3.Connection, w: _Write) -> tuple[bool, list[int]] | None:
-    """The step's writes as one transaction, run on the connection's thread in one hand-over
-    (models.db.run_on_sqlite): (behind, reply row ids), or None when the version check failed
-    (nothing written). A taken update id raises sqlite3.IntegrityError, rolled back."""
-    # IMMEDIATE: the write lock first, queuing on it (busy timeout) instead of failing the way
-    # a read-then-write transaction does when another process committed in between.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        changed = conn.execute(
-            "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
-            "WHERE id = ? AND version = ?",
-            (w.state, w.now, w.snapshot.session_id, w.snapshot.version),
-        ).rowcount
-        if changed != 1:
-            conn.rollback()
-            return None
-        conn.execute(
-            "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)",
-            (w.channel.value, w.key, w.wall),
-        )
-        behind = False
-        if w.ordered and w.keys:
-            found = conn.execute(
-                "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN (?, ?) "
-                "LIMIT 1",
-                (w.channel.value, w.chat_id, _PENDING, _SENDING),
-            ).fetchone()
-            behind = found is not None
-        ids: list[int] = []
-        if w.keys:
-            status, attempts = (_PENDING, 0) if behind else (_SENDING, 1)
-            until = None if behind else w.until
-            values: list[Any] = []
-            for reply_key_, payload in zip(w.keys, w.payloads, strict=True):
-                values += [reply_key_, w.channel.value, w.chat_id, payload, status, attempts]
-                values += [w.now, until, w.wall]
-            rows = conn.execute(
-                "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, "
-                "attempts, next_attempt_at, claimed_until, created_at, in_response) VALUES "
-                + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"] * len(w.keys))
-                + " RETURNING id",
-                values,
-            ).fetchall()
-            # One statement's rows get ascending ids in VALUES order; RETURNING's own order is
-            # unspecified.
-            ids = sorted(int(row[0]) for row in rows)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    return behind, ids
+    conn.execute(
+        "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)",
+        (w.channel.value, w.key, w.wall),
+    )
+    behind = False
+    if w.ordered and w.keys:
+        found = conn.execute(
+            "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN (?, ?) LIMIT 1",
+            (w.channel.value, w.chat_id, _PENDING, _SENDING),
+        ).fetchone()
+        behind = found is not None
+    if not w.keys:
+        return behind, []
+    status, attempts = (_PENDING, 0) if behind else (_SENDING, 1)
+    until = None if behind else w.until
+    values: list[Any] = []
+    for reply_key_, payload in zip(w.keys, w.payloads, strict=True):
+        values += [reply_key_, w.channel.value, w.chat_id, payload, status, attempts]
+        values += [w.now, until, w.wall]
+    rows = conn.execute(
+        "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, "
+        "attempts, next_attempt_at, claimed_until, created_at, in_response) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"] * len(w.keys))
+        + " RETURNING id",
+        values,
+    ).fetchall()
+    # One statement's rows get ascending ids in VALUES order; RETURNING's own order is
+    # unspecified.
+    return behind, sorted(int(row[0]) for row in rows)

@@ -149,9 +149,12 @@ async def run_on_sqlite(work: Callable[[sqlite3.Connection], T]) -> T:
     Every aiosqlite call is a hand-over to that thread and back (a queue put, the thread waking,
     the answer posted back to the event loop, each side waiting for the GIL): a step's several
     statements in one `work` cost one. Works submitted while one hand-over is in flight go
-    together in the next (group commit): each still runs as its own transaction, in order, and
-    waits for at most one hand-over before its own. `work` must leave no transaction open,
-    whatever it raises (an open one is rolled back before the next work runs).
+    together in the next, in order, in ONE transaction (group commit: one hand-over and one
+    COMMIT for all of them), each in a savepoint of its own: a work that raises has its own
+    writes undone and the others' kept. Nobody hears of a result before that COMMIT, so a crash
+    in between loses only writes whose callers were never answered. A work waits for at most one
+    hand-over in flight before its own. `work` runs inside the transaction: it must not BEGIN,
+    COMMIT or ROLLBACK itself (raising is how it undoes its writes).
     """
     client = connections.get("default")
     if isinstance(client, TransactionalDBClient):
@@ -209,24 +212,50 @@ class _SqliteWork:
 def _run_works(
     connection: Any, works: list[Callable[[sqlite3.Connection], Any]]
 ) -> list[tuple[bool, Any]]:
-    """On the connection's thread: each work in turn, its result or its error (as Tortoise's).
-    `connection._execute` is aiosqlite's private queueing of a function on that thread — what
-    each of its public methods is built on (execute_fetchall is `_execute(self._execute_fetchall,
-    ...)`); aiosqlite has no public way to run one. Pinned by tests/test_sqlite_work.py."""
+    """On the connection's thread: the works in one transaction, each in a savepoint; each one's
+    result or error (as Tortoise's), or, when the transaction itself fails, its error for all.
+
+    `connection._execute` (the caller) is aiosqlite's private queueing of a function on that
+    thread — what each of its public methods is built on (execute_fetchall is
+    `_execute(self._execute_fetchall, ...)`); aiosqlite has no public way to run one. Pinned by
+    tests/test_sqlite_work.py."""
     conn: sqlite3.Connection = connection._conn
     outcomes: list[tuple[bool, Any]] = []
-    for work in works:
-        try:
-            outcomes.append((True, work(conn)))
-        except sqlite3.IntegrityError as error:
-            outcomes.append((False, IntegrityError(error)))
-        except sqlite3.OperationalError as error:
-            outcomes.append((False, OperationalError(error)))
-        except Exception as error:
-            outcomes.append((False, error))
-        if conn.in_transaction:  # a work that broke its promise must not hold the next one
+    try:
+        # IMMEDIATE: the write lock first, queuing on it (busy timeout) instead of failing the
+        # way a read-then-write transaction does when another process committed in between.
+        conn.execute("BEGIN IMMEDIATE")
+        if len(works) == 1:  # the transaction is the work's own: no savepoint needed
+            outcomes.append((True, works[0](conn)))
+            conn.commit()
+            return outcomes
+        for work in works:
+            conn.execute("SAVEPOINT work")
+            try:
+                outcomes.append((True, work(conn)))
+            except Exception as error:
+                conn.execute("ROLLBACK TO work")  # fails too if SQLite undid the transaction
+                outcomes.append((False, _as_tortoise(error)))
+            conn.execute("RELEASE work")
+        conn.commit()
+    except Exception as error:
+        if conn.in_transaction:
             conn.rollback()
+        return [(False, _as_tortoise(error))] * len(works)
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
     return outcomes
+
+
+def _as_tortoise(error: Exception) -> Exception:
+    """sqlite3's errors as Tortoise's own queries raise them (what callers look for)."""
+    if isinstance(error, sqlite3.IntegrityError):
+        return IntegrityError(error)
+    if isinstance(error, sqlite3.OperationalError):
+        return OperationalError(error)
+    return error
 
 
 _SQLITE_WORK = _SqliteWork()

@@ -1,5 +1,6 @@
 """models.db.run_on_sqlite: plain sqlite3 work on aiosqlite's connection thread, one hand-over
-for all the works waiting, each its own transaction, sqlite3's errors as Tortoise's.
+and one transaction for all the works waiting, each in its own savepoint, sqlite3's errors as
+Tortoise's.
 
 It rests on aiosqlite's private `Connection._execute`: these tests are what notices an aiosqlite
 upgrade that changes it."""
@@ -26,17 +27,11 @@ def _sqlite_only(db_kind: str) -> None:
 
 def _record(key: str):
     def work(conn: sqlite3.Connection) -> int:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute(
-                "INSERT INTO processed_update (channel, update_key, created_at) "
-                "VALUES ('telegram', ?, '2026-12-02 10:00:00+00:00') RETURNING id",
-                (key,),
-            ).fetchone()
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+        row = conn.execute(
+            "INSERT INTO processed_update (channel, update_key, created_at) "
+            "VALUES ('telegram', ?, '2026-12-02 10:00:00+00:00') RETURNING id",
+            (key,),
+        ).fetchone()
         return int(row[0])
 
     return work
@@ -53,7 +48,7 @@ async def test_work_runs_on_the_connection_thread_and_its_result_comes_back(
     assert ran_on != loop_thread and value == 42
 
 
-async def test_works_waiting_together_share_one_hand_over_each_its_own_transaction(
+async def test_works_waiting_together_share_one_hand_over_and_commit_each_its_own_savepoint(
     db_url: str, db_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _sqlite_only(db_kind)
@@ -67,25 +62,33 @@ async def test_works_waiting_together_share_one_hand_over_each_its_own_transacti
         return await real(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    commits = 0
 
-    def leaves_it_open(conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN")
+    def traced(statement: str) -> None:
+        nonlocal commits
+        commits += statement.strip().upper() == "COMMIT"
+
+    await run_on_sqlite(lambda conn: conn.set_trace_callback(traced))
+    handovers = commits = 0
+
+    def undone(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM processed_update")
-        raise ValueError("broke its promise")
+        raise ValueError("changed its mind")
 
     outcomes = await asyncio.gather(
         run_on_sqlite(_record("first")),
         run_on_sqlite(_record("first")),  # taken: this one alone fails
-        run_on_sqlite(leaves_it_open),
+        run_on_sqlite(undone),
         run_on_sqlite(_record("second")),
         return_exceptions=True,
     )
     assert handovers == 1
+    assert commits == 1
     first, taken, broken, second = outcomes
     assert isinstance(first, int) and isinstance(second, int) and second > first
     assert isinstance(taken, IntegrityError)
     assert isinstance(broken, ValueError)
-    # The open transaction was rolled back before "second" ran: nothing deleted.
+    # Each failed work's writes undone, the others' kept: nothing deleted, two recorded.
     keys = await ProcessedUpdate.filter(channel=Channel.TELEGRAM).values_list(
         "update_key", flat=True
     )
