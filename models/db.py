@@ -163,13 +163,16 @@ async def run_on_sqlite(work: Callable[[sqlite3.Connection], T]) -> T:
     return await _SQLITE_WORK.run(client, work)
 
 
+# A work waiting for the connection's thread: the client it is for, the work, its answer.
+_Waiting = tuple[Any, Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+
+
 class _SqliteWork:
     """The works waiting for the connection's thread, handed over together (see run_on_sqlite)."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: list[tuple[Any, Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
-        self._waiting = []
+        self._waiting: list[_Waiting] = []
         self._task: asyncio.Task[None] | None = None  # the running flush, kept from the GC
 
     async def run(self, client: Any, work: Callable[[sqlite3.Connection], T]) -> T:
