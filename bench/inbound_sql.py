@@ -3,9 +3,12 @@
     python bench/inbound_sql.py [--db sqlite|postgres]
 
 Runs the real `Conversation` (replies kept in the outbox, as the Telegram channel does) and
-marks each reply sent as the channel's immediate send does, counting every statement the
-database driver is given — asyncpg's (including BEGIN/COMMIT and the pool's reset on release)
-or aiosqlite's — per step. Prints the counts per step and the total per filing. Asserts nothing.
+marks each reply sent as the channel's immediate send does, counting every statement per step:
+on PostgreSQL each one asyncpg is given (including BEGIN/COMMIT and the pool's reset on release),
+one round trip each; on SQLite each one SQLite itself executes (its trace callback: BEGIN and
+COMMIT included), and apart from them the hand-overs to aiosqlite's thread (one per aiosqlite
+call; one can carry several statements). Prints the counts per step and the totals per filing.
+Asserts nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from _inbound_support import GOV_WINDOW_FILING, database
 
 COUNT: Counter[str] = Counter()
 SEEN: list[str] = []
+HANDOVERS: list[int] = [0]  # SQLite: calls run on aiosqlite's thread
 
 
 def _kind(query: str) -> str:
@@ -52,15 +56,28 @@ def instrument() -> None:
     _wrap(asyncpg.Connection, "execute", only_without_args=True)
     _wrap(asyncpg.Connection, "_execute")
     _wrap(asyncpg.Connection, "_executemany")
-    for name in ("execute", "execute_insert", "execute_fetchall", "executemany"):
-        _wrap(aiosqlite.Connection, name)
-    commit = aiosqlite.Connection.commit
+    # aiosqlite: every public call is one `_execute` (a hand-over to its thread).
+    handover = aiosqlite.Connection._execute
 
-    async def counted_commit(self: Any) -> None:
-        COUNT["COMMIT"] += 1
-        await commit(self)
+    async def counted_handover(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        HANDOVERS[0] += 1
+        return await handover(self, fn, *args, **kwargs)
 
-    aiosqlite.Connection.commit = counted_commit  # type: ignore[method-assign]
+    aiosqlite.Connection._execute = counted_handover  # type: ignore[method-assign]
+
+
+async def trace_sqlite() -> None:
+    """Count what SQLite executes, on the one connection Tortoise keeps per process."""
+    from tortoise import connections
+
+    client: Any = connections.get("default")
+    async with client.acquire_connection() as conn:
+
+        def traced(statement: str) -> None:
+            COUNT[_kind(statement)] += 1
+            SEEN.append(" ".join(statement.split())[:150])
+
+        await conn.set_trace_callback(traced)
 
 
 async def main(kind: str) -> None:
@@ -79,7 +96,10 @@ async def main(kind: str) -> None:
         if keep is not None:  # absent before replies were kept in the outbox
             keep("telegram")
         instrument()
+        if kind == "sqlite":
+            await trace_sqlite()
         totals: list[int] = []
+        handovers: list[int] = []
         for index, (step, value) in enumerate(GOV_WINDOW_FILING):
             fields: dict[str, Any] = {"channel": "telegram", "user_id": "4242"}
             if step == "command":
@@ -90,6 +110,7 @@ async def main(kind: str) -> None:
                 fields |= {"kind": "text", "text": value}
             COUNT.clear()
             SEEN.clear()
+            HANDOVERS[0] = 0
             replies = await conversation.handle(Incoming(message_id=f"tg:{index}", **fields))
             for claim in getattr(replies, "claimed", ()):  # what the channel does after a send
                 from bot.replies import mark_sent
@@ -97,8 +118,12 @@ async def main(kind: str) -> None:
                 await mark_sent(claim, conversation.now())
             total = sum(COUNT.values())
             totals.append(total)
+            handovers.append(HANDOVERS[0])
             detail = ", ".join(f"{k} {v}" for k, v in sorted(COUNT.items()))
-            print(f"step {index:2} {step:<7} {value[:18]:<18} {total:3} statements  ({detail})")
+            trips = f", {HANDOVERS[0]:2} hand-overs" if kind == "sqlite" else ""
+            print(
+                f"step {index:2} {step:<7} {value[:18]:<18} {total:3} statements{trips}  ({detail})"
+            )
             if VERBOSE:
                 print("    " + "\n    ".join(SEEN))
         await close_db()
@@ -107,6 +132,13 @@ async def main(kind: str) -> None:
         f"{kind}: {sum(totals)} statements per filing; /start {totals[0]}, "
         f"ordinary step median {ordinary[len(ordinary) // 2]}, confirm {totals[-1]}"
     )
+    if kind == "sqlite":
+        trips = sorted(handovers[1:-1])
+        print(
+            f"{kind}: {sum(handovers)} hand-overs to aiosqlite's thread per filing; "
+            f"/start {handovers[0]}, ordinary step median {trips[len(trips) // 2]}, "
+            f"confirm {handovers[-1]}"
+        )
 
 
 VERBOSE = False

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from tortoise.expressions import F, Q
 
 from bot.outbox import PermanentFailure, RetryLater
 from handlers.messages import Outgoing
+from models.db import run_on_sqlite
 from models.entities import Channel, OutboxMessage, OutboxStatus
 from models.outbox import outgoing_from_json, outgoing_to_json
 
@@ -332,19 +334,30 @@ async def _mark_batch(marks: Sequence[tuple[ClaimedReply, datetime]]) -> set[int
                 OutboxStatus.SENDING.value,
             )
         return {row["id"] for row in rows}
-    claimed = Q(*(Q(id=c.id, claimed_until=c.until) for c, _ in marks), join_type="OR")
-    updated = await OutboxMessage.filter(claimed, status=OutboxStatus.SENDING).update(
-        status=OutboxStatus.SENT, sent_at=now, claimed_until=None, last_error=None
-    )
-    ids = {claim.id for claim, _ in marks}
-    if updated == len(marks):
-        return ids
-    # Some claim had expired and another worker holds the row (rare): which were ours.
-    return set(
-        await OutboxMessage.filter(id__in=ids, status=OutboxStatus.SENT, sent_at=now).values_list(
-            "id", flat=True
-        )
-    )
+    return await run_on_sqlite(lambda conn: _mark_batch_sqlite(conn, marks, now))
+
+
+# Claims per SQLite statement (two bound values each, well under SQLite's limit of 32 766).
+_SQLITE_MARKS_PER_STATEMENT = 500
+
+
+def _mark_batch_sqlite(
+    conn: sqlite3.Connection, marks: Sequence[tuple[ClaimedReply, datetime]], now: datetime
+) -> set[int]:
+    """On the connection's thread (models.db.run_on_sqlite, committed with the writes waiting
+    meanwhile): the rows still held by their claim token marked sent, their ids."""
+    ours: set[int] = set()
+    for start in range(0, len(marks), _SQLITE_MARKS_PER_STATEMENT):
+        chunk = marks[start : start + _SQLITE_MARKS_PER_STATEMENT]
+        held = " OR ".join(["(id = ? AND claimed_until = ?)"] * len(chunk))
+        tokens = [value for claim, _ in chunk for value in (claim.id, claim.until)]
+        rows = conn.execute(
+            "UPDATE outbox SET status = ?, sent_at = ?, claimed_until = NULL, last_error = NULL "
+            f"WHERE status = ? AND ({held}) RETURNING id",
+            [OutboxStatus.SENT.value, now, OutboxStatus.SENDING.value, *tokens],
+        ).fetchall()
+        ours.update(int(row[0]) for row in rows)
+    return ours
 
 
 _SENT_MARKS = _SentMarks(_mark_batch)

@@ -6,8 +6,10 @@
     write   PostgreSQL: ONE statement (a CTE) — the state stored only if its version is still
             the one read, the update id recorded, the replies inserted as outbox rows (claimed
             for the immediate send unless the chat has older open rows); SQLite: the same four
-            writes in one short transaction (it has no writing CTEs), the write lock held only
-            for them, never while the engine runs
+            writes in one short transaction (it has no writing CTEs), run by one synchronous
+            function on the connection's thread — one hand-over to it and one COMMIT, shared
+            with the writes waiting meanwhile (models.db.run_on_sqlite, each in a savepoint of
+            its own) — the write lock held only for them, never while the engine runs
 
 One statement is one transaction on PostgreSQL, so a crash commits all of it or nothing: the
 state, the update id and the replies go together, as in the full turn (bot.conversation).
@@ -22,6 +24,7 @@ else (the engine's commands, the survey) runs as the full turn.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -31,7 +34,6 @@ import asyncpg
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.fields.data import JSON_DUMPS, JSON_LOADS
-from tortoise.transactions import in_transaction
 
 import bot.replies
 from bot.replies import (
@@ -43,6 +45,7 @@ from bot.replies import (
     wall_clock,
 )
 from handlers.messages import Outgoing
+from models.db import run_on_sqlite
 from models.entities import Channel, OutboxStatus
 from models.outbox import outgoing_to_json
 
@@ -94,9 +97,9 @@ async def load(channel: Channel, user_id: str, key: str) -> Snapshot:
     if _dialect() == "postgres":
         async with client.acquire_connection() as conn:
             row: Any = await conn.fetchrow(_PG_LOAD, channel.value, user_id, key)
-    else:
-        rows = await client.execute_query_dict(_SQLITE_LOAD, [channel.value, user_id, key])
-        row = rows[0]
+    else:  # through the same hand-over as the writes waiting meanwhile
+        args = (channel.value, user_id, key)
+        row = await run_on_sqlite(lambda conn: conn.execute(_SQLITE_LOAD, args).fetchone())
     raw = row["state"]
     state = JSON_LOADS(raw) if isinstance(raw, str | bytes) else (raw or {})
     return Snapshot(
@@ -276,49 +279,48 @@ async def _save_postgres(w: _Write) -> tuple[bool, list[int]]:
 
 
 async def _save_sqlite(w: _Write) -> tuple[bool, list[int]]:
-    async with in_transaction() as conn:
-        # The first statement writes, so it queues on SQLite's write lock (busy timeout) instead
-        # of failing the way a read-then-write transaction does when another process committed.
-        changed, _ = await conn.execute_query(
-            "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
-            "WHERE id = ? AND version = ?",
-            [w.state, w.now, w.snapshot.session_id, w.snapshot.version],
-        )
-        if changed != 1:
-            raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
-        await conn.execute_query(
-            "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)",
-            [w.channel.value, w.key, w.wall],
-        )
-        behind = False
-        if w.ordered and w.keys:
-            _, found = await conn.execute_query(
-                "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN (?, ?) "
-                "LIMIT 1",
-                [w.channel.value, w.chat_id, _PENDING, _SENDING],
-            )
-            behind = bool(found)
-        ids: list[int] = []
-        for index, (reply_key_, payload) in enumerate(zip(w.keys, w.payloads, strict=True)):
-            answered = w.answer_first and index == 0 and not behind
-            status = _PENDING if behind else _SENT if answered else _SENDING
-            _, rows = await conn.execute_query(
-                "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, "
-                "attempts, next_attempt_at, claimed_until, created_at, in_response, sent_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [
-                    reply_key_,
-                    w.channel.value,
-                    w.chat_id,
-                    payload,
-                    status,
-                    0 if behind else 1,
-                    w.now,
-                    None if behind or answered else w.until,
-                    w.wall,
-                    1 if answered else 0,
-                    w.now if answered else None,
-                ],
-            )
-            ids.append(int(rows[0]["id"]))
-    return behind, ids
+    return await run_on_sqlite(lambda conn: _write_sqlite(conn, w))
+
+
+def _write_sqlite(conn: sqlite3.Connection, w: _Write) -> tuple[bool, list[int]]:
+    """The step's writes, run on the connection's thread inside the transaction
+    models.db.run_on_sqlite gives them (one hand-over, one COMMIT with the writes waiting
+    meanwhile): (behind, reply row ids). Raises Stale when the version check failed and
+    sqlite3.IntegrityError when the update id is taken; either way nothing of it stays."""
+    changed = conn.execute(
+        "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
+        "WHERE id = ? AND version = ?",
+        (w.state, w.now, w.snapshot.session_id, w.snapshot.version),
+    ).rowcount
+    if changed != 1:
+        raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
+    conn.execute(
+        "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)",
+        (w.channel.value, w.key, w.wall),
+    )
+    behind = False
+    if w.ordered and w.keys:
+        found = conn.execute(
+            "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN (?, ?) LIMIT 1",
+            (w.channel.value, w.chat_id, _PENDING, _SENDING),
+        ).fetchone()
+        behind = found is not None
+    if not w.keys:
+        return behind, []
+    values: list[Any] = []
+    for index, (reply_key_, payload) in enumerate(zip(w.keys, w.payloads, strict=True)):
+        answered = w.answer_first and index == 0 and not behind  # goes in the response
+        status = _PENDING if behind else _SENT if answered else _SENDING
+        until = None if behind or answered else w.until
+        values += [reply_key_, w.channel.value, w.chat_id, payload, status, 0 if behind else 1]
+        values += [w.now, until, w.wall, 1 if answered else 0, w.now if answered else None]
+    rows = conn.execute(
+        "INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts, "
+        "next_attempt_at, claimed_until, created_at, in_response, sent_at) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(w.keys))
+        + " RETURNING id",
+        values,
+    ).fetchall()
+    # One statement's rows get ascending ids in VALUES order; RETURNING's own order is
+    # unspecified.
+    return behind, sorted(int(row[0]) for row in rows)

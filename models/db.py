@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
-from tortoise.exceptions import DBConnectionError
+from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 from tortoise.migrations.api import migrate as tortoise_migrate
+
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -135,3 +140,125 @@ async def refresh_planner_statistics() -> bool:
         return False
     await conn.execute_script("ANALYZE")
     return True
+
+
+async def run_on_sqlite(work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` — plain synchronous sqlite3 calls — on the SQLite connection's own thread,
+    holding the connection as any Tortoise query does; its result, or its error as Tortoise's.
+
+    Every aiosqlite call is a hand-over to that thread and back (a queue put, the thread waking,
+    the answer posted back to the event loop, each side waiting for the GIL): a step's several
+    statements in one `work` cost one. Works submitted while one hand-over is in flight go
+    together in the next, in order, in ONE transaction (group commit: one hand-over and one
+    COMMIT for all of them), each in a savepoint of its own: a work that raises has its own
+    writes undone and the others' kept. Nobody hears of a result before that COMMIT, so a crash
+    in between loses only writes whose callers were never answered. A work waits for at most one
+    hand-over in flight before its own. `work` runs inside the transaction: it must not BEGIN,
+    COMMIT or ROLLBACK itself (raising is how it undoes its writes).
+    """
+    client = connections.get("default")
+    if isinstance(client, TransactionalDBClient):
+        # Inside a Tortoise transaction `work` would run in it, not as its own transaction.
+        raise RuntimeError("run_on_sqlite inside a transaction")
+    return await _SQLITE_WORK.run(client, work)
+
+
+# A work waiting for the connection's thread: the client it is for, the work, its answer.
+_Waiting = tuple[Any, Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+
+
+class _SqliteWork:
+    """The works waiting for the connection's thread, handed over together (see run_on_sqlite)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[_Waiting] = []
+        self._task: asyncio.Task[None] | None = None  # the running flush, kept from the GC
+
+    async def run(self, client: Any, work: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (tests run one per test)
+            self._loop, self._waiting, self._task = loop, [], None
+        done: asyncio.Future[T] = loop.create_future()
+        self._waiting.append((client, work, done))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            client = self._waiting[0][0]
+            batch = [w for w in self._waiting if w[0] is client and not w[2].done()]
+            self._waiting = [w for w in self._waiting if w[0] is not client]
+            if not batch:
+                continue  # all cancelled before their turn: nothing to run
+            try:
+                async with client.acquire_connection() as connection:
+                    works = [work for _, work, _ in batch]
+                    outcomes = await connection._execute(_run_works, connection, works)
+            except BaseException as error:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, _, done), (ok, value) in zip(batch, outcomes, strict=True):
+                if done.done():
+                    continue  # the caller was cancelled meanwhile; the work ran all the same
+                if ok:
+                    done.set_result(value)
+                else:
+                    done.set_exception(value)
+
+
+def _run_works(
+    connection: Any, works: list[Callable[[sqlite3.Connection], Any]]
+) -> list[tuple[bool, Any]]:
+    """On the connection's thread: the works in one transaction, each in a savepoint; each one's
+    result or error (as Tortoise's), or, when the transaction itself fails, its error for all.
+
+    `connection._execute` (the caller) is aiosqlite's private queueing of a function on that
+    thread — what each of its public methods is built on (execute_fetchall is
+    `_execute(self._execute_fetchall, ...)`); aiosqlite has no public way to run one. Pinned by
+    tests/test_sqlite_work.py."""
+    conn: sqlite3.Connection = connection._conn
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        # IMMEDIATE: the write lock first, queuing on it (busy timeout) instead of failing the
+        # way a read-then-write transaction does when another process committed in between.
+        conn.execute("BEGIN IMMEDIATE")
+        if len(works) == 1:  # the transaction is the work's own: no savepoint needed
+            outcomes.append((True, works[0](conn)))
+            conn.commit()
+            return outcomes
+        for work in works:
+            conn.execute("SAVEPOINT work")
+            try:
+                outcomes.append((True, work(conn)))
+            except Exception as error:
+                conn.execute("ROLLBACK TO work")  # fails too if SQLite undid the transaction
+                outcomes.append((False, _as_tortoise(error)))
+            conn.execute("RELEASE work")
+        conn.commit()
+    except Exception as error:
+        if conn.in_transaction:
+            conn.rollback()
+        return [(False, _as_tortoise(error))] * len(works)
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return outcomes
+
+
+def _as_tortoise(error: Exception) -> Exception:
+    """sqlite3's errors as Tortoise's own queries raise them (what callers look for)."""
+    if isinstance(error, sqlite3.IntegrityError):
+        return IntegrityError(error)
+    if isinstance(error, sqlite3.OperationalError):
+        return OperationalError(error)
+    return error
+
+
+_SQLITE_WORK = _SqliteWork()
