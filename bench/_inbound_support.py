@@ -198,6 +198,17 @@ def _user(uid: int) -> dict[str, Any]:
     return {"id": uid, "is_bot": False, "first_name": f"U{uid}", "language_code": "zh-hans"}
 
 
+# The intake script's phone number. Each simulated person gives a phone of their own instead:
+# one number shared by every "person" would make each filing a repeat of all the earlier ones
+# (up to 200 candidates compared at every submission), which no real crowd of people is.
+SCRIPT_PHONE = "138 1234 5678"
+
+
+def own_phone(uid: int) -> str:
+    """A mobile number of the person's own (139 and eight digits of their id)."""
+    return f"139{uid % 100_000_000:08d}"
+
+
 def update_for(uid: int, kind: str, value: str) -> dict[str, Any]:
     """The Telegram update for one step of the intake script (GOV_WINDOW_FILING)."""
     chat = {"id": uid, "type": "private", "first_name": f"U{uid}"}
@@ -275,6 +286,8 @@ async def run_users(
             url = urls[index % len(urls)]
             uid = first_uid + index
             for kind, value in steps:
+                if kind == "text" and value == SCRIPT_PHONE:
+                    value = own_phone(uid)
                 body = json.dumps(update_for(uid, kind, value))
                 started = time.perf_counter()
                 try:
