@@ -175,6 +175,14 @@ class RateLimiter:
     the platform's, measured at arrival, ever holds more than the limit (the last of any set of
     overlapping counting spans saw all the others when it started). Per chat: the next send
     starts one interval after the previous one's answer.
+
+    Knowing only that the request arrived within [start, answer], this is also the tightest
+    rule: each send counted at the check could have arrived at the answer we saw, and the new
+    one at once, so all of them would share one window. Counting from the start alone (as if
+    arrival followed it by a bounded delay) is not safe: requests held up on the way, or by a
+    busy server before it counts them, arrive bunched. So the rate is at most
+    limit / (1 + start-to-answer), and what tightens it is measuring the answer early: the
+    sender's HTTP layer stamps it (`answer_arrived`) when the status and headers are in.
     """
 
     def __init__(self, clock: Callable[[], float], *, headroom: float = 1.0) -> None:
@@ -444,8 +452,10 @@ class Dispatcher:
 
     The one window: if the process dies after the platform accepted a message and before the
     row is marked sent, that row is sent again once its claim expires (Telegram's sendMessage
-    has no idempotency key). The window is one HTTP response plus one UPDATE, for the rows in
-    flight at that instant — at most one per chat and `batch` in all. A send that gets no
+    has no idempotency key). The window is one HTTP response plus at most two UPDATEs (sent
+    rows are marked by group commit: one answered while an UPDATE runs waits for it, then goes
+    in the next), for the rows in flight at that instant — at most one per chat and `batch` in
+    all. A send that gets no
     answer within `claim_seconds / 4` is retried as a transient failure; if the platform did
     take it, that is the same window.
 
