@@ -1,11 +1,13 @@
 """Outbound at Telegram's real limits: 10 000 messages to 1 000 chats through the dispatcher.
 
     PYTHONPATH=. python bench/outbound.py [--messages 10000] [--chats 1000] [--runs 1]
-        [--groups 0] [--speed 1] [--inject-429 0] [--sqlite] [--pg postgres://...]
+        [--groups 0] [--speed 1] [--inject-429 0] [--sender bot-api|ptb] [--sqlite]
+        [--pg postgres://...]
 
 The production path end to end: outbox rows in a scratch PostgreSQL database (created and
 dropped; `--sqlite` for a temporary SQLite file), the `Dispatcher` with its default settings,
-the production `TelegramSender` on python-telegram-bot, and the fake Bot API server over
+the production `TelegramSender` (text through `BotApi`, the raw aiohttp client; `--sender ptb`
+for python-telegram-bot's stack, as before), and the fake Bot API server over
 loopback HTTP — in a child process, so this process's CPU time is the dispatcher's alone — with
 its flood control on: Telegram's limits (30/s overall, 1/s per chat, 20/min per group) checked
 as strict sliding windows at the instant each request arrives.
@@ -13,8 +15,10 @@ as strict sliding windows at the instant each request arrives.
 Prints per run: the achieved rate as a percentage of the 30/s global limit (from the
 dispatcher's start to the last message accepted, and sustained between the first and the last
 one), 429 answers from the fake's flood control, lost, duplicated, chats whose messages came out
-of order, the peak counts in any sliding window, and CPU ms per message — beside the CPU ms of a
-bare aiohttp POST per message to the same fake, measured in the same run as the reference.
+of order, the peak counts in any sliding window, the mean time the limiter counted from a send's
+start to its answer (the rate is bounded by 30 / (1 + that)), and CPU ms per message — beside
+the CPU ms of a bare aiohttp POST per message to the same fake, measured in the same run as the
+reference.
 `--inject-429 N` makes the fake answer N extra 429s (retry_after 1 s) spread over the run, to
 show they are honoured (those are counted apart from flood-control 429s). Figures, no asserts.
 """
@@ -84,48 +88,14 @@ async def _reference_cpu(api_url: str, token: str, count: int) -> float:
         return (time.process_time() - started) * 1000 / count
 
 
-async def _fill(chats: list[str], messages: int) -> dict[str, list[str]]:
-    from handlers.messages import Outgoing
-    from models.entities import Channel, OutboxMessage
-    from models.outbox import outgoing_to_json
-
-    expected: dict[str, list[str]] = {chat: [] for chat in chats}
-    now = datetime.now(UTC)
-    rows = []
-    for n in range(messages):
-        chat = chats[n % len(chats)]
-        text = f"{chat}/{len(expected[chat]) + 1}"
-        expected[chat].append(text)
-        rows.append(
-            OutboxMessage(
-                idempotency_key=f"bench:{text}",
-                channel=Channel.TELEGRAM,
-                chat_id=chat,
-                payload=outgoing_to_json(Outgoing(text=text)),
-                next_attempt_at=now,
-            )
-        )
-    await OutboxMessage.bulk_create(rows, batch_size=1000)
-    return expected
-
-
-def _peak(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, first = 0, 0
-    for last, at in enumerate(times):
-        while times[first] <= at - window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
-
-
 async def one_run(url: str, args: argparse.Namespace, run_no: int) -> dict[str, Any]:
     from telegram import Bot
 
-    from bot.outbox import Dispatcher, RateLimits
-    from bot.telegram import TelegramSender
+    from bot.outbox import Dispatcher, RateLimits, Send, is_group_chat
+    from bot.telegram import BotApi, TelegramSender
     from models.db import close_db, init_db
     from models.entities import Channel, OutboxMessage, OutboxStatus
+    from tests.outbox_support import chat_ids, check_delivery, peak_in_window, queue_round_robin
 
     speed = args.speed
     limits = RateLimits(
@@ -152,14 +122,27 @@ async def one_run(url: str, args: argparse.Namespace, run_no: int) -> dict[str, 
     token, api_url, file_url, free_url = await loop.run_in_executor(None, parent.recv)
     await init_db(url)
     try:
-        groups = [str(-1_000_000 - n) for n in range(args.groups)]
-        chats = [str(100_000 + n) for n in range(args.chats - args.groups)] + groups
-        expected = await _fill(chats, args.messages)
+        chats = chat_ids(args.chats, args.groups)
+        expected = await queue_round_robin(
+            chats, args.messages, now=datetime.now(UTC), key_prefix="bench"
+        )
         reference_ms = await _reference_cpu(free_url, token, args.reference_calls)
+        api = (
+            BotApi(token, api_url.removesuffix("/bot"), 15.0) if args.sender == "bot-api" else None
+        )
         async with Bot(token, base_url=api_url, base_file_url=file_url) as bot:
-            sender = TelegramSender(bot)
+            sender = TelegramSender(bot, api=api)
             sender.limits = limits
             dispatcher = Dispatcher({Channel.TELEGRAM: sender})
+            counted: list[float] = []  # each send's start to its answer, as the limiter saw it
+            finish = dispatcher.limiter.finish
+
+            def finish_and_note(send: Send) -> None:
+                finish(send)
+                if send.end is not None:
+                    counted.append(send.end - send.start)
+
+            dispatcher.limiter.finish = finish_and_note  # type: ignore[method-assign]
             stop = asyncio.Event()
             cpu0, wall0 = time.process_time(), time.monotonic()
             task = asyncio.create_task(dispatcher.run_forever(stop))
@@ -180,6 +163,8 @@ async def one_run(url: str, args: argparse.Namespace, run_no: int) -> dict[str, 
             stop.set()
             await task
             cpu_ms = (time.process_time() - cpu0) * 1000
+            if api is not None:
+                await api.close()
         statuses = Counter(
             str(s) for s in await OutboxMessage.all().values_list("status", flat=True)
         )
@@ -190,11 +175,7 @@ async def one_run(url: str, args: argparse.Namespace, run_no: int) -> dict[str, 
         parent.send(("stop",))
         fake.join(timeout=10)
     accepted = [c for c in calls if c[2] == 200]
-    by_chat: dict[str, list[str]] = {}
-    for chat, text, *_ in accepted:
-        by_chat.setdefault(chat, []).append(text)
-    copies = Counter((chat, text) for chat, texts in by_chat.items() for text in texts)
-    wanted = {(chat, text) for chat, texts in expected.items() for text in texts}
+    delivery = check_delivery(expected, ((chat, text) for chat, text, *_ in accepted))
     flood_429 = sum(1 for c in calls if c[2] == 429 and c[3] and "retry after" in c[3]) - injected
     times = [c[4] for c in accepted]
     first, last = min(times), max(times)
@@ -202,12 +183,16 @@ async def one_run(url: str, args: argparse.Namespace, run_no: int) -> dict[str, 
     # monotonic clock: the same clock on Linux.
     overall = len(accepted) / (last - wall0)
     sustained = (len(accepted) - 1) / (last - first) if last > first else 0.0
+    by_chat: dict[str, list[float]] = {}
+    for chat, _, _, _, at in accepted:
+        by_chat.setdefault(chat, []).append(at)
     chat_peak = max(
-        (_peak([c[4] for c in accepted if c[0] == chat], 1.0) for chat in chats if chat[0] != "-"),
+        (peak_in_window(t, 1.0) for chat, t in by_chat.items() if not is_group_chat(chat)),
         default=0,
     )
     group_peak = max(
-        (_peak([c[4] for c in accepted if c[0] == chat], 60.0) for chat in groups), default=0
+        (peak_in_window(t, 60.0) for chat, t in by_chat.items() if is_group_chat(chat)),
+        default=0,
     )
     return {
         "run": run_no,
@@ -217,16 +202,13 @@ async def one_run(url: str, args: argparse.Namespace, run_no: int) -> dict[str, 
         "calls": len(calls),
         "flood_429": flood_429,
         "injected_429": injected,
-        "lost": len(wanted - set(copies)),
-        "duplicated": sum(n - 1 for n in copies.values() if n > 1),
-        "out_of_order": sum(
-            1
-            for chat, texts in expected.items()
-            if list(dict.fromkeys(by_chat.get(chat, []))) != texts
-        ),
-        "peak_global": _peak(times, 1.0),
+        "lost": delivery.lost,
+        "duplicated": delivery.duplicated,
+        "out_of_order": delivery.out_of_order,
+        "peak_global": peak_in_window(times, 1.0),
         "peak_chat": chat_peak,
         "peak_group": group_peak,
+        "counted_ms": statistics.fmean(counted) * 1000 if counted else 0.0,
         "cpu_ms": cpu_ms / max(len(accepted), 1),
         "reference_cpu_ms": reference_ms,
         "fake_cpu_ms": fake_cpu * 1000 / max(len(calls), 1),
@@ -254,6 +236,9 @@ def _print_run(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"  peak in any sliding window: {r['peak_global']} per 1 s (limit {limit:g}), "
         f"{r['peak_chat']} per chat per 1 s, {r['peak_group']} per group per 60 s"
+    )
+    print(
+        f"  start to answer, counted   {r['counted_ms']:.1f} ms on average (sender {args.sender})"
     )
     print(
         f"  CPU per message            {r['cpu_ms']:.2f} ms (bare aiohttp POST "
@@ -293,6 +278,7 @@ async def main_async(args: argparse.Namespace) -> None:
             ("lost", "lost"),
             ("duplicated", "duplicated"),
             ("out_of_order", "chats out of order"),
+            ("counted_ms", "start to answer, ms"),
             ("cpu_ms", "CPU ms per message"),
             ("reference_cpu_ms", "reference CPU ms per POST"),
         ):
@@ -311,6 +297,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="multiply Telegram's limits")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--inject-429", type=int, default=0)
+    parser.add_argument("--sender", choices=("bot-api", "ptb"), default="bot-api")
     parser.add_argument("--reference-calls", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=1200.0)
     parser.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead")

@@ -4,7 +4,8 @@
 
 The production path end to end: outbox rows in a real database (a fresh SQLite file, or the
 PostgreSQL database given with --db, whose outbox table is emptied first), the `Dispatcher`,
-the production `TelegramSender` on python-telegram-bot, and the fake Bot API server over
+the production `TelegramSender` (text through `BotApi`, uploads through python-telegram-bot),
+and the fake Bot API server over
 loopback HTTP with its flood control on. A storm task injects 5xx answers and 429s with
 retry_after while the run lasts; `--crash-at` kills the dispatcher mid-run (task cancelled, as
 abrupt as it gets in-process, possibly mid-request) and starts a fresh one. The rows the dead
@@ -31,13 +32,12 @@ from pathlib import Path
 
 from telegram import Bot
 
-from bot.outbox import Dispatcher, RateLimits
-from bot.telegram import TelegramSender
-from handlers.messages import Outgoing
+from bot.outbox import Dispatcher, RateLimits, is_group_chat
+from bot.telegram import BotApi, TelegramSender
 from models.db import close_db, init_db
 from models.entities import Channel, OutboxMessage, OutboxStatus
-from models.outbox import enqueue
 from tests.fakes import FakeTelegram
+from tests.outbox_support import chat_ids, check_delivery, peak_in_window, queue_round_robin
 
 
 @dataclass
@@ -67,41 +67,6 @@ async def storm(tg: FakeTelegram, stop: asyncio.Event, args: argparse.Namespace)
     return injected
 
 
-def chat_ids(args: argparse.Namespace) -> list[str]:
-    groups = [str(-1_000_000 - n) for n in range(args.groups)]
-    private = [str(100_000 + n) for n in range(args.chats - args.groups)]
-    return private + groups
-
-
-async def fill_outbox(chats: list[str], messages: int) -> dict[str, list[str]]:
-    """Round-robin over the chats; returns each chat's texts in queue order."""
-    expected: dict[str, list[str]] = {chat: [] for chat in chats}
-    now = datetime.now(UTC)
-    for n in range(messages):
-        chat = chats[n % len(chats)]
-        text = f"{chat}/{len(expected[chat]) + 1}"
-        await enqueue(
-            channel=Channel.TELEGRAM,
-            chat_id=chat,
-            message=Outgoing(text=text),
-            idempotency_key=f"bench:{text}",
-            now=now,
-        )
-        expected[chat].append(text)
-    return expected
-
-
-def peak_per_window(times: list[float], window: float) -> int:
-    """Most sends inside any `window` seconds."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, at in enumerate(times):
-        while times[start] <= at - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
@@ -120,16 +85,19 @@ async def bench(args: argparse.Namespace) -> None:
         global_per_second=30 * speed,
         per_group_per_minute=20 * speed,
     )
-    chats = chat_ids(args)
-    expected = await fill_outbox(chats, args.messages)
+    chats = chat_ids(args.chats, args.groups)
+    expected = await queue_round_robin(
+        chats, args.messages, now=datetime.now(UTC), key_prefix="bench"
+    )
     async with FakeTelegram() as tg:
         tg.set_flood_limits(
             per_chat_per_second=limits.per_chat_per_second,
             global_per_second=limits.global_per_second,
             per_group_per_minute=limits.per_group_per_minute,
         )
+        api = BotApi(tg.token, tg.base_url, 15.0)
         async with Bot(tg.token, base_url=tg.api_url, base_file_url=tg.file_url) as bot:
-            sender = TelegramSender(bot)
+            sender = TelegramSender(bot, api=api)
             sender.limits = limits
 
             def dispatcher() -> Dispatcher:
@@ -171,6 +139,7 @@ async def bench(args: argparse.Namespace) -> None:
             stop_storm.set()
             await task
             injected = await storm_task
+            await api.close()
 
     report(args, limits, tg, expected, injected, elapsed, crashes, sending_at_crash)
     rows = Counter(str(s) for s in await OutboxMessage.all().values_list("status", flat=True))
@@ -194,23 +163,15 @@ def report(
 ) -> None:
     calls = tg.calls_of("sendMessage")
     delivered = [c for c in calls if c.ok]
-    by_chat: dict[str, list[str]] = {}
-    for call in delivered:
-        by_chat.setdefault(str(call.chat_id), []).append(call.params["text"])
-    copies = Counter((chat, text) for chat, texts in by_chat.items() for text in texts)
-    duplicates = sum(n - 1 for n in copies.values() if n > 1)
-    wanted = {(chat, text) for chat, texts in expected.items() for text in texts}
-    lost = len(wanted - set(copies))
-    out_of_order = sum(
-        1 for chat, texts in expected.items() if list(dict.fromkeys(by_chat.get(chat, []))) != texts
-    )
+    delivery = check_delivery(expected, ((str(c.chat_id), c.params["text"]) for c in delivered))
+    messages_delivered = len({(str(c.chat_id), c.params["text"]) for c in delivered})
     statuses = Counter(c.status for c in calls if not c.ok)
     flood_429 = statuses[429] - injected.errors_429
     times = [c.at for c in delivered]
     group_times: dict[str, list[float]] = {}
     chat_times: dict[str, list[float]] = {}
     for call in delivered:
-        target = group_times if str(call.chat_id).startswith("-") else chat_times
+        target = group_times if is_group_chat(str(call.chat_id)) else chat_times
         target.setdefault(str(call.chat_id), []).append(call.at)
     print(
         f"outbox storm: {args.messages} messages to {args.chats} chats "
@@ -218,7 +179,7 @@ def report(
         f"{'PostgreSQL' if args.db else 'SQLite'}"
     )
     print(f"elapsed               {elapsed:.2f} s")
-    print(f"throughput            {len(set(copies)) / elapsed:.1f} messages/s delivered")
+    print(f"throughput            {messages_delivered / elapsed:.1f} messages/s delivered")
     print(f"sendMessage calls     {len(calls)} ({len(delivered)} accepted)")
     print(
         f"failed calls          {dict(sorted(statuses.items()))} — injected 5xx "
@@ -226,17 +187,17 @@ def report(
         f"{args.retry_after} s), flood-control 429 {max(flood_429, 0)}"
     )
     print(
-        f"peak rate             {peak_per_window(times, 1.0)} in any 1 s "
+        f"peak rate             {peak_in_window(times, 1.0)} in any 1 s "
         f"(limit {limits.global_per_second:g}); per chat "
-        f"{max((peak_per_window(t, 1.0) for t in chat_times.values()), default=0)} in 1 s "
+        f"{max((peak_in_window(t, 1.0) for t in chat_times.values()), default=0)} in 1 s "
         f"(limit {limits.per_chat_per_second:g}); per group "
-        f"{max((peak_per_window(t, 60.0) for t in group_times.values()), default=0)} in 60 s "
+        f"{max((peak_in_window(t, 60.0) for t in group_times.values()), default=0)} in 60 s "
         f"(limit {limits.per_group_per_minute:g})"
     )
     print(f"crashes               {crashes} (rows claimed at the crash: {sending_at_crash})")
-    print(f"duplicates            {duplicates}")
-    print(f"lost                  {lost}")
-    print(f"chats out of order    {out_of_order}")
+    print(f"duplicates            {delivery.duplicated}")
+    print(f"lost                  {delivery.lost}")
+    print(f"chats out of order    {delivery.out_of_order}")
 
 
 def main() -> None:

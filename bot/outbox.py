@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -125,12 +126,34 @@ class TokenBucket:
 @dataclass(slots=True)
 class Send:
     """One send as the limiter counts it: from its start until its answer came back (`end`
-    None while in flight). The platform saw the request at some instant in between."""
+    None while in flight). The platform saw the request at some instant in between.
+
+    `answered` is when the platform's last answer to it arrived (status and headers in, as the
+    sender's HTTP layer saw it via `answer_arrived`), which is earlier than the sender's return
+    by the answer's parsing; `end` takes it when known."""
 
     channel: Channel
     chat_id: str
     start: float
     end: float | None = None
+    answered: float | None = None
+
+
+# The send the current task is making (set by the dispatcher around `Sender.send`), so that a
+# sender's HTTP layer can stamp its answers without every `Sender` taking a callback.
+_CURRENT_SEND: contextvars.ContextVar[tuple[RateLimiter, Send] | None] = contextvars.ContextVar(
+    "outbox_current_send", default=None
+)
+
+
+def answer_arrived() -> None:
+    """Called by a sender the moment a platform answer's status and headers are in, before the
+    body is read or parsed: the limiter counts the send's window from here rather than from
+    the sender's return. A no-op outside a dispatcher's send (immediate replies, tests)."""
+    current = _CURRENT_SEND.get()
+    if current is not None:
+        limiter, send = current
+        limiter.answered(send)
 
 
 # How long a send waits to look again when the window is full of sends still in flight (their
@@ -152,6 +175,14 @@ class RateLimiter:
     the platform's, measured at arrival, ever holds more than the limit (the last of any set of
     overlapping counting spans saw all the others when it started). Per chat: the next send
     starts one interval after the previous one's answer.
+
+    Knowing only that the request arrived within [start, answer], this is also the tightest
+    rule: each send counted at the check could have arrived at the answer we saw, and the new
+    one at once, so all of them would share one window. Counting from the start alone (as if
+    arrival followed it by a bounded delay) is not safe: requests held up on the way, or by a
+    busy server before it counts them, arrive bunched. So the rate is at most
+    limit / (1 + start-to-answer), and what tightens it is measuring the answer early: the
+    sender's HTTP layer stamps it (`answer_arrived`) when the status and headers are in.
     """
 
     def __init__(self, clock: Callable[[], float], *, headroom: float = 1.0) -> None:
@@ -241,10 +272,27 @@ class RateLimiter:
             self._last_to_chat[(channel, chat_id)] = send
         return send
 
-    def finish(self, send: Send) -> None:
-        """The answer to `send` (success or failure) arrived now."""
+    def answered(self, send: Send) -> None:
+        """An answer to `send` arrived now (the platform saw the request before this); the
+        send still counts as in flight until `finish`, as it may make another request."""
         if send.end is None:
-            send.end = self.clock()
+            send.answered = self.clock()
+
+    def finish(self, send: Send) -> None:
+        """The send is over (success or failure): its end is its last answer's arrival, else
+        now (an error raised before any answer, a sender that does not stamp its answers)."""
+        if send.end is None:
+            send.end = send.answered if send.answered is not None else self.clock()
+
+    @contextlib.contextmanager
+    def sending(self, send: Send) -> Iterator[None]:
+        """Around a sender's call: `answer_arrived` stamps `send`; `finish` on the way out."""
+        token = _CURRENT_SEND.set((self, send))
+        try:
+            yield
+        finally:
+            _CURRENT_SEND.reset(token)
+            self.finish(send)
 
     def paused_until(self, channel: Channel, chat_id: str) -> float:
         return max(
@@ -404,8 +452,10 @@ class Dispatcher:
 
     The one window: if the process dies after the platform accepted a message and before the
     row is marked sent, that row is sent again once its claim expires (Telegram's sendMessage
-    has no idempotency key). The window is one HTTP response plus one UPDATE, for the rows in
-    flight at that instant — at most one per chat and `batch` in all. A send that gets no
+    has no idempotency key). The window is one HTTP response plus at most two UPDATEs (sent
+    rows are marked by group commit: one answered while an UPDATE runs waits for it, then goes
+    in the next), for the rows in flight at that instant — at most one per chat and `batch` in
+    all. A send that gets no
     answer within `claim_seconds / 4` is retried as a transient failure; if the platform did
     take it, that is the same window.
 
@@ -458,6 +508,8 @@ class Dispatcher:
         self._lock: _AdvisoryLock | None = None
         self._lock_checked_at = 0.0
         self.holds_lock = False
+        self._to_mark: list[tuple[_Claim, asyncio.Future[None]]] = []  # sent, not yet recorded
+        self._marking: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for due rows now (after an enqueue in this process) instead of at the next poll."""
@@ -543,10 +595,8 @@ class Dispatcher:
             # Bounded so the send ends while the claim is ours: no other dispatcher can take
             # the row over mid-send. No answer in time counts as a transient failure.
             async with asyncio.timeout(self.send_timeout):
-                try:
+                with self.limiter.sending(slot):  # finished when the answer (or its absence) is in
                     await sender.send(claim.chat_id, message)
-                finally:
-                    self.limiter.finish(slot)  # the answer (or its absence) is in
         except RetryLater as error:
             OUTBOX_SENDS.labels(channel=str(claim.channel), result="429").inc()
             await self._retry_later(claim, error)
@@ -563,11 +613,51 @@ class Dispatcher:
         else:
             OUTBOX_SENDS.labels(channel=str(claim.channel), result="ok").inc()
             # Right after the send: this UPDATE closes the resend-after-crash window.
-            await self._settle(
-                claim, status=OutboxStatus.SENT, sent_at=self._now(), last_error=None
-            )
+            await self._mark_sent(claim)
             return True
         return False
+
+    async def _mark_sent(self, claim: _Claim) -> None:
+        """Record `claim` sent. Group commit: rows answered while an UPDATE is under way go
+        together in the next one, so a busy dispatcher marks many rows with one statement and
+        a row waits at most one UPDATE longer than if it had its own."""
+        marked = asyncio.get_running_loop().create_future()
+        self._to_mark.append((claim, marked))
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._mark_waiting(), name="outbox-mark-sent")
+        # Cancelling this wait (shutdown, a simulated crash) does not cancel the UPDATE.
+        await marked
+
+    async def _mark_waiting(self) -> None:
+        while self._to_mark:
+            batch, self._to_mark = self._to_mark, []
+            try:
+                await self._settle_sent([claim for claim, _ in batch])
+            except Exception as error:  # each waiter's task reports it (see `_send`, `_reap`)
+                for _, marked in batch:
+                    if not marked.done():
+                        marked.set_exception(error)
+            else:
+                for _, marked in batch:
+                    if not marked.done():
+                        marked.set_result(None)
+
+    async def _settle_sent(self, claims: list[_Claim]) -> None:
+        """One UPDATE per claim round among `claims` (its `until` is the claim's token)."""
+        rounds: dict[datetime, list[int]] = {}
+        for claim in claims:
+            rounds.setdefault(claim.until, []).append(claim.id)
+        now = self._now()
+        for until, ids in rounds.items():
+            updated = await OutboxMessage.filter(
+                id__in=ids, status=OutboxStatus.SENDING, claimed_until=until
+            ).update(status=OutboxStatus.SENT, sent_at=now, last_error=None, claimed_until=None)
+            if updated < len(ids):
+                log.warning(
+                    "outbox: %d of rows %s: claim expired before they were recorded sent",
+                    len(ids) - updated,
+                    ids,
+                )
 
     async def _wait_for_slot(self, claim: _Claim, limits: RateLimits) -> Send | None:
         """Sleep until the limits allow a send to this chat and start it (what `finish` takes

@@ -10,7 +10,7 @@ from telegram import Bot
 
 from bot.attachments import attachment_file_id, store_attachment
 from bot.outbox import PermanentFailure, RetryLater, Sender, TransientFailure
-from bot.telegram import TelegramSender
+from bot.telegram import BotApi, TelegramSender
 from handlers.messages import Choice, FileRef, Outgoing
 from models.entities import Channel
 from tests.fakes import FakeTelegram
@@ -27,10 +27,14 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         yield server
 
 
-@pytest.fixture
-async def sender(tg: FakeTelegram) -> AsyncIterator[TelegramSender]:
+@pytest.fixture(params=["bot-api", "ptb"])
+async def sender(tg: FakeTelegram, request: pytest.FixtureRequest) -> AsyncIterator[TelegramSender]:
+    """Text through `BotApi` (what the channel's outbox sender does) or through PTB alone."""
+    api = BotApi(tg.token, tg.base_url, 5.0) if request.param == "bot-api" else None
     async with Bot(tg.token, base_url=tg.api_url, base_file_url=tg.file_url) as bot:
-        yield TelegramSender(bot)
+        yield TelegramSender(bot, api=api)
+    if api is not None:
+        await api.close()
 
 
 def test_the_sender_fits_the_outbox_protocol(sender: TelegramSender) -> None:
