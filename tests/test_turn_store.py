@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import bot.replies
 import bot.turn_store
 from bot.conversation import AlreadyHandled, Conversation
 from bot.replies import REPLY_CLAIM_SECONDS, ClaimedReply, Replies, mark_sent, wall_clock
@@ -113,7 +114,7 @@ async def test_an_unsent_reply_of_a_redelivered_step_is_handed_back(
 ) -> None:
     talk = worker(tmp_path, db_url)
     await send_all(await talk.handle(step(0)))
-    monkeypatch.setattr(bot.turn_store, "REPLY_CLAIM_SECONDS", -1.0)  # the claim has run out
+    monkeypatch.setattr(bot.replies, "REPLY_CLAIM_SECONDS", -1.0)  # the claim has run out
     lost = await talk.handle(step(1, "tg:lost"))  # committed, never sent (the worker "died")
     again = await talk.handle(step(1, "tg:lost"))
     assert isinstance(again, AlreadyHandled)
