@@ -156,31 +156,34 @@ async def write_replies(
 
     `answer_first`: the first reply goes in the response to the platform's request (Telegram
     runs one method given there), unless the chat has older unsent messages: it is written as
-    sent, with `in_response`, and comes back as `Replies.answer` (see `answered`)."""
+    sent, with `in_response`, and comes back as `Replies.answer` (see `reclaim_unsent`)."""
     if not replies:
         return Replies(in_outbox=True)
     if len(replies) > MAX_REPLIES:
         raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
     ordered = channel in ORDERED and not in_response
     behind = ordered and await _chat_has_open_rows(conn, channel, chat_id)
-    if answer_first and not behind:
-        return await _write_answered(conn, channel, chat_id, update_key, replies, now)
+    answered = answer_first and not behind  # the first row rides in the response
     claim = RESPONSE_CLAIM_SECONDS if in_response else REPLY_CLAIM_SECONDS
     until = wall_clock() + timedelta(seconds=claim)
-    rows = [
-        OutboxMessage(
-            idempotency_key=reply_key(channel, update_key, index),
-            channel=channel,
-            chat_id=chat_id,
-            payload=outgoing_to_json(reply),
-            status=OutboxStatus.PENDING if behind else OutboxStatus.SENDING,
-            attempts=0 if behind else 1,
-            next_attempt_at=now,
-            claimed_until=None if behind else until,
-            in_response=in_response,
+    rows = []
+    for index, reply in enumerate(replies):
+        carried = answered and index == 0
+        status = OutboxStatus.PENDING if behind else OutboxStatus.SENDING
+        rows.append(
+            OutboxMessage(
+                idempotency_key=reply_key(channel, update_key, index),
+                channel=channel,
+                chat_id=chat_id,
+                payload=outgoing_to_json(reply),
+                status=OutboxStatus.SENT if carried else status,
+                attempts=0 if behind else 1,
+                next_attempt_at=now,
+                claimed_until=None if behind or carried else until,
+                sent_at=now if carried else None,
+                in_response=in_response or carried,
+            )
         )
-        for index, reply in enumerate(replies)
-    ]
     for row in rows:  # INSERT ... RETURNING id; a turn has one reply as a rule
         await row.save(using_db=conn)
     ids = [row.id for row in rows]
@@ -189,40 +192,12 @@ async def write_replies(
     claimed = [
         ClaimedReply(i, reply, until, in_response) for i, reply in zip(ids, replies, strict=True)
     ]
-    return Replies(replies, claimed=claimed, in_outbox=True)
-
-
-async def _write_answered(
-    conn: BaseDBAsyncClient,
-    channel: Channel,
-    chat_id: str,
-    update_key: str,
-    replies: Sequence[Outgoing],
-    now: datetime,
-) -> Replies:
-    until = wall_clock() + timedelta(seconds=REPLY_CLAIM_SECONDS)
-    rows = [
-        OutboxMessage(
-            idempotency_key=reply_key(channel, update_key, index),
-            channel=channel,
-            chat_id=chat_id,
-            payload=outgoing_to_json(reply),
-            status=OutboxStatus.SENT if index == 0 else OutboxStatus.SENDING,
-            attempts=1,
-            next_attempt_at=now,
-            claimed_until=None if index == 0 else until,
-            sent_at=now if index == 0 else None,
-            in_response=index == 0,
+    if answered:
+        answer, answer_id = replies[0], ids[0]
+        return Replies(
+            replies, claimed=claimed[1:], in_outbox=True, answer=answer, answer_id=answer_id
         )
-        for index, reply in enumerate(replies)
-    ]
-    for row in rows:
-        await row.save(using_db=conn)
-    later = zip(rows[1:], replies[1:], strict=True)
-    claimed = [ClaimedReply(row.id, reply, until) for row, reply in later]
-    return Replies(
-        replies, claimed=claimed, in_outbox=True, answer=replies[0], answer_id=rows[0].id
-    )
+    return Replies(replies, claimed=claimed, in_outbox=True)
 
 
 async def reclaim_unsent(
