@@ -100,13 +100,11 @@ async def load(channel: Channel, user_id: str, key: str) -> Snapshot:
     else:  # through the same hand-over as the writes waiting meanwhile
         args = (channel.value, user_id, key)
         row = await run_on_sqlite(lambda conn: conn.execute(_SQLITE_LOAD, args).fetchone())
-    raw = row["state"]
-    state = JSON_LOADS(raw) if isinstance(raw, str | bytes) else (raw or {})
     return Snapshot(
         seen=bool(row["seen"]),
         session_id=row["session_id"],
         version=int(row["version"] or 0),
-        state=state if isinstance(state, dict) else {},
+        state=_state_of(row["state"]),
         person_id=row["person_id"],
         person_language=row["person_language"],
     )
@@ -138,17 +136,21 @@ async def open_session(
     if _dialect() == "postgres":
         async with client.acquire_connection() as conn:
             row: Any = await conn.fetchrow(_PG_OPEN, channel.value, user_id, when)
-    else:
-        rows = await client.execute_query_dict(_SQLITE_OPEN, [channel.value, user_id, when])
-        row = rows[0]
-    raw = row["state"]
-    state = JSON_LOADS(raw) if isinstance(raw, str | bytes) else (raw or {})
+    else:  # through the same hand-over as the reads and writes waiting meanwhile
+        args = (channel.value, user_id, when)
+        row = await run_on_sqlite(lambda conn: conn.execute(_SQLITE_OPEN, args).fetchone())
     return replace(
         snapshot,
         session_id=int(row["id"]),
         version=int(row["version"] or 0),
-        state=state if isinstance(state, dict) else {},
+        state=_state_of(row["state"]),
     )
+
+
+def _state_of(raw: Any) -> dict[str, Any]:
+    """A stored dialog state as read: JSON text (SQLite, or PostgreSQL's ::text), or nothing."""
+    state = JSON_LOADS(raw) if isinstance(raw, str | bytes) else (raw or {})
+    return state if isinstance(state, dict) else {}
 
 
 _PG_SAVE = """
