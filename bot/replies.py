@@ -242,15 +242,17 @@ def _finish(step: Awaitable[Any]) -> Awaitable[Any]:
     return asyncio.shield(asyncio.ensure_future(step))
 
 
+_MarkWrite = Callable[[Sequence[tuple[ClaimedReply, datetime]]], Awaitable[set[int]]]
+
+
 class _SentMarks:
     """Rows marked sent in batches (group commit): a mark that finds no UPDATE running starts
     one for itself; marks arriving while it runs are written together by the next one. So a
     mark waits for at most one UPDATE in flight before its own (the resend window of a crash
     grows by that much at most), and under load one statement marks many replies."""
 
-    def __init__(self, write: Callable[[Sequence[tuple[ClaimedReply, datetime]]], Any]) -> None:
-        self._write: Callable[[Sequence[tuple[ClaimedReply, datetime]]], Awaitable[set[int]]]
-        self._write = write
+    def __init__(self, write: _MarkWrite) -> None:
+        self._write = write  # marks the batch's rows; the ids it marked
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[tuple[ClaimedReply, datetime, asyncio.Future[bool]]] = []
         self._running = False
