@@ -9,10 +9,10 @@ python-telegram-bot's conversationbot example.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from handlers.commands import SubmitComplaint
 from handlers.i18n import N_, format_incident_time, format_phone, pick_label
@@ -159,14 +159,30 @@ _FIELDS: dict[int, tuple[Any, tuple[FormField, ...]]] = {}
 
 def form_fields(profile: Any) -> list[FormField]:
     """The profile's fields in order, with the anonymous question before name and phone."""
-    cached = _FIELDS.get(id(profile))
+    # Profiles are few; tests load many.
+    return _memoised(_FIELDS, id(profile), profile, lambda: _build_form_fields(profile), 64)
+
+
+_T = TypeVar("_T")
+
+
+def _memoised(
+    table: dict[Any, tuple[Any, tuple[_T, ...]]],
+    key: Any,
+    profile: Any,
+    build: Callable[[], list[_T]],
+    limit: int,
+) -> list[_T]:
+    """`build()` memoised in `table` under `key` (which starts with the profile's id): the entry
+    kept with its profile, so a reused id of a dropped profile is never mistaken for it."""
+    cached = table.get(key)
     if cached is not None and cached[0] is profile:
         return list(cached[1])
-    fields = _build_form_fields(profile)
-    if len(_FIELDS) > 64:  # profiles are few; tests load many
-        _FIELDS.clear()
-    _FIELDS[id(profile)] = (profile, tuple(fields))
-    return fields
+    built = build()
+    if len(table) > limit:
+        table.clear()
+    table[key] = (profile, tuple(built))
+    return built
 
 
 def _build_form_fields(profile: Any) -> list[FormField]:
@@ -236,16 +252,11 @@ def form_steps(profile: Any, answers: dict[str, Any]) -> list[Step]:
     Pure, and walked several times a turn: memoised per profile and shaping answers."""
     key = (id(profile), *(answers.get(name, _MISSING) for name in _SHAPING))
     try:
-        cached = _STEPS.get(key)
+        hash(key)
     except TypeError:  # an unhashable answer (never from the engine): no memo
         return _form_steps(profile, answers)
-    if cached is not None and cached[0] is profile:
-        return list(cached[1])
-    steps = _form_steps(profile, answers)
-    if len(_STEPS) > 4096:  # a few per profile in practice; tests load many profiles
-        _STEPS.clear()
-    _STEPS[key] = (profile, tuple(steps))
-    return steps
+    # A few per profile in practice; tests load many profiles.
+    return _memoised(_STEPS, key, profile, lambda: _form_steps(profile, answers), 4096)
 
 
 def _form_steps(profile: Any, answers: dict[str, Any]) -> list[Step]:
