@@ -1,14 +1,14 @@
 """The Telegram channel: Bot API updates in, neutral messages through the conversation, replies out.
 
-    Telegram → (long polling | POST /telegram/webhook) → `incoming_from_update` → files fetched
-    and stored → `Conversation.handle` (one transaction, de-duplicated on "tg:<update_id>")
+    Telegram → (long polling | POST /telegram/webhook) → bot.telegram_updates → files
+    fetched and stored → `Conversation.handle` (one transaction, de-duplicated on "tg:<update_id>")
     → `render` → sendMessage, or in webhook mode a single plain reply as the webhook's
     response (committed as sent with the turn; a redelivery carries it again)
 
 `render` is pure: a neutral `Outgoing` becomes one or more Bot API messages —
 - choices as an inline keyboard, one button a row except back/skip/cancel, which share the last
   row; callback_data is the choice id itself when it fits Telegram's 64 bytes, otherwise
-  "~" + a hash of it, which `incoming_from_update` resolves through the pressed button's label
+  "~" + a hash of it, which bot.telegram_updates resolves through the pressed button's label
   (the dialog engine accepts an offered choice's label as the answer), so nothing has to be
   remembered between the message and the press;
 - ask="contact" / "location" as a reply keyboard: the request_contact / request_location button,
@@ -31,8 +31,9 @@ import mimetypes
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 import orjson
@@ -43,7 +44,6 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
-    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -61,7 +61,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.attachments import AttachmentTooLarge, parse_attachment_id, read_attachment
-from bot.guards import BadJson, BodyTooLarge, check_incoming, load_json, read_body
+from bot.guards import BadJson, BodyTooLarge, load_json, read_body
 from bot.outbox import (
     DISPATCHER_KEY,
     TELEGRAM_LIMITS,
@@ -74,6 +74,14 @@ from bot.outbox import (
 )
 from bot.replies import REPLY_CLAIM_SECONDS, Replies, answer_written, deliver
 from bot.storage import StorageError
+from bot.telegram_updates import (
+    HASHED_CHOICE,
+    ButtonPress,
+    PressedMessage,
+    TelegramUpdate,
+    from_json,
+    from_ptb,
+)
 from config.settings import Settings
 from handlers.dialog import command_descriptions, render_command_failed, render_file_unavailable
 from handlers.i18n import N_, normalise_language, supported, translator
@@ -96,9 +104,7 @@ UNREADABLE_UPDATE = (
     AttributeError, KeyError, TypeError, ValueError, OverflowError, RecursionError, IndexError,
 )  # fmt: skip
 _JSON_HEADERS = {"Content-Type": "application/json"}
-HASHED_CHOICE = "~"  # callback_data prefix of a choice id too long to send as it is
 ALLOWED_UPDATES = ("message", "callback_query")
-UPDATE_PREFIX = "tg:"
 # Choice ids that navigate rather than answer; they share one row under the answers.
 _NAV_CHOICES = frozenset({"back", "skip", "cancel"})
 # A chosen button's label is kept on its message as "✔ label" when the text leaves room.
@@ -152,18 +158,38 @@ class TelegramMessage:
     text: str
     reply_markup: ReplyMarkup | None = None
     attach_inline: InlineKeyboardMarkup | None = None
+    # The JSON of the above, made once: a rendered message is kept (`render`'s cache).
+    _params: dict[str, Any] = field(init=False, repr=False, compare=False)
+    _attach_params: dict[str, Any] | None = field(init=False, repr=False, compare=False)
 
-    def api_params(self) -> dict[str, Any]:
-        """The sendMessage parameters as JSON (what goes over the wire, for tests and logs)."""
+    def __post_init__(self) -> None:
         params: dict[str, Any] = {"text": self.text}
         if self.reply_markup is not None:
             params["reply_markup"] = self.reply_markup.to_dict()
-        return params
+        attach = self.attach_inline.to_dict() if self.attach_inline is not None else None
+        object.__setattr__(self, "_params", params)
+        object.__setattr__(self, "_attach_params", attach)
+
+    def api_params(self) -> dict[str, Any]:
+        """The sendMessage parameters as JSON (what goes over the wire, for tests and logs).
+        A new dict each time; its nested values are shared and must not be changed."""
+        return dict(self._params)
+
+    def attach_params(self) -> dict[str, Any] | None:
+        """The reply_markup of the editMessageReplyMarkup that follows, as JSON (shared)."""
+        return self._attach_params
 
 
 def render(message: Outgoing, lang: str | None = None) -> list[TelegramMessage]:
     """The Bot API messages showing `message`; `lang` only names the share-contact/location
     button (the rest of the text arrives translated)."""
+    return list(_rendered(message, lang))
+
+
+# The questions of a form are the same for everyone who files: rendered once each (building
+# python-telegram-bot's keyboard objects and their JSON was ~5 % of a loaded worker's CPU).
+@lru_cache(maxsize=4096)
+def _rendered(message: Outgoing, lang: str | None) -> tuple[TelegramMessage, ...]:
     parts = split_text(message.text)
     reply_keyboard = _reply_keyboard(message, supported(lang)) if message.ask else None
     inline = None if reply_keyboard is not None else inline_keyboard(message.choices)
@@ -181,7 +207,7 @@ def render(message: Outgoing, lang: str | None = None) -> list[TelegramMessage]:
         elif last:
             markup = reply_keyboard or inline
         rendered.append(TelegramMessage(text, markup, attach))
-    return rendered
+    return tuple(rendered)
 
 
 def inline_keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup | None:
@@ -288,75 +314,6 @@ def command_language_code(lang: str) -> str | None:
 # ------------------------------------------------------------------------- updates → Incoming
 
 
-def incoming_from_update(update: Update) -> Incoming | None:
-    """The neutral message for an update (None: nothing a person said to us).
-
-    Photos and documents come back with the platform's file id and declared size only; the
-    channel fetches and stores the bytes before the conversation sees them. TypeError or
-    ValueError for an update whose fields have the wrong types (python-telegram-bot keeps
-    what it was given: a number as `text` stays a number).
-    """
-    incoming = _incoming(update)
-    return check_incoming(incoming) if incoming is not None else None
-
-
-def _incoming(update: Update) -> Incoming | None:
-    user = update.effective_user
-    if user is None or user.is_bot:
-        return None
-    base: dict[str, Any] = {
-        "channel": CHANNEL.value,
-        "user_id": str(user.id),
-        "language": user.language_code,
-        "display_name": user.full_name or None,
-        "message_id": f"{UPDATE_PREFIX}{update.update_id}",
-    }
-    query = update.callback_query
-    if query is not None:
-        return _incoming_from_callback(query.data, query.message, base)
-    message = update.message
-    if message is None:
-        return None  # edits, channel posts, reactions: not part of a conversation
-    base["received_at"] = message.date.astimezone(UTC) if message.date else None
-    if message.text is not None:
-        command = _command(message)
-        if command is not None:
-            name, args = command
-            return Incoming(kind="command", command=name, command_args=args, **base)
-        return Incoming(kind="text", text=message.text, **base)
-    if message.contact is not None:
-        return Incoming(kind="contact", phone=message.contact.phone_number, **base)
-    if message.location is not None:
-        venue = message.venue
-        label = ", ".join(p for p in (venue.title, venue.address) if p) if venue else None
-        return Incoming(
-            kind="location",
-            latitude=message.location.latitude,
-            longitude=message.location.longitude,
-            location_label=label or None,
-            **base,
-        )
-    if message.photo:
-        largest = max(message.photo, key=lambda size: (size.file_size or 0, size.width))
-        file = FileRef(
-            file_id=largest.file_id,
-            file_name=f"photo-{largest.file_unique_id}.jpg",
-            mime_type="image/jpeg",
-            size=largest.file_size,
-        )
-        return Incoming(kind="photo", file=file, text=message.caption, **base)
-    if message.document is not None:
-        document = message.document
-        file = FileRef(
-            file_id=document.file_id,
-            file_name=document.file_name,
-            mime_type=document.mime_type,
-            size=document.file_size,
-        )
-        return Incoming(kind="file", file=file, text=message.caption, **base)
-    return Incoming(kind="unsupported", **base)  # stickers, voice, video, polls, ...
-
-
 @dataclass(frozen=True, slots=True)
 class ResponseMethod:
     """The Bot API method for the webhook's response body; `answer_id`: the outbox row of the
@@ -391,42 +348,6 @@ class _Carried:
         if self._rendered is not None and self._rendered[0] is answer:
             return self._rendered[1].api_params()
         return render(answer, self.lang)[0].api_params()  # a redelivery's stored answer
-
-
-def _command(message: Message) -> tuple[str, str] | None:
-    """("start", "payload") for "/start@our_bot payload"; None when the text is no command."""
-    entities = message.entities or ()
-    if not entities or entities[0].type != "bot_command" or entities[0].offset != 0:
-        return None
-    text = message.text or ""
-    head, _, args = text.partition(" ")
-    name = head[1:].split("@", 1)[0].lower()
-    return name, args.strip()
-
-
-def _incoming_from_callback(data: object, message: Any, base: dict[str, Any]) -> Incoming:
-    if data is not None and not isinstance(data, str):
-        raise TypeError(f"callback_data is {type(data).__name__}, not text")
-    if not data:
-        return Incoming(kind="unsupported", **base)
-    if not data.startswith(HASHED_CHOICE):
-        return Incoming(kind="choice", choice=data, **base)
-    # A long choice id travelled as its hash: answer with the pressed button's label instead.
-    label = _button_label(message, data)
-    if label is None:
-        return Incoming(kind="unsupported", **base)
-    return Incoming(kind="text", text=label, **base)
-
-
-def _button_label(message: Any, data: str) -> str | None:
-    markup = getattr(message, "reply_markup", None)
-    if not isinstance(markup, InlineKeyboardMarkup):
-        return None
-    for row in markup.inline_keyboard:
-        for button in row:
-            if button.callback_data == data:
-                return button.text
-    return None
 
 
 # ------------------------------------------------------------------------- sending
@@ -514,8 +435,8 @@ class BotApi:
     async def send(self, chat_id: str, message: Outgoing, lang: str) -> None:
         for part in render(message, lang):
             sent = await self.call("sendMessage", {"chat_id": chat_id, **part.api_params()})
-            if part.attach_inline is not None:
-                markup = part.attach_inline.to_dict()
+            markup = part.attach_params()
+            if markup is not None:
                 await self.call(
                     "editMessageReplyMarkup",
                     {"chat_id": chat_id, "message_id": sent["message_id"], "reply_markup": markup},
@@ -722,16 +643,16 @@ class TelegramChannel:
             await answer_written(method.answer_id, self.conversation.now())
         return response
 
-    def _readable_update(self, data: Any) -> Update | None:
+    def _readable_update(self, data: Any) -> TelegramUpdate | None:
         """The update in `data`, or None (logged) when it is not one we can read: the wrong
         shape for python-telegram-bot (a sticker that is a number, a date out of range) or for
-        `incoming_from_update`. Telegram itself never sends such updates; no retry helps."""
+        `from_ptb`. Telegram itself never sends such updates; no retry helps."""
         if not isinstance(data, dict) or type(data.get("update_id")) is not int:
             log.warning("Telegram webhook refused (400): no update_id")
             return None
         try:
-            update = Update.de_json(data, self.bot)
-            incoming_from_update(update)  # pure: the same call process() makes
+            # The common updates straight from the JSON; the others through PTB's objects.
+            update = from_json(data) or from_ptb(Update.de_json(data, self.bot))
         except UNREADABLE_UPDATE as error:
             log.warning(
                 "Telegram webhook refused (400): update %s unreadable: %s: %s",
@@ -745,17 +666,20 @@ class TelegramChannel:
     async def _on_polled_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert isinstance(update, Update)
         try:
-            await self.process(update)
+            await self.process(from_ptb(update))
         except Exception:
             # A polled update is already confirmed to Telegram: apologise instead of losing it
             # silently, so the person sends it again.
             log.exception("Telegram update %s failed", update.update_id)
             chat = update.effective_chat
             if chat is not None:
-                lang = self._language(update)
+                user = update.effective_user
+                lang = self._language(user.language_code if user is not None else None)
                 await self._reply(chat.id, render_command_failed("error", lang), lang)
 
-    async def process(self, update: Update, *, respond: bool = False) -> ResponseMethod | None:
+    async def process(
+        self, update: TelegramUpdate, *, respond: bool = False
+    ) -> ResponseMethod | None:
         """Handle one update. Raises only when the conversation did not take it (nothing was
         committed), so the caller may have it delivered again.
 
@@ -768,13 +692,13 @@ class TelegramChannel:
         """
         # A redelivery goes to the conversation as well: it never re-runs the turn, and hands
         # back whatever of the turn's committed replies is still unsent.
-        incoming = incoming_from_update(update)
-        chat = update.effective_chat
-        query = update.callback_query
-        if incoming is None or chat is None:
+        incoming = update.incoming
+        chat_id = update.chat_id
+        query = update.press
+        if incoming is None or chat_id is None:
             self._remember(update.update_id)
             return await self._answer_query(query, respond)
-        lang = self._language(update)
+        lang = self._language(update.language_hint)
         if incoming.file is not None:
             try:
                 fetched = await self._fetch_file(incoming)
@@ -785,28 +709,28 @@ class TelegramChannel:
             if fetched is None:
                 # Nothing reaches the dialog: its state stays as it was, the person resends.
                 method = await self._answer_query(query, respond)
-                await self._reply(chat.id, failed, lang)
+                await self._reply(chat_id, failed, lang)
                 self._remember(update.update_id)
                 return method
             incoming = fetched
         carry = respond and self.settings.telegram_reply_in_response
-        carried = _Carried(lang, self._may_carry(chat.id)) if carry else None
+        carried = _Carried(lang, self._may_carry(chat_id)) if carry else None
         # A duplicate of an update this worker answers or answered: its response carries (or
         # carried) the answer; Telegram asks again only when it got none, from any worker.
         ours = update.update_id in self._in_flight or update.update_id in self._recent
         self._in_flight.add(update.update_id)
         try:
-            replies = await self.conversation.handle(incoming, chat_id=str(chat.id), carry=carried)
+            replies = await self.conversation.handle(incoming, chat_id=str(chat_id), carry=carried)
         finally:
             self._in_flight.discard(update.update_id)
         answer = replies.answer if isinstance(replies, Replies) and not ours else None
         method: ResponseMethod | None = None
         steps = []
         if answer is not None and carried is not None:
-            params = {"method": "sendMessage", "chat_id": chat.id, **carried.params(answer)}
+            params = {"method": "sendMessage", "chat_id": chat_id, **carried.params(answer)}
             method = ResponseMethod(params, replies.answer_id)
         elif answer is not None:  # a webhook-time answer redelivered by polling: by a call
-            steps.append(self._reply(chat.id, [answer], lang))
+            steps.append(self._reply(chat_id, [answer], lang))
         try:
             if query is not None:
                 if method is None:
@@ -814,15 +738,17 @@ class TelegramChannel:
                 else:  # the response carries the reply: the press is answered by a call
                     steps.append(self._answer(query.id))
                 if query.message is not None and replies:
-                    steps.append(self._mark_chosen(chat.id, query.message, query.data))
-            steps.append(self._send_replies(chat.id, replies, lang, update.update_id))
+                    steps.append(self._mark_chosen(chat_id, query.message, query.data))
+            steps.append(self._send_replies(chat_id, replies, lang, update.update_id))
             # Independent calls: marking the pressed button need not wait for the answer.
             await asyncio.gather(*steps)
         finally:
             self._remember(update.update_id)
         return method
 
-    async def _answer_query(self, query: Any, respond: bool) -> ResponseMethod | None:
+    async def _answer_query(
+        self, query: ButtonPress | None, respond: bool
+    ) -> ResponseMethod | None:
         """Answer a button press: as the webhook's response when `respond`, else by a call."""
         if query is None:
             return None
@@ -878,9 +804,8 @@ class TelegramChannel:
         while len(self._recent) > _RECENT_UPDATES:
             self._recent.popitem(last=False)
 
-    def _language(self, update: Update) -> str:
-        user = update.effective_user
-        hint = user.language_code if user is not None else None
+    def _language(self, hint: str | None) -> str:
+        """Our language for a person's Telegram language_code (the default for none)."""
         return normalise_language(hint) or self.settings.language
 
     async def _answer(self, query_id: str) -> None:
@@ -891,11 +816,11 @@ class TelegramChannel:
             # too old, or answered by another worker already
             log.info("answerCallbackQuery %s: %s", query_id, error)
 
-    async def _mark_chosen(self, chat_id: int, message: Any, data: str | None) -> None:
+    async def _mark_chosen(self, chat_id: int, message: PressedMessage, data: str | None) -> None:
         """Take the keyboard off the pressed message, keeping the chosen label under its text,
         so an old question cannot be answered twice and the chat reads as a record."""
-        label = _button_label(message, data or "")
-        text = getattr(message, "text", None)
+        label = message.label_of(data or "")
+        text = message.text
         where = {"chat_id": chat_id, "message_id": message.message_id}
         try:
             if label and text and _utf16_len(text) + _utf16_len(label) + 3 <= MAX_TEXT_UTF16:

@@ -22,12 +22,12 @@ from bot.telegram import (
     HASHED_CHOICE,
     callback_data,
     command_language_code,
-    incoming_from_update,
     outbox_failure,
     render,
     split_text,
     webhook_secret,
 )
+from bot.telegram_updates import incoming_from_update
 from config.settings import Settings
 from handlers.messages import Choice, Outgoing
 
