@@ -432,3 +432,18 @@ async def test_stored_bytes_no_upload_names_expire(db_url: str) -> None:
     await conn.execute_query(sql.replace("'ccc'", "'" + "c" * 64 + "'"), [old])
     await store.put("b" * 64, b"named by an upload")
     assert await expire_orphans(now, timedelta(hours=24)) == 0
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33])
+def test_json_nesting_is_bounded_at_the_limit_whatever_the_bracket_count(depth: int) -> None:
+    """load_json skips the scan only when too few brackets exist to nest past the limit."""
+    from bot.guards import MAX_JSON_DEPTH, BadJson, load_json
+
+    nested = ("[" * depth + "]" * depth).encode()
+    flat = ("[" + ",".join(["[]"] * 40) + "]").encode()  # 41 brackets, two levels deep
+    assert len(load_json(flat)) == 40
+    if depth <= MAX_JSON_DEPTH:
+        assert json.dumps(load_json(nested)).replace(", ", ",") == nested.decode()
+    else:
+        with pytest.raises(BadJson):
+            load_json(nested)
