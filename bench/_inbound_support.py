@@ -164,6 +164,23 @@ class Server:
             self.log_path.unlink()
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU of every PostgreSQL process on this machine so far (Linux /proc): its
+    backends serve the product and the INSERT ceiling alike. Processes that ended meanwhile are
+    missed, so a delta over a run is a lower bound."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, _, rest = text.partition(" (")[2].partition(")")
+        if name.startswith("postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def product(db_url: str, api_port: int, data_dir: Path, port: int | None = None) -> Server:
     port = port or free_port()
     env = {
@@ -248,7 +265,12 @@ class LoadResult:
     seconds: float
     latencies: list[float]
     errors: int
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the server's (all workers')
+    # The rest of the machine's CPU over the run: the load generator (this process), the fake
+    # Bot API, PostgreSQL's processes.
+    client_cpu_seconds: float = 0.0
+    api_cpu_seconds: float = 0.0
+    db_cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:

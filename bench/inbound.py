@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from _inbound_support import (
     LoadResult,
     database,
     helper,
+    postgres_cpu_seconds,
     product,
     run_users,
     running,
@@ -51,10 +53,15 @@ class Row:
                 f"  {r.rate / ceiling.rate:6.1%} of INSERT"
                 f"  p95 {r.pct(0.95) / ceiling.pct(0.95):5.1f}x"
             )
+        per = 1000 / r.updates if r.updates else 0.0
+        rest = (
+            f"  [load gen {r.client_cpu_seconds * per:4.2f}  fake API {r.api_cpu_seconds * per:4.2f}"
+            f"  PostgreSQL {r.db_cpu_seconds * per:4.2f} ms/upd]"
+        )
         return (
             f"{self.target:<22} {self.users:>4} users {r.rate:8.1f} upd/s"
             f"  p50 {r.pct(0.5):7.1f} ms  p95 {r.pct(0.95):7.1f} ms"
-            f"  cpu {cpu:5.2f} ms/upd  errors {r.errors}{ratio}"
+            f"  cpu {cpu:5.2f} ms/upd  errors {r.errors}{ratio}{rest}"
         )
 
 
@@ -65,9 +72,11 @@ async def ceiling(role: str, users: int, pg_url: str | None, steps: int) -> Load
     with running(server):
         await server.ready()
         url = f"http://127.0.0.1:{server.port}/telegram/webhook"
-        cpu0 = server.cpu_seconds()
+        cpu0, client0, db0 = server.cpu_seconds(), time.process_time(), postgres_cpu_seconds()
         result = await run_users([url], users, steps=_steps(steps))
         result.cpu_seconds = server.cpu_seconds() - cpu0
+        result.client_cpu_seconds = time.process_time() - client0
+        result.db_cpu_seconds = postgres_cpu_seconds() - db0
     return result
 
 
@@ -91,8 +100,12 @@ async def product_round(kind: str, users: int, workers: int, steps: int) -> Load
                     await server.ready()
                 urls = [f"http://127.0.0.1:{s.port}/telegram/webhook" for s in servers]
                 cpu0 = sum(s.cpu_seconds() for s in servers)
+                client0, api0, db0 = time.process_time(), api.cpu_seconds(), postgres_cpu_seconds()
                 result = await run_users(urls, users, steps=_steps(steps))
                 result.cpu_seconds = sum(s.cpu_seconds() for s in servers) - cpu0
+                result.client_cpu_seconds = time.process_time() - client0
+                result.api_cpu_seconds = api.cpu_seconds() - api0
+                result.db_cpu_seconds = postgres_cpu_seconds() - db0
             import shutil
 
             shutil.rmtree(data, ignore_errors=True)

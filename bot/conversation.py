@@ -37,7 +37,7 @@ from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes
 from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
 from bot.replies import Replies, answer_again, reclaim_unsent, write_replies
-from bot.staff_desk import handle_staff_message, invite_code_in
+from bot.staff_desk import for_staff_desk, handle_staff_message, invite_code_in
 from config.profiles import Profile
 from config.settings import Settings
 from handlers import dialog, lookup, selfservice, survey
@@ -286,8 +286,12 @@ class Conversation:
         chat_id: str,
         carry: Carry | None,
     ) -> Replies:
+        # A citizen's one duplicate check is the turn's own (its read of the session with the
+        # update id, or its insert of the update id under a unique key).
         if self._known_citizen(channel, incoming):
-            # The one duplicate check is the turn's own insert of the update id (a unique key).
+            return await self._turn(channel, incoming, key, chat_id, carry)
+        if not await for_staff_desk(incoming):
+            self._remember_citizen(channel, incoming)
             return await self._turn(channel, incoming, key, chat_id, carry)
         # The staff desk keeps no update ids of its own: checked before it runs.
         if key is not None and await self._processed(channel, key):

@@ -68,6 +68,14 @@ def invite_code_in(incoming: Incoming) -> str | None:
     return None
 
 
+async def for_staff_desk(incoming: Incoming) -> bool:
+    """Whether `handle_staff_message` would take this message: an invite code, or a chat bound
+    to an active staff member (one read; a citizen's turn then needs nothing more of it)."""
+    if invite_code_in(incoming) is not None:
+        return True
+    return await staff_for_chat(incoming.channel, incoming.user_id) is not None
+
+
 async def handle_staff_message(
     incoming: Incoming, *, profile: Profile, clock: Clock
 ) -> list[Outgoing] | None:
