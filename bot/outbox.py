@@ -51,6 +51,15 @@ class TransientFailure(Exception):
     """A 5xx or network error: retry with exponential backoff."""
 
 
+# The failures that say the platform, not the message, is at fault (a 5xx, a network error, no
+# answer in time): the channel is down, and its rows back off until it is up again.
+_OUTAGE_ERRORS = (TransientFailure, TimeoutError)
+# How `last_error` begins on a row backing off from such a failure. A 429's row keeps the
+# platform's words (`str(RetryLater)`), so the recovery can tell the two waits apart (see
+# `Dispatcher._recover`): there is no column for why a row waits.
+UNREACHABLE = "platform unreachable: "
+
+
 class PermanentFailure(Exception):
     """Retrying cannot help (bot blocked, chat not found, WeChat 45015 window closed)."""
 
@@ -361,6 +370,7 @@ class _Claim:
     attempts: int  # including this one
     complaint_id: int | None
     until: datetime
+    after_outage: bool = False  # its last try found the platform unreachable
 
 
 class _AdvisoryLock:
@@ -471,6 +481,16 @@ class Dispatcher:
     other failures back off exponentially with jitter, and after `max_attempts` the row fails
     like a permanent failure: status failed, `last_error`, and a `delivery_failed` event on
     its complaint.
+
+    Recovery: while a platform is down every chat's head backs off, by the end of a few minutes'
+    outage 2–4 minutes at a time. When a row that had found the platform unreachable gets
+    through, the platform is back: the channel's rows backing off from the outage become due at
+    once (`_recover`, one idempotent UPDATE), so the backlog goes out at the limiters' pace
+    instead of at each head's next backoff. Only a row that had failed proves it: a fresh row
+    getting through while some chats' sends fail (one Telegram data centre down) says nothing
+    about those chats, and resetting them at every such success would spend their attempts in
+    seconds. Rows waiting for a 429 keep their wait, and the attempt counts stay, so
+    `max_attempts` still bounds a row that keeps failing on its own.
     """
 
     def __init__(
@@ -510,6 +530,10 @@ class Dispatcher:
         self.holds_lock = False
         self._to_mark: list[tuple[_Claim, asyncio.Future[None]]] = []  # sent, not yet recorded
         self._marking: asyncio.Task[None] | None = None
+        # Channels whose outage-backed-off rows are to be made due on the platform's return.
+        # All of them at the start: rows may be backing off from an outage that another
+        # dispatcher (or this process before a restart) saw; the first return costs one UPDATE.
+        self._recovery_owed: set[Channel] = set(self.senders)
 
     def wake(self) -> None:
         """Look for due rows now (after an enqueue in this process) instead of at the next poll."""
@@ -576,6 +600,7 @@ class Dispatcher:
                 attempts=row.attempts + 1,
                 complaint_id=row.complaint_id,  # type: ignore[attr-defined]
                 until=until,
+                after_outage=(row.last_error or "").startswith(UNREACHABLE),
             )
             for row in rows
         ]
@@ -614,8 +639,39 @@ class Dispatcher:
             OUTBOX_SENDS.labels(channel=str(claim.channel), result="ok").inc()
             # Right after the send: this UPDATE closes the resend-after-crash window.
             await self._mark_sent(claim)
+            if claim.after_outage and claim.channel in self._recovery_owed:
+                # Taken out at once, before any await: concurrent successes reset only once.
+                self._recovery_owed.discard(claim.channel)
+                await self._recover(claim.channel)
             return True
         return False
+
+    @_finish_on_cancel
+    async def _recover(self, channel: Channel) -> None:
+        """The platform of `channel` is reachable again: its rows backing off from the outage
+        are due now, and the loop is woken to claim them (in `run_forever` the finished send
+        turns it as well; `wake` keeps that from depending on where this runs). Idempotent,
+        so dispatchers and workers may each run it. Rows waiting for a 429 are not touched
+        (their `last_error` is the platform's), nor are the attempt counts."""
+        now = self._now()
+        try:
+            reset = await (
+                OutboxMessage.filter(
+                    channel=channel,
+                    status=OutboxStatus.PENDING,
+                    next_attempt_at__gt=now,
+                    last_error__startswith=UNREACHABLE,
+                )
+                .using_db(connections.get(self._connection))
+                .update(next_attempt_at=now)
+            )
+        except Exception:  # the rows keep their backoff; the next return tries again
+            self._recovery_owed.add(channel)
+            log.exception("outbox: could not make %s's backed-off rows due", channel)
+            return
+        if reset:
+            log.info("outbox: %s reachable again; %d backed-off rows due now", channel, reset)
+            self.wake()
 
     async def _mark_sent(self, claim: _Claim) -> None:
         """Record `claim` sent. Group commit: rows answered while an UPDATE is under way go
@@ -712,12 +768,17 @@ class Dispatcher:
         delay = backoff_delay(
             claim.attempts, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
         )
-        await self._settle(
+        outage = isinstance(error, _OUTAGE_ERRORS)
+        settled = await self._settle(
             claim,
             status=OutboxStatus.PENDING,
             next_attempt_at=self._now() + timedelta(seconds=delay),
-            last_error=reason,
+            last_error=UNREACHABLE + reason if outage else reason,
         )
+        if settled and outage:
+            # Owed only once the backoff is written: a return seen before that would reset
+            # the channel's rows without this one.
+            self._recovery_owed.add(claim.channel)
 
     @_finish_on_cancel
     async def _fail(self, claim: _Claim, reason: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from telegram import Bot
 from bot.outbox import (
     DISPATCHER_KEY,
     TELEGRAM_LIMITS,
+    UNREACHABLE,
     Dispatcher,
     PermanentFailure,
     RateLimiter,
@@ -493,7 +495,7 @@ async def test_a_send_without_an_answer_times_out_and_is_retried(
     await dispatcher.dispatch_once()  # gives up after claim_seconds / 4 (real time: 0.5 s)
     row = await OutboxMessage.get(idempotency_key="test:461:eventually")
     assert row.status == OutboxStatus.PENDING and row.attempts == 1
-    assert (row.last_error or "").startswith("TimeoutError")
+    assert (row.last_error or "").startswith(UNREACHABLE + "TimeoutError")  # no answer: down?
     await drain(dispatcher, clock)
     assert tg.texts_to("461") == ["eventually"]
 
@@ -622,6 +624,204 @@ async def test_failed_message_to_staff_is_recorded_but_does_not_mark_the_case(
     assert event.payload["recipient"] == "staff"
     assert event.payload["reason"] == "Bad Request: chat not found"  # the Bot API's wording
     assert await undeliverable_complaints() == {}
+
+
+# --------------------------------------------------------------------------- an outage's end
+
+OUTAGE_CHATS = ["2101", "2102", "2103", "2104"]
+WECHAT_CHAT = "openid-outage"
+
+
+class DownWeChat:
+    """A WeChat API the network cannot reach until `up` is set."""
+
+    channel = Channel.WECHAT
+    limits = RateLimits()
+
+    def __init__(self) -> None:
+        self.up = False
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        if not self.up:
+            raise TransientFailure("WeChat unreachable: Cannot connect to host api.weixin.qq.com")
+        self.sent.append((chat_id, message.text))
+
+
+async def queue_before_the_outage(spacing: float = 5.0) -> dict[str, list[str]]:
+    """Two Telegram rows per chat, each chat's due `spacing` s after the previous chat's (so
+    their backoffs never fall due together), and one WeChat row; returns each Telegram chat's
+    texts in queue order."""
+    expected: dict[str, list[str]] = {}
+    for n, chat in enumerate(OUTAGE_CHATS):
+        expected[chat] = [f"{chat} message {i}" for i in (1, 2)]
+        for text in expected[chat]:
+            await enqueue(
+                channel=Channel.TELEGRAM,
+                chat_id=chat,
+                message=Outgoing(text=text),
+                idempotency_key=f"test:{chat}:{text}",
+                now=T0 + timedelta(seconds=spacing * n),
+            )
+    await enqueue(
+        channel=Channel.WECHAT,
+        chat_id=WECHAT_CHAT,
+        message=Outgoing(text="微信通知"),
+        idempotency_key="test:wechat:outage",
+        now=T0 + timedelta(seconds=12),
+    )
+    return expected
+
+
+async def heads() -> dict[str, OutboxMessage]:
+    """Each chat's oldest open row (the only one the dispatcher may send), by chat id."""
+    first: dict[str, OutboxMessage] = {}
+    for row in await OutboxMessage.filter(
+        status__in=(OutboxStatus.PENDING, OutboxStatus.SENDING)
+    ).order_by("id"):
+        first.setdefault(row.chat_id, row)
+    return first
+
+
+async def through_outage(dispatcher: Dispatcher, clock: FakeClock, until: datetime) -> None:
+    """Try each head of the dispatcher's channels as it falls due before `until`, jumping the
+    clock from one to the next."""
+    while True:
+        due = min(
+            (
+                row.next_attempt_at
+                for row in (await heads()).values()
+                if row.channel in dispatcher.senders
+            ),
+            default=None,
+        )
+        if due is None or due >= until:
+            return
+        clock.at = max(clock.at, due)
+        await dispatcher.dispatch_once()
+
+
+async def test_the_platforms_return_makes_the_backed_off_rows_due_at_once(
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> None:
+    """Five minutes down (the bench's outage): every head backs off to ~3 minutes. The first
+    head to get through after the return brings the others' retries forward to that instant,
+    except a row a 429 holds and the rows of the channel still down."""
+    expected = await queue_before_the_outage()
+    for chat in OUTAGE_CHATS:
+        tg.fail_next("sendMessage", 502, count=1000, chat_id=chat)
+    wechat = DownWeChat()
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: sender, Channel.WECHAT: wechat},
+        now=clock.now,
+        sleep=clock.sleep,
+        rng=lambda: 0.5,
+        max_attempts=16,
+    )
+    back = T0 + timedelta(minutes=5)
+    await through_outage(dispatcher, clock, back)
+    waiting = await heads()
+    assert {row.attempts for row in waiting.values()} == {8}
+    # Tries at 0, 1.5, 4.5 … 190.5 s: the ninth is 192 s after the eighth, well after the return.
+    assert all(row.next_attempt_at > back + timedelta(seconds=80) for row in waiting.values())
+
+    tg.clear_failures(OUTAGE_CHATS)  # Telegram is back; WeChat is still unreachable
+    flooded, recovering, *behind = OUTAGE_CHATS
+    # Another worker's send to the first chat due meets a flood wait of 15 minutes.
+    tg.fail_next("sendMessage", 429, retry_after=900, chat_id=flooded)
+    clock.at = waiting[flooded].next_attempt_at
+    assert await dispatcher_for(sender, clock).dispatch_once() == 0
+    flood_wait = (await OutboxMessage.get(id=waiting[flooded].id)).next_attempt_at
+    assert flood_wait == sender.attempts[-1].at + timedelta(seconds=900)
+
+    clock.at = waiting[recovering].next_attempt_at
+    assert await dispatcher.dispatch_once() == 1  # the only head due: the platform is back
+    returned = clock.now()
+    now_heads = await heads()
+    for chat in behind:
+        assert now_heads[chat].next_attempt_at == returned  # due at once, not in ~10 s
+        assert now_heads[chat].attempts == 8  # the count stays: max_attempts still bounds it
+    assert now_heads[flooded].next_attempt_at == flood_wait  # a 429's wait is kept exactly
+    wechat_row = now_heads[WECHAT_CHAT]
+    assert wechat_row.next_attempt_at == waiting[WECHAT_CHAT].next_attempt_at > returned
+
+    assert await dispatcher.dispatch_once() == len(behind)  # the backlog goes out now
+    for chat in behind:  # at the global limit's pace (1/30 s apart), not at their backoffs
+        (sent,) = sender.sent_at(chat)
+        assert sent - returned < timedelta(seconds=1)
+    assert tg.texts_to(flooded) == []
+
+    wechat.up = True
+    clock.at = flood_wait - timedelta(seconds=1)
+    await drain(dispatcher, clock)
+    for chat, texts in expected.items():
+        assert tg.texts_to(chat) == texts  # each chat in queue order, nothing twice
+    assert sender.sent_at(flooded)[0] >= flood_wait
+    assert wechat.sent == [(WECHAT_CHAT, "微信通知")]
+    assert await statuses() == {"sent": 9}
+
+
+class RunningClock:
+    """Virtual time running at real time's pace from `start`, for `run_forever`, whose waits
+    are real."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.began = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+
+async def test_a_dispatcher_started_after_the_outage_sends_the_backlog_at_the_first_return(
+    db_url: str, tg: FakeTelegram, bot: Bot, api: BotApi, sender: RecordingSender, clock: FakeClock
+) -> None:
+    """The worker that saw the outage is gone (restarted, or its lock taken over). Its
+    successor's loop, polling only every 30 s, sends every chat's backlog as soon as the first
+    backed-off head gets through, not at the heads' backoffs 30, 60 and 90 s later."""
+    expected = await queue_before_the_outage(spacing=30.0)
+    for chat in OUTAGE_CHATS:
+        tg.fail_next("sendMessage", 502, count=1000, chat_id=chat)
+    await through_outage(
+        dispatcher_for(sender, clock, max_attempts=16), clock, T0 + timedelta(minutes=5)
+    )
+    tg.clear_failures(OUTAGE_CHATS)
+    first_due = min(
+        row.next_attempt_at for row in (await heads()).values() if row.channel == Channel.TELEGRAM
+    )
+    running = RunningClock(first_due)
+    live = RecordingSender(bot, api, running.now)
+    successor = Dispatcher(
+        {Channel.TELEGRAM: live}, now=running.now, rng=lambda: 0.5, max_attempts=16, poll_seconds=30
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(successor.run_forever(stop))
+    try:
+        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in expected.items()))
+    finally:
+        stop.set()
+        await task
+    firsts = [live.sent_at(chat)[0] for chat in OUTAGE_CHATS]
+    assert max(firsts) - first_due < timedelta(seconds=10)
+
+
+async def test_a_fresh_row_getting_through_leaves_a_failing_chats_backoff(
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> None:
+    """One chat's sends fail (its Telegram data centre is down) while others' go out: a new
+    row's success says nothing about that chat, whose backoff keeps spacing its tries."""
+    await queue("2201", "to a chat that cannot be reached")
+    tg.fail_next("sendMessage", 502, count=1000, chat_id=2201)
+    dispatcher = dispatcher_for(sender, clock, max_attempts=16)
+    for _ in range(4):
+        clock.at = (await heads())["2201"].next_attempt_at
+        await dispatcher.dispatch_once()
+    backing_off = (await heads())["2201"]
+    assert backing_off.attempts == 4 and backing_off.next_attempt_at > clock.now()
+
+    await queue("2202", "to a chat served as usual")
+    assert await dispatcher.dispatch_once() == 1
+    assert (await heads())["2201"].next_attempt_at == backing_off.next_attempt_at
 
 
 # --------------------------------------------------------------------------- storms and crashes

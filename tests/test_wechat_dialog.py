@@ -199,6 +199,10 @@ async def test_a_notification_outside_the_window_is_surfaced_not_dropped(
 ) -> None:
     async with running_desk(db_url, tmp_path) as desk:
         await desk.fake.push_text(desk.url, OPENID, "/help")
+        # The answer's row is marked sent only after the response is written (a task of its
+        # own): until then it heads the chat, `sending`, and the notification waits behind it.
+        # Two days later it is long settled.
+        await desk.endpoint.drain()
         desk.fake.close_window(OPENID)  # two days later, nothing more from this person
         await enqueue(
             channel=Channel.WECHAT,

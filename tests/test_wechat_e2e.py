@@ -118,6 +118,9 @@ class Phone:
 
 async def deliver_notifications(desk: Desk) -> int:
     """Run the outbox dispatcher until nothing due is left; every row must reach WeChat."""
+    # Passive answers are marked sent by a task of their own after the response: until then
+    # each heads its chat, `sending`, and a notification behind it would be left unsent.
+    await desk.endpoint.drain()
     dispatcher = Dispatcher({Channel.WECHAT: desk.sender}, now=desk.clock)
     sent = 0
     while batch := await dispatcher.dispatch_once():
