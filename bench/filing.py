@@ -7,8 +7,9 @@ Runs the real `Conversation` (replies kept in the outbox, as the Telegram channe
 the script's phone (unlike bench/inbound.py, where each gives their own), so each filing is
 compared with up to 200 earlier ones of "its" person: the repeat check at its most costly.
 Prints the process CPU (all threads: the access code's argon2 hash runs in one) of the confirm
-step per filing, and as a multiple of an ordinary step's measured in the same run; the first fifth of the users warm up. `--profile`: pyinstrument
-over the measured confirm steps (main thread only). Asserts nothing.
+step per filing, and as a multiple of an ordinary step's measured in the same run; the first
+fifth of the users warm up. `--profile`: pyinstrument over the measured confirm steps (main
+thread only). Asserts nothing.
 """
 
 from __future__ import annotations

@@ -54,10 +54,10 @@ class Row:
                 f"  p95 {r.pct(0.95) / ceiling.pct(0.95):5.1f}x"
             )
         per = 1000 / r.updates if r.updates else 0.0
-        rest = (
-            f"  [load gen {r.client_cpu_seconds * per:4.2f}  fake API {r.api_cpu_seconds * per:4.2f}"
-            f"  PostgreSQL {r.db_cpu_seconds * per:4.2f} ms/upd]"
+        client, api, db = (
+            x * per for x in (r.client_cpu_seconds, r.api_cpu_seconds, r.db_cpu_seconds)
         )
+        rest = f"  [load gen {client:4.2f}  fake API {api:4.2f}  PostgreSQL {db:4.2f} ms/upd]"
         return (
             f"{self.target:<22} {self.users:>4} users {r.rate:8.1f} upd/s"
             f"  p50 {r.pct(0.5):7.1f} ms  p95 {r.pct(0.95):7.1f} ms"
