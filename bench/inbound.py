@@ -121,6 +121,7 @@ async def main(args: argparse.Namespace) -> None:
     ratios: dict[str, list[float]] = {}
     p95s: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
+    machine: dict[str, list[float]] = {}  # every process's CPU per update (see Row.line)
     scaling: dict[str, list[float]] = {}
     for run in range(runs):
         async with database("postgres") as ceiling_db:
@@ -144,9 +145,11 @@ async def main(args: argparse.Namespace) -> None:
                         p95s.setdefault(key, []).append(row.result.pct(0.95) / insert.pct(0.95))
                 for row in rows:
                     r = row.result
-                    cpus.setdefault(f"{row.target} @{users}", []).append(
-                        r.cpu_seconds / r.updates * 1000 if r.updates else 0.0
-                    )
+                    per = 1000 / r.updates if r.updates else 0.0
+                    cpus.setdefault(f"{row.target} @{users}", []).append(r.cpu_seconds * per)
+                    everything = r.cpu_seconds + r.client_cpu_seconds
+                    everything += r.api_cpu_seconds + r.db_cpu_seconds
+                    machine.setdefault(f"{row.target} @{users}", []).append(everything * per)
                 one = next((r for r in rows if r.target == "product postgres x1"), None)
                 two = next((r for r in rows if r.target == "product postgres x2"), None)
                 if one and two and one.result.rate:
@@ -159,7 +162,8 @@ async def main(args: argparse.Namespace) -> None:
             f"{key:<30} upd/s {summary(rates[key]):<20} "
             f"% of INSERT {summary(ratios.get(key, [])):<18} "
             f"p95 vs INSERT {summary(p95s.get(key, [])):<16} "
-            f"cpu ms/upd {summary(cpus.get(key, []), 2)}"
+            f"cpu ms/upd {summary(cpus.get(key, []), 2):<16} "
+            f"machine cpu ms/upd {summary(machine.get(key, []), 2)}"
         )
     for key, values in scaling.items():
         print(f"two workers / one (PG) {key:<8} {summary(values, 2)}")
