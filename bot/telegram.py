@@ -30,10 +30,10 @@ import logging
 import mimetypes
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Protocol
 
 import orjson
@@ -312,6 +312,15 @@ def command_language_code(lang: str) -> str | None:
 
 
 # ------------------------------------------------------------------------- updates → Incoming
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What `TelegramChannel.process` did with an update: the method for the webhook's
+    response (None: a plain 200), and the Bot API calls left to make after it."""
+
+    method: ResponseMethod | None = None
+    calls: Sequence[Callable[[], Awaitable[None]]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,22 +634,29 @@ class TelegramChannel:
         if update is None:
             return web.Response(status=400, text="body is not a Telegram update")
         try:
-            method = await self.process(update, respond=True)
+            handled = await self.process(update, respond=True)
         except Exception:  # the conversation's transaction did not commit: let Telegram retry
             log.exception(
                 "Telegram update %s failed; Telegram will deliver it again", update.update_id
             )
             return web.Response(status=500, text="try again")
+        method = handled.method
         if method is None:
-            return web.Response(status=200, text="ok")
-        # Telegram runs one method given as the webhook's response: no call of our own.
-        body = orjson.dumps(method.params)
-        response = web.Response(body=body, content_type="application/json")
-        if method.answer_id is not None:
+            response = web.Response(status=200, text="ok")
+        else:  # Telegram runs one method given as the webhook's response: no call of our own.
+            body = orjson.dumps(method.params)
+            response = web.Response(body=body, content_type="application/json")
+        # The answer first: the calls left (answering the press, marking the pressed button)
+        # need not hold up the person's next question.
+        await response.prepare(request)
+        await response.write_eof()
+        if method is not None and method.answer_id is not None:
             # Written out before the row says so: until then a delivery again carries it again.
-            await response.prepare(request)
-            await response.write_eof()
             await answer_written(method.answer_id, self.conversation.now())
+        try:
+            await self._complete(update.update_id, handled.calls)
+        except Exception:  # answered already; what is unsent stays in the outbox
+            log.exception("Telegram update %s: a call after the response failed", update.update_id)
         return response
 
     def _readable_update(self, data: Any) -> TelegramUpdate | None:
@@ -666,7 +682,8 @@ class TelegramChannel:
     async def _on_polled_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert isinstance(update, Update)
         try:
-            await self.process(from_ptb(update))
+            handled = await self.process(from_ptb(update))
+            await self._complete(update.update_id, handled.calls)
         except Exception:
             # A polled update is already confirmed to Telegram: apologise instead of losing it
             # silently, so the person sends it again.
@@ -677,11 +694,10 @@ class TelegramChannel:
                 lang = self._language(user.language_code if user is not None else None)
                 await self._reply(chat.id, render_command_failed("error", lang), lang)
 
-    async def process(
-        self, update: TelegramUpdate, *, respond: bool = False
-    ) -> ResponseMethod | None:
+    async def process(self, update: TelegramUpdate, *, respond: bool = False) -> Handled:
         """Handle one update. Raises only when the conversation did not take it (nothing was
-        committed), so the caller may have it delivered again.
+        committed), so the caller may have it delivered again. The caller then runs the
+        Bot API calls left (`Handled.calls`) through `_complete`.
 
         With `respond` (webhook mode) the returned method is for the webhook's response body,
         which Telegram runs instead of a call of our own: a turn's only reply when it is one
@@ -697,7 +713,7 @@ class TelegramChannel:
         query = update.press
         if incoming is None or chat_id is None:
             self._remember(update.update_id)
-            return await self._answer_query(query, respond)
+            return Handled(await self._answer_query(query, respond))
         lang = self._language(update.language_hint)
         if incoming.file is not None:
             try:
@@ -711,40 +727,59 @@ class TelegramChannel:
                 method = await self._answer_query(query, respond)
                 await self._reply(chat_id, failed, lang)
                 self._remember(update.update_id)
-                return method
+                return Handled(method)
             incoming = fetched
         carry = respond and self.settings.telegram_reply_in_response
         carried = _Carried(lang, self._may_carry(chat_id)) if carry else None
         # A duplicate of an update this worker answers or answered: its response carries (or
         # carried) the answer; Telegram asks again only when it got none, from any worker.
         ours = update.update_id in self._in_flight or update.update_id in self._recent
+        # In flight until `_complete` has made the calls left.
         self._in_flight.add(update.update_id)
         try:
             replies = await self.conversation.handle(incoming, chat_id=str(chat_id), carry=carried)
-        finally:
+        except BaseException:
             self._in_flight.discard(update.update_id)
-        answer = replies.answer if isinstance(replies, Replies) and not ours else None
-        method: ResponseMethod | None = None
-        steps = []
-        if answer is not None and carried is not None:
-            params = {"method": "sendMessage", "chat_id": chat_id, **carried.params(answer)}
-            method = ResponseMethod(params, replies.answer_id)
-        elif answer is not None:  # a webhook-time answer redelivered by polling: by a call
-            steps.append(self._reply(chat_id, [answer], lang))
+            raise
         try:
-            if query is not None:
-                if method is None:
-                    method = await self._answer_query(query, respond)
-                else:  # the response carries the reply: the press is answered by a call
-                    steps.append(self._answer(query.id))
-                if query.message is not None and replies:
-                    steps.append(self._mark_chosen(chat_id, query.message, query.data))
-            steps.append(self._send_replies(chat_id, replies, lang, update.update_id))
-            # Independent calls: marking the pressed button need not wait for the answer.
-            await asyncio.gather(*steps)
-        finally:
+            answer = replies.answer if isinstance(replies, Replies) and not ours else None
+            method: ResponseMethod | None = None
+            sends = []
+            if answer is not None and carried is not None:
+                params = {"method": "sendMessage", "chat_id": chat_id, **carried.params(answer)}
+                method = ResponseMethod(params, replies.answer_id)
+            elif answer is not None:  # a webhook-time answer redelivered by polling: by a call
+                sends.append(self._reply(chat_id, [answer], lang))
+            # The replies the response does not carry go before it: a worker that dies first
+            # leaves Telegram without a response, and its redelivery sends them.
+            sends.append(self._send_replies(chat_id, replies, lang, update.update_id))
+            await asyncio.gather(*sends)
+        except BaseException:
+            self._in_flight.discard(update.update_id)
             self._remember(update.update_id)
-        return method
+            raise
+        # What only tidies the chat waits for the response: answering the press (its spinner)
+        # when the response carries the reply, and taking the keyboard off the pressed message.
+        calls: list[Callable[[], Awaitable[None]]] = []
+        if query is not None:
+            if method is None:
+                method = await self._answer_query(query, respond)
+            else:
+                calls.append(partial(self._answer, query.id))
+            if query.message is not None and replies:
+                calls.append(partial(self._mark_chosen, chat_id, query.message, query.data))
+        return Handled(method, calls)
+
+    async def _complete(
+        self, update_id: int, calls: Sequence[Callable[[], Awaitable[None]]]
+    ) -> None:
+        """Make an update's calls left (independent: marking the pressed button need not wait
+        for the answer), then count the update as handled by this worker."""
+        try:
+            await asyncio.gather(*(call() for call in calls))
+        finally:
+            self._in_flight.discard(update_id)
+            self._remember(update_id)
 
     async def _answer_query(
         self, query: ButtonPress | None, respond: bool

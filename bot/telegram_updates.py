@@ -317,7 +317,8 @@ def _base(update_id: int, user: dict[str, Any]) -> dict[str, Any]:
         "channel": CHANNEL.value,
         "user_id": str(user["id"]),
         "language": user.get("language_code"),
-        "display_name": (f"{first} {last}" if last else first) or None,
+        # as python-telegram-bot's full_name: nothing without a first name
+        "display_name": (f"{first} {last}" if last else first) if first else None,
         "message_id": f"{UPDATE_PREFIX}{update_id}",
     }
 

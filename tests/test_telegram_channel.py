@@ -7,6 +7,8 @@ chat who types, presses buttons, shares a contact or a location and sends photos
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import hashlib
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -513,6 +515,68 @@ async def test_webhook_checks_the_secret_and_the_body(
         assert await tg.deliver_webhook(None, update) == 200
         assert tg.texts_to(CITIZEN)
     finally:
+        await desk.stop()
+
+
+async def test_a_press_is_answered_with_the_next_question_before_the_chat_is_tidied(
+    tg: FakeTelegram, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The webhook's response carries the next question; answering the press (its spinner) and
+    taking the keyboard off the pressed message ("✔ label" under its text) follow it, so a slow
+    Bot API holds up neither the person nor the response."""
+    desk = await serve(tg, db_url, tmp_path, "webhook")
+    person = Citizen(tg, desk)
+    released = asyncio.Event()
+    slow: list[str] = []
+
+    def held(method: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        async def answer(params: dict[str, Any], files: dict[str, bytes]) -> Any:
+            slow.append(method)
+            await released.wait()
+            return await call(params, files)
+
+        return answer
+
+    try:
+        await person.command("start", "gov-window")
+        press = person.button_update("screen:none")
+        pressed_id = press["callback_query"]["message"]["message_id"]
+        question = copy.deepcopy(
+            next(m for m in tg.messages_in(CITIZEN) if m["message_id"] == pressed_id)
+        )  # the fake edits its messages in place
+        table = dict(tg._method_table)  # the fake's methods by lower-case name
+        for method, short in (("answercallbackquery", "answer"), ("editmessagetext", "edit")):
+            name, call = table[method]
+            table[method] = (name, held(short, call))
+        monkeypatch.setattr(tg, "_method_table", table)
+        delivered = asyncio.create_task(tg.deliver_webhook(None, press))
+        await until(lambda: delivered.done() and sorted(slow) == ["answer", "edit"])
+        assert delivered.result() == 200
+        assert tg.messages_in(CITIZEN)[-1]["message_id"] != question["message_id"]  # the next one
+        assert desk.channel is not None and not desk.channel.has_processed(press["update_id"])
+        released.set()
+        await until(
+            lambda: desk.channel is not None and desk.channel.has_processed(press["update_id"])
+        )
+        edited = next(
+            m for m in tg.messages_in(CITIZEN) if m["message_id"] == question["message_id"]
+        )
+        assert "reply_markup" not in edited or not edited["reply_markup"].get("inline_keyboard")
+        assert edited["text"].endswith(
+            "✔ "
+            + next(
+                b["text"]
+                for row in question["reply_markup"]["inline_keyboard"]
+                for b in row
+                if b["callback_data"] == "screen:none"
+            )
+        )
+        answered = tg.calls_of("answerCallbackQuery")
+        assert [c.params["callback_query_id"] for c in answered if c.ok] == [
+            press["callback_query"]["id"]
+        ]
+    finally:
+        released.set()
         await desk.stop()
 
 

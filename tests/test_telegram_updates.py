@@ -95,6 +95,8 @@ PLAIN = [
     press_update("", keyboard=False),
     press_update("back", keyboard=False),
     {"update_id": 3, "message": {**text_update()["message"], "from": BOT}},  # a bot's message
+    {"update_id": 4, "message": {**text_update()["message"], "from": {**USER, "first_name": ""}}},
+    {"update_id": 5, "message": {**text_update()["message"], "from": {**USER, "last_name": ""}}},
 ]
 
 
