@@ -79,7 +79,15 @@ class DialogState:
 
     def copy(self) -> DialogState:
         """A deep copy: the engine works on it and never mutates the caller's state."""
-        return copy.deepcopy(self)
+        return DialogState(
+            flow=self.flow,
+            step=self.step,
+            answers=_copied(self.answers),
+            language=self.language,
+            updated_at=self.updated_at,
+            scratch=_copied(self.scratch),
+            version=self.version,
+        )
 
     def last_active(self) -> datetime | None:
         if not self.updated_at:
@@ -88,6 +96,24 @@ class DialogState:
             return datetime.fromisoformat(self.updated_at)
         except ValueError:
             return None
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of the JSON-like values a state holds (dicts, lists, tuples, scalars):
+    copy.deepcopy's memo and dispatch cost more than the whole rest of a step's copy."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if kind is list:
+        return [_copied(item) for item in value]
+    if kind is tuple:
+        return tuple(_copied(item) for item in value)
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
 
 
 @dataclass(frozen=True)
