@@ -58,6 +58,10 @@ _OUTAGE_ERRORS = (TransientFailure, TimeoutError)
 # platform's words (`str(RetryLater)`), so the recovery can tell the two waits apart (see
 # `Dispatcher._recover`): there is no column for why a row waits.
 UNREACHABLE = "platform unreachable: "
+# While a channel is down, one of its rows backing off from the outage is tried this often (see
+# `Dispatcher.probe_outages`): the platform's return is noticed within this, not at the earliest
+# backoff, which after a few minutes down is minutes away.
+OUTAGE_PROBE_SECONDS = 5.0
 
 
 class PermanentFailure(Exception):
@@ -371,6 +375,17 @@ class _Claim:
     complaint_id: int | None
     until: datetime
     after_outage: bool = False  # its last try found the platform unreachable
+    # A probe's try (`Dispatcher.probe_outages`): the row's own next attempt, kept if it fails.
+    scheduled: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """A row an outage probe made due: its attempts then, and when it was to be tried."""
+
+    id: int
+    attempts: int
+    scheduled: datetime
 
 
 class _AdvisoryLock:
@@ -491,6 +506,11 @@ class Dispatcher:
     about those chats, and resetting them at every such success would spend their attempts in
     seconds. Rows waiting for a 429 keep their wait, and the attempt counts stay, so
     `max_attempts` still bounds a row that keeps failing on its own.
+
+    Probing: that first success would otherwise wait for the earliest backoff, minutes away
+    after a few minutes down. So while a channel is in an outage, `run_forever` makes one of
+    its backed-off heads due every `outage_probe_seconds` (`probe_outages`); the return is
+    seen within that, and the recovery does the rest.
     """
 
     def __init__(
@@ -508,6 +528,7 @@ class Dispatcher:
         lock_retry_seconds: float = 5.0,
         rng: Callable[[], float] = random.random,
         headroom: float = 1.0,
+        outage_probe_seconds: float = OUTAGE_PROBE_SECONDS,
         connection: str = "default",
     ) -> None:
         self.senders = {Channel(channel): sender for channel, sender in senders.items()}
@@ -521,6 +542,7 @@ class Dispatcher:
         self.backoff_cap = backoff_cap
         self.poll_seconds = poll_seconds
         self.lock_retry_seconds = lock_retry_seconds
+        self.outage_probe_seconds = outage_probe_seconds
         self._rng = rng
         self._connection = connection
         self.limiter = RateLimiter(lambda: self._now().timestamp(), headroom=headroom)
@@ -534,6 +556,21 @@ class Dispatcher:
         # All of them at the start: rows may be backing off from an outage that another
         # dispatcher (or this process before a restart) saw; the first return costs one UPDATE.
         self._recovery_owed: set[Channel] = set(self.senders)
+        # Channels in an outage (a subset of those owed a recovery: leaving it when nothing
+        # of theirs backs off from one) and when each is to be probed next: at once for all
+        # at the start, for the same reason. See `probe_outages`.
+        self._next_probe: dict[Channel, datetime] = {
+            channel: datetime.min.replace(tzinfo=UTC) for channel in self.senders
+        }
+        # The row each channel's last probe made due, until we claim it. One per channel: a
+        # probe made before we claimed the previous one's row (its chat busy, older rows due
+        # first) turns that row's try into a normal, counted one; the rotation (`_probe`)
+        # makes that at most one attempt per round of the channel's heads.
+        self._probed: dict[Channel, _Probe] = {}
+        self._probe_cursor: dict[Channel, int] = {}  # its id: the next probe takes a later head
+        # Unreachable failures recorded per channel, so a probe that found nothing can tell
+        # whether one was written while it looked.
+        self._outage_failures: dict[Channel, int] = dict.fromkeys(self.senders, 0)
 
     def wake(self) -> None:
         """Look for due rows now (after an enqueue in this process) instead of at the next poll."""
@@ -546,8 +583,8 @@ class Dispatcher:
         sent. Rows of different chats go out concurrently, each when the limits allow.
 
         One round, for tests and one-off runs: it does not take the PostgreSQL dispatcher lock
-        (claims alone still keep two rounds from sending the same row); deployments run
-        `run_forever`."""
+        (claims alone still keep two rounds from sending the same row) nor probe outages
+        (`probe_outages`); deployments run `run_forever`."""
         return await self._send(await self._claim(self.batch))
 
     async def _send(self, claims: list[_Claim]) -> int:
@@ -601,9 +638,20 @@ class Dispatcher:
                 complaint_id=row.complaint_id,  # type: ignore[attr-defined]
                 until=until,
                 after_outage=(row.last_error or "").startswith(UNREACHABLE),
+                scheduled=self._probe_of(row),
             )
             for row in rows
         ]
+
+    def _probe_of(self, row: OutboxMessage) -> datetime | None:
+        """The row's own next attempt if our probe made it due and no one has tried it since
+        (its attempts unchanged: another dispatcher's try of it counts as usual)."""
+        channel = Channel(row.channel)
+        probe = self._probed.get(channel)
+        if probe is None or probe.id != row.id:
+            return None
+        del self._probed[channel]
+        return probe.scheduled if probe.attempts == row.attempts else None
 
     async def _deliver(self, claim: _Claim) -> bool:
         sender = self.senders[claim.channel]
@@ -642,6 +690,7 @@ class Dispatcher:
             if claim.after_outage and claim.channel in self._recovery_owed:
                 # Taken out at once, before any await: concurrent successes reset only once.
                 self._recovery_owed.discard(claim.channel)
+                self._next_probe.pop(claim.channel, None)  # the outage is over
                 await self._recover(claim.channel)
             return True
         return False
@@ -667,6 +716,7 @@ class Dispatcher:
             )
         except Exception:  # the rows keep their backoff; the next return tries again
             self._recovery_owed.add(channel)
+            self._probe_soon(channel)
             log.exception("outbox: could not make %s's backed-off rows due", channel)
             return
         if reset:
@@ -725,7 +775,7 @@ class Dispatcher:
         while True:
             at, booked = self.limiter.reserve(claim.channel, claim.chat_id, limits)
             if at > claim.until.timestamp() - margin:
-                await self._settle(claim, status=OutboxStatus.PENDING, attempts=claim.attempts - 1)
+                await self._release(claim)
                 return None
             now = self._now().timestamp()
             if at > now:
@@ -736,13 +786,22 @@ class Dispatcher:
             while (wait := self.limiter.hold_back(claim.channel, claim.chat_id, limits)) > 0:
                 if self._now().timestamp() + wait > claim.until.timestamp() - margin:
                     # Held back so long the send could outlast the claim: release the row.
-                    await self._settle(
-                        claim, status=OutboxStatus.PENDING, attempts=claim.attempts - 1
-                    )
+                    await self._release(claim)
                     return None
                 await self._sleep(max(wait, _MIN_WAIT))
             if self.limiter.paused_until(claim.channel, claim.chat_id) <= self._now().timestamp():
                 return self.limiter.record(claim.channel, claim.chat_id)
+
+    async def _release(self, claim: _Claim) -> None:
+        """Give an untried claim back: due as it was, its attempt not spent."""
+        settled = await self._settle(
+            claim, status=OutboxStatus.PENDING, attempts=claim.attempts - 1
+        )
+        if settled and claim.scheduled is not None:
+            # Still a probe's row (due at once, the probe's doing): its own schedule is kept.
+            self._probed.setdefault(
+                claim.channel, _Probe(claim.id, claim.attempts - 1, claim.scheduled)
+            )
 
     async def _retry_later(self, claim: _Claim, error: RetryLater) -> None:
         now = self._now()
@@ -762,13 +821,27 @@ class Dispatcher:
 
     async def _transient(self, claim: _Claim, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"
+        outage = isinstance(error, _OUTAGE_ERRORS)
+        if outage and claim.scheduled is not None:
+            # A probe that found the platform still down: the channel's try, not the row's.
+            # The row keeps its count and its own next attempt, as if the probe had not been,
+            # so probes never bring a row nearer to `max_attempts` (see `probe_outages`).
+            settled = await self._settle(
+                claim,
+                status=OutboxStatus.PENDING,
+                next_attempt_at=claim.scheduled,
+                attempts=claim.attempts - 1,
+                last_error=UNREACHABLE + reason,
+            )
+            if settled:
+                self._outage_seen(claim.channel)
+            return
         if claim.attempts >= self.max_attempts:
             await self._fail(claim, f"gave up after {claim.attempts} attempts; last: {reason}")
             return
         delay = backoff_delay(
             claim.attempts, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
         )
-        outage = isinstance(error, _OUTAGE_ERRORS)
         settled = await self._settle(
             claim,
             status=OutboxStatus.PENDING,
@@ -778,7 +851,100 @@ class Dispatcher:
         if settled and outage:
             # Owed only once the backoff is written: a return seen before that would reset
             # the channel's rows without this one.
-            self._recovery_owed.add(claim.channel)
+            self._outage_seen(claim.channel)
+
+    def _outage_seen(self, channel: Channel) -> None:
+        """A row of `channel` backs off from an outage: recovery is owed, and probing on."""
+        self._recovery_owed.add(channel)
+        self._outage_failures[channel] = self._outage_failures.get(channel, 0) + 1
+        self._probe_soon(channel)
+
+    def _probe_soon(self, channel: Channel) -> None:
+        """Probe `channel` one interval from now, unless its next probe is already set."""
+        self._next_probe.setdefault(
+            channel, self._now() + timedelta(seconds=self.outage_probe_seconds)
+        )
+
+    # -- outage probes -------------------------------------------------------------------
+
+    def next_probe(self) -> datetime | None:
+        """When `probe_outages` has work next (None: no channel is in an outage)."""
+        return min(self._next_probe.values(), default=None)
+
+    async def probe_outages(self) -> int:
+        """For each channel in an outage whose probe is due: make one of its heads backing off
+        from the outage due now, so the next claim tries it; returns how many were made due.
+
+        The platform's return is then seen within `outage_probe_seconds`, and the probe's
+        success recovers the rest (`_recover`). Only a chat's head is probed, the one row of
+        the chat that may be sent, so no message overtakes an older one; the heads are taken
+        in turn (by id, after the last one probed), so a chat whose own sends fail (its data
+        centre down) does not hide the return from the others.
+
+        Budget: a probe is the channel's try, not the row's. A failed probe leaves the row its
+        attempt count and its own next attempt (`_transient`), so a row meets exactly its
+        normal schedule however long the outage: with the app's 16 attempts that spans at
+        least 38 minutes, which a 30-minute outage probed every 5 s (360 probes) does not
+        shorten. Counting probes would give a chat up after 16 probes, 80 s, when it is the
+        only one waiting; rotating alone does not help a handful of chats.
+
+        Cost: a SELECT (two when the turn wraps) and an UPDATE per channel per interval, only
+        while the channel is down and only in the dispatcher sending (on PostgreSQL the lock
+        holder); a channel with nothing backing off from an outage is not probed again until a
+        row is."""
+        now = self._now()
+        due = [channel for channel, at in self._next_probe.items() if at <= now]
+        if not due:
+            return 0
+        open_channels = self._open_channels()
+        probed = 0
+        for channel in due:
+            self._next_probe[channel] = now + timedelta(seconds=self.outage_probe_seconds)
+            if channel not in open_channels:  # a 429 holds it: no try may go out sooner
+                continue
+            failures = self._outage_failures.get(channel, 0)
+            try:
+                found = await self._probe(channel, now)
+            except Exception:  # the rows keep their backoff; the next interval tries again
+                log.exception("outbox: could not probe %s", channel)
+                continue
+            if found is None:
+                if self._outage_failures.get(channel, 0) == failures:
+                    # Nothing backs off from an outage (any head that will try is due or in
+                    # flight, and its failure turns probing back on): stop probing.
+                    self._next_probe.pop(channel, None)
+            elif found:
+                probed += 1
+        return probed
+
+    @_finish_on_cancel
+    async def _probe(self, channel: Channel, now: datetime) -> bool | None:
+        """Make `channel`'s next head backing off from an outage due now: True if made due,
+        False if it changed meanwhile (claimed, recovered), None if there is none."""
+        conn = connections.get(self._connection)
+        after = self._probe_cursor.get(channel, 0)
+        head = await _backed_off_head(conn, channel, now, after)
+        if head is None and after:
+            head = await _backed_off_head(conn, channel, now, 0)  # round again from the oldest
+        if head is None:
+            return None
+        self._probe_cursor[channel] = head.id
+        # Still pending, untried and backed off: the SELECT took no lock.
+        made_due = await (
+            OutboxMessage.filter(
+                id=head.id,
+                status=OutboxStatus.PENDING,
+                attempts=head.attempts,
+                next_attempt_at__gt=now,
+            )
+            .using_db(conn)
+            .update(next_attempt_at=now)
+        )
+        if not made_due:
+            return False
+        self._probed[channel] = head
+        log.info("outbox: %s unreachable; probing with row %s", channel, head.id)
+        return True
 
     @_finish_on_cancel
     async def _fail(self, claim: _Claim, reason: str) -> None:
@@ -848,6 +1014,7 @@ class Dispatcher:
                 if len(in_flight) <= self.batch // 2:
                     room = self.batch - len(in_flight)
                     try:
+                        await self.probe_outages()  # makes a row due for the claim below
                         claims = await self._claim(room)
                         in_flight.update(asyncio.create_task(self._deliver(c)) for c in claims)
                         if len(claims) < room:  # nothing more is due right now
@@ -919,6 +1086,9 @@ class Dispatcher:
         ready = self.limiter.next_ready()
         if ready is not None:
             delay = min(delay, ready - now.timestamp())
+        probe_at = self.next_probe()
+        if probe_at is not None:
+            delay = min(delay, (probe_at - now).total_seconds())
         return max(delay, _MIN_WAIT)
 
     async def _pause(
@@ -1025,6 +1195,52 @@ async def _chat_heads(
         )
         for row in rows
     ]
+
+
+# The first head of a channel after id $4 that backs off from an outage (ARRAY: see above).
+_BACKED_OFF_HEAD_SQL = """
+SELECT id, attempts, next_attempt_at FROM outbox
+WHERE id = ANY(ARRAY(
+        SELECT MIN(id) FROM outbox WHERE status IN ('pending', 'sending') AND channel = $1
+        GROUP BY chat_id))
+    AND status = 'pending' AND next_attempt_at > $2 AND starts_with(last_error, $3) AND id > $4
+ORDER BY id LIMIT 1
+"""
+
+
+async def _backed_off_head(
+    conn: BaseDBAsyncClient, channel: Channel, now: datetime, after: int
+) -> _Probe | None:
+    """The oldest head of `channel`'s chats with an id above `after` that is waiting, at
+    `now`, for its retry after finding the platform unreachable (a 429's row is not one)."""
+    if conn.capabilities.dialect == "postgres":
+        _, records = await conn.execute_query(
+            _BACKED_OFF_HEAD_SQL, [str(channel), now, UNREACHABLE, after]
+        )
+        rows = [dict(record) for record in records]
+    else:
+        rows = (
+            await OutboxMessage.filter(
+                id__in=Subquery(
+                    OutboxMessage.filter(status__in=_OPEN, channel=channel)
+                    .group_by("chat_id")
+                    .annotate(head=Min("id"))
+                    .values("head")
+                ),
+                status=OutboxStatus.PENDING,
+                next_attempt_at__gt=now,
+                last_error__startswith=UNREACHABLE,
+                id__gt=after,
+            )
+            .using_db(conn)
+            .order_by("id")
+            .limit(1)
+            .values("id", "attempts", "next_attempt_at")
+        )
+    if not rows:
+        return None
+    row = rows[0]
+    return _Probe(id=row["id"], attempts=row["attempts"], scheduled=row["next_attempt_at"])
 
 
 async def _lock_due(conn: BaseDBAsyncClient, ids: list[int], now: datetime) -> list[int]:

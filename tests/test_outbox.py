@@ -824,6 +824,207 @@ async def test_a_fresh_row_getting_through_leaves_a_failing_chats_backoff(
     assert (await heads())["2201"].next_attempt_at == backing_off.next_attempt_at
 
 
+async def probing_through(dispatcher: Dispatcher, clock: FakeClock, until: datetime) -> None:
+    """`run_forever`'s turns in virtual time: probe, then claim what is due, at each head's
+    due time and each probe's, up to `until` included; the clock ends at `until`."""
+    while True:
+        await dispatcher.probe_outages()
+        await dispatcher.dispatch_once()
+        due = min(
+            (
+                row.next_attempt_at
+                for row in (await heads()).values()
+                if row.channel in dispatcher.senders
+            ),
+            default=until,
+        )
+        if due <= clock.at:  # due, but its chat's limit holds it: look again shortly
+            due = clock.at + timedelta(seconds=0.25)
+        probe = dispatcher.next_probe()
+        turn = min(due, probe) if probe is not None else due
+        if turn > until:
+            clock.at = until
+            return
+        clock.at = max(clock.at, turn)
+
+
+def failed_tries(sender: RecordingSender, chat: str) -> int:
+    return sum(a.outcome == "TransientFailure" for a in sender.attempts if a.chat_id == chat)
+
+
+async def test_a_probe_sees_the_platforms_return_within_one_interval(
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> None:
+    """Five minutes down with probing: the heads' own schedules and attempt counts are those
+    of an outage without probes (8 tries, the next ~3 minutes after the return), yet a probe
+    finds the platform back within 5 s and the backlog follows at once, in each chat's
+    order; the channel still down keeps its schedule."""
+    expected = await queue_before_the_outage()
+    for chat in OUTAGE_CHATS:
+        tg.fail_next("sendMessage", 502, count=1000, chat_id=chat)
+    wechat = DownWeChat()
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: sender, Channel.WECHAT: wechat},
+        now=clock.now,
+        sleep=clock.sleep,
+        rng=lambda: 0.5,
+        max_attempts=16,
+    )
+    assert dispatcher.outage_probe_seconds == 5.0
+    back = T0 + timedelta(minutes=5)
+    await probing_through(dispatcher, clock, back)
+    waiting = await heads()
+    assert {row.attempts for row in waiting.values()} == {8}  # probes are not counted
+    assert all(row.next_attempt_at > back + timedelta(seconds=80) for row in waiting.values())
+    # About 60 probes went out, taken in turn: every chat was probed, beyond its 8 tries.
+    assert all(failed_tries(sender, chat) > 8 for chat in OUTAGE_CHATS)
+    assert sum(failed_tries(sender, chat) for chat in OUTAGE_CHATS) > 4 * 8 + 40
+
+    tg.clear_failures(OUTAGE_CHATS)  # Telegram is back; WeChat is still unreachable
+    tried_before = len(sender.attempts)
+    await probing_through(dispatcher, clock, back + timedelta(seconds=5))
+    probe = sender.attempts[tried_before]
+    assert probe.outcome == "sent" and probe.at <= back + timedelta(seconds=5)
+    await probing_through(dispatcher, clock, probe.at + timedelta(seconds=1))
+    for chat in OUTAGE_CHATS:  # every chat's first message right after the probe's success
+        assert sender.sent_at(chat)[0] - probe.at < timedelta(seconds=1)
+    assert {a.outcome for a in sender.attempts[tried_before:]} == {"sent"}
+    wechat_row = (await heads())[WECHAT_CHAT]
+    assert wechat_row.next_attempt_at == waiting[WECHAT_CHAT].next_attempt_at
+    assert wechat_row.attempts == 8
+
+    wechat.up = True
+    await drain(dispatcher, clock)
+    for chat, texts in expected.items():
+        assert tg.texts_to(chat) == texts  # each chat in queue order, nothing twice
+    assert wechat.sent == [(WECHAT_CHAT, "微信通知")]
+    assert await statuses() == {"sent": 9}
+
+
+async def test_probing_a_half_hour_outage_gives_no_row_up(
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> None:
+    """One chat alone waiting, so every probe tries its head (about 360 in 30 minutes), at
+    the shortest backoffs (jitter 0) and the app's attempt limit: the row is still pending
+    after the outage, its count where its own schedule put it, and goes out, in order."""
+    from bot.app import OUTBOX_MAX_ATTEMPTS
+
+    await queue("2301", "您的投诉已受理")
+    await queue("2301", "请补充材料")
+    tg.fail_next("sendMessage", 502, count=10_000, chat_id=2301)
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: sender},
+        now=clock.now,
+        sleep=clock.sleep,
+        rng=lambda: 0.0,
+        max_attempts=OUTBOX_MAX_ATTEMPTS,
+    )
+    back = T0 + timedelta(minutes=30)
+    await probing_through(dispatcher, clock, back)
+    assert failed_tries(sender, "2301") > 300
+    head = (await heads())["2301"]
+    # Own tries at 0, 1, 3, 7 … 1711 s: the 15th would be at 2011 s, the last (16th) at 2311 s.
+    assert head.status == OutboxStatus.PENDING and head.attempts == 14
+    assert await statuses() == {"pending": 2}
+    assert not await Event.filter(action=DELIVERY_FAILED).exists()
+
+    tg.clear_failures(["2301"])
+    await probing_through(dispatcher, clock, back + timedelta(seconds=5))
+    assert tg.texts_to("2301") == ["您的投诉已受理"]
+    assert sender.sent_at("2301")[0] <= back + timedelta(seconds=5)
+    await drain(dispatcher, clock)
+    assert tg.texts_to("2301") == ["您的投诉已受理", "请补充材料"]
+
+
+async def test_probes_never_shorten_a_429s_wait(
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> None:
+    """Probing takes only rows backing off from an outage: a flood wait another worker met
+    is kept exactly, through the probes and the recovery a probe's success brings; and a
+    probe that meets a 429 waits the 429's time, not its row's backoff."""
+    await queue("2401", "held by a flood wait")
+    await queue("2402", "behind a down platform")
+    tg.fail_next("sendMessage", 429, retry_after=900, chat_id=2401)
+    tg.fail_next("sendMessage", 502, count=1000, chat_id=2402)
+    assert await dispatcher_for(sender, clock).dispatch_once() == 0  # another worker's round
+    flood_wait = (await heads())["2401"].next_attempt_at
+    assert flood_wait == sender.attempts[0].at + timedelta(seconds=900)
+
+    dispatcher = dispatcher_for(sender, clock, max_attempts=16)
+    await probing_through(dispatcher, clock, T0 + timedelta(minutes=2))
+    assert failed_tries(sender, "2402") > 10  # probed all along
+    assert (await heads())["2401"].next_attempt_at == flood_wait
+    assert tg.texts_to("2401") == []
+
+    tg.clear_failures(["2402"])
+    await probing_through(dispatcher, clock, T0 + timedelta(minutes=2, seconds=5))
+    assert tg.texts_to("2402") == ["behind a down platform"]  # the probe got through
+    assert (await heads())["2401"].next_attempt_at == flood_wait  # the recovery left it too
+    assert tg.texts_to("2401") == []
+
+    # Down again for a new row, which backs off to 12 s after its 4th try; its probe meets a
+    # 429: it waits the 60 s asked, and nothing goes out meanwhile.
+    await queue("2403", "probed into a flood wait")
+    tg.fail_next("sendMessage", 502, count=4, chat_id=2403)
+    for _ in range(4):
+        clock.at = max(clock.at, (await heads())["2403"].next_attempt_at)
+        await dispatcher.dispatch_once()
+    backoff = (await heads())["2403"].next_attempt_at
+    tg.fail_next("sendMessage", 429, retry_after=60, chat_id=2403)
+    clock.advance(1)  # the chat's 1/s limit frees it
+    assert await dispatcher.probe_outages() == 1
+    await dispatcher.dispatch_once()
+    paused_until = sender.attempts[-1].at + timedelta(seconds=60)
+    assert (await heads())["2403"].next_attempt_at == paused_until != backoff
+    tried = len(sender.attempts)
+    await probing_through(dispatcher, clock, paused_until - timedelta(seconds=1))
+    assert len(sender.attempts) == tried
+    await probing_through(dispatcher, clock, paused_until + timedelta(seconds=1))
+    assert tg.texts_to("2403") == ["probed into a flood wait"]
+
+
+async def test_the_loop_probes_a_channel_whose_backoffs_are_far_off(
+    db_url: str, tg: FakeTelegram, bot: Bot, api: BotApi, sender: RecordingSender, clock: FakeClock
+) -> None:
+    """`run_forever`, polling only every 30 s, with every head's retry minutes away: its probes
+    see Telegram's return and the backlog goes out seconds later, not at the backoffs."""
+    expected = await queue_before_the_outage()
+    for chat in OUTAGE_CHATS:
+        tg.fail_next("sendMessage", 502, count=1000, chat_id=chat)
+    back = T0 + timedelta(minutes=5)
+    await through_outage(dispatcher_for(sender, clock, max_attempts=16), clock, back)
+    first_due = min(
+        row.next_attempt_at for row in (await heads()).values() if row.channel == Channel.TELEGRAM
+    )
+    assert first_due > back + timedelta(seconds=80)
+    running = RunningClock(back)
+    live = RecordingSender(bot, api, running.now)
+    worker = Dispatcher(
+        {Channel.TELEGRAM: live},
+        now=running.now,
+        rng=lambda: 0.5,
+        max_attempts=16,
+        poll_seconds=30,
+        outage_probe_seconds=0.5,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run_forever(stop))
+    try:
+        await eventually(lambda: len(live.attempts) >= 2)  # probes while Telegram is still down
+        assert {a.outcome for a in live.attempts} == {"TransientFailure"}
+        tg.clear_failures(OUTAGE_CHATS)
+        returned = running.now()
+        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in expected.items()))
+    finally:
+        stop.set()
+        await task
+    firsts = [live.sent_at(chat)[0] for chat in OUTAGE_CHATS]
+    assert max(firsts) - returned < timedelta(seconds=10)
+    for chat in OUTAGE_CHATS:  # 8 tries in the outage and the one that got through
+        row = await OutboxMessage.get(idempotency_key=f"test:{chat}:{expected[chat][0]}")
+        assert row.attempts == 9
+
+
 # --------------------------------------------------------------------------- storms and crashes
 
 
