@@ -648,6 +648,19 @@ class DownWeChat:
         self.sent.append((chat_id, message.text))
 
 
+async def run_until_told(
+    tg: FakeTelegram, dispatcher: Dispatcher, expected: dict[str, list[str]]
+) -> None:
+    """Run `dispatcher` as a deployment does until every chat has been told its texts."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run_forever(stop))
+    try:
+        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in expected.items()))
+    finally:
+        stop.set()
+        await task
+
+
 async def queue_before_the_outage(spacing: float = 5.0) -> dict[str, list[str]]:
     """Two Telegram rows per chat, each chat's due `spacing` s after the previous chat's (so
     their backoffs never fall due together), and one WeChat row; returns each Telegram chat's
@@ -701,12 +714,11 @@ async def through_outage(dispatcher: Dispatcher, clock: FakeClock, until: dateti
         await dispatcher.dispatch_once()
 
 
-async def test_the_platforms_return_makes_the_backed_off_rows_due_at_once(
-    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
-) -> None:
-    """Five minutes down (the bench's outage): every head backs off to ~3 minutes. The first
-    head to get through after the return brings the others' retries forward to that instant,
-    except a row a 429 holds and the rows of the channel still down."""
+async def both_channels_down(
+    tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> tuple[dict[str, list[str]], DownWeChat, Dispatcher]:
+    """The rows queued before the outage, Telegram failing every send to OUTAGE_CHATS, WeChat
+    down, and a dispatcher over both (the app's 16 tries, the middle of each backoff)."""
     expected = await queue_before_the_outage()
     for chat in OUTAGE_CHATS:
         tg.fail_next("sendMessage", 502, count=1000, chat_id=chat)
@@ -718,6 +730,16 @@ async def test_the_platforms_return_makes_the_backed_off_rows_due_at_once(
         rng=lambda: 0.5,
         max_attempts=16,
     )
+    return expected, wechat, dispatcher
+
+
+async def test_the_platforms_return_makes_the_backed_off_rows_due_at_once(
+    db_url: str, tg: FakeTelegram, sender: RecordingSender, clock: FakeClock
+) -> None:
+    """Five minutes down (the bench's outage): every head backs off to ~3 minutes. The first
+    head to get through after the return brings the others' retries forward to that instant,
+    except a row a 429 holds and the rows of the channel still down."""
+    expected, wechat, dispatcher = await both_channels_down(tg, sender, clock)
     back = T0 + timedelta(minutes=5)
     await through_outage(dispatcher, clock, back)
     waiting = await heads()
@@ -794,13 +816,7 @@ async def test_a_dispatcher_started_after_the_outage_sends_the_backlog_at_the_fi
     successor = Dispatcher(
         {Channel.TELEGRAM: live}, now=running.now, rng=lambda: 0.5, max_attempts=16, poll_seconds=30
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(successor.run_forever(stop))
-    try:
-        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in expected.items()))
-    finally:
-        stop.set()
-        await task
+    await run_until_told(tg, successor, expected)
     firsts = [live.sent_at(chat)[0] for chat in OUTAGE_CHATS]
     assert max(firsts) - first_due < timedelta(seconds=10)
 
@@ -859,17 +875,7 @@ async def test_a_probe_sees_the_platforms_return_within_one_interval(
     of an outage without probes (8 tries, the next ~3 minutes after the return), yet a probe
     finds the platform back within 5 s and the backlog follows at once, in each chat's
     order; the channel still down keeps its schedule."""
-    expected = await queue_before_the_outage()
-    for chat in OUTAGE_CHATS:
-        tg.fail_next("sendMessage", 502, count=1000, chat_id=chat)
-    wechat = DownWeChat()
-    dispatcher = Dispatcher(
-        {Channel.TELEGRAM: sender, Channel.WECHAT: wechat},
-        now=clock.now,
-        sleep=clock.sleep,
-        rng=lambda: 0.5,
-        max_attempts=16,
-    )
+    expected, wechat, dispatcher = await both_channels_down(tg, sender, clock)
     assert dispatcher.outage_probe_seconds == 5.0
     back = T0 + timedelta(minutes=5)
     await probing_through(dispatcher, clock, back)
@@ -1176,13 +1182,7 @@ async def test_fake_telegram_flood_limits_are_respected_in_real_time(
     expected = await queue_interleaved(["1301", "1302", "1303", GROUP], per_chat=12)
     sender = RecordingSender(bot, api, lambda: datetime.now(UTC), limits=limits)
     dispatcher = Dispatcher({Channel.TELEGRAM: sender}, poll_seconds=0.05)
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run_forever(stop))
-    try:
-        await tg.wait_for(lambda: all(tg.texts_to(c) == t for c, t in expected.items()))
-    finally:
-        stop.set()
-        await task
+    await run_until_told(tg, dispatcher, expected)
     assert await statuses() == {"sent": 48}
 
 
