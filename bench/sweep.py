@@ -39,10 +39,10 @@ from urllib.parse import urlsplit, urlunsplit
 from tortoise import connections
 
 from config.profiles import load_profile
+from models.alarms import AlarmContext, iso, profile_loader, set_alarm_context
 from models.db import close_db, init_db
 from models.entities import Channel, Complaint, Department, Event, OutboxMessage, Staff
 from models.workflow import Role, State
-from scheduler.alarms import AlarmContext, iso, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
 from scheduler.deadlines import SHANGHAI
 from scheduler.jobs import sweep

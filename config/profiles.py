@@ -20,7 +20,7 @@ For `revisit`, `survey_reminder` and `auto_close`, a stage without rules falls b
 `[revisit]` table (`delay`, `survey_reminder`, `no_response_close`).
 
 `[progress] every = { amount, unit }` (optional, amount ≥ 1) asks for a periodic "still being
-handled, due on …" message to the complainant (scheduler/alarms.py plans it).
+handled, due on …" message to the complainant (models/alarms.py plans it).
 
 Any validation failure raises `ProfileError`, naming the file, the key path
 (e.g. `deadlines.resolution[2].unit`) and the problem.

@@ -19,8 +19,8 @@ from typing import Any
 
 from config.profiles import load_profile
 from config.settings import get_settings
+from models.alarms import AlarmContext, profile_loader, set_alarm_context
 from models.db import database
-from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
 
 

@@ -14,6 +14,7 @@ from handlers.desk_form import validate_desk_form
 from handlers.messages import Incoming
 from handlers.turn import DialogContext
 from models.actions import ActionRefused, Actor, act, complaint_history, submit_complaint
+from models.alarms import set_alarm_context
 from models.callbacks import CALLBACKS, SURVEY_KINDS, callback_list, may_call_back, may_record
 from models.entities import (
     CallbackOutcome,
@@ -29,7 +30,6 @@ from models.entities import (
 )
 from models.paper import register_of
 from models.workflow import Action, RefusalReason, Role, State, derive_state
-from scheduler.alarms import set_alarm_context
 from scheduler.callbacks import complete_callback, link_chat
 from scheduler.deadlines import compute_due
 from scheduler.jobs import sweep
