@@ -44,14 +44,13 @@ from pydantic import (
     computed_field,
 )
 
+from config.languages import Lang
 from models.numbering import DEFAULT_FORMAT, FORMATS
 from models.similarity import DEFAULT_GROUP_THRESHOLD, DEFAULT_REPEAT_THRESHOLD
 from scheduler.deadlines import Duration, OfficeHours, Unit
 
 SHIPPED_PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
-Lang = Literal["zh_CN", "zh_TW", "en"]
-LANGUAGES: tuple[str, ...] = get_args(Lang)
 Stage = Literal[
     "acceptance",
     "dispatch",
