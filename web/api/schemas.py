@@ -9,9 +9,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from handlers.desk_form import CHANNELS
-from handlers.staff import BUTTON_ACTIONS
 from models import statistics as st
 from models.api_tokens import Scope
+from models.cards import BUTTON_ACTIONS
 from models.caselist import ALL, DUE_FILTERS
 from models.workflow import Action, Role
 
