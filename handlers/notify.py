@@ -3,8 +3,9 @@
 models/notifications.py decides who hears of a transition and builds what they are told about
 (models.cards); the words are written here in handlers/ (handlers.staff for staff, with their
 buttons; handlers.notices for the complainant). The models never import them: each process
-installs them once at set-up with `install()` (bot.cli.main, bot.app.create_app, the tests'
-conftest), so the imports run one way, handlers → models.
+that acts on complaints installs them once at set-up with `install()` — bot.app.create_app
+(`complaintdesk run`/`demo`, the web chat, the desk), scheduler.cli (`complaintdesk jobs`), the
+tests' conftest and the benches' set-up — so the imports run one way, handlers → models.
 """
 
 from __future__ import annotations
