@@ -66,6 +66,9 @@ async def _pg_admin(sql: str) -> None:
 @contextlib.asynccontextmanager
 async def database(kind: str) -> AsyncIterator[str]:
     """A fresh, migrated database URL (random PostgreSQL database or SQLite file), dropped after."""
+    from handlers.notify import install as install_notification_texts
+
+    install_notification_texts()  # filings queue the intake desk's notifications
     if kind == "sqlite":
         folder = Path(tempfile.mkdtemp(prefix="cd_bench_"))
         url = f"sqlite://{folder / 'bench.sqlite3'}"

@@ -39,10 +39,11 @@ from urllib.parse import urlsplit, urlunsplit
 from tortoise import connections
 
 from config.profiles import load_profile
+from handlers.notify import install as install_notification_texts
+from models.alarms import AlarmContext, iso, profile_loader, set_alarm_context
 from models.db import close_db, init_db
 from models.entities import Channel, Complaint, Department, Event, OutboxMessage, Staff
 from models.workflow import Role, State
-from scheduler.alarms import AlarmContext, iso, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
 from scheduler.deadlines import SHANGHAI
 from scheduler.jobs import sweep
@@ -247,6 +248,7 @@ async def run_pg(url: str, args: argparse.Namespace) -> None:
     profile = load_profile("gov-window")
     context = AlarmContext(WorkingCalendar(), SHANGHAI, profile_loader(profile))
     set_alarm_context(context)
+    install_notification_texts()
     product: list[float] = []
     batched: list[float] = []
     per_row: list[float] = []

@@ -22,6 +22,7 @@ from bot.outbox import Sender, setup_dispatcher
 from bot.storage import configure_storage
 from config.profiles import Profile, load_profile
 from config.settings import Settings
+from handlers.notify import install as install_notification_texts
 from models.db import close_db, init_db
 from models.entities import Channel
 from scheduler.calendar import WorkingCalendar
@@ -64,6 +65,7 @@ def create_app(
     polling) and closes after everything registered here has stopped.
     """
     profile = profile or load_profile(settings.profile, settings.profiles_dir)
+    install_notification_texts()  # the models queue notifications worded by handlers/
     configure_storage(settings.attachment_storage, settings.data_dir)
     calendar = calendar or WorkingCalendar.from_settings(settings)
     conversation = Conversation(settings, profile, calendar, now=now or utc_now)

@@ -20,7 +20,7 @@ For `revisit`, `survey_reminder` and `auto_close`, a stage without rules falls b
 `[revisit]` table (`delay`, `survey_reminder`, `no_response_close`).
 
 `[progress] every = { amount, unit }` (optional, amount ≥ 1) asks for a periodic "still being
-handled, due on …" message to the complainant (scheduler/alarms.py plans it).
+handled, due on …" message to the complainant (models/alarms.py plans it).
 
 Any validation failure raises `ProfileError`, naming the file, the key path
 (e.g. `deadlines.resolution[2].unit`) and the problem.
@@ -44,14 +44,13 @@ from pydantic import (
     computed_field,
 )
 
+from config.languages import Lang
 from models.numbering import DEFAULT_FORMAT, FORMATS
 from models.similarity import DEFAULT_GROUP_THRESHOLD, DEFAULT_REPEAT_THRESHOLD
 from scheduler.deadlines import Duration, OfficeHours, Unit
 
 SHIPPED_PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
-Lang = Literal["zh_CN", "zh_TW", "en"]
-LANGUAGES: tuple[str, ...] = get_args(Lang)
 Stage = Literal[
     "acceptance",
     "dispatch",

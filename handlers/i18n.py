@@ -25,8 +25,13 @@ from babel import Locale
 from babel.dates import format_skeleton
 from babel.support import NullTranslations, Translations
 
-LANGUAGES: tuple[str, ...] = ("zh_CN", "zh_TW", "en")
-DEFAULT_LANGUAGE = "zh_CN"
+# The language codes and profile-text picking are plain values shared with models/: defined in
+# config.languages, re-exported here with the catalogs.
+from config.languages import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE
+from config.languages import LANGUAGES as LANGUAGES
+from config.languages import pick_label as pick_label
+from config.languages import supported as supported
+
 LOCALE_DIR = Path(__file__).parent / "locales"
 DOMAIN = "messages"
 
@@ -34,11 +39,6 @@ DOMAIN = "messages"
 LANGUAGE_NAMES: Mapping[str, str] = {"zh_CN": "简体中文", "zh_TW": "繁體中文", "en": "English"}
 
 Gettext = Callable[[str], str]
-
-
-def supported(lang: str | None) -> str:
-    """`lang` when it is one of ours, else the default language."""
-    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def normalise_language(hint: str | None) -> str | None:
@@ -67,28 +67,6 @@ def translator(lang: str | None) -> Gettext:
 def N_(message: str) -> str:
     """Mark a message for extraction without translating it yet (translated where shown)."""
     return message
-
-
-def pick_label(labels: object, lang: str) -> str:
-    """A profile text in `lang`, falling back to zh_CN (always present), then anything.
-
-    Accepts a mapping keyed by language, a plain string, or a model with language attributes.
-    """
-    if labels is None:
-        return ""
-    if isinstance(labels, str):
-        return labels
-    if not isinstance(labels, Mapping):
-        dump = getattr(labels, "model_dump", None)
-        if callable(dump):
-            labels = dump()
-        else:
-            labels = {code: getattr(labels, code, None) for code in LANGUAGES}
-    assert isinstance(labels, Mapping)
-    for candidate in (lang, DEFAULT_LANGUAGE, "en"):
-        if labels.get(candidate):
-            return labels[candidate]
-    return next((text for text in labels.values() if text), "")
 
 
 _CJK_PUNCTUATION = tuple("。，、；：！？（）「」“”")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from handlers.commands import SubmitComplaint
-from handlers.i18n import N_, format_incident_time, format_phone, pick_label
+from handlers.i18n import N_, format_incident_time, format_phone, pick_label, translator
 from handlers.messages import AskKind, Choice
 from handlers.turn import BACK, CONFIRM, DONE, SKIP, Turn, file_record, menu_choices
 from handlers.validators import InvalidInput, normalise_phone, parse_incident_time, validate_text
@@ -81,6 +81,15 @@ REQUEST_TYPES: dict[str, str] = {
     "explanation": N_("An explanation"),
     "other": N_("Something else"),
 }
+
+
+def request_type_labels(lang: str) -> dict[str, str]:
+    """The built-in request types in `lang`, as the form offers them (for the printed register,
+    models.paper.register_of, which does not translate)."""
+    _ = translator(lang)
+    return {kind: _(label) for kind, label in REQUEST_TYPES.items()}
+
+
 # Short titles used in the summary and the edit choices.
 FIELD_TITLES: dict[str, str] = {
     "category": N_("Category"),

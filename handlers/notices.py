@@ -1,52 +1,21 @@
 """Messages that tell a complainant how their complaint moves on (milestones).
 
-Pure rendering in the complainant's language; models/notifications.py decides when each is
-sent and queues it in the outbox. The submission itself is answered in the intake dialog
-(handlers.dialog.render_submitted), so it has no milestone here; nor have closing and
-reopening, which the survey and the dispute dialogs (and the scheduler) tell in their own words.
+Pure rendering in the complainant's language. models/notifications.py decides when each is
+sent (`models.cards.MILESTONE_ACTIONS`), builds the `Milestone` and queues what this module
+renders (the shell installs `render_milestone` there: handlers.notify). The submission itself is
+answered in the intake dialog (handlers.dialog.render_submitted), so it has no milestone here;
+nor have closing and reopening, which the survey and the dispute dialogs (and the scheduler)
+tell in their own words.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from handlers.i18n import append_note, format_datetime, format_term, translator
 from handlers.messages import Outgoing
+from models.cards import Milestone
 from models.workflow import Action
-
-
-@dataclass(frozen=True)
-class Milestone:
-    """What the complainant is told about; fields unused by an action stay None."""
-
-    action: str
-    number: str
-    due: datetime | None = None  # the handling (resolution) deadline now running
-    provisional: bool = False
-    contact_due: datetime | None = None  # the first contact owed to the complainant
-    # The profile's time to tell the result once handled (amount, unit), e.g. R1's 3 WD (D11).
-    result_term: tuple[int, str] | None = None
-    department: str | None = None  # assigned to
-    department_is_target: bool = False  # the department assigned is the one complained about
-    question: str | None = None  # material requested
-    reply_text: str | None = None  # the result
-    reason: str | None = None  # refusal or extension reason
-    guidance: str | None = None  # where to turn instead (refusal)
-    attachments: tuple[str, ...] = ()  # stored attachment ids sent with the result
-
-
-MILESTONE_ACTIONS = frozenset(
-    {
-        Action.ACCEPT,
-        Action.REFUSE,
-        Action.ASSIGN,
-        Action.REQUEST_MATERIAL,
-        Action.APPROVE_EXTENSION,
-        Action.NOTIFY_RESULT,
-    }
-)
 
 
 def _when(milestone: Milestone, lang: str, tz: ZoneInfo) -> str:

@@ -41,6 +41,7 @@ from handlers.intake import REQUEST_TYPES
 from handlers.messages import Choice, Incoming, Outgoing
 from handlers.turn import CANCEL, SKIP, DialogState, file_record
 from handlers.validators import InvalidInput, small_int, validate_text
+from models.cards import BUTTON_ACTIONS, CaseCard
 from models.workflow import Action, Role, State
 
 FLOW = "staff"
@@ -57,32 +58,6 @@ PAGE_SIZE = 5
 MAX_TEXT = 2000
 MAX_EXTENSION_BUTTONS = 10
 STALE = "stale"  # refusal code for an out-of-date button
-
-# The actions offered as buttons, in this order. Automatic steps (result notice, revisit,
-# closing, archiving) are the scheduler's, not buttons.
-BUTTON_ACTIONS: tuple[Action, ...] = (
-    Action.ACCEPT,
-    Action.REFUSE,
-    Action.SETTLE_AS_DECIDED,  # where the profile enables it (R6 batch rule)
-    Action.ASSIGN,
-    Action.TRANSFER,
-    Action.ADD_CO_HANDLER,
-    Action.ACKNOWLEDGE,
-    Action.REQUEST_MATERIAL,
-    Action.RESUME,
-    Action.REQUEST_EXTENSION,
-    Action.APPROVE_EXTENSION,
-    Action.DENY_EXTENSION,
-    Action.ADD_NOTE,
-    Action.SET_SEVERITY,
-    Action.RECORD_RECALL_DECISION,  # where the profile asks for it (R26), before resolving
-    Action.REQUEST_STATEMENT,  # R13/R4: the respondent's statement before the decision
-    Action.RECORD_STATEMENT,
-    Action.RESOLVE,
-    Action.HAND_BACK,
-    Action.CLOSE,  # supervisors, after a revisit (e.g. an unsatisfied survey's)
-    Action.REOPEN,
-)
 
 ACTION_LABELS: Mapping[str, str] = {
     Action.ACCEPT: N_("Accept"),
@@ -276,77 +251,6 @@ class HandlerOption:
 
 
 @dataclass(frozen=True)
-class CaseCard:
-    """One complaint as one staff member may see it: identity fields already masked."""
-
-    id: int
-    number: str
-    state: str
-    version: int
-    category: str | None = None
-    category_label: str | None = None
-    severity: str | None = None
-    severity_label: str | None = None
-    target: str | None = None
-    facts: str | None = None
-    complainant_name: str | None = None
-    complainant_phone: str | None = None
-    anonymous: bool = False
-    lead_department_id: int | None = None
-    lead_department: str | None = None
-    co_departments: tuple[str, ...] = ()
-    handler: str | None = None
-    due: datetime | None = None
-    due_stage: str | None = None
-    provisional: bool = False
-    extension_request: Mapping[str, Any] | None = None
-    actions: tuple[str, ...] = ()  # the actions this viewer may take now
-    # The latest message to the complainant failed for good (bot blocked, chat gone): staff
-    # must reach them another way.
-    complainant_unreachable: bool = False
-    # The rest of the intake answers (place, request and witnesses are masked with the facts).
-    subcategory: str | None = None
-    subcategory_label: str | None = None
-    channel: str | None = None
-    incident_at: datetime | None = None
-    place: str | None = None
-    request_type: str | None = None
-    request_text: str | None = None
-    witnesses: str | None = None
-    photos: int = 0  # attachments this viewer may see
-    written: bool = False
-    # How exactly the complainant gave the time (validators.Precision, or "unknown").
-    incident_precision: str | None = None
-    # "staff": the complainant was not sure the matter belongs here; staff screen it.
-    screening: str | None = None
-    # R26: the profile asks whether the product recall is started ([resolution]
-    # requires_recall_decision); the decision (None: not yet recorded) and its reason.
-    recall_asked: bool = False
-    recall_decision: bool | None = None
-    recall_reason: str | None = None
-    # The respondent's statement (models.statement): requested / recorded / waived, whose,
-    # by when, and what they said (masked with the facts).
-    statement_status: str | None = None
-    statement_respondent: str | None = None
-    statement_due: datetime | None = None
-    statement_text: str | None = None
-    statement_on_behalf: bool = False
-    # The earlier complaint of the same complainant this one repeats (its number), if linked.
-    repeat_of: str | None = None
-    # The mass-matter group it belongs to: id, "proposed" or "confirmed", how many members.
-    group_id: int | None = None
-    group_status: str | None = None
-    group_size: int = 0
-
-    @property
-    def shows_identity(self) -> bool:
-        return any(
-            value not in (None, "", "***")
-            for value in (self.complainant_name, self.complainant_phone)
-        )
-
-
-@dataclass(frozen=True)
 class StaffContext:
     profile: Any  # config.profiles.Profile
     now: datetime
@@ -402,11 +306,6 @@ def parse_action_callback(data: str | None) -> tuple[Action, int, int] | None:
         return Action(parts[1]), int(parts[2]), int(parts[3])
     except ValueError:
         return None
-
-
-def button_actions(allowed: Iterable[str]) -> tuple[str, ...]:
-    chosen = {str(a) for a in allowed}
-    return tuple(str(a) for a in BUTTON_ACTIONS if a in chosen)
 
 
 def case_buttons(card: CaseCard, lang: str) -> tuple[Choice, ...]:

@@ -275,7 +275,7 @@ def refresh_next_due(complaint: Complaint) -> None:
 # Stages owed once per complaint, never restarted: a major complaint's manager notice runs from
 # its submission, or from the acceptance that rated it major (the profile sets the deadline for
 # the major severity only, so a minor complaint starts none). The scheduler watches it in every
-# open state (scheduler/alarms.py), so it is not in ACTIVE_STAGES.
+# open state (models/alarms.py), so it is not in ACTIVE_STAGES.
 ONCE_STAGES = frozenset({"manager_notice"})
 
 

@@ -8,7 +8,7 @@ script to read is the very text the chat message would carry, its idempotency ke
 outbox row would have had, so a re-run never writes two.
 
 Each open task is mirrored in `Complaint.alarm_state["callbacks"]` ({task id: {start, due}}), so
-the scheduler watches it like any stage deadline (scheduler/alarms.py): reminders before its due
+the scheduler watches it like any stage deadline (models/alarms.py): reminders before its due
 instant, escalation up the chain after it, with the profile's `[reminders]`. A task is due
 `profile.callbacks.due` after it was opened (default: 1 working day).
 

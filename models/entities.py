@@ -189,7 +189,7 @@ class Complaint(Model):
     deadline_provisional = fields.BooleanField(default=False)
     paused_at = fields.DatetimeField(null=True)
     # The scheduler's wake-up: the earliest pending reminder point, due instant, escalation,
-    # survey send, survey reminder or no-response close (scheduler/alarms.py). A sweep reads
+    # survey send, survey reminder or no-response close (models/alarms.py). A sweep reads
     # only rows with next_alarm_at <= now, so its cost grows with due rows, not open rows.
     next_alarm_at = fields.DatetimeField(null=True)
     # What the scheduler has done per stage deadline (reminders sent, escalation level reached,
@@ -244,7 +244,9 @@ async def _plan_alarm(
     needs to know about reminders (a save limited to other fields cannot store it: skipped)."""
     if update_fields is not None and "next_alarm_at" not in update_fields:
         return
-    from scheduler.alarms import refresh_alarm  # scheduler imports these models: load late
+    # Late: the planner reads the rule book (models.actions, models.callbacks), which imports
+    # these entities. Planning lives in models/ so this hook never reaches up into scheduler/.
+    from models.alarms import refresh_alarm
 
     refresh_alarm(instance)
 

@@ -2,9 +2,12 @@
 
 `emit_notifications` is called by models.actions right after the event row is written. It
 works out who stands in each relation the effects name, renders each recipient's message in
-their language (staff: handlers.staff, with the buttons the rule book allows *them*;
-complainant: handlers.notices), and queues it with the idempotency key
-"<event id>:<recipient>", so re-running the same event can never queue a message twice.
+their language, and queues it with the idempotency key "<event id>:<recipient>", so re-running
+the same event can never queue a message twice. The words are the conversations' (staff:
+handlers.staff, with the buttons the rule book allows *them*; complainant: handlers.notices):
+this module builds the plain values (models.cards) and renders them with the
+`NotificationTexts` the shell installs once per process (`use_notification_texts`, done by
+handlers.notify.install); the models never import handlers/.
 
 Recipients:
 - notify_intake: active intake clerks; when there are none, the heads of the root departments.
@@ -31,20 +34,20 @@ the case version that makes old buttons stale.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q, Subquery
 
-from handlers.i18n import pick_label, supported
-from handlers.notices import MILESTONE_ACTIONS, Milestone, render_milestone
-from handlers.staff import CaseCard, button_actions, render_notification
+from config.languages import pick_label, supported
 from models import statement as statement_rules
 from models.actions_rules import recall_decision_pending, severity_raisable
 from models.callbacks import is_chatless, open_callback
+from models.cards import MILESTONE_ACTIONS, CaseCard, Milestone, button_actions
 from models.confidentiality import (
     MASK,
     Field,
@@ -65,6 +68,7 @@ from models.entities import (
     TargetKind,
 )
 from models.matters import group_of, repeat_of
+from models.messages import Outgoing
 from models.outbox import enqueue, undeliverable_complaints
 from models.workflow import (
     OPEN_STATES,
@@ -89,6 +93,44 @@ UNVERSIONED_ACTIONS = (VIEWED_IDENTITY, str(Action.ADD_NOTE))
 # supervisor revisit is on the supervisors' and admins' desks only).
 DESK_STATES = OPEN_STATES - {State.REPLIED, State.REVISIT, State.SUPERVISOR_REVISIT}
 _DEPARTMENT_ROLES = (Role.DEPARTMENT_HEAD, Role.HANDLER)
+
+
+# -- the words, installed by the shell ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotificationTexts:
+    """How a notification is worded: injected, because the words belong to the conversations
+    (handlers/) and the models must not import them.
+
+    staff(action, card, lang, tz, payload): the staff member's message (headline, case card,
+    buttons); milestone(milestone, lang, tz): the complainant's message, or None when the
+    action tells them nothing.
+    """
+
+    staff: Callable[[str, CaseCard, str, ZoneInfo, Mapping[str, Any]], Outgoing]
+    milestone: Callable[[Milestone, str, ZoneInfo], Outgoing | None]
+
+
+_texts: NotificationTexts | None = None
+
+
+def use_notification_texts(texts: NotificationTexts | None) -> None:
+    """Word every notification of this process with `texts` (the shell's set-up; None
+    uninstalls them, for tests)."""
+    global _texts
+    _texts = texts
+
+
+def notification_texts() -> NotificationTexts:
+    """The installed texts. None installed is a set-up error: loud, never a silently dropped
+    message (the action's transaction is rolled back)."""
+    if _texts is None:
+        raise RuntimeError(
+            "no notification texts installed: the process must call handlers.notify.install() "
+            "(or models.notifications.use_notification_texts) before acting on complaints"
+        )
+    return _texts
 
 
 # -- the case as one staff member sees it ----------------------------------------------------
@@ -694,7 +736,7 @@ async def _notify_complainant(
         return
     lang = supported(person.language)
     milestone = await _milestone(complaint, action, dict(event.payload or {}), profile, lang, conn)
-    message = render_milestone(milestone, lang, clock.tz)
+    message = notification_texts().milestone(milestone, lang, clock.tz)
     if message is None:
         return
     if is_chatless(person):  # recorded on the desk: staff call them and read this out
@@ -767,6 +809,7 @@ async def emit_notifications(
     people = [p for p in people if p.id != actor_id]
     if not people:
         return
+    texts = notification_texts()
     version = await case_version(complaint.id, conn)
     # Staff hear of it in office hours on working days (unless the profile keeps 24-hour duty);
     # the deadlines already count from `clock.now`.
@@ -782,7 +825,7 @@ async def emit_notifications(
         if address is None:
             continue
         card, shown = await build_card(complaint, person, profile, conn, version=version)
-        message = render_notification(action, card, supported(person.language), clock.tz, payload)
+        message = texts.staff(action, card, supported(person.language), clock.tz, payload)
         queued = await enqueue(
             channel=address[0],
             chat_id=address[1],

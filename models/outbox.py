@@ -13,8 +13,8 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from handlers.messages import Choice, Outgoing
 from models.entities import Channel, Complaint, Event, OutboxMessage, OutboxStatus
+from models.messages import Choice, Outgoing
 
 DELIVERY_FAILED = "delivery_failed"  # Event.action of a message that could not be delivered
 

@@ -10,12 +10,14 @@ may not see who complained gets a register without it, and a printed identity is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from config.languages import pick_label
 from models.confidentiality import MASK, Field, mask_complaint
 from models.entities import (
     Attachment,
@@ -96,8 +98,6 @@ def _label(profile: Profile, kind: str, item: str | None, lang: str) -> str | No
 def _subcategory(profile: Profile, complaint: Complaint, lang: str) -> str | None:
     if not complaint.subcategory or not complaint.category:
         return None
-    from handlers.i18n import pick_label  # labels only; the data is the profile's
-
     try:
         category = profile.category(complaint.category)
     except KeyError:
@@ -108,11 +108,11 @@ def _subcategory(profile: Profile, complaint: Complaint, lang: str) -> str | Non
     return complaint.subcategory
 
 
-def _request(profile: Profile, complaint: Complaint, lang: str) -> str | None:
-    """诉求 as the form offered it: the option's label, then what was written."""
-    from handlers.i18n import pick_label, translator
-    from handlers.intake import REQUEST_TYPES
-
+def _request(
+    profile: Profile, complaint: Complaint, lang: str, request_types: Mapping[str, str]
+) -> str | None:
+    """诉求 as the form offered it: the option's label (the profile's, else the built-in
+    request type's from `request_types`), then what was written."""
     kind = str(complaint.request_type) if complaint.request_type else None
     label = None
     if kind:
@@ -121,8 +121,8 @@ def _request(profile: Profile, complaint: Complaint, lang: str) -> str | None:
         except KeyError:
             options = []
         label = next((pick_label(o.label, lang) for o in options if o.id == kind), None)
-        if label is None and kind in REQUEST_TYPES:
-            label = translator(lang)(REQUEST_TYPES[kind])
+        if label is None:
+            label = request_types.get(kind)
     parts = [p for p in (label, complaint.request_text) if p]
     return "：".join(parts) if parts else None
 
@@ -132,8 +132,6 @@ async def organisation_name(profile: Profile, lang: str, conn: BaseDBAsyncClient
     root = await Department.filter(parent_id=None).using_db(conn).order_by("id").first()
     if root is not None:
         return root.name
-    from handlers.i18n import pick_label
-
     return pick_label(profile.name, lang)
 
 
@@ -166,10 +164,14 @@ async def register_of(
     lang: str,
     now: datetime,
     *,
+    request_types: Mapping[str, str],
     via: str = "register",
     conn: BaseDBAsyncClient | None = None,
 ) -> Register:
-    """The register of `complaint` as `reader` may see it (see module docstring)."""
+    """The register of `complaint` as `reader` may see it (see module docstring).
+
+    `request_types`: the built-in request types' labels in `lang` (the intake form's words,
+    handlers.intake.request_type_labels), for a form whose request field lists no options."""
     co_ids = await co_department_ids(complaint, conn)
     own = (
         await Department.filter(id=reader.department_id).using_db(conn).first()  # type: ignore[attr-defined]
@@ -264,7 +266,7 @@ async def register_of(
         complainant_address=address,
         identity_masked=masked,
         facts=None if facts == MASK else facts,
-        request=_request(profile, complaint, lang),
+        request=_request(profile, complaint, lang, request_types),
         recorded_by=recorded_by,
         lead_department=lead.name if lead else None,
         handler=names.get(complaint.handler_id),  # type: ignore[attr-defined]

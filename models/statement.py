@@ -12,7 +12,7 @@ The respondent is the staff member the complaint is linked to (`target_staff`), 
 from their own chat or desk; otherwise a person named in free text (the driver of a plate, an
 operator), whose statement the handler records on their behalf (代录). The period is a stage
 of its own: the scheduler reminds the respondent before `due` and records the waiver at `due`
-(scheduler/alarms.py, scheduler/jobs.py); it is not one of the organisation's deadlines, so it
+(models/alarms.py, scheduler/jobs.py); it is not one of the organisation's deadlines, so it
 never escalates and is not the case's `next_due_at`.
 """
 

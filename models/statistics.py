@@ -29,7 +29,7 @@ Figures, for a period [start, end) of submission instants unless said otherwise:
 * repeat complainants: the same person (complainant identity, or the same phone on any
   channel) with two or more complaints filed in the period;
 * complaints per respondent staff member per calendar year (every year the period touches,
-  counted over the whole year) with the profile's conduct consequence (scheduler.conduct).
+  counted over the whole year) with the profile's conduct consequence (models.conduct).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from tortoise import Tortoise
 from tortoise.expressions import Q
 
 from config.profiles import Profile
+from models.conduct import conduct_lines  # the profile's consequence rule
 from models.entities import Complainant, Complaint, Department, Staff, SurveyResponse
 from models.notifications import case_scope, scope_q
 from models.workflow import CLOCK_RUNNING_STATES, OPEN_STATES, State
@@ -52,7 +53,7 @@ from scheduler.calendar import CalendarOutOfRange, WorkingCalendar
 
 # Stages where the complainant, not the organisation, is to act: never late, never overdue.
 COMPLAINANT_STAGES = frozenset({"survey_reminder", "auto_close"})
-# A refused, withdrawn or not yet accepted complaint counts against nobody (scheduler.conduct).
+# A refused, withdrawn or not yet accepted complaint counts against nobody (models.conduct).
 NOT_COUNTED_FOR_STAFF = frozenset({State.REFUSED, State.WITHDRAWN, State.SUBMITTED, State.DRAFT})
 TREND_MONTHS = 12
 # The longest period a viewer may ask for: three years of rows is what one page reads at once.
@@ -374,8 +375,6 @@ def summarise(
       department_id, handler_id); trend_rows: submitted_at and resolved_at of the trend months;
       year_rows: target_staff_id, submitted_at, state of the calendar years the period touches.
     """
-    from scheduler.conduct import conduct_lines  # the profile's consequence rule
-
     start, end, now = query.start, query.end, query.now
     stats = Statistics(query, total=len(filed))
     stats.by_state = _counts(str(r["state"]) for r in filed)

@@ -23,6 +23,7 @@ from config.profiles import Profile
 from handlers import survey as survey_dialog
 from handlers.messages import Outgoing
 from models.actions import Clock, get_or_create_complainant
+from models.alarms import SURVEY, AlarmContext
 from models.callbacks import SURVEY_KINDS, cancel_callbacks, is_chatless, may_call_back, unwatch
 from models.entities import (
     CallbackOutcome,
@@ -36,7 +37,6 @@ from models.entities import (
 )
 from models.outbox import enqueue
 from models.workflow import Role, State
-from scheduler.alarms import SURVEY, AlarmContext
 from scheduler.survey import SurveyOutcome, record_survey_answer
 
 CallbackStatusCode = Literal[

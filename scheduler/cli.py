@@ -19,8 +19,8 @@ from typing import Any
 
 from config.profiles import load_profile
 from config.settings import get_settings
+from models.alarms import AlarmContext, profile_loader, set_alarm_context
 from models.db import database
-from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
 
 
@@ -33,6 +33,7 @@ def _instant(text: str | None, tz: Any) -> datetime:
 
 async def _run(args: argparse.Namespace) -> str:
     from bot.storage import configure_storage
+    from handlers.notify import install as install_notification_texts
     from scheduler.jobs import recompute_provisional, sweep
     from scheduler.runner import daily_retention
 
@@ -44,6 +45,7 @@ async def _run(args: argparse.Namespace) -> str:
     )
     now = _instant(args.at, settings.tz)
     set_alarm_context(context)
+    install_notification_texts()  # escalations and survey steps queue worded notifications
     async with database(settings.database_url):
         if args.job == "sweep":
             return str(await sweep(now, profile=profile, context=context))

@@ -1,6 +1,6 @@
 """The deadline sweep: reminders, escalations and the return-visit steps, from the database.
 
-The decisions are pure (`next_step`, `build_rungs`, `scheduler.alarms`); the shell around them
+The decisions are pure (`next_step`, `build_rungs`, `models.alarms`); the shell around them
 reads due rows only (`next_alarm_at <= now`, an index range scan), one complaint per
 transaction, locked with `FOR UPDATE SKIP LOCKED` on PostgreSQL so any number of sweepers can
 run side by side without waiting for or repeating each other. It writes outbox rows (with
@@ -9,7 +9,7 @@ deterministic idempotency keys) and events, and changes state only through
 
 Besides the staff deadlines it sends a major complaint's manager notice (to the department
 heads up the lead department's chain — the root departments' heads while none leads it — and the
-supervisors) and the complainant's periodic progress messages (`scheduler.alarms`).
+supervisors) and the complainant's periodic progress messages (`models.alarms`).
 
 Catch-up: after downtime every alarm that fell due is handled once — of several reminder points
 for the same deadline only the latest is sent, every escalation level that fell due is sent
@@ -37,6 +37,24 @@ from config.profiles import Profile
 from handlers import survey as survey_dialog
 from handlers.messages import Outgoing
 from models.actions import ActionRefused, Actor, Clock, act, recompute_stage, refresh_next_due
+from models.alarms import (
+    MANAGER_NOTICE,
+    PROGRESS,
+    SUPERVISOR_REVISIT,
+    SURVEY,
+    Alarm,
+    AlarmContext,
+    AlarmKind,
+    CaseView,
+    alarm_context,
+    iso,
+    parse,
+    pending_alarms,
+    progress_point,
+    refresh_alarm,
+    statement_watch,
+    watches,
+)
 from models.callbacks import (
     CALLBACK_STAGE,
     CALLBACKS,
@@ -63,24 +81,6 @@ from models.entities import (
 )
 from models.outbox import DELIVERY_FAILED, enqueue, outgoing_to_json
 from models.workflow import OPEN_STATES, Action, Role
-from scheduler.alarms import (
-    MANAGER_NOTICE,
-    PROGRESS,
-    SUPERVISOR_REVISIT,
-    SURVEY,
-    Alarm,
-    AlarmContext,
-    AlarmKind,
-    CaseView,
-    alarm_context,
-    iso,
-    parse,
-    pending_alarms,
-    progress_point,
-    refresh_alarm,
-    statement_watch,
-    watches,
-)
 from scheduler.deadlines import notify_at
 from scheduler.texts import lang_of, show_due, show_time, stage_name, text
 
@@ -1350,7 +1350,7 @@ async def sweep(
 
 async def rebuild_alarms(context: AlarmContext | None = None) -> int:
     """Plan alarms for rows saved before the scheduler columns existed (alarm_state NULL)."""
-    from scheduler.alarms import refresh_alarm
+    from models.alarms import refresh_alarm
 
     context = context or alarm_context()
     count = 0

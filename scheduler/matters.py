@@ -20,12 +20,12 @@ from config.profiles import Profile
 from handlers.i18n import supported, translator
 from handlers.messages import Outgoing
 from models.actions import Clock, propose_group
+from models.alarms import AlarmContext, alarm_context
 from models.entities import Complaint
 from models.matters import GROUPABLE_STATES, MatterGroupMember, matter_of
 from models.notifications import reach, supervisors
 from models.outbox import enqueue
 from models.similarity import propose_groups
-from scheduler.alarms import AlarmContext, alarm_context
 
 log = logging.getLogger("complaintdesk.scheduler")
 

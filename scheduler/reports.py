@@ -37,6 +37,7 @@ from bot.attachments import attachment_file_id, store_attachment
 from config.profiles import Profile, pick
 from handlers.messages import FileRef, Outgoing
 from handlers.staff import channel_label, stage_label, state_label
+from models.alarms import alarm_context
 from models.entities import Channel, Department, Event, OutboxMessage, Staff
 from models.outbox import enqueue
 from models.statistics import (
@@ -47,7 +48,6 @@ from models.statistics import (
     compute_statistics,
 )
 from models.workflow import Role
-from scheduler.alarms import alarm_context
 from scheduler.calendar import WorkingCalendar
 from scheduler.jobs import staff_address
 from scheduler.texts import lang_of, show_time
@@ -360,7 +360,7 @@ class Labels:
         return name or _l("unassigned", self.lang)
 
     def consequence(self, count: int) -> str | None:
-        """The profile's consequence for `count` complaints a year (scheduler.conduct's rule),
+        """The profile's consequence for `count` complaints a year (models.conduct's rule),
         in this language."""
         found = self.profile.conduct_consequence(count)
         return pick(found.label, self.lang) if found else None

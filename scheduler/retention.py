@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 from bot.attachments import discard_attachments, remove_stored
 from config.profiles import Profile
 from models.actions import Actor, Clock, act
+from models.alarms import AlarmContext, alarm_context
 from models.entities import (
     Attachment,
     Complainant,
@@ -33,7 +34,6 @@ from models.entities import (
     SurveyResponse,
 )
 from models.workflow import Action, Role, State
-from scheduler.alarms import AlarmContext, alarm_context
 
 log = logging.getLogger(__name__)
 

@@ -42,10 +42,10 @@ from bot.logs import log_context
 from bot.metrics import JOB_LAST_SUCCESS, JOB_RUNS, SWEEP_ITEMS, SWEEP_SECONDS
 from config.profiles import Profile
 from config.settings import Settings
+from models.alarms import AlarmContext, profile_loader, set_alarm_context
 from models.api_tokens import prune_idempotency
 from models.db import refresh_planner_statistics
 from models.desk_auth import prune_sessions
-from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
 from scheduler.calendar import WorkingCalendar
 from scheduler.jobs import (
     SweepReport,

@@ -13,9 +13,9 @@ from datetime import datetime
 
 from config.profiles import Profile
 from models.actions import ActionRefused, Actor, Clock, act
+from models.alarms import AlarmContext, alarm_context
 from models.entities import Complaint
 from models.workflow import Action, Role, State
-from scheduler.alarms import AlarmContext, alarm_context
 from scheduler.calendar import WorkingCalendar
 from scheduler.deadlines import compute_due
 

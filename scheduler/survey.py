@@ -24,11 +24,11 @@ from tortoise.transactions import in_transaction
 from config.profiles import Profile, SatisfactionBands
 from handlers.messages import Outgoing
 from models.actions import ActionRefused, ActionResult, Actor, Clock, act
+from models.alarms import SUPERVISOR_REVISIT, SURVEY, AlarmContext, alarm_context, iso
 from models.callbacks import SURVEY_KINDS, cancel_callbacks
 from models.entities import Complaint, Staff, SurveyResponse
 from models.outbox import enqueue
 from models.workflow import Action, Role, State
-from scheduler.alarms import SUPERVISOR_REVISIT, SURVEY, AlarmContext, alarm_context, iso
 from scheduler.deadlines import Duration, compute_due
 from scheduler.jobs import CLOSE_HELD, hold_close, staff_address
 from scheduler.texts import lang_of, show_time, text

@@ -24,7 +24,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from handlers.notify import install as install_notification_texts
 from models.db import close_db, init_db, migrate
+
+# As the shell does at start-up (bot.app.create_app, `complaintdesk jobs`): the models queue
+# notifications in the words of handlers/, which they do not import.
+install_notification_texts()
 
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
 

@@ -68,6 +68,7 @@ async def _serve(db_path: str, data_dir: str) -> None:
 
     from bot.app import create_app
     from config.settings import Settings
+    from handlers.notify import install as install_notification_texts
     from models.api_tokens import create_token
     from models.db import init_db
     from models.entities import Staff
@@ -75,6 +76,7 @@ async def _serve(db_path: str, data_dir: str) -> None:
     from tests.staff_world import CALENDAR, file_complaint, make_world
 
     url = f"sqlite://{db_path}"
+    install_notification_texts()  # the complaint below is filed before create_app installs them
     await init_db(url)
     world = await make_world("tax-service")
     admin = await Staff.create(name="Admin Ma", role=Role.ADMIN, department=world.office)

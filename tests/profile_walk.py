@@ -18,10 +18,10 @@ import pytest
 
 from config.profiles import Profile, load_profile
 from models.actions import Actor, act, submit_complaint
+from models.alarms import set_alarm_context
 from models.entities import Channel, Complaint, OutboxMessage, Staff
 from models.outbox import outgoing_from_json
 from models.workflow import Action, Role
-from scheduler.alarms import set_alarm_context
 from scheduler.deadlines import compute_due
 from scheduler.jobs import sweep
 from scheduler.survey import SurveyOutcome, record_survey_answer

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from config.profiles import Profile
 from models.actions import Actor, Clock, act, submit_complaint
+from models.alarms import AlarmContext, profile_loader
 from models.entities import Channel, Complaint, Department, OutboxMessage, Staff
 from models.workflow import Action, Role
-from scheduler.alarms import AlarmContext, profile_loader
 from scheduler.calendar import WorkingCalendar
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -11,9 +11,11 @@ import pytest
 
 from config.profiles import Profile, load_profile
 from handlers.desk_form import validate_desk_form
+from handlers.intake import request_type_labels
 from handlers.messages import Incoming
 from handlers.turn import DialogContext
 from models.actions import ActionRefused, Actor, act, complaint_history, submit_complaint
+from models.alarms import set_alarm_context
 from models.callbacks import CALLBACKS, SURVEY_KINDS, callback_list, may_call_back, may_record
 from models.entities import (
     CallbackOutcome,
@@ -29,7 +31,6 @@ from models.entities import (
 )
 from models.paper import register_of
 from models.workflow import Action, RefusalReason, Role, State, derive_state
-from scheduler.alarms import set_alarm_context
 from scheduler.callbacks import complete_callback, link_chat
 from scheduler.deadlines import compute_due
 from scheduler.jobs import sweep
@@ -62,6 +63,8 @@ FORM = {
     "phone": "139 0013 9000",
     "address": "幸福路 8 号 2 单元 301",
 }
+# The built-in request types' labels the desk passes to the register (models.paper).
+ZH_REQUESTS = request_type_labels("zh_CN")
 
 
 @pytest.fixture(autouse=True)
@@ -539,7 +542,9 @@ async def test_written_complaint_cannot_close_before_its_written_reply(db_url: s
     final = await Complaint.get(id=complaint.id)
     assert final.state == State.CLOSED and final.written_reply_at is not None
     assert derive_state(await complaint_history(final)) == State.CLOSED
-    register = await register_of(final, org.supervisor, profile, "zh_CN", at)
+    register = await register_of(
+        final, org.supervisor, profile, "zh_CN", at, request_types=ZH_REQUESTS
+    )
     assert register.written_reply_required and register.recorded_by == "clerk"
     assert register.visits and register.visits[0].by == "clerk"
 
@@ -589,10 +594,14 @@ async def test_register_is_masked_for_the_person_complained_about(db_url: str) -
     org = await make_org()
     at = local("2026-11-02T10:00")
     complaint = await record(profile, org, at, **{"target": "staff", "target.text": "handler"})
-    register = await register_of(complaint, org.handler, profile, "zh_CN", at)
+    register = await register_of(
+        complaint, org.handler, profile, "zh_CN", at, request_types=ZH_REQUESTS
+    )
     assert register.identity_masked and register.complainant_phone is None
     assert register.complainant_address is None
-    supervisor_view = await register_of(complaint, org.supervisor, profile, "zh_CN", at)
+    supervisor_view = await register_of(
+        complaint, org.supervisor, profile, "zh_CN", at, request_types=ZH_REQUESTS
+    )
     assert supervisor_view.complainant_phone == "+8613900139000"
     views = [
         v
@@ -601,3 +610,27 @@ async def test_register_is_masked_for_the_person_complained_about(db_url: str) -
     ]
     assert [v.actor_staff_id for v in views] == [org.supervisor.id]  # type: ignore[attr-defined]
     assert isinstance(org.handler, Staff)
+
+
+async def test_register_words_the_request_as_the_form_offered_it(db_url: str) -> None:
+    """The profile's option label when the form lists it, else the built-in request type in the
+    reader's words (injected by the caller: the models translate nothing), then what was typed."""
+    profile = load_profile("gov-window")
+    org = await make_org()
+    at = local("2026-11-02T10:00")
+    complaint = await record(profile, org, at)
+    complaint.request_text = "请当面道歉"
+    await complaint.save()
+    register = await register_of(complaint, org.supervisor, profile, "zh_CN", at, request_types={})
+    assert register.request == "赔礼道歉：请当面道歉"  # the form's option, then what was typed
+    # A built-in request type the gov-window form does not list (filed under another profile).
+    complaint.request_type = "compensation"
+    await complaint.save()
+    chinese = await register_of(
+        complaint, org.supervisor, profile, "zh_CN", at, request_types=ZH_REQUESTS
+    )
+    assert chinese.request == "赔偿损失：请当面道歉"
+    english = await register_of(
+        complaint, org.supervisor, profile, "en", at, request_types=request_type_labels("en")
+    )
+    assert english.request == "Compensation：请当面道歉"

@@ -12,10 +12,10 @@ from bot.conversation import Conversation
 from config.profiles import load_profile
 from config.settings import Settings
 from handlers.messages import Incoming
+from models.alarms import set_alarm_context
 from models.entities import Channel, Complaint, OutboxMessage, SurveyResponse
 from models.outbox import outgoing_from_json
 from models.workflow import State
-from scheduler.alarms import set_alarm_context
 from scheduler.jobs import sweep
 from tests.scheduler_support import (
     CALENDAR,

@@ -16,6 +16,7 @@ from bot.app import create_app
 from config.profiles import load_profile
 from config.settings import Settings
 from models.actions import Actor, act
+from models.alarms import AlarmContext, profile_loader
 from models.entities import (
     CallbackStatus,
     CallbackTask,
@@ -26,7 +27,6 @@ from models.entities import (
     SurveyResponse,
 )
 from models.workflow import Action, Role, State
-from scheduler.alarms import AlarmContext, profile_loader
 from scheduler.jobs import sweep
 from tests.desk_support import PASSWORD, MovableNow, give_password
 from tests.staff_world import CALENDAR, SHANGHAI, T0, clock

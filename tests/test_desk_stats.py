@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from models.alarms import set_alarm_context
 from models.caselist import ALL, CaseFilter
 from models.entities import Channel, Complaint, DeskExport
 from models.exports import export_rows, start_export
 from models.workflow import State
-from scheduler.alarms import set_alarm_context
 from tests.desk_support import MovableNow, desk_client, give_password, page, sign_in
 from tests.scheduler_support import CALENDAR, CONTEXT, SHANGHAI
 from tests.stats_world import NOW, World, seed

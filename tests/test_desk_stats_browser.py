@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from bot.app import create_app
 from config.settings import Settings
-from scheduler.alarms import set_alarm_context
+from models.alarms import set_alarm_context
 from tests.desk_support import PASSWORD, MovableNow, give_password
 from tests.scheduler_support import CALENDAR, CONTEXT
 from tests.stats_world import NOW, seed

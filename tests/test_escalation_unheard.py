@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models.alarms import unheard_escalations
 from models.entities import Complaint, Staff
-from scheduler.alarms import unheard_escalations
 from scheduler.reports import gather_report, render_text, report_period
 from tests.desk_support import MovableNow, desk_client, give_password, page, sign_in
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from tortoise.transactions import in_transaction
 
+from handlers.notify import CHAT_TEXTS
 from models.actions import ActionResult, Actor, Clock, act, submit_complaint
+from models.cards import CaseCard, Milestone
 from models.entities import Channel, Complaint, Event, OutboxMessage, Staff
-from models.notifications import VIEWED_IDENTITY, case_version, emit_notifications
+from models.messages import Outgoing
+from models.notifications import (
+    VIEWED_IDENTITY,
+    NotificationTexts,
+    case_version,
+    emit_notifications,
+    use_notification_texts,
+)
 from models.workflow import Action, Role, State, Transition
 from tests.staff_world import (
     ANSWERS,
@@ -489,3 +501,52 @@ async def test_a_24_hour_desk_hears_at_once(db_url: str) -> None:
         clock=night,
     )
     assert (await OutboxMessage.get(chat_id="c1")).next_attempt_at == night.now
+
+
+@pytest.fixture
+def chat_texts_afterwards() -> Iterator[None]:
+    """Tests that swap the process's notification texts put the chat's back."""
+    yield
+    use_notification_texts(CHAT_TEXTS)
+
+
+async def test_notifications_are_worded_by_the_installed_texts(
+    db_url: str, chat_texts_afterwards: None
+) -> None:
+    """models.notifications builds the card and the milestone; the words are the installed
+    texts' (the shell installs handlers.notify's), called with the reader's language."""
+    seen: list[tuple[str, str]] = []
+
+    def staff(
+        action: str, card: CaseCard, lang: str, tz: ZoneInfo, payload: Mapping[str, Any]
+    ) -> Outgoing:
+        seen.append(("staff", action))
+        return Outgoing(f"{action} {card.number} {lang}")
+
+    def milestone(m: Milestone, lang: str, tz: ZoneInfo) -> Outgoing | None:
+        seen.append(("milestone", m.action))
+        return Outgoing(f"{m.action} {m.number} {lang}")
+
+    use_notification_texts(NotificationTexts(staff=staff, milestone=milestone))
+    world = await make_world()
+    complaint = await file_complaint(world)
+    assert (await last("c1")).text == "submit 202611-0001 en"
+    await run(world, complaint, Action.ACCEPT, as_staff(world.clerk), 1)
+    assert (await last("42")).text == "accept 202611-0001 en"  # the complainant's language
+    assert ("milestone", "accept") in seen and ("staff", "submit") in seen
+
+
+async def test_acting_without_installed_texts_fails_loudly_and_writes_nothing(
+    db_url: str, chat_texts_afterwards: None
+) -> None:
+    """A process that forgot to install the words must not drop notifications silently: the
+    action fails and its transaction (event, state, outbox rows) is rolled back."""
+    world = await make_world()
+    complaint = await file_complaint(world)
+    before = await Event.filter(complaint_id=complaint.id).count()
+    use_notification_texts(None)
+    with pytest.raises(RuntimeError, match="no notification texts installed"):
+        await run(world, complaint, Action.ACCEPT, as_staff(world.clerk), 1)
+    assert await Event.filter(complaint_id=complaint.id).count() == before
+    assert (await Complaint.get(id=complaint.id)).state == State.SUBMITTED
+    assert await inbox("42") == []

@@ -6,9 +6,9 @@ member counted per calendar year with the regulation's consequences — reported
 from __future__ import annotations
 
 from config.profiles import load_profile
+from models.conduct import conduct_lines, conduct_report
 from models.entities import Complaint, Staff
 from models.workflow import Action, Role
-from scheduler.conduct import conduct_lines, conduct_report
 from tests.profile_walk import (  # noqa: F401 (alarm_context: autouse fixture)
     MONDAY,
     Walk,

@@ -8,10 +8,10 @@ import pytest
 
 from config.profiles import Counting, load_profile
 from models.actions import ActionRefused, Actor, act
+from models.alarms import iso as iso_of
 from models.entities import Complainant, Complaint, OutboxMessage
 from models.outbox import outgoing_from_json
 from models.workflow import Action, Role
-from scheduler.alarms import iso as iso_of
 from tests.profile_walk import Walk, alarm_context  # noqa: F401 (autouse fixture)
 from tests.scheduler_support import (
     acknowledge,

@@ -12,11 +12,11 @@ import pytest
 from config.profiles import load_profile
 from handlers.dialog import render_submitted
 from models.actions import ActionRefused, Actor, act, complainant_promise, submit_complaint
+from models.alarms import MANAGER_NOTICE, iso
 from models.entities import Channel, Complaint, Event, OutboxMessage
 from models.notifications import desk_cases
 from models.outbox import outgoing_from_json
 from models.workflow import Action, Role, State
-from scheduler.alarms import MANAGER_NOTICE, iso
 from scheduler.jobs import sweep
 from scheduler.severity import upgrade_unsettled
 from scheduler.survey import record_survey_answer

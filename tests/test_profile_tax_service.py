@@ -8,9 +8,9 @@ import pytest
 
 from config.profiles import load_profile
 from models.actions import Actor, act, submit_complaint
+from models.alarms import iso
 from models.entities import Channel, Complaint
 from models.workflow import Action, Role
-from scheduler.alarms import iso
 from scheduler.deadlines import Duration
 from tests.dialog_chat import Chat
 from tests.profile_walk import alarm_context  # noqa: F401 (autouse fixture)

@@ -7,8 +7,8 @@ from textwrap import dedent
 
 import pytest
 
+from config.languages import LANGUAGES
 from config.profiles import (
-    LANGUAGES,
     SHIPPED_PROFILES_DIR,
     Profile,
     ProfileError,

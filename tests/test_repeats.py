@@ -22,11 +22,11 @@ from models.actions import (
     remove_from_group,
     submit_complaint,
 )
+from models.alarms import set_alarm_context
 from models.entities import CallbackTask, Channel, Complaint, Event, OutboxMessage
 from models.matters import GroupStatus, MatterGroup, RepeatLink, group_of, repeat_of
 from models.outbox import outgoing_from_json
 from models.workflow import Action, Role, State
-from scheduler.alarms import set_alarm_context
 from scheduler.jobs import sweep
 from scheduler.matters import propose_mass_matters
 from tests.scheduler_support import CONTEXT, clock, end_of, local, make_org

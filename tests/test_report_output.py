@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 from openpyxl import load_workbook
 
-from scheduler.alarms import set_alarm_context
+from models.alarms import set_alarm_context
 from scheduler.reports import (
     ReportData,
     cli_text,

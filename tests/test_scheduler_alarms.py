@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from config.profiles import load_profile
-from models.workflow import State
-from scheduler.alarms import (
+from models.alarms import (
     AlarmKind,
     CaseView,
     Watch,
@@ -16,6 +15,7 @@ from scheduler.alarms import (
     reminder_points,
     watches,
 )
+from models.workflow import State
 from tests.scheduler_support import CALENDAR, SHANGHAI, end_of, local
 
 GOV = load_profile("gov-window")

@@ -15,6 +15,7 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from config.profiles import load_profile
 from config.settings import Settings
 from models.actions import Clock, submit_complaint
+from models.alarms import AlarmContext, profile_loader, set_alarm_context
 from models.entities import (
     Attachment,
     Channel,
@@ -25,7 +26,6 @@ from models.entities import (
     SurveyResponse,
 )
 from models.workflow import State
-from scheduler.alarms import AlarmContext, profile_loader, set_alarm_context
 from scheduler.calendar import HolidayOverrides, WorkingCalendar
 from scheduler.jobs import rebuild_alarms, recompute_provisional, sweep
 from scheduler.retention import anonymise_expired, retention_cutoff

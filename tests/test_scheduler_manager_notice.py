@@ -11,10 +11,10 @@ import pytest
 
 from config.profiles import Profile, load_profile
 from models.actions import Actor, act
+from models.alarms import MANAGER_NOTICE, AlarmContext, iso, profile_loader, set_alarm_context
 from models.entities import Complaint, Event, OutboxMessage, Staff
 from models.outbox import outgoing_from_json
 from models.workflow import Action, Role
-from scheduler.alarms import MANAGER_NOTICE, AlarmContext, iso, profile_loader, set_alarm_context
 from scheduler.jobs import sweep
 from tests.scheduler_support import (
     CALENDAR,

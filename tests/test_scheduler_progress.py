@@ -12,10 +12,7 @@ import pytest
 from config.profiles import Profile, load_profile
 from handlers.messages import Outgoing
 from models.actions import Actor, act, submit_complaint
-from models.entities import Channel, Complaint, Event, OutboxMessage
-from models.outbox import outgoing_from_json
-from models.workflow import Action, Role, State
-from scheduler.alarms import (
+from models.alarms import (
     PROGRESS,
     AlarmKind,
     CaseView,
@@ -24,6 +21,9 @@ from scheduler.alarms import (
     progress_alarms,
     set_alarm_context,
 )
+from models.entities import Channel, Complaint, Event, OutboxMessage
+from models.outbox import outgoing_from_json
+from models.workflow import Action, Role, State
 from scheduler.jobs import sweep
 from tests.scheduler_support import (
     ANSWERS,

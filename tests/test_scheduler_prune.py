@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from config.profiles import load_profile
+from models.alarms import set_alarm_context
 from models.entities import Channel, ProcessedUpdate
 from scheduler import runner
-from scheduler.alarms import set_alarm_context
 from scheduler.jobs import PROCESSED_UPDATE_RETENTION, prune_processed_updates
 from tests.scheduler_support import CONTEXT, local
 

@@ -13,10 +13,10 @@ from openpyxl import load_workbook
 from bot.attachments import read_attachment
 from config.profiles import load_profile
 from models.actions import Actor, act
+from models.alarms import set_alarm_context
 from models.entities import Attachment, Complaint, OutboxMessage
 from models.outbox import outgoing_from_json
 from models.workflow import Action, Role
-from scheduler.alarms import set_alarm_context
 from scheduler.jobs import sweep
 from scheduler.reports import (
     XLSX_MIME,

@@ -19,10 +19,10 @@ from handlers.survey import (
     survey_invitation,
 )
 from models.actions import complaint_history
+from models.alarms import iso, set_alarm_context
 from models.entities import Complaint, Event, OutboxMessage, SurveyResponse
 from models.outbox import outgoing_from_json
 from models.workflow import State, derive_state
-from scheduler.alarms import iso, set_alarm_context
 from scheduler.jobs import sweep
 from scheduler.survey import add_survey_comment, overall_band, record_survey_answer
 from tests.scheduler_support import (

@@ -16,8 +16,8 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from config.profiles import Profile, load_profile
+from models.alarms import iso, set_alarm_context
 from models.entities import Complaint, Event, OutboxMessage
-from scheduler.alarms import iso, set_alarm_context
 from scheduler.jobs import SweepReport, build_rungs, next_step, sweep
 from tests.scheduler_support import (
     CONTEXT,
@@ -325,7 +325,7 @@ def test_build_rungs_drops_repeats_and_empty_rungs() -> None:
 
 
 def test_next_step_prefers_close_then_escalation_then_latest_reminder() -> None:
-    from scheduler.alarms import Alarm, AlarmKind
+    from models.alarms import Alarm, AlarmKind
 
     t = local("2026-10-09T17:00")
     r1 = Alarm(t, AlarmKind.REMIND, "resolution", "s", 0, t)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from models.alarms import set_alarm_context
 from models.statistics import (
     Count,
     IdCount,
@@ -20,7 +21,6 @@ from models.statistics import (
     compute_statistics,
     trend_months,
 )
-from scheduler.alarms import set_alarm_context
 from tests.scheduler_support import CALENDAR, CONTEXT, SHANGHAI
 from tests.stats_world import END, NOW, PROFILE, START, World, seed
 

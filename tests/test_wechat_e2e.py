@@ -20,6 +20,7 @@ from bot.wechat import TEMPLATE_NOTICE_ENV, ShownOptions, render_text
 from handlers.i18n import format_datetime
 from handlers.messages import Choice, Incoming, Outgoing
 from models.actions import complaint_history
+from models.alarms import set_alarm_context
 from models.entities import (
     Channel,
     Complaint,
@@ -31,7 +32,6 @@ from models.entities import (
 )
 from models.staffing import create_invite
 from models.workflow import Role, State, derive_state
-from scheduler.alarms import set_alarm_context
 from scheduler.jobs import sweep
 from tests.scheduler_support import (
     CONTEXT,

@@ -9,9 +9,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from handlers.desk_form import CHANNELS
-from handlers.staff import BUTTON_ACTIONS
 from models import statistics as st
 from models.api_tokens import Scope
+from models.cards import BUTTON_ACTIONS
 from models.caselist import ALL, DUE_FILTERS
 from models.workflow import Action, Role
 
@@ -112,7 +112,7 @@ class Complaint(BaseModel):
     """One complaint as the token's staff member may see it: identity fields masked as on
     their desk ("***"), and the actions they may take now."""
 
-    # Read from the desk's case card (handlers.staff.CaseCard), whose fields these are.
+    # Read from the desk's case card (models.cards.CaseCard), whose fields these are.
     model_config = ConfigDict(from_attributes=True)
 
     id: int

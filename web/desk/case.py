@@ -47,6 +47,7 @@ from handlers.staff import (
 )
 from handlers.turn import file_record
 from handlers.validators import small_int
+from models.alarms import unheard_escalations
 from models.confidentiality import MASK
 from models.entities import Attachment, Channel, Complaint, Event, Staff
 from models.matters import group_of, repeat_of
@@ -60,7 +61,6 @@ from models.notifications import (
 )
 from models.numbering import example_number
 from models.workflow import Action, Role, State, Transition, decide
-from scheduler.alarms import unheard_escalations
 from scheduler.time_left import time_left
 from web.desk.cases import time_left_text
 from web.desk.core import PREFIX, ROLE_NAMES, Me, desk_of, error_page, render, signed_in

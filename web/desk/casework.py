@@ -36,6 +36,7 @@ from handlers.desk_form import (
     validate_desk_form,
 )
 from handlers.i18n import N_, translator
+from handlers.intake import request_type_labels
 from handlers.messages import FileRef
 from handlers.staff import channel_label, render_refused, state_label
 from handlers.survey import PhoneScript, closing_key, phone_script
@@ -343,7 +344,15 @@ async def _paper_context(
     request: web.Request, me: Me, complaint: Complaint, via: str
 ) -> dict[str, Any]:
     desk = desk_of(request)
-    register = await register_of(complaint, me.staff, desk.profile, me.lang, desk.now(), via=via)
+    register = await register_of(
+        complaint,
+        me.staff,
+        desk.profile,
+        me.lang,
+        desk.now(),
+        request_types=request_type_labels(me.lang),
+        via=via,
+    )
     gettext = me.gettext
     return {
         "r": register,

@@ -1,5 +1,9 @@
 """What the scheduler owes a complaint, and when: pure planning of its alarms.
 
+The plan is part of the complaint row (`next_alarm_at`, kept by a pre-save hook), so it lives with
+the models: the save hook needs it in every process, and scheduler/ (the sweep that fires the
+alarms) depends on it, never the reverse.
+
 Every open complaint has a small set of *watches* — the running stage deadlines the organisation
 must keep (acceptance answer, dispatch, acknowledgement, resolution, result notice, a supervisor
 revisit) — and, after the reply, the return-visit steps (send the survey, remind once, close as
