@@ -37,7 +37,7 @@ from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes
 from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
 from bot.replies import Replies, answer_again, reclaim_unsent, write_replies
-from bot.staff_desk import for_staff_desk, handle_staff_message, invite_code_in
+from bot.staff_desk import answer_staff_message, for_staff_desk, invite_code_in
 from config.profiles import Profile
 from config.settings import Settings
 from handlers import dialog, lookup, selfservice, survey
@@ -290,17 +290,17 @@ class Conversation:
         # update id, or its insert of the update id under a unique key).
         if self._known_citizen(channel, incoming):
             return await self._turn(channel, incoming, key, chat_id, carry)
-        if not await for_staff_desk(incoming):
+        desk = await for_staff_desk(incoming)
+        if desk is None:
             self._remember_citizen(channel, incoming)
             return await self._turn(channel, incoming, key, chat_id, carry)
         # The staff desk keeps no update ids of its own: checked before it runs.
         if key is not None and await self._processed(channel, key):
             return await self._redelivered(channel, key, chat_id)
         clock = Clock(self.calendar, self.tz, self._now())
-        staff_replies = await handle_staff_message(incoming, profile=self.profile, clock=clock)
-        if staff_replies is None:
-            self._remember_citizen(channel, incoming)
-            return await self._turn(channel, incoming, key, chat_id, carry)
+        staff_replies = await answer_staff_message(
+            incoming, desk, profile=self.profile, clock=clock
+        )
         self._citizens.pop((channel, incoming.user_id), None)
         if key is not None:
             await self._remember_update(channel, key)

@@ -68,28 +68,45 @@ def invite_code_in(incoming: Incoming) -> str | None:
     return None
 
 
-async def for_staff_desk(incoming: Incoming) -> bool:
-    """Whether `handle_staff_message` would take this message: an invite code, or a chat bound
-    to an active staff member (one read; a citizen's turn then needs nothing more of it)."""
-    if invite_code_in(incoming) is not None:
-        return True
-    return await staff_for_chat(incoming.channel, incoming.user_id) is not None
+@dataclass(frozen=True, slots=True)
+class StaffDeskMessage:
+    """Why a message is the staff desk's: the invite code it carries, or else the active staff
+    member its chat is bound to."""
+
+    code: str | None = None
+    staff: Staff | None = None
+
+
+async def for_staff_desk(incoming: Incoming) -> StaffDeskMessage | None:
+    """Why the staff desk takes this message, or None when it is a citizen's (one read)."""
+    code = invite_code_in(incoming)
+    if code is not None:
+        return StaffDeskMessage(code=code)
+    staff = await staff_for_chat(incoming.channel, incoming.user_id)
+    return StaffDeskMessage(staff=staff) if staff is not None else None
 
 
 async def handle_staff_message(
     incoming: Incoming, *, profile: Profile, clock: Clock
 ) -> list[Outgoing] | None:
     """The replies to a staff member's message, or None when it is not for the staff desk."""
-    code = invite_code_in(incoming)
-    if code is not None:
-        return [await _redeem(incoming, code, clock)]
-    staff = await staff_for_chat(incoming.channel, incoming.user_id)
-    if staff is None:
+    desk = await for_staff_desk(incoming)
+    if desk is None:
         return None
+    return await answer_staff_message(incoming, desk, profile=profile, clock=clock)
+
+
+async def answer_staff_message(
+    incoming: Incoming, desk: StaffDeskMessage, *, profile: Profile, clock: Clock
+) -> list[Outgoing]:
+    """The replies to a message `for_staff_desk` found to be the staff desk's."""
+    if desk.code is not None:
+        return [await _redeem(incoming, desk.code, clock)]
+    assert desk.staff is not None
     for attempt in range(ATTEMPTS):
         try:
             async with in_transaction() as conn:
-                return await _turn(incoming, staff, profile, clock, conn)
+                return await _turn(incoming, desk.staff, profile, clock, conn)
         except _Conflict:
             if attempt == ATTEMPTS - 1:
                 raise
