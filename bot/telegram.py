@@ -712,7 +712,6 @@ class TelegramChannel:
         chat_id = update.chat_id
         query = update.press
         if incoming is None or chat_id is None:
-            self._remember(update.update_id)
             return Handled(await self._answer_query(query, respond))
         lang = self._language(update.language_hint)
         if incoming.file is not None:
@@ -726,7 +725,6 @@ class TelegramChannel:
                 # Nothing reaches the dialog: its state stays as it was, the person resends.
                 method = await self._answer_query(query, respond)
                 await self._reply(chat_id, failed, lang)
-                self._remember(update.update_id)
                 return Handled(method)
             incoming = fetched
         carry = respond and self.settings.telegram_reply_in_response

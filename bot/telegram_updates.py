@@ -242,9 +242,7 @@ def _text_message(update_id: int, message: Any) -> TelegramUpdate | None:
     if not (_is_user(user) and _is_chat(chat) and _is_time(date)):
         return None
     entities = message.get("entities")
-    if entities is not None and not (
-        type(entities) is list and all(_fits(e, _ENTITY_FIELDS, 3) for e in entities)
-    ):
+    if not _plain_entities(entities):
         return None
     text: str = message["text"]
     base = _base(update_id, user)
@@ -266,7 +264,7 @@ def _button_press(update_id: int, query: Any) -> TelegramUpdate | None:
     if type(query.get("id")) is not str or type(query.get("chat_instance")) is not str:
         return None
     data = query.get("data")
-    if not (_is_user(user) and (data is None or type(data) is str) and _plain(message)):
+    if not (_is_user(user) and (data is None or type(data) is str)):
         return None
     if not _plain(message, _PRESSED_FIELDS) or type(message.get("message_id")) is not int:
         return None
@@ -277,10 +275,7 @@ def _button_press(update_id: int, query: Any) -> TelegramUpdate | None:
         return None
     if (sender is not None and not _is_user(sender)) or not _is_time(message.get("edit_date", 0)):
         return None
-    entities = message.get("entities")
-    if entities is not None and not (
-        type(entities) is list and all(_fits(e, _ENTITY_FIELDS, 3) for e in entities)
-    ):
+    if not _plain_entities(message.get("entities")):
         return None
     buttons = _inline_buttons(message.get("reply_markup"))
     if buttons is None:
@@ -339,6 +334,13 @@ def _fits(value: Any, fields: dict[str, type], required: int) -> bool:
         if type(value[name]) is not kind:
             return False
     return True
+
+
+def _plain_entities(entities: Any) -> bool:
+    """No entities, or a list of plain ones (type, offset, length)."""
+    return entities is None or (
+        type(entities) is list and all(_fits(e, _ENTITY_FIELDS, 3) for e in entities)
+    )
 
 
 def _is_user(value: Any) -> bool:
