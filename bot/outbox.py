@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
@@ -888,9 +889,9 @@ class Dispatcher:
         shorten. Counting probes would give a chat up after 16 probes, 80 s, when it is the
         only one waiting; rotating alone does not help a handful of chats.
 
-        Cost: a SELECT (two when the turn wraps) and an UPDATE per channel per interval, only
-        while the channel is down and only in the dispatcher sending (on PostgreSQL the lock
-        holder); a channel with nothing backing off from an outage is not probed again until a
+        Cost: the channel's chat heads read (the claim's query) and an UPDATE per interval,
+        only while the channel is down and only in the dispatcher sending (on PostgreSQL the
+        lock holder); a channel with nothing backing off from an outage is not probed again until a
         row is."""
         now = self._now()
         due = [channel for channel, at in self._next_probe.items() if at <= now]
@@ -923,11 +924,11 @@ class Dispatcher:
         False if it changed meanwhile (claimed, recovered), None if there is none."""
         conn = connections.get(self._connection)
         after = self._probe_cursor.get(channel, 0)
-        head = await _backed_off_head(conn, channel, now, after)
-        if head is None and after:
-            head = await _backed_off_head(conn, channel, now, 0)  # round again from the oldest
-        if head is None:
+        waiting = [h for h in await _chat_heads(conn, [channel]) if h.backs_off_from_outage(now)]
+        if not waiting:
             return None
+        # The next head after the last one probed, else round again from the oldest.
+        head = min([h for h in waiting if h.id > after] or waiting, key=attrgetter("id"))
         self._probe_cursor[channel] = head.id
         # Still pending, untried and backed off: the SELECT took no lock.
         made_due = await (
@@ -942,7 +943,7 @@ class Dispatcher:
         )
         if not made_due:
             return False
-        self._probed[channel] = head
+        self._probed[channel] = _Probe(head.id, head.attempts, head.next_attempt_at)
         log.info("outbox: %s unreachable; probing with row %s", channel, head.id)
         return True
 
@@ -1119,6 +1120,17 @@ class _Head:
     status: OutboxStatus
     next_attempt_at: datetime
     claimed_until: datetime | None
+    attempts: int
+    last_error: str | None
+
+    def backs_off_from_outage(self, now: datetime) -> bool:
+        """Waiting, at `now`, for its retry after finding the platform unreachable (a row
+        waiting for a 429's retry_after is not)."""
+        return (
+            self.status is OutboxStatus.PENDING
+            and self.next_attempt_at > now
+            and (self.last_error or "").startswith(UNREACHABLE)
+        )
 
 
 _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
@@ -1126,7 +1138,8 @@ _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 # `id IN (subquery)` the planner, misled by a freshly filled table's statistics, can rescan the
 # aggregate for every candidate row (measured: 290 ms instead of 2 ms for 2000 rows).
 _HEADS_SQL = """
-SELECT id, channel, chat_id, status, next_attempt_at, claimed_until FROM outbox
+SELECT id, channel, chat_id, status, next_attempt_at, claimed_until, attempts, last_error
+FROM outbox
 WHERE id = ANY(ARRAY(
         SELECT MIN(id) FROM outbox WHERE status IN ('pending', 'sending')
         GROUP BY channel, chat_id))
@@ -1182,8 +1195,9 @@ async def _chat_heads(
                 .limit(limit)
             )
         rows = await query.using_db(conn).values(
-            "id", "channel", "chat_id", "status", "next_attempt_at", "claimed_until"
-        )
+            "id", "channel", "chat_id", "status", "next_attempt_at", "claimed_until", "attempts",
+            "last_error",
+        )  # fmt: skip
     return [
         _Head(
             id=row["id"],
@@ -1192,55 +1206,11 @@ async def _chat_heads(
             status=OutboxStatus(row["status"]),
             next_attempt_at=row["next_attempt_at"],
             claimed_until=row["claimed_until"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
         )
         for row in rows
     ]
-
-
-# The first head of a channel after id $4 that backs off from an outage (ARRAY: see above).
-_BACKED_OFF_HEAD_SQL = """
-SELECT id, attempts, next_attempt_at FROM outbox
-WHERE id = ANY(ARRAY(
-        SELECT MIN(id) FROM outbox WHERE status IN ('pending', 'sending') AND channel = $1
-        GROUP BY chat_id))
-    AND status = 'pending' AND next_attempt_at > $2 AND starts_with(last_error, $3) AND id > $4
-ORDER BY id LIMIT 1
-"""
-
-
-async def _backed_off_head(
-    conn: BaseDBAsyncClient, channel: Channel, now: datetime, after: int
-) -> _Probe | None:
-    """The oldest head of `channel`'s chats with an id above `after` that is waiting, at
-    `now`, for its retry after finding the platform unreachable (a 429's row is not one)."""
-    if conn.capabilities.dialect == "postgres":
-        _, records = await conn.execute_query(
-            _BACKED_OFF_HEAD_SQL, [str(channel), now, UNREACHABLE, after]
-        )
-        rows = [dict(record) for record in records]
-    else:
-        rows = (
-            await OutboxMessage.filter(
-                id__in=Subquery(
-                    OutboxMessage.filter(status__in=_OPEN, channel=channel)
-                    .group_by("chat_id")
-                    .annotate(head=Min("id"))
-                    .values("head")
-                ),
-                status=OutboxStatus.PENDING,
-                next_attempt_at__gt=now,
-                last_error__startswith=UNREACHABLE,
-                id__gt=after,
-            )
-            .using_db(conn)
-            .order_by("id")
-            .limit(1)
-            .values("id", "attempts", "next_attempt_at")
-        )
-    if not rows:
-        return None
-    row = rows[0]
-    return _Probe(id=row["id"], attempts=row["attempts"], scheduled=row["next_attempt_at"])
 
 
 async def _lock_due(conn: BaseDBAsyncClient, ids: list[int], now: datetime) -> list[int]:
