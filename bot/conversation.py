@@ -63,11 +63,13 @@ from handlers.dialog import (
 from handlers.i18n import format_datetime, supported, translator
 from handlers.messages import FileRef, Incoming, Outgoing
 from models.actions import (
+    UNREAD,
     ActionRefused,
     ActionResult,
     Actor,
     Clock,
     ComplaintNotFound,
+    Unread,
     act,
     complainant_promise,
     submit_complaint,
@@ -466,6 +468,9 @@ class Conversation:
             replies = list(result.replies)
             lang = supported(result.state.language)
             clock = Clock(self.calendar, self.tz, now)
+            # The session first: what the commands write comes after, and a filing's last
+            # statements hold the month's number lock (models.actions.submit_complaint).
+            await self._save_session(session, result.state, now, conn)
             for command in result.commands:
                 if isinstance(command, lookup.FindComplaint):
                     replies += await self._find(command, channel, incoming, lang, now, conn)
@@ -475,8 +480,9 @@ class Conversation:
                         command, channel, incoming, result.state, clock, conn
                     )
                     continue
-                replies += await self._execute(command, channel, incoming, lang, clock, conn, code)
-            await self._save_session(session, result.state, now, conn)
+                replies += await self._execute(
+                    command, channel, incoming, lang, clock, conn, code, person
+                )
             return await self._keep(conn, channel, chat_id, key, replies, now, carry)
 
     async def _keep(
@@ -665,9 +671,11 @@ class Conversation:
         clock: Clock,
         conn: BaseDBAsyncClient,
         code: HashedCode | None = None,
+        person: Complainant | Unread | None = UNREAD,
     ) -> list[Outgoing]:
+        """`person`: the complainant's row as the turn read it (None: they have none)."""
         if isinstance(command, SubmitComplaint):
-            return await self._submit(command, channel, incoming.user_id, clock, conn, code)
+            return await self._submit(command, channel, incoming.user_id, clock, conn, code, person)
         if isinstance(command, SetLanguage):
             await (
                 Complainant.filter(channel=channel, external_id=incoming.user_id)
@@ -676,7 +684,8 @@ class Conversation:
             )
             return []
         # Self-service on an existing complaint: a refusal is told, the dialog goes on.
-        person = await self._person(channel, incoming.user_id, conn)
+        if isinstance(person, Unread):
+            person = await self._person(channel, incoming.user_id, conn)
         try:
             if isinstance(command, Supplement):
                 return await self._supplement(command, channel, person, lang, clock, conn)
@@ -707,6 +716,7 @@ class Conversation:
         clock: Clock,
         conn: BaseDBAsyncClient,
         code: HashedCode | None = None,
+        person: Complainant | Unread | None = UNREAD,
     ) -> list[Outgoing]:
         ids = await self._unlinked_attachments(command.answers.get("photos"), channel, conn)
         access_code = code or await hashed_code()  # before the number's lock (submit_complaint)
@@ -719,6 +729,7 @@ class Conversation:
             language=supported(command.language),
             attachment_ids=ids,
             conn=conn,
+            complainant=person,
         )
         lang = supported(command.language)
         person = complaint.complainant  # the row submit_complaint read or created

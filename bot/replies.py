@@ -34,9 +34,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
+from tortoise.fields.data import JSON_DUMPS
 
 from bot.outbox import PermanentFailure, RetryLater
 from handlers.messages import Outgoing
@@ -162,10 +165,109 @@ async def write_replies(
     if len(replies) > MAX_REPLIES:
         raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
     ordered = channel in ORDERED and not in_response
-    behind = ordered and await _chat_has_open_rows(conn, channel, chat_id)
-    answered = answer_first and not behind  # the first row rides in the response
     claim = RESPONSE_CLAIM_SECONDS if in_response else REPLY_CLAIM_SECONDS
     until = wall_clock() + timedelta(seconds=claim)
+    if conn.capabilities.dialect == "postgres":
+        behind, ids = await _insert_replies_postgres(
+            conn, channel, chat_id, update_key, replies, now, until, ordered, in_response,
+            answer_first,
+        )  # fmt: skip
+    else:
+        behind, ids = await _insert_replies(
+            conn, channel, chat_id, update_key, replies, now, until, ordered, in_response,
+            answer_first,
+        )  # fmt: skip
+    answered = answer_first and not behind  # the first row rides in the response
+    if behind:
+        return Replies(replies, queued=True, in_outbox=True)
+    claimed = [
+        ClaimedReply(i, reply, until, in_response) for i, reply in zip(ids, replies, strict=True)
+    ]
+    if answered:
+        answer, answer_id = replies[0], ids[0]
+        return Replies(
+            replies, claimed=claimed[1:], in_outbox=True, answer=answer, answer_id=answer_id
+        )
+    return Replies(replies, claimed=claimed, in_outbox=True)
+
+
+# The check for older open rows of the chat and the reply rows' INSERT, in one statement
+# (write_replies' rules, as turn_store's step statement has them).
+_PG_INSERT_REPLIES = """
+WITH behind AS (
+    SELECT $1::boolean AND EXISTS (
+        SELECT 1 FROM outbox WHERE channel = $2 AND chat_id = $3 AND status IN ($4, $5)
+    ) AS yes
+), queued AS (
+    INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts,
+                        next_attempt_at, claimed_until, created_at, in_response, sent_at)
+    SELECT r.key, $2, $3, r.payload::jsonb,
+           CASE WHEN behind.yes THEN $4 WHEN $6::boolean AND r.n = 1 THEN $7 ELSE $5 END,
+           CASE WHEN behind.yes THEN 0 ELSE 1 END,
+           $8,
+           CASE WHEN behind.yes OR ($6::boolean AND r.n = 1) THEN NULL
+                ELSE $9::timestamptz END,
+           $10, $11::boolean OR (NOT behind.yes AND $6::boolean AND r.n = 1),
+           CASE WHEN NOT behind.yes AND $6::boolean AND r.n = 1 THEN $8::timestamptz END
+    FROM behind, unnest($12::text[], $13::text[]) WITH ORDINALITY AS r(key, payload, n)
+    ORDER BY r.n
+    RETURNING id
+)
+SELECT (SELECT yes FROM behind) AS behind, ARRAY(SELECT id FROM queued ORDER BY id) AS ids
+"""
+
+
+async def _insert_replies_postgres(
+    conn: BaseDBAsyncClient,
+    channel: Channel,
+    chat_id: str,
+    update_key: str,
+    replies: Sequence[Outgoing],
+    now: datetime,
+    until: datetime,
+    ordered: bool,
+    in_response: bool,
+    answer_first: bool,
+) -> tuple[bool, list[int]]:
+    keys = [reply_key(channel, update_key, index) for index in range(len(replies))]
+    payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in replies]
+    async with conn.acquire_connection() as raw:
+        try:
+            row: Any = await raw.fetchrow(
+                _PG_INSERT_REPLIES,
+                ordered,
+                channel.value,
+                chat_id,
+                OutboxStatus.PENDING.value,
+                OutboxStatus.SENDING.value,
+                answer_first,
+                OutboxStatus.SENT.value,
+                now.astimezone(UTC),
+                until,
+                wall_clock(),
+                in_response,
+                keys,
+                payloads,
+            )
+        except asyncpg.IntegrityConstraintViolationError as error:
+            raise IntegrityError(error) from error
+    return bool(row["behind"]), list(row["ids"])
+
+
+async def _insert_replies(
+    conn: BaseDBAsyncClient,
+    channel: Channel,
+    chat_id: str,
+    update_key: str,
+    replies: Sequence[Outgoing],
+    now: datetime,
+    until: datetime,
+    ordered: bool,
+    in_response: bool,
+    answer_first: bool,
+) -> tuple[bool, list[int]]:
+    behind = ordered and await _chat_has_open_rows(conn, channel, chat_id)
+    answered = answer_first and not behind
     rows = []
     for index, reply in enumerate(replies):
         carried = answered and index == 0
@@ -186,18 +288,7 @@ async def write_replies(
         )
     for row in rows:  # INSERT ... RETURNING id; a turn has one reply as a rule
         await row.save(using_db=conn)
-    ids = [row.id for row in rows]
-    if behind:
-        return Replies(replies, queued=True, in_outbox=True)
-    claimed = [
-        ClaimedReply(i, reply, until, in_response) for i, reply in zip(ids, replies, strict=True)
-    ]
-    if answered:
-        answer, answer_id = replies[0], ids[0]
-        return Replies(
-            replies, claimed=claimed[1:], in_outbox=True, answer=answer, answer_id=answer_id
-        )
-    return Replies(replies, claimed=claimed, in_outbox=True)
+    return behind, [row.id for row in rows]
 
 
 async def reclaim_unsent(

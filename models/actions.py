@@ -39,7 +39,7 @@ from models.matters import (
     matter_of,
     matter_of_row,
 )
-from models.notifications import emit_notifications, written_reply_pending
+from models.notifications import emit_notifications, recipients, written_reply_pending
 from models.numbering import (
     DEFAULT_FORMAT,
     format_number,
@@ -129,6 +129,13 @@ class ActionResult:
     transition: Transition
     event: Event
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Unread:
+    """The caller has not read the complainant's row (`submit_complaint` reads it)."""
+
+
+UNREAD = Unread()
 
 
 # -- numbering ---------------------------------------------------------------------------
@@ -343,6 +350,7 @@ async def submit_complaint(
     attachment_ids: list[int] | None = None,
     recorded_by: Staff | None = None,
     conn: BaseDBAsyncClient | None = None,
+    complainant: Complainant | Unread | None = UNREAD,
 ) -> Complaint:
     """File a complaint: number, row, acceptance deadline and the submit event, atomically.
 
@@ -350,6 +358,9 @@ async def submit_complaint(
     letter, e-mail); the complainant then has no chat (`chat_id` stays empty) and the address
     they gave is kept (`answers["address"]`). The profile decides whether the channel makes
     it a written complaint.
+
+    `complainant`: the person's row (None: they have none) as the caller already read it in
+    `conn`, so it is not read again.
     """
     if conn is None:
         async with in_transaction() as tx:
@@ -364,6 +375,7 @@ async def submit_complaint(
                 attachment_ids=attachment_ids,
                 recorded_by=recorded_by,
                 conn=tx,
+                complainant=complainant,
             )
     if recorded_by is not None:
         actor = Actor(Role(recorded_by.role), staff=recorded_by)
@@ -373,18 +385,16 @@ async def submit_complaint(
         transition = decide(State.DRAFT, Action.SUBMIT, Role.COMPLAINANT, CaseFacts(True))
     if isinstance(transition, Refusal):
         raise ActionRefused(transition)
+    known = (
+        await Complainant.filter(channel=channel, external_id=external_id).using_db(conn).first()
+        if isinstance(complainant, Unread)
+        else complainant
+    )
     if recorded_by is not None:
-        person = await Complainant.filter(channel=channel, external_id=external_id).using_db(
-            conn
-        ).first() or await Complainant.create(
+        person = known or await Complainant.create(
             channel=channel, external_id=external_id, chat_id=None, language=language, using_db=conn
         )
     else:
-        known = (
-            await Complainant.filter(channel=channel, external_id=external_id)
-            .using_db(conn)
-            .first()
-        )
         person = known or Complainant(
             channel=channel,
             external_id=external_id,
@@ -446,6 +456,8 @@ async def submit_complaint(
     start_stages(profile, complaint, State.SUBMITTED, clock)
     refresh_next_due(complaint)
     await link_target(complaint, conn)  # before notifications, so the cards mask for the target
+    # Who hears of it is read before the serial too (a filing's staff depend on no number).
+    told = await recipients(transition.effects, complaint, {}, conn)
     # The serial last: taking it locks the month's counter until commit, and every filing in
     # every worker queues on that lock, so nothing that can come before it waits behind it.
     period = period_of(clock.now.astimezone(clock.tz))
@@ -471,7 +483,9 @@ async def submit_complaint(
         created_at=clock.now,
         using_db=conn,
     )
-    await emit_notifications(complaint, transition, actor, clock, profile, conn, event=event)
+    await emit_notifications(
+        complaint, transition, actor, clock, profile, conn, event=event, people=told, version=1
+    )
     if repeat is not None:
         await _store_repeat_link(complaint, repeat, clock, conn)
     return complaint

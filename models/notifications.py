@@ -774,10 +774,14 @@ async def emit_notifications(
     conn: BaseDBAsyncClient,
     *,
     event: Event | None = None,
+    people: list[Staff] | None = None,
+    version: int | None = None,
 ) -> None:
     """Queue the messages `transition`'s effects call for (call inside its transaction).
 
     `event` is the row just written for the transition (default: the complaint's latest).
+    `people`: the effects' `recipients`, when the caller read them beforehand (a filing does,
+    ahead of its number's lock); `version`: the case's `case_version`, when known.
     """
     if event is None:
         event = (
@@ -798,7 +802,8 @@ async def emit_notifications(
     if transition.action in MILESTONE_ACTIONS:
         await _notify_complainant(complaint, action, event, profile, clock, conn)
     actor_id = actor.staff.id if actor.staff is not None else None
-    people = await recipients(effects, complaint, payload, conn)
+    if people is None:
+        people = await recipients(effects, complaint, payload, conn)
     if (
         transition.action == Action.APPROVE_EXTENSION
         and profile.extension is not None
@@ -810,7 +815,8 @@ async def emit_notifications(
     if not people:
         return
     texts = notification_texts()
-    version = await case_version(complaint.id, conn)
+    if version is None:
+        version = await case_version(complaint.id, conn)
     # Staff hear of it in office hours on working days (unless the profile keeps 24-hour duty);
     # the deadlines already count from `clock.now`.
     send_at = notify_at(
