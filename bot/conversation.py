@@ -468,9 +468,12 @@ class Conversation:
             replies = list(result.replies)
             lang = supported(result.state.language)
             clock = Clock(self.calendar, self.tz, now)
-            # The session first: what the commands write comes after, and a filing's last
-            # statements hold the month's number lock (models.actions.submit_complaint).
-            await self._save_session(session, result.state, now, conn)
+            # The session first, where no command changes the state (linking asks again by
+            # it): a filing's last statements hold the month's number lock
+            # (models.actions.submit_complaint), and this one need not wait behind it.
+            saved_first = not any(isinstance(c, LinkComplaint) for c in result.commands)
+            if saved_first:
+                await self._save_session(session, result.state, now, conn)
             for command in result.commands:
                 if isinstance(command, lookup.FindComplaint):
                     replies += await self._find(command, channel, incoming, lang, now, conn)
@@ -483,6 +486,8 @@ class Conversation:
                 replies += await self._execute(
                     command, channel, incoming, lang, clock, conn, code, person
                 )
+            if not saved_first:
+                await self._save_session(session, result.state, now, conn)
             return await self._keep(conn, channel, chat_id, key, replies, now, carry)
 
     async def _keep(

@@ -167,16 +167,13 @@ async def write_replies(
     ordered = channel in ORDERED and not in_response
     claim = RESPONSE_CLAIM_SECONDS if in_response else REPLY_CLAIM_SECONDS
     until = wall_clock() + timedelta(seconds=claim)
-    if conn.capabilities.dialect == "postgres":
-        behind, ids = await _insert_replies_postgres(
-            conn, channel, chat_id, update_key, replies, now, until, ordered, in_response,
-            answer_first,
-        )  # fmt: skip
-    else:
-        behind, ids = await _insert_replies(
-            conn, channel, chat_id, update_key, replies, now, until, ordered, in_response,
-            answer_first,
-        )  # fmt: skip
+    rows = _ReplyRows(
+        channel, chat_id, update_key, replies, now, until, ordered, in_response, answer_first
+    )
+    insert = (
+        _insert_replies_postgres if conn.capabilities.dialect == "postgres" else _insert_replies
+    )
+    behind, ids = await insert(conn, rows)
     answered = answer_first and not behind  # the first row rides in the response
     if behind:
         return Replies(replies, queued=True, in_outbox=True)
@@ -217,35 +214,41 @@ SELECT (SELECT yes FROM behind) AS behind, ARRAY(SELECT id FROM queued ORDER BY 
 """
 
 
+@dataclass(frozen=True, slots=True)
+class _ReplyRows:
+    """A turn's reply rows as `write_replies` decided them, for either backend's INSERT."""
+
+    channel: Channel
+    chat_id: str
+    update_key: str
+    replies: Sequence[Outgoing]
+    now: datetime
+    until: datetime  # the rows' claim
+    ordered: bool  # they queue behind an older open row of the chat
+    in_response: bool
+    answer_first: bool
+
+
 async def _insert_replies_postgres(
-    conn: BaseDBAsyncClient,
-    channel: Channel,
-    chat_id: str,
-    update_key: str,
-    replies: Sequence[Outgoing],
-    now: datetime,
-    until: datetime,
-    ordered: bool,
-    in_response: bool,
-    answer_first: bool,
+    conn: BaseDBAsyncClient, w: _ReplyRows
 ) -> tuple[bool, list[int]]:
-    keys = [reply_key(channel, update_key, index) for index in range(len(replies))]
-    payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in replies]
+    keys = [reply_key(w.channel, w.update_key, index) for index in range(len(w.replies))]
+    payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in w.replies]
     async with conn.acquire_connection() as raw:
         try:
             row: Any = await raw.fetchrow(
                 _PG_INSERT_REPLIES,
-                ordered,
-                channel.value,
-                chat_id,
+                w.ordered,
+                w.channel.value,
+                w.chat_id,
                 OutboxStatus.PENDING.value,
                 OutboxStatus.SENDING.value,
-                answer_first,
+                w.answer_first,
                 OutboxStatus.SENT.value,
-                now.astimezone(UTC),
-                until,
+                w.now.astimezone(UTC),
+                w.until,
                 wall_clock(),
-                in_response,
+                w.in_response,
                 keys,
                 payloads,
             )
@@ -254,36 +257,25 @@ async def _insert_replies_postgres(
     return bool(row["behind"]), list(row["ids"])
 
 
-async def _insert_replies(
-    conn: BaseDBAsyncClient,
-    channel: Channel,
-    chat_id: str,
-    update_key: str,
-    replies: Sequence[Outgoing],
-    now: datetime,
-    until: datetime,
-    ordered: bool,
-    in_response: bool,
-    answer_first: bool,
-) -> tuple[bool, list[int]]:
-    behind = ordered and await _chat_has_open_rows(conn, channel, chat_id)
-    answered = answer_first and not behind
+async def _insert_replies(conn: BaseDBAsyncClient, w: _ReplyRows) -> tuple[bool, list[int]]:
+    behind = w.ordered and await _chat_has_open_rows(conn, w.channel, w.chat_id)
+    answered = w.answer_first and not behind
     rows = []
-    for index, reply in enumerate(replies):
+    for index, reply in enumerate(w.replies):
         carried = answered and index == 0
         status = OutboxStatus.PENDING if behind else OutboxStatus.SENDING
         rows.append(
             OutboxMessage(
-                idempotency_key=reply_key(channel, update_key, index),
-                channel=channel,
-                chat_id=chat_id,
+                idempotency_key=reply_key(w.channel, w.update_key, index),
+                channel=w.channel,
+                chat_id=w.chat_id,
                 payload=outgoing_to_json(reply),
                 status=OutboxStatus.SENT if carried else status,
                 attempts=0 if behind else 1,
-                next_attempt_at=now,
-                claimed_until=None if behind or carried else until,
-                sent_at=now if carried else None,
-                in_response=in_response or carried,
+                next_attempt_at=w.now,
+                claimed_until=None if behind or carried else w.until,
+                sent_at=w.now if carried else None,
+                in_response=w.in_response or carried,
             )
         )
     for row in rows:  # INSERT ... RETURNING id; a turn has one reply as a rule
