@@ -274,16 +274,31 @@ class LoadResult:
     client_cpu_seconds: float = 0.0
     api_cpu_seconds: float = 0.0
     db_cpu_seconds: float = 0.0
+    # Latencies by the step's index in the script: where the tail comes from.
+    by_step: dict[int, list[float]] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.updates / self.seconds if self.seconds else 0.0
 
     def pct(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+        return percentile(self.latencies, q)
+
+    def step_pct(self, step: int, q: float) -> float:
+        return percentile(self.by_step.get(step, []), q)
+
+    def pct_without(self, steps: set[int], q: float) -> float:
+        """The percentile over every step but `steps`."""
+        rest = [x for i, xs in self.by_step.items() if i not in steps for x in xs]
+        return percentile(rest, q)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile of `values` (seconds), in milliseconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 async def run_users(
@@ -299,6 +314,7 @@ async def run_users(
     import aiohttp
 
     latencies: list[float] = []
+    by_step: dict[int, list[float]] = {}
     errors = 0
     connector = aiohttp.TCPConnector(limit=users + 10)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
@@ -310,7 +326,7 @@ async def run_users(
             nonlocal errors
             url = urls[index % len(urls)]
             uid = first_uid + index
-            for kind, value in steps:
+            for step, (kind, value) in enumerate(steps):
                 if kind == "text" and value == SCRIPT_PHONE:
                     value = own_phone(uid)
                 body = json.dumps(update_for(uid, kind, value))
@@ -321,14 +337,16 @@ async def run_users(
                         ok = response.status == 200
                 except (aiohttp.ClientError, TimeoutError):
                     ok = False
-                latencies.append(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                latencies.append(took)
+                by_step.setdefault(step, []).append(took)
                 if not ok:
                     errors += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(person(i) for i in range(users)))
         seconds = time.perf_counter() - started
-    return LoadResult(len(latencies), seconds, latencies, errors)
+    return LoadResult(len(latencies), seconds, latencies, errors, by_step=by_step)
 
 
 def summary(values: list[float], digits: int = 1) -> str:

@@ -1,11 +1,12 @@
 """CPU of filing a complaint: the confirm step of the gov-window intake, in-process.
 
-    python bench/filing.py [--db sqlite|postgres] [--users 60] [--profile]
+    python bench/filing.py [--db sqlite|postgres] [--users 60] [--own-phones] [--profile]
 
 Runs the real `Conversation` (replies kept in the outbox, as the Telegram channel does) for
 `--users` Telegram users, each through the whole intake, on a fresh database. Every user gives
 the script's phone (unlike bench/inbound.py, where each gives their own), so each filing is
-compared with up to 200 earlier ones of "its" person: the repeat check at its most costly.
+compared with up to 200 earlier ones of "its" person: the repeat check at its most costly
+(`--own-phones`: each gives their own, as in bench/inbound.py, so the check finds no one).
 Prints the process CPU (all threads: the access code's argon2 hash runs in one) of the confirm
 step per filing, and as a multiple of an ordinary step's measured in the same run; the first
 fifth of the users warm up. `--profile`: pyinstrument over the measured confirm steps (main
@@ -25,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _inbound_support import GOV_WINDOW_FILING, database
+from _inbound_support import GOV_WINDOW_FILING, SCRIPT_PHONE, database, own_phone
 
 
 def _fields(user: int, step: str, value: str) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def _fields(user: int, step: str, value: str) -> dict[str, Any]:
     return fields | {"kind": "text", "text": value}
 
 
-async def main(kind: str, users: int, profile: bool) -> None:
+async def main(kind: str, users: int, profile: bool, own_phones: bool) -> None:
     from bot.conversation import Conversation
     from bot.replies import mark_sent
     from config.profiles import load_profile
@@ -64,6 +65,8 @@ async def main(kind: str, users: int, profile: bool) -> None:
         last = len(GOV_WINDOW_FILING) - 1
         for user in range(users):
             for index, (step, value) in enumerate(GOV_WINDOW_FILING):
+                if own_phones and value == SCRIPT_PHONE:
+                    value = own_phone(5000 + user)
                 incoming = Incoming(message_id=f"tg:{user}:{index}", **_fields(user, step, value))
                 measured = user >= warm and index == last
                 if measured and profiler is not None:
@@ -92,6 +95,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--users", type=int, default=60)
+    parser.add_argument("--own-phones", action="store_true", help="a phone of each user's own")
     parser.add_argument("--profile", action="store_true", help="pyinstrument the confirm steps")
     options = parser.parse_args()
-    asyncio.run(main(options.db, options.users, options.profile))
+    asyncio.run(main(options.db, options.users, options.profile, options.own_phones))

@@ -64,6 +64,19 @@ class Row:
             f"  cpu {cpu:5.2f} ms/upd  errors {r.errors}{ratio}{rest}"
         )
 
+    def steps_line(self) -> str:
+        """Where the tail comes from: the first message and the last step (the confirm, which
+        files the complaint) apart from the others, p50/p95 in ms."""
+        r = self.result
+        if len(r.by_step) < 3:
+            return ""
+        last = max(r.by_step)
+        return (
+            f"{'':<22} by step: /start {r.step_pct(0, 0.5):.0f}/{r.step_pct(0, 0.95):.0f}"
+            f"  last (confirm) {r.step_pct(last, 0.5):.0f}/{r.step_pct(last, 0.95):.0f}"
+            f"  the others {r.pct_without({0, last}, 0.5):.0f}/{r.pct_without({0, last}, 0.95):.0f}"
+        )
+
 
 async def ceiling(role: str, users: int, pg_url: str | None, steps: int) -> LoadResult:
     extra = ("--db", pg_url) if pg_url else ()
@@ -138,6 +151,8 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"-- run {run + 1}, {users} users", flush=True)
                 for row in rows:
                     print(row.line(insert), flush=True)
+                    if row.target.startswith("product") and row.steps_line():
+                        print(row.steps_line(), flush=True)
                     key = f"{row.target} @{users}"
                     rates.setdefault(key, []).append(row.result.rate)
                     if insert.rate:

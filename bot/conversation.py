@@ -30,6 +30,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
+from tortoise.fields.data import JSON_DUMPS
 from tortoise.transactions import in_transaction
 
 from bot import turn_store
@@ -74,6 +75,7 @@ from models.actions import (
     complainant_promise,
     submit_complaint,
 )
+from models.db import in_dialect, select_models
 from models.entities import (
     Attachment,
     Channel,
@@ -90,7 +92,6 @@ from models.lookup import (
     follow,
     hashed_code,
     private_view,
-    store_code,
 )
 from models.lookup import display_code as display
 from models.numbering import example_number
@@ -133,6 +134,19 @@ CITIZEN_CACHE_SIZE = 50_000
 # for how many people at most.
 SESSION_CACHE_SECONDS = 30.0
 SESSION_CACHE_SIZE = 10_000
+# A person's dialog session and complainant row, by their channel identity (a unique key).
+_SAME_PERSON = '"channel" = ? AND "external_id" = ?'
+# The full turn's writes of its own, written out (see models.db.select_models): the update id
+# (a unique key: a concurrent delivery that committed first fails it) and the session, stored
+# only if its version is still the one read.
+_RECORD_UPDATE = (
+    'INSERT INTO "processed_update" ("channel", "update_key", "created_at") VALUES (?, ?, ?)'
+)
+_SAVE_SESSION = (
+    'UPDATE "dialog_session" SET "state" = ?, "version" = ?, "updated_at" = ? '
+    'WHERE "id" = ? AND "version" = ?'
+)
+_SAVE_SESSION_PG = _SAVE_SESSION.replace('"state" = ?', '"state" = ?::jsonb')
 
 
 class _StaleSession(Exception):
@@ -448,7 +462,10 @@ class Conversation:
                 # The turn's first statement is a write (on SQLite that takes the write lock,
                 # as BEGIN IMMEDIATE would); a concurrent delivery that committed first makes
                 # it a unique violation.
-                await ProcessedUpdate.create(channel=channel, update_key=key, using_db=conn)
+                await conn.execute_query(
+                    in_dialect(_RECORD_UPDATE, conn.capabilities.dialect),
+                    [channel.value, key, datetime.now(UTC)],
+                )
             elif conn.capabilities.dialect == "sqlite":
                 await _take_sqlite_write_lock(conn)
             session = await self._session(channel, incoming.user_id, conn)
@@ -580,11 +597,12 @@ class Conversation:
     async def _session(
         self, channel: Channel, user_id: str, conn: BaseDBAsyncClient
     ) -> DialogSession:
-        query = DialogSession.filter(channel=channel, external_id=user_id).using_db(conn)
-        if conn.capabilities.dialect == "postgres":
-            # Two workers with messages from the same person take turns on this row.
-            query = query.select_for_update()
-        session = await query.first()
+        # Two workers with messages from the same person take turns on this row (PostgreSQL).
+        lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
+        found = await select_models(
+            DialogSession, conn, _SAME_PERSON, [channel.value, user_id], tail=" LIMIT 1" + lock
+        )
+        session = found[0] if found else None
         if session is None:
             session = await DialogSession.create(
                 channel=channel, external_id=user_id, state={}, version=0, using_db=conn
@@ -595,10 +613,16 @@ class Conversation:
         self, session: DialogSession, state: DialogState, now: datetime, conn: BaseDBAsyncClient
     ) -> None:
         # The version check catches a writer the row lock cannot (SQLite across processes).
-        saved = (
-            await DialogSession.filter(id=session.id, version=session.version)
-            .using_db(conn)
-            .update(state=state.to_json(), version=session.version + 1, updated_at=now)
+        dialect = conn.capabilities.dialect
+        saved, _ = await conn.execute_query(
+            in_dialect(_SAVE_SESSION_PG if dialect == "postgres" else _SAVE_SESSION, dialect),
+            [
+                JSON_DUMPS(state.to_json()),
+                session.version + 1,
+                now.astimezone(UTC),
+                session.id,
+                session.version,
+            ],
         )
         if saved != 1:
             raise _StaleSession(f"dialog session {session.id} changed under us")
@@ -606,7 +630,10 @@ class Conversation:
     async def _person(
         self, channel: Channel, user_id: str, conn: BaseDBAsyncClient
     ) -> Complainant | None:
-        return await Complainant.filter(channel=channel, external_id=user_id).using_db(conn).first()
+        found = await select_models(
+            Complainant, conn, _SAME_PERSON, [channel.value, user_id], tail=" LIMIT 1"
+        )
+        return found[0] if found else None
 
     # -- what the person has filed -----------------------------------------------------------
 
@@ -735,6 +762,7 @@ class Conversation:
             attachment_ids=ids,
             conn=conn,
             complainant=person,
+            access=access_code,  # stored before the number, the lock's start
         )
         lang = supported(command.language)
         person = complaint.complainant  # the row submit_complaint read or created
@@ -748,7 +776,7 @@ class Conversation:
             complaint.number, due, provisional, lang, self.tz, stage, term=term, now=clock.now
         )
         # The receipt's access code and progress link: finding it again from any device.
-        code = await store_code(complaint, access_code, clock.now, conn, first=True)
+        code = access_code.code
         link = lookup.progress_link(self.settings.public_url, complaint.number, code)
         access = lookup.render_access(complaint.number, display(code), link, lang)
         # The receipt's buttons (the menu) move to the last message, where the page offers them.

@@ -13,12 +13,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from config.profiles import ENGINE_FIELDS, Profile
 from models import statement as statement_rules
 from models.actions_rules import recall_decision_pending, severity_raisable
+from models.db import select_values
 from models.entities import (
     Attachment,
     Channel,
@@ -28,7 +28,9 @@ from models.entities import (
     RequestType,
     Staff,
     TargetKind,
+    log_created_event,
 )
+from models.lookup import HashedCode, store_code
 from models.matters import (
     MATTER_COLUMNS,
     GroupStatus,
@@ -45,7 +47,9 @@ from models.numbering import (
     format_number,
     normalise_number,
     number_format,
+    number_prefix,
     period_of,
+    provisional_number,
 )
 from models.similarity import repeat_of as detect_repeat
 from models.similarity import similarity
@@ -141,26 +145,52 @@ UNREAD = Unread()
 # -- numbering ---------------------------------------------------------------------------
 
 
-async def next_complaint_number(
-    conn: BaseDBAsyncClient, period: str, fmt: str = DEFAULT_FORMAT
-) -> str:
-    """The next number of `period` (YYYYMM) in format `fmt` (models/numbering.py), gap-free:
-    call inside the submitting transaction.
+# The serial and the number in one statement (PostgreSQL): a filing holds the month's counter
+# row from here to its COMMIT, so this is its last write but the replies. The number is the
+# format's prefix and the serial, zero-padded to the format's width and never cut (lpad cuts).
+_PG_NUMBER = """
+WITH serial AS (
+    INSERT INTO monthly_serial (month, last_serial) VALUES ($1, 1)
+    ON CONFLICT (month) DO UPDATE SET last_serial = monthly_serial.last_serial + 1
+    RETURNING last_serial
+)
+UPDATE complaint
+SET number = $2 || lpad(serial.last_serial::text,
+                        greatest($3, length(serial.last_serial::text)), '0')
+FROM serial WHERE complaint.id = $4
+RETURNING complaint.number
+"""
+_SERIAL = (
+    "INSERT INTO monthly_serial (month, last_serial) VALUES (?, 1) ON CONFLICT (month) "
+    "DO UPDATE SET last_serial = monthly_serial.last_serial + 1 RETURNING last_serial"
+)
 
-    The upsert takes the period's row lock until commit, so concurrent submissions queue on it
-    and a rolled-back submission gives its serial back. Every shipped format counts per month,
-    so they share the row: switching format mid-month continues the serial.
+
+async def number_complaint(
+    conn: BaseDBAsyncClient, complaint: Complaint, period: str, fmt: str = DEFAULT_FORMAT
+) -> str:
+    """Give `complaint` (saved in this transaction under a provisional number) the next number
+    of `period` (YYYYMM) in format `fmt` (models/numbering.py), gap-free; returns it.
+
+    Taking the serial locks the period's counter row until commit, so concurrent filings in
+    every worker queue on it and a rolled-back filing gives its serial back: hence last, when
+    everything that needs no number is written. Every shipped format counts per month, so they
+    share the row: switching format mid-month continues the serial.
     """
-    number_format(fmt)  # an unknown format fails before a serial is taken
-    dialect = conn.capabilities.dialect
-    mark = "$1" if dialect == "postgres" else "?"
-    rows = await conn.execute_query_dict(
-        "INSERT INTO monthly_serial (month, last_serial) VALUES "
-        f"({mark}, 1) ON CONFLICT (month) DO UPDATE "
-        "SET last_serial = monthly_serial.last_serial + 1 RETURNING last_serial",
-        [period],
-    )
-    return format_number(fmt, period, int(rows[0]["last_serial"]))
+    prefix = number_prefix(fmt, period)  # an unknown format fails before a serial is taken
+    assert complaint.id is not None, "the complaint is saved before it is numbered"
+    if conn.capabilities.dialect == "postgres":
+        width = number_format(fmt).serial_width
+        rows = await conn.execute_query_dict(_PG_NUMBER, [period, prefix, width, complaint.id])
+        if not rows:
+            raise LookupError(f"complaint {complaint.id} is not in this transaction")
+        number = str(rows[0]["number"])
+    else:  # SQLite runs one write transaction at a time: two statements hold nothing up
+        rows = await conn.execute_query_dict(_SERIAL, [period])
+        number = format_number(fmt, period, int(rows[0]["last_serial"]))
+        await Complaint.filter(id=complaint.id).using_db(conn).update(number=number)
+    complaint.number = number
+    return number
 
 
 # -- deadlines ---------------------------------------------------------------------------
@@ -351,6 +381,7 @@ async def submit_complaint(
     recorded_by: Staff | None = None,
     conn: BaseDBAsyncClient | None = None,
     complainant: Complainant | Unread | None = UNREAD,
+    access: HashedCode | None = None,
 ) -> Complaint:
     """File a complaint: number, row, acceptance deadline and the submit event, atomically.
 
@@ -360,7 +391,8 @@ async def submit_complaint(
     it a written complaint.
 
     `complainant`: the person's row (None: they have none) as the caller already read it in
-    `conn`, so it is not read again.
+    `conn`, so it is not read again. `access`: the access code to give it, stored before the
+    number (see below).
     """
     if conn is None:
         async with in_transaction() as tx:
@@ -376,6 +408,7 @@ async def submit_complaint(
                 recorded_by=recorded_by,
                 conn=tx,
                 complainant=complainant,
+                access=access,
             )
     if recorded_by is not None:
         actor = Actor(Role(recorded_by.role), staff=recorded_by)
@@ -458,10 +491,11 @@ async def submit_complaint(
     await link_target(complaint, conn)  # before notifications, so the cards mask for the target
     # Who hears of it is read before the serial too (a filing's staff depend on no number).
     told = await recipients(transition.effects, complaint, {}, conn)
-    # The serial last: taking it locks the month's counter until commit, and every filing in
-    # every worker queues on that lock, so nothing that can come before it waits behind it.
+    # The number last: taking the serial locks the month's counter until commit, and every
+    # filing in every worker queues on that lock, so everything that needs no number is
+    # written before it, under a provisional number no one else can see.
     period = period_of(clock.now.astimezone(clock.tz))
-    complaint.number = await next_complaint_number(conn, period, profile.numbering.format)
+    complaint.number = provisional_number()
     await complaint.save(using_db=conn)
     if attachment_ids:
         await (
@@ -483,6 +517,10 @@ async def submit_complaint(
         created_at=clock.now,
         using_db=conn,
     )
+    if access is not None:
+        await store_code(complaint, access, clock.now, conn, first=True)
+    await number_complaint(conn, complaint, period, profile.numbering.format)
+    log_created_event(event)  # its log line names the number (skipped while provisional)
     await emit_notifications(
         complaint, transition, actor, clock, profile, conn, event=event, people=told, version=1
     )
@@ -533,22 +571,21 @@ async def repeat_at_submission(
     rules = profile.repeats
     window = rules.within.to_duration()
     phone = complaint.contact_phone or person.phone
-    same_person = Q(complainant_id=person.id)
-    if phone:
-        same_person |= Q(contact_phone=phone)
-    rows = (
-        await Complaint.filter(
-            same_person,
-            profile=profile.id,
-            submitted_at__gte=_window_bound(window, clock.now),
-            anonymous=False,
-        )
-        .using_db(conn)
-        .order_by("-submitted_at")
-        .limit(REPEAT_CANDIDATES)
-        # Values, not models: up to 200 rows on every filing, whose other columns (the
-        # deadlines, alarm and intake JSON) nothing here reads.
-        .values(*MATTER_COLUMNS, "number", "state")
+    same_person = '"complainant_id" = ? OR "contact_phone" = ?' if phone else '"complainant_id" = ?'
+    # Values, not models: up to 200 rows on every filing, whose other columns (the deadlines,
+    # alarm and intake JSON) nothing here reads. Written out: read on every filing.
+    rows = await select_values(
+        Complaint,
+        conn,
+        (*MATTER_COLUMNS, "number", "state"),
+        f'({same_person}) AND "profile" = ? AND "submitted_at" >= ? AND NOT "anonymous"',
+        [
+            person.id,
+            *([phone] if phone else []),
+            profile.id,
+            _window_bound(window, clock.now).astimezone(UTC),
+        ],
+        tail=f' ORDER BY "submitted_at" DESC LIMIT {REPEAT_CANDIDATES}',
     )
     reach = due_for_starts(window, clock.calendar, clock.tz)
     earlier = [

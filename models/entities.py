@@ -11,6 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 from tortoise.signals import post_save, pre_save
 
+from models.numbering import is_provisional
 from models.workflow import Role, State
 
 event_log = logging.getLogger("complaintdesk.events")
@@ -317,6 +318,8 @@ def log_created_event(instance: Event) -> None:
     # able to break it. The number when the caller has the complaint at hand, else its id.
     cached = instance.__dict__.get("_complaint")
     number = getattr(cached, "number", None) or f"#{instance.complaint_id}"  # type: ignore[attr-defined]
+    if is_provisional(number):
+        return  # a filing not numbered yet: models.actions.submit_complaint logs it once it is
     change = f"{instance.from_state} → {instance.to_state}" if instance.to_state else "no change"
     event_log.info(
         "complaint %s: %s by %s (%s)", number, instance.action, instance.actor_role, change

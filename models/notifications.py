@@ -40,8 +40,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q, Subquery
+from tortoise.expressions import Q
 
 from config.languages import pick_label, supported
 from models import statement as statement_rules
@@ -57,6 +58,7 @@ from models.confidentiality import (
     relation_of,
     unmasked_identity,
 )
+from models.db import select_models
 from models.entities import (
     Attachment,
     Channel,
@@ -515,17 +517,22 @@ async def _department_staff(department_id: int | None, conn: BaseDBAsyncClient) 
     )
 
 
+# Written out (models.db.select_models): read on every filing.
+_INTAKE_DESK = (
+    '"active" AND ("role" = ? OR ("role" = ? AND "department_id" IN '
+    '(SELECT "id" FROM "department" WHERE "parent_id" IS NULL)))'
+)
+
+
 async def intake_desk(conn: BaseDBAsyncClient | None) -> list[Staff]:
     """The active intake clerks; where there is none, the heads of the top-level departments.
     One query for both (told on every filing): the heads are dropped when a clerk is found."""
-    roots = Subquery(Department.filter(parent_id=None).values("id"))
-    desk = (
-        await Staff.filter(
-            Q(role=Role.INTAKE_CLERK) | Q(role=Role.DEPARTMENT_HEAD, department_id__in=roots),
-            active=True,
-        )
-        .using_db(conn)
-        .order_by("id")
+    desk = await select_models(
+        Staff,
+        conn or connections.get("default"),
+        _INTAKE_DESK,
+        [Role.INTAKE_CLERK.value, Role.DEPARTMENT_HEAD.value],
+        tail=' ORDER BY "id"',
     )
     clerks = [person for person in desk if person.role == Role.INTAKE_CLERK]
     return clerks or desk

@@ -26,6 +26,7 @@ changed its format keep working.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,15 +78,37 @@ def period_of(local: datetime) -> str:
     return local.strftime("%Y%m")
 
 
-def format_number(name: str, period: str, serial: int) -> str:
-    """The number of the `serial`-th complaint of `period` (YYYYMM) in format `name`."""
+def number_prefix(name: str, period: str) -> str:
+    """What every number of `period` (YYYYMM) in format `name` starts with, its dash included:
+    the serial, zero-padded to the format's `serial_width`, follows. (The database writes
+    numbers from this too: models.actions.number_complaint.)"""
     fmt = number_format(name)
     if not (len(period) == 6 and period.isascii() and period.isdigit()):
         raise ValueError(f"a numbering period is YYYYMM, not {period!r}")
+    return f"{period if fmt.year_digits == 4 else period[2:]}-"
+
+
+def format_number(name: str, period: str, serial: int) -> str:
+    """The number of the `serial`-th complaint of `period` (YYYYMM) in format `name`."""
+    prefix = number_prefix(name, period)
     if serial < 1:
         raise ValueError(f"serials start at 1, not {serial}")
-    prefix = period if fmt.year_digits == 4 else period[2:]
-    return f"{prefix}-{serial:0{fmt.serial_width}d}"
+    return f"{prefix}{serial:0{number_format(name).serial_width}d}"
+
+
+# A filing's number until its serial is taken, the last thing it writes (models.actions): no
+# shipped format starts with it, so nothing can ever find a complaint by one, and no other
+# transaction sees one (it is replaced before the filing commits).
+PROVISIONAL_MARK = "~"
+
+
+def provisional_number() -> str:
+    """A unique stand-in for a filing's number (19 characters; numbers are at most 20)."""
+    return PROVISIONAL_MARK + secrets.token_hex(9)
+
+
+def is_provisional(number: str | None) -> bool:
+    return bool(number) and number.startswith(PROVISIONAL_MARK)  # type: ignore[union-attr]
 
 
 def example_number(name: str) -> str:

@@ -23,9 +23,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from models.db import select_models
 from models.desk_auth import DeskSession
 from models.entities import Channel, Department, Staff
 from models.workflow import Role
@@ -166,13 +168,21 @@ async def staff_for_chat(
 ) -> Staff | None:
     """The active staff member bound to this chat identity, if any."""
     channel = Channel(channel)
-    if channel == Channel.TELEGRAM:
-        query = Staff.filter(telegram_chat_id=chat_id)
-    elif channel == Channel.WECHAT:
-        query = Staff.filter(wechat_openid=chat_id)
-    else:
+    column = _CHAT_COLUMNS.get(channel)
+    if column is None:
         return None
-    return await query.filter(active=True).using_db(conn).first()
+    # Asked on every chat's first message, so written out (models.db.select_models).
+    found = await select_models(
+        Staff,
+        conn or connections.get("default"),
+        f'"{column}" = ? AND "active"',
+        [chat_id],
+        tail=' ORDER BY "id" LIMIT 1',
+    )
+    return found[0] if found else None
+
+
+_CHAT_COLUMNS = {Channel.TELEGRAM: "telegram_chat_id", Channel.WECHAT: "wechat_openid"}
 
 
 async def disable_staff(staff_id: int) -> Staff:
