@@ -77,6 +77,15 @@ async def _freeze_what_start_up_made(_: web.Application) -> None:
     gc.set_threshold(*SERVING_GC_THRESHOLDS)
 
 
+async def _open_the_pool(_: web.Application) -> None:
+    """The database's connections opened before the first request (models.db.open_pool),
+    with the statements of every dialog step looked up on each."""
+    from bot.turn_store import STEP_STATEMENTS
+    from models.db import open_pool
+
+    await open_pool(STEP_STATEMENTS)
+
+
 def serve(
     app: web.Application,
     settings: Settings,
@@ -94,6 +103,7 @@ def serve(
     def announce(_: str) -> None:
         print(banner() if callable(banner) else banner, flush=True)
 
+    app.on_startup.append(_open_the_pool)
     app.on_startup.append(_freeze_what_start_up_made)
     web.run_app(app, sock=sock, print=announce, access_log=None, loop=_event_loop(settings))
     return 0

@@ -26,18 +26,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
 from tortoise.fields.data import JSON_DUMPS
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from bot import turn_store
 from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes, store_attachment
 from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
-from bot.replies import Replies, answer_again, reclaim_unsent, write_replies
+from bot.replies import Replies, answer_again, reclaim_unsent, wall_clock, write_replies
 from bot.staff_desk import answer_staff_message, for_staff_desk, invite_code_in
 from config.profiles import Profile
 from config.settings import Settings
@@ -458,19 +460,20 @@ class Conversation:
         self._sessions.pop((channel, incoming.user_id), None)  # this turn changes it
         now = self._now()
         async with in_transaction() as conn:
-            if key is not None:
-                # The turn's first statement is a write (on SQLite that takes the write lock,
-                # as BEGIN IMMEDIATE would); a concurrent delivery that committed first makes
-                # it a unique violation.
-                await conn.execute_query(
-                    in_dialect(_RECORD_UPDATE, conn.capabilities.dialect),
-                    [channel.value, key, datetime.now(UTC)],
-                )
-            elif conn.capabilities.dialect == "sqlite":
-                await _take_sqlite_write_lock(conn)
-            session = await self._session(channel, incoming.user_id, conn)
+            if conn.capabilities.dialect == "postgres":
+                # One round trip: the update id, the session (locked), the person.
+                session, person = await _open_turn_postgres(channel, incoming.user_id, key, conn)
+            else:
+                if key is not None:
+                    # The turn's first statement is a write (on SQLite that takes the write
+                    # lock, as BEGIN IMMEDIATE would); a concurrent delivery that committed
+                    # first makes it a unique violation.
+                    await conn.execute_query(_RECORD_UPDATE, [channel.value, key, wall_clock()])
+                else:
+                    await _take_sqlite_write_lock(conn)
+                session = await self._session(channel, incoming.user_id, conn)
+                person = await self._person(channel, incoming.user_id, conn)
             state = DialogState.from_json(session.state) if session.state else None
-            person = await self._person(channel, incoming.user_id, conn)
             if state is None and person is not None:
                 state = DialogState(language=supported(person.language))  # a known person
             lang = supported(state.language if state else None)
@@ -597,17 +600,10 @@ class Conversation:
     async def _session(
         self, channel: Channel, user_id: str, conn: BaseDBAsyncClient
     ) -> DialogSession:
-        # Two workers with messages from the same person take turns on this row (PostgreSQL).
-        lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
         found = await select_models(
-            DialogSession, conn, _SAME_PERSON, [channel.value, user_id], tail=" LIMIT 1" + lock
+            DialogSession, conn, _SAME_PERSON, [channel.value, user_id], tail=" LIMIT 1"
         )
-        session = found[0] if found else None
-        if session is None:
-            session = await DialogSession.create(
-                channel=channel, external_id=user_id, state={}, version=0, using_db=conn
-            )
-        return session
+        return found[0] if found else await _new_session(channel, user_id, conn)
 
     async def _save_session(
         self, session: DialogSession, state: DialogState, now: datetime, conn: BaseDBAsyncClient
@@ -962,3 +958,58 @@ class Conversation:
     def failure_reply(self, lang: str | None = None) -> list[Outgoing]:
         """What to say when a turn failed unexpectedly (it was rolled back: nothing is lost)."""
         return render_command_failed("error", supported(lang or self.settings.language))
+
+
+async def _new_session(channel: Channel, user_id: str, conn: BaseDBAsyncClient) -> DialogSession:
+    return await DialogSession.create(
+        channel=channel, external_id=user_id, state={}, version=0, using_db=conn
+    )
+
+
+def _prefixed(model: type[Model], alias: str) -> str:
+    """`model`'s columns as `alias`.col AS alias_col."""
+    columns = model._meta.fields_db_projection.values()
+    return ", ".join(f'{alias}."{c}" AS "{alias}_{c}"' for c in columns)
+
+
+@lru_cache(maxsize=1)
+def _open_turn_sql() -> str:
+    # The session's lock is taken in a sub-select: FOR UPDATE cannot reach the nullable side
+    # of an outer join. The update id's INSERT runs whether or not anything reads it; a
+    # concurrent delivery that committed first makes it a unique violation.
+    return f"""
+WITH seen AS (
+    INSERT INTO processed_update (channel, update_key, created_at)
+    SELECT $1, $3::text, $4 WHERE $3::text IS NOT NULL
+    RETURNING id
+)
+SELECT {_prefixed(DialogSession, "s")}, {_prefixed(Complainant, "c")},
+       (SELECT count(*) FROM seen) AS recorded
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT * FROM dialog_session WHERE channel = $1 AND external_id = $2 LIMIT 1 FOR UPDATE
+) AS s ON true
+LEFT JOIN complainant AS c ON c.channel = $1 AND c.external_id = $2
+"""
+
+
+def _part(row: dict[str, Any], alias: str) -> dict[str, Any]:
+    start = len(alias) + 1
+    return {k[start:]: v for k, v in row.items() if k.startswith(alias + "_")}
+
+
+async def _open_turn_postgres(
+    channel: Channel, user_id: str, key: str | None, conn: BaseDBAsyncClient
+) -> tuple[DialogSession, Complainant | None]:
+    """A full turn's first statement on PostgreSQL: its update id recorded (when it has one),
+    the person's dialog session read and locked (two workers with messages from the same
+    person take turns on it), their complainant row read. Creates the session if missing."""
+    _, rows = await conn.execute_query(
+        _open_turn_sql(), [channel.value, user_id, key, wall_clock()]
+    )
+    row = dict(rows[0])
+    session_row, person_row = _part(row, "s"), _part(row, "c")
+    person = Complainant._init_from_db(**person_row) if person_row["id"] is not None else None
+    if session_row["id"] is None:
+        return await _new_session(channel, user_id, conn), person
+    return DialogSession._init_from_db(**session_row), person

@@ -186,6 +186,11 @@ SELECT (SELECT count(*) FROM saved) AS saved, (SELECT yes FROM behind) AS behind
 """
 
 
+# What every dialog step runs on PostgreSQL: a worker prepares them on each pool connection
+# as it starts (bot.cli_serve).
+STEP_STATEMENTS = (_PG_LOAD, _PG_SAVE)
+
+
 @dataclass(frozen=True)
 class _Write:
     """What one step writes, as both backends take it."""
