@@ -24,8 +24,10 @@ from models.numbering import (
     NUMBER_IN_TEXT,
     example_number,
     format_number,
+    is_provisional,
     normalise_number,
     number_format,
+    provisional_number,
 )
 from tests.desk_support import desk_client, give_password, page, sign_in
 from tests.dialog_chat import Chat
@@ -125,7 +127,46 @@ def test_the_chat_asks_for_a_number_in_the_profiles_format_and_takes_any() -> No
     assert chat.commands[-1] == LinkComplaint("2611-01", "+8613812345678", 0)
 
 
+def test_a_provisional_number_fits_the_column_and_is_never_a_number() -> None:
+    marks = {provisional_number() for _ in range(1000)}
+    assert len(marks) == 1000  # unique: the column is
+    column = Complaint._meta.fields_map["number"].max_length  # type: ignore[attr-defined]
+    for mark in marks:
+        assert is_provisional(mark) and len(mark) <= column
+        assert normalise_number(mark) is None and not NUMBER_IN_TEXT.search(mark)
+    assert not any(is_provisional(format_number(name, "202612", 1)) for name in FORMATS)
+
+
 # ---------------------------------------------------------------- the database
+
+
+async def test_the_number_is_stored_as_returned_and_a_rolled_back_filing_gives_it_back(
+    db_url: str,
+) -> None:
+    from tortoise.transactions import in_transaction
+
+    first = await file()
+    assert (await Complaint.get(id=first.id)).number == first.number == "2611-01"
+
+    class Abandoned(Exception):
+        pass
+
+    with pytest.raises(Abandoned):
+        async with in_transaction() as tx:
+            await submit_complaint(
+                profile=load_profile("manufacturing"),
+                channel=Channel.WEB,
+                external_id="u2",
+                chat_id="u2",
+                answers=MANUFACTURING,
+                clock=at(),
+                conn=tx,
+            )
+            raise Abandoned  # after the number was taken: the serial goes back
+    again = await file(user="u3")
+    assert again.number == "2611-02"
+    numbers = sorted(await Complaint.all().values_list("number", flat=True))
+    assert numbers == ["2611-01", "2611-02"]  # no provisional row left behind
 
 
 async def test_concurrent_filings_are_gap_free_across_the_two_digit_width(db_url: str) -> None:

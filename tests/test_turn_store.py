@@ -230,3 +230,21 @@ async def test_stored_times_read_back_as_the_full_turn_writes_them(
     reply = await OutboxMessage.get(idempotency_key="reply:telegram:tg:times:0")
     assert reply.next_attempt_at == NOW
     assert abs(reply.created_at - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+async def test_a_worker_opens_its_whole_pool_before_serving(db_url: str) -> None:
+    """bot.cli_serve opens the pool at start (models.db.open_pool): every connection is open
+    and has looked up the step statements, so the first burst waits for none of it."""
+    from tortoise import connections
+
+    from bot.turn_store import STEP_STATEMENTS
+    from models.db import POOL_MAX, open_pool
+
+    opened = await open_pool(STEP_STATEMENTS)
+    client = connections.get("default")
+    if client.capabilities.dialect != "postgres":
+        assert opened == 0  # SQLite has one connection, always open
+        return
+    assert opened == POOL_MAX
+    assert client._pool.get_size() == POOL_MAX  # type: ignore[attr-defined]
+    assert client._pool.get_idle_size() == POOL_MAX  # type: ignore[attr-defined]
