@@ -1,6 +1,6 @@
 """Complaint numbers: the formats a profile may choose, and the one way to recognise a number.
 
-Pure: no database. The gap-free serial itself comes from `models.actions.next_complaint_number`
+Pure: no database. The gap-free serial itself comes from `models.actions.number_complaint`
 (the period's counter row, locked until the submitting transaction commits).
 
 Shipped formats (a profile's `[numbering] format`):
