@@ -39,7 +39,14 @@ from bot import turn_store
 from bot.attachments import attachment_ids, attachment_ref, max_attachment_bytes, store_attachment
 from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
-from bot.replies import Replies, answer_again, reclaim_unsent, wall_clock, write_replies
+from bot.replies import (
+    Replies,
+    answer_again,
+    reclaim_unsent,
+    renumbered,
+    wall_clock,
+    write_replies,
+)
 from bot.staff_desk import answer_staff_message, for_staff_desk, invite_code_in
 from config.profiles import Profile
 from config.settings import Settings
@@ -72,6 +79,7 @@ from models.actions import (
     Actor,
     Clock,
     ComplaintNotFound,
+    PendingNumber,
     Unread,
     act,
     complainant_promise,
@@ -494,6 +502,11 @@ class Conversation:
             saved_first = not any(isinstance(c, LinkComplaint) for c in result.commands)
             if saved_first:
                 await self._save_session(session, result.state, now, conn)
+            # A filing here takes its number last, after its replies are written (PostgreSQL:
+            # the month's number lock is then held over one statement and the COMMIT).
+            numbering: list[PendingNumber] | None = (
+                [] if conn.capabilities.dialect == "postgres" else None
+            )
             for command in result.commands:
                 if isinstance(command, lookup.FindComplaint):
                     replies += await self._find(command, channel, incoming, lang, now, conn)
@@ -504,11 +517,16 @@ class Conversation:
                     )
                     continue
                 replies += await self._execute(
-                    command, channel, incoming, lang, clock, conn, code, person
+                    command, channel, incoming, lang, clock, conn, code, person, numbering
                 )
             if not saved_first:
                 await self._save_session(session, result.state, now, conn)
-            return await self._keep(conn, channel, chat_id, key, replies, now, carry)
+            kept = await self._keep(conn, channel, chat_id, key, replies, now, carry)
+            for pending in numbering or ():
+                provisional = pending.provisional
+                number = await pending.take(conn, chat=(channel.value, chat_id))
+                kept = renumbered(kept, provisional, number)
+            return kept
 
     async def _keep(
         self,
@@ -700,10 +718,14 @@ class Conversation:
         conn: BaseDBAsyncClient,
         code: HashedCode | None = None,
         person: Complainant | Unread | None = UNREAD,
+        numbering: list[PendingNumber] | None = None,
     ) -> list[Outgoing]:
-        """`person`: the complainant's row as the turn read it (None: they have none)."""
+        """`person`: the complainant's row as the turn read it (None: they have none).
+        `numbering`: a filing's number is left to the caller (see `_submit`)."""
         if isinstance(command, SubmitComplaint):
-            return await self._submit(command, channel, incoming.user_id, clock, conn, code, person)
+            return await self._submit(
+                command, channel, incoming.user_id, clock, conn, code, person, numbering
+            )
         if isinstance(command, SetLanguage):
             await (
                 Complainant.filter(channel=channel, external_id=incoming.user_id)
@@ -745,7 +767,11 @@ class Conversation:
         conn: BaseDBAsyncClient,
         code: HashedCode | None = None,
         person: Complainant | Unread | None = UNREAD,
+        numbering: list[PendingNumber] | None = None,
     ) -> list[Outgoing]:
+        """File the complaint; its receipt. With `numbering`, the complaint is filed under its
+        provisional number, which the receipt carries until the caller takes the number
+        (models.actions.PendingNumber) and rewrites it (bot.replies.renumbered)."""
         ids = await self._unlinked_attachments(command.answers.get("photos"), channel, conn)
         access_code = code or await hashed_code()  # before the number's lock (submit_complaint)
         complaint = await submit_complaint(
@@ -759,6 +785,7 @@ class Conversation:
             conn=conn,
             complainant=person,
             access=access_code,  # stored before the number, the lock's start
+            numbering=numbering,
         )
         lang = supported(command.language)
         person = complaint.complainant  # the row submit_complaint read or created

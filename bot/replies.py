@@ -30,7 +30,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,6 +114,35 @@ class Replies(list[Outgoing]):
         self.in_outbox = in_outbox
         self.answer = answer
         self.answer_id = answer_id  # its outbox row, for `answer_written`
+
+
+def _renumbered_message(message: Outgoing, old: str, new: str) -> Outgoing:
+    if old not in message.text and not any(old in c.id or old in c.label for c in message.choices):
+        return message
+    return replace(
+        message,
+        text=message.text.replace(old, new),
+        choices=tuple(
+            replace(c, id=c.id.replace(old, new), label=c.label.replace(old, new))
+            for c in message.choices
+        ),
+    )
+
+
+def renumbered(replies: Replies, old: str, new: str) -> Replies:
+    """`replies` with the text `old` (a filing's provisional number) made `new` (its number)
+    wherever a message carries it, as models.actions.number_complaint rewrote their rows."""
+    again = Replies(
+        (_renumbered_message(m, old, new) for m in replies),
+        claimed=[
+            replace(c, message=_renumbered_message(c.message, old, new)) for c in replies.claimed
+        ],
+        queued=replies.queued,
+        in_outbox=replies.in_outbox,
+        answer=_renumbered_message(replies.answer, old, new) if replies.answer else None,
+        answer_id=replies.answer_id,
+    )
+    return again
 
 
 async def _claim(row: OutboxMessage, now: datetime, wall: datetime, until: datetime) -> bool:

@@ -45,6 +45,7 @@ from models.notifications import emit_notifications, recipients, written_reply_p
 from models.numbering import (
     DEFAULT_FORMAT,
     format_number,
+    is_provisional,
     normalise_number,
     number_format,
     number_prefix,
@@ -146,51 +147,103 @@ UNREAD = Unread()
 
 
 # The serial and the number in one statement (PostgreSQL): a filing holds the month's counter
-# row from here to its COMMIT, so this is its last write but the replies. The number is the
-# format's prefix and the serial, zero-padded to the format's width and never cut (lpad cuts).
+# row from here to its COMMIT, so this is its last write (a filing through the chat writes its
+# replies before it too: `chat`). The number is the format's prefix and the serial,
+# zero-padded to the format's width and never cut (lpad cuts). The rows written under the
+# provisional number — the filing's notifications, and the rows to `chat` (its replies) — get
+# the number in the same statement. Only this transaction's rows can hold that provisional
+# number: it is random, and no other transaction sees it.
 _PG_NUMBER = """
 WITH serial AS (
     INSERT INTO monthly_serial (month, last_serial) VALUES ($1, 1)
     ON CONFLICT (month) DO UPDATE SET last_serial = monthly_serial.last_serial + 1
     RETURNING last_serial
+), numbered AS (
+    UPDATE complaint
+    SET number = $2 || lpad(serial.last_serial::text,
+                            greatest($3, length(serial.last_serial::text)), '0')
+    FROM serial WHERE complaint.id = $4
+    RETURNING complaint.number
+), rewritten AS (
+    UPDATE outbox SET payload = replace(outbox.payload::text, $5, numbered.number)::jsonb
+    FROM numbered
+    WHERE (outbox.complaint_id = $4 OR (outbox.channel = $6 AND outbox.chat_id = $7))
+      AND strpos(outbox.payload::text, $5) > 0
+    RETURNING outbox.id
 )
-UPDATE complaint
-SET number = $2 || lpad(serial.last_serial::text,
-                        greatest($3, length(serial.last_serial::text)), '0')
-FROM serial WHERE complaint.id = $4
-RETURNING complaint.number
+SELECT number, (SELECT count(*) FROM rewritten) AS rewritten FROM numbered
 """
 _SERIAL = (
     "INSERT INTO monthly_serial (month, last_serial) VALUES (?, 1) ON CONFLICT (month) "
     "DO UPDATE SET last_serial = monthly_serial.last_serial + 1 RETURNING last_serial"
 )
+_SQLITE_REWRITE = (
+    "UPDATE outbox SET payload = replace(payload, ?, ?) "
+    "WHERE (complaint_id = ? OR (channel = ? AND chat_id = ?)) AND instr(payload, ?) > 0"
+)
 
 
 async def number_complaint(
-    conn: BaseDBAsyncClient, complaint: Complaint, period: str, fmt: str = DEFAULT_FORMAT
+    conn: BaseDBAsyncClient,
+    complaint: Complaint,
+    period: str,
+    fmt: str = DEFAULT_FORMAT,
+    chat: tuple[str, str] | None = None,
 ) -> str:
     """Give `complaint` (saved in this transaction under a provisional number) the next number
-    of `period` (YYYYMM) in format `fmt` (models/numbering.py), gap-free; returns it.
+    of `period` (YYYYMM) in format `fmt` (models/numbering.py), gap-free; returns it. The
+    complaint's outbox rows, and the rows to `chat` (channel, chat id), that carry the
+    provisional number get the number instead.
 
     Taking the serial locks the period's counter row until commit, so concurrent filings in
     every worker queue on it and a rolled-back filing gives its serial back: hence last, when
-    everything that needs no number is written. Every shipped format counts per month, so they
-    share the row: switching format mid-month continues the serial.
+    everything else is written. Every shipped format counts per month, so they share the row:
+    switching format mid-month continues the serial.
     """
     prefix = number_prefix(fmt, period)  # an unknown format fails before a serial is taken
-    assert complaint.id is not None, "the complaint is saved before it is numbered"
+    provisional = complaint.number
+    assert complaint.id is not None and is_provisional(provisional), "saved, not yet numbered"
+    channel, chat_id = chat or (None, None)
     if conn.capabilities.dialect == "postgres":
         width = number_format(fmt).serial_width
-        rows = await conn.execute_query_dict(_PG_NUMBER, [period, prefix, width, complaint.id])
+        rows = await conn.execute_query_dict(
+            _PG_NUMBER, [period, prefix, width, complaint.id, provisional, channel, chat_id]
+        )
         if not rows:
             raise LookupError(f"complaint {complaint.id} is not in this transaction")
         number = str(rows[0]["number"])
-    else:  # SQLite runs one write transaction at a time: two statements hold nothing up
+    else:  # SQLite runs one write transaction at a time: more statements hold nothing up
         rows = await conn.execute_query_dict(_SERIAL, [period])
         number = format_number(fmt, period, int(rows[0]["last_serial"]))
         await Complaint.filter(id=complaint.id).using_db(conn).update(number=number)
+        await conn.execute_query(
+            _SQLITE_REWRITE,
+            [provisional, number, complaint.id, channel, chat_id, provisional],
+        )
     complaint.number = number
     return number
+
+
+@dataclass
+class PendingNumber:
+    """A filing whose number its caller takes last (`submit_complaint(numbering=…)`), after
+    writing what it needs of its own under the provisional number (a chat's replies)."""
+
+    complaint: Complaint
+    period: str
+    fmt: str
+    events: list[Event]
+
+    @property
+    def provisional(self) -> str:
+        return self.complaint.number
+
+    async def take(self, conn: BaseDBAsyncClient, chat: tuple[str, str] | None = None) -> str:
+        """Number the complaint (rewriting the rows to `chat` too) and log its events."""
+        number = await number_complaint(conn, self.complaint, self.period, self.fmt, chat)
+        for event in self.events:
+            log_created_event(event)  # their log lines name the number
+        return number
 
 
 # -- deadlines ---------------------------------------------------------------------------
@@ -382,6 +435,7 @@ async def submit_complaint(
     conn: BaseDBAsyncClient | None = None,
     complainant: Complainant | Unread | None = UNREAD,
     access: HashedCode | None = None,
+    numbering: list[PendingNumber] | None = None,
 ) -> Complaint:
     """File a complaint: number, row, acceptance deadline and the submit event, atomically.
 
@@ -392,7 +446,9 @@ async def submit_complaint(
 
     `complainant`: the person's row (None: they have none) as the caller already read it in
     `conn`, so it is not read again. `access`: the access code to give it, stored before the
-    number (see below).
+    number (see below). `numbering`: the caller takes the number (`PendingNumber.take`, in
+    `conn`, before it commits): the complaint is returned under its provisional number, and
+    what is written with that number is rewritten when it is taken.
     """
     if conn is None:
         async with in_transaction() as tx:
@@ -409,6 +465,7 @@ async def submit_complaint(
                 conn=tx,
                 complainant=complainant,
                 access=access,
+                numbering=numbering,
             )
     if recorded_by is not None:
         actor = Actor(Role(recorded_by.role), staff=recorded_by)
@@ -519,13 +576,19 @@ async def submit_complaint(
     )
     if access is not None:
         await store_code(complaint, access, clock.now, conn, first=True)
-    await number_complaint(conn, complaint, period, profile.numbering.format)
-    log_created_event(event)  # its log line names the number (skipped while provisional)
+    # The notifications and the repeat link are written under the provisional number too: the
+    # number's statement rewrites them, so the lock is held over none of them.
     await emit_notifications(
         complaint, transition, actor, clock, profile, conn, event=event, people=told, version=1
     )
+    events = [event]
     if repeat is not None:
-        await _store_repeat_link(complaint, repeat, clock, conn)
+        events += await _store_repeat_link(complaint, repeat, clock, conn)
+    pending = PendingNumber(complaint, period, profile.numbering.format, events)
+    if numbering is not None:
+        numbering.append(pending)
+    else:
+        await pending.take(conn)
     return complaint
 
 
@@ -616,10 +679,11 @@ async def repeat_at_submission(
 
 async def _store_repeat_link(
     complaint: Complaint, found: RepeatFound, clock: Clock, conn: BaseDBAsyncClient
-) -> None:
+) -> list[Event]:
+    """The detected link and its event (returned: logged once the complaint is numbered)."""
     transition = decide(State(complaint.state), Action.LINK_REPEAT, Role.SYSTEM)
     if isinstance(transition, Refusal):
-        return
+        return []
     await RepeatLink.create(
         complaint=complaint,
         repeat_of_id=found.earlier_id,
@@ -628,7 +692,7 @@ async def _store_repeat_link(
         created_at=clock.now,
         using_db=conn,
     )
-    await Event.create(
+    event = await Event.create(
         complaint=complaint,
         actor_role=Role.SYSTEM,
         action=str(Action.LINK_REPEAT),
@@ -638,6 +702,7 @@ async def _store_repeat_link(
         created_at=clock.now,
         using_db=conn,
     )
+    return [event]
 
 
 def intake_extra(profile: Profile, answers: dict[str, Any]) -> dict[str, Any]:

@@ -140,6 +140,65 @@ def test_a_provisional_number_fits_the_column_and_is_never_a_number() -> None:
 # ---------------------------------------------------------------- the database
 
 
+async def test_a_number_taken_last_rewrites_what_was_written_under_the_provisional_one(
+    db_url: str, caplog: Any
+) -> None:
+    """A chat filing writes its replies (and its staff notifications) before it takes the
+    number: taking it rewrites them, the complaint's rows and the chat's, and nothing else."""
+    import logging
+
+    from tortoise.transactions import in_transaction
+
+    from models.actions import PendingNumber
+    from models.entities import OutboxMessage
+    from models.messages import Choice, Outgoing
+    from models.outbox import enqueue
+
+    pending: list[PendingNumber] = []
+    with caplog.at_level(logging.INFO, logger="complaintdesk.events"):
+        async with in_transaction() as tx:
+            complaint = await submit_complaint(
+                profile=load_profile("manufacturing"),
+                channel=Channel.WEB,
+                external_id="u1",
+                chat_id="u1",
+                answers=MANUFACTURING,
+                clock=at(),
+                conn=tx,
+                numbering=pending,
+            )
+            provisional = complaint.number
+            assert is_provisional(provisional) and [p.complaint for p in pending] == [complaint]
+            receipt = Outgoing(f"编号 {provisional}", (Choice(f"status:{provisional}", "进度"),))
+            for key, chat, of_case in (("r", "u1", None), ("n", "staff", complaint)):
+                await enqueue(
+                    channel=Channel.WEB,
+                    chat_id=chat,
+                    message=receipt,
+                    idempotency_key=key,
+                    now=NOVEMBER,
+                    complaint=of_case,
+                    conn=tx,
+                )
+            await enqueue(  # another chat's row, not the complaint's: left alone
+                channel=Channel.WEB,
+                chat_id="other",
+                message=Outgoing(f"x {provisional}"),
+                idempotency_key="o",
+                now=NOVEMBER,
+                conn=tx,
+            )
+            assert await pending[0].take(tx, chat=(Channel.WEB.value, "u1")) == "2611-01"
+    rows = {row.idempotency_key: row.payload for row in await OutboxMessage.all()}
+    for key in ("r", "n"):
+        assert rows[key]["text"] == "编号 2611-01"
+        assert rows[key]["choices"] == [{"id": "status:2611-01", "label": "进度"}]
+    assert rows["o"]["text"] == f"x {provisional}"
+    assert (await Complaint.get(id=complaint.id)).number == "2611-01"
+    lines = [r.getMessage() for r in caplog.records if r.name == "complaintdesk.events"]
+    assert lines == ["complaint 2611-01: submit by complainant (draft → submitted)"]
+
+
 async def test_the_number_is_stored_as_returned_and_a_rolled_back_filing_gives_it_back(
     db_url: str,
 ) -> None:

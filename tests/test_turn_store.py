@@ -248,3 +248,26 @@ async def test_a_worker_opens_its_whole_pool_before_serving(db_url: str) -> None
     assert opened == POOL_MAX
     assert client._pool.get_size() == POOL_MAX  # type: ignore[attr-defined]
     assert client._pool.get_idle_size() == POOL_MAX  # type: ignore[attr-defined]
+
+
+def test_replies_written_under_a_provisional_number_are_renumbered_in_memory_too() -> None:
+    from models.messages import Choice
+
+    mark = "~00ff00ff00ff00ff00"
+    receipt = Outgoing(f"编号 {mark}", (Choice(f"status:{mark}", f"查 {mark}"),))
+    other = Outgoing("别的")
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    replies = Replies(
+        [receipt, other],
+        claimed=[ClaimedReply(7, receipt, now), ClaimedReply(8, other, now)],
+        in_outbox=True,
+        answer=receipt,
+        answer_id=9,
+    )
+    again = bot.replies.renumbered(replies, mark, "202612-0001")
+    expected = Outgoing("编号 202612-0001", (Choice("status:202612-0001", "查 202612-0001"),))
+    assert list(again) == [expected, other]
+    assert [c.message for c in again.claimed] == [expected, other]
+    assert [c.id for c in again.claimed] == [7, 8]
+    assert (again.answer, again.answer_id, again.in_outbox) == (expected, 9, True)
+    assert again[1] is other  # untouched messages are not rebuilt
