@@ -50,7 +50,14 @@ def at(when: datetime = NOVEMBER) -> Clock:
     return Clock(CALENDAR, SHANGHAI, when)
 
 
-async def file(profile_id: str = "manufacturing", user: str = "u1", **extra: Any) -> Complaint:
+async def file(
+    profile_id: str = "manufacturing",
+    user: str = "u1",
+    *,
+    conn: Any = None,
+    numbering: list[Any] | None = None,
+    **extra: Any,
+) -> Complaint:
     return await submit_complaint(
         profile=load_profile(profile_id),
         channel=Channel.WEB,
@@ -58,6 +65,8 @@ async def file(profile_id: str = "manufacturing", user: str = "u1", **extra: Any
         chat_id=user,
         answers={**MANUFACTURING, **extra},
         clock=at(),
+        conn=conn,
+        numbering=numbering,
     )
 
 
@@ -157,16 +166,7 @@ async def test_a_number_taken_last_rewrites_what_was_written_under_the_provision
     pending: list[PendingNumber] = []
     with caplog.at_level(logging.INFO, logger="complaintdesk.events"):
         async with in_transaction() as tx:
-            complaint = await submit_complaint(
-                profile=load_profile("manufacturing"),
-                channel=Channel.WEB,
-                external_id="u1",
-                chat_id="u1",
-                answers=MANUFACTURING,
-                clock=at(),
-                conn=tx,
-                numbering=pending,
-            )
+            complaint = await file(conn=tx, numbering=pending)
             provisional = complaint.number
             assert is_provisional(provisional) and [p.complaint for p in pending] == [complaint]
             receipt = Outgoing(f"编号 {provisional}", (Choice(f"status:{provisional}", "进度"),))
@@ -212,15 +212,7 @@ async def test_the_number_is_stored_as_returned_and_a_rolled_back_filing_gives_i
 
     with pytest.raises(Abandoned):
         async with in_transaction() as tx:
-            await submit_complaint(
-                profile=load_profile("manufacturing"),
-                channel=Channel.WEB,
-                external_id="u2",
-                chat_id="u2",
-                answers=MANUFACTURING,
-                clock=at(),
-                conn=tx,
-            )
+            await file(user="u2", conn=tx)
             raise Abandoned  # after the number was taken: the serial goes back
     again = await file(user="u3")
     assert again.number == "2611-02"
