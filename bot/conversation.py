@@ -146,17 +146,6 @@ SESSION_CACHE_SECONDS = 30.0
 SESSION_CACHE_SIZE = 10_000
 # A person's dialog session and complainant row, by their channel identity (a unique key).
 _SAME_PERSON = '"channel" = ? AND "external_id" = ?'
-# The full turn's writes of its own, written out (see models.db.select_models): the update id
-# (a unique key: a concurrent delivery that committed first fails it) and the session, stored
-# only if its version is still the one read.
-_RECORD_UPDATE = (
-    'INSERT INTO "processed_update" ("channel", "update_key", "created_at") VALUES (?, ?, ?)'
-)
-_SAVE_SESSION = (
-    'UPDATE "dialog_session" SET "state" = ?, "version" = ?, "updated_at" = ? '
-    'WHERE "id" = ? AND "version" = ?'
-)
-_SAVE_SESSION_PG = _SAVE_SESSION.replace('"state" = ?', '"state" = ?::jsonb')
 
 
 class _StaleSession(Exception):
@@ -476,7 +465,9 @@ class Conversation:
                     # The turn's first statement is a write (on SQLite that takes the write
                     # lock, as BEGIN IMMEDIATE would); a concurrent delivery that committed
                     # first makes it a unique violation.
-                    await conn.execute_query(_RECORD_UPDATE, [channel.value, key, wall_clock()])
+                    await conn.execute_query(
+                        turn_store.RECORD_UPDATE, [channel.value, key, wall_clock()]
+                    )
                 else:
                     await _take_sqlite_write_lock(conn)
                 session = await self._session(channel, incoming.user_id, conn)
@@ -628,15 +619,10 @@ class Conversation:
     ) -> None:
         # The version check catches a writer the row lock cannot (SQLite across processes).
         dialect = conn.capabilities.dialect
+        sql = turn_store.SAVE_SESSION_PG if dialect == "postgres" else turn_store.SAVE_SESSION
         saved, _ = await conn.execute_query(
-            in_dialect(_SAVE_SESSION_PG if dialect == "postgres" else _SAVE_SESSION, dialect),
-            [
-                JSON_DUMPS(state.to_json()),
-                session.version + 1,
-                now.astimezone(UTC),
-                session.id,
-                session.version,
-            ],
+            in_dialect(sql, dialect),
+            [JSON_DUMPS(state.to_json()), now.astimezone(UTC), session.id, session.version],
         )
         if saved != 1:
             raise _StaleSession(f"dialog session {session.id} changed under us")
@@ -1002,16 +988,15 @@ def _prefixed(model: type[Model], alias: str) -> str:
 @lru_cache(maxsize=1)
 def _open_turn_sql() -> str:
     # The session's lock is taken in a sub-select: FOR UPDATE cannot reach the nullable side
-    # of an outer join. The update id's INSERT runs whether or not anything reads it; a
-    # concurrent delivery that committed first makes it a unique violation.
+    # of an outer join. The update id's INSERT runs though nothing reads it (PostgreSQL runs
+    # every data-modifying CTE); a concurrent delivery that committed first makes it a unique
+    # violation.
     return f"""
 WITH seen AS (
     INSERT INTO processed_update (channel, update_key, created_at)
     SELECT $1, $3::text, $4 WHERE $3::text IS NOT NULL
-    RETURNING id
 )
-SELECT {_prefixed(DialogSession, "s")}, {_prefixed(Complainant, "c")},
-       (SELECT count(*) FROM seen) AS recorded
+SELECT {_prefixed(DialogSession, "s")}, {_prefixed(Complainant, "c")}
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT * FROM dialog_session WHERE channel = $1 AND external_id = $2 LIMIT 1 FOR UPDATE

@@ -132,7 +132,7 @@ def _renumbered_message(message: Outgoing, old: str, new: str) -> Outgoing:
 def renumbered(replies: Replies, old: str, new: str) -> Replies:
     """`replies` with the text `old` (a filing's provisional number) made `new` (its number)
     wherever a message carries it, as models.actions.number_complaint rewrote their rows."""
-    again = Replies(
+    return Replies(
         (_renumbered_message(m, old, new) for m in replies),
         claimed=[
             replace(c, message=_renumbered_message(c.message, old, new)) for c in replies.claimed
@@ -142,7 +142,6 @@ def renumbered(replies: Replies, old: str, new: str) -> Replies:
         answer=_renumbered_message(replies.answer, old, new) if replies.answer else None,
         answer_id=replies.answer_id,
     )
-    return again
 
 
 async def _claim(row: OutboxMessage, now: datetime, wall: datetime, until: datetime) -> bool:

@@ -186,6 +186,16 @@ SELECT (SELECT count(*) FROM saved) AS saved, (SELECT yes FROM behind) AS behind
 """
 
 
+# A step's own writes with `?` marks (SQLite here; bot.conversation's full turn on both, through
+# models.db.in_dialect): the update id — a unique key, so a concurrent delivery that committed
+# first fails it — and the session, stored only if its version is still the one read.
+RECORD_UPDATE = "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)"
+SAVE_SESSION = (
+    "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
+    "WHERE id = ? AND version = ?"
+)
+SAVE_SESSION_PG = SAVE_SESSION.replace("state = ?", "state = ?::jsonb")
+
 # What every dialog step runs on PostgreSQL: a worker prepares them on each pool connection
 # as it starts (bot.cli_serve).
 STEP_STATEMENTS = (_PG_LOAD, _PG_SAVE)
@@ -295,16 +305,11 @@ def _write_sqlite(conn: sqlite3.Connection, w: _Write) -> tuple[bool, list[int]]
     meanwhile): (behind, reply row ids). Raises Stale when the version check failed and
     sqlite3.IntegrityError when the update id is taken; either way nothing of it stays."""
     changed = conn.execute(
-        "UPDATE dialog_session SET state = ?, version = version + 1, updated_at = ? "
-        "WHERE id = ? AND version = ?",
-        (w.state, w.now, w.snapshot.session_id, w.snapshot.version),
+        SAVE_SESSION, (w.state, w.now, w.snapshot.session_id, w.snapshot.version)
     ).rowcount
     if changed != 1:
         raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
-    conn.execute(
-        "INSERT INTO processed_update (channel, update_key, created_at) VALUES (?, ?, ?)",
-        (w.channel.value, w.key, w.wall),
-    )
+    conn.execute(RECORD_UPDATE, (w.channel.value, w.key, w.wall))
     behind = False
     if w.ordered and w.keys:
         found = conn.execute(

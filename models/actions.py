@@ -164,14 +164,13 @@ WITH serial AS (
                             greatest($3, length(serial.last_serial::text)), '0')
     FROM serial WHERE complaint.id = $4
     RETURNING complaint.number
-), rewritten AS (
+), rewritten AS (  -- run though nothing reads it: PostgreSQL runs every writing CTE
     UPDATE outbox SET payload = replace(outbox.payload::text, $5, numbered.number)::jsonb
     FROM numbered
     WHERE (outbox.complaint_id = $4 OR (outbox.channel = $6 AND outbox.chat_id = $7))
       AND strpos(outbox.payload::text, $5) > 0
-    RETURNING outbox.id
 )
-SELECT number, (SELECT count(*) FROM rewritten) AS rewritten FROM numbered
+SELECT number FROM numbered
 """
 _SERIAL = (
     "INSERT INTO monthly_serial (month, last_serial) VALUES (?, 1) ON CONFLICT (month) "

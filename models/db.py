@@ -59,14 +59,16 @@ def in_dialect(sql: str, dialect: str) -> str:
 
 async def select_models(
     model: type[M],
-    conn: Any,
+    conn: Any | None,
     where: str,
     values: Sequence[Any],
     *,
     tail: str = "",
 ) -> list[M]:
     """The rows of `model`'s table matching `where` (SQL with `?` marks for `values`: strings,
-    numbers, booleans), as models; `tail` follows the WHERE (ORDER BY, LIMIT, FOR UPDATE)."""
+    numbers, booleans), as models; `tail` follows the WHERE (ORDER BY, LIMIT, FOR UPDATE).
+    `conn` None: the default connection."""
+    conn = conn or connections.get("default")
     sql = f'SELECT {_select_list(model)} FROM "{model._meta.db_table}" WHERE {where}{tail}'
     _, rows = await conn.execute_query(in_dialect(sql, conn.capabilities.dialect), list(values))
     return [model._init_from_db(**dict(row)) for row in rows]

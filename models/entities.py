@@ -319,7 +319,7 @@ def log_created_event(instance: Event) -> None:
     cached = instance.__dict__.get("_complaint")
     number = getattr(cached, "number", None) or f"#{instance.complaint_id}"  # type: ignore[attr-defined]
     if is_provisional(number):
-        return  # a filing not numbered yet: models.actions.submit_complaint logs it once it is
+        return  # a filing not numbered yet: models.actions.PendingNumber.take logs it once it is
     change = f"{instance.from_state} → {instance.to_state}" if instance.to_state else "no change"
     event_log.info(
         "complaint %s: %s by %s (%s)", number, instance.action, instance.actor_role, change

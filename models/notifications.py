@@ -40,7 +40,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
@@ -529,7 +528,7 @@ async def intake_desk(conn: BaseDBAsyncClient | None) -> list[Staff]:
     One query for both (told on every filing): the heads are dropped when a clerk is found."""
     desk = await select_models(
         Staff,
-        conn or connections.get("default"),
+        conn,
         _INTAKE_DESK,
         [Role.INTAKE_CLERK.value, Role.DEPARTMENT_HEAD.value],
         tail=' ORDER BY "id"',

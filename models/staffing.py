@@ -23,7 +23,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
@@ -174,7 +173,7 @@ async def staff_for_chat(
     # Asked on every chat's first message, so written out (models.db.select_models).
     found = await select_models(
         Staff,
-        conn or connections.get("default"),
+        conn,
         f'"{column}" = ? AND "active"',
         [chat_id],
         tail=' ORDER BY "id" LIMIT 1',
