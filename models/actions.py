@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 from config.profiles import ENGINE_FIELDS, Profile
 from models import statement as statement_rules
 from models.actions_rules import recall_decision_pending, severity_raisable
-from models.db import select_values
+from models.db import NewRow, insert_linked, select_values
 from models.entities import (
     Attachment,
     Channel,
@@ -30,7 +30,7 @@ from models.entities import (
     TargetKind,
     log_created_event,
 )
-from models.lookup import HashedCode, store_code
+from models.lookup import HashedCode, access_row
 from models.matters import (
     MATTER_COLUMNS,
     GroupStatus,
@@ -552,18 +552,10 @@ async def submit_complaint(
     # written before it, under a provisional number no one else can see.
     period = period_of(clock.now.astimezone(clock.tz))
     complaint.number = provisional_number()
-    await complaint.save(using_db=conn)
-    if attachment_ids:
-        await (
-            Attachment.filter(id__in=attachment_ids)
-            .using_db(conn)
-            .update(complaint_id=complaint.id)
-        )
     payload: dict[str, Any] = {"channel": str(channel), "effects": list(transition.effects)}
     if recorded_by is not None:
         payload["recorded_for"] = True
-    event = await Event.create(
-        complaint=complaint,
+    event = Event(
         actor_role=actor.role,
         actor_staff=actor.staff,
         action=Action.SUBMIT,
@@ -571,10 +563,18 @@ async def submit_complaint(
         to_state=State.SUBMITTED,
         payload=payload,
         created_at=clock.now,
-        using_db=conn,
     )
+    # The complaint, its submit event and its access code: one statement on PostgreSQL.
+    rows = [NewRow(complaint), NewRow(event, (("complaint", 0),))]
     if access is not None:
-        await store_code(complaint, access, clock.now, conn, first=True)
+        rows.append(NewRow(access_row(access, clock.now), (("complaint", 0),)))
+    await insert_linked(conn, rows)
+    if attachment_ids:
+        await (
+            Attachment.filter(id__in=attachment_ids)
+            .using_db(conn)
+            .update(complaint_id=complaint.id)
+        )
     # The notifications and the repeat link are written under the provisional number too: the
     # number's statement rewrites them, so the lock is held over none of them.
     await emit_notifications(

@@ -8,6 +8,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,6 +92,86 @@ async def select_values(
     sql = f'SELECT {listed} FROM "{model._meta.db_table}" WHERE {where}{tail}'
     _, rows = await conn.execute_query(in_dialect(sql, conn.capabilities.dialect), list(values))
     return [{name: fields[name].to_python_value(row[name]) for name in columns} for row in rows]
+
+
+# -- rows inserted together ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A model instance to INSERT, with the relations (foreign-key fields, by name) that point
+    at rows inserted before it in the same `insert_linked` call (by their index there)."""
+
+    instance: Model
+    links: tuple[tuple[str, int], ...] = ()
+
+
+def _insert_fields(model: type[Model]) -> list[str]:
+    """The fields an INSERT of `model` gives, as Tortoise's executor does (no generated pk)."""
+    meta = model._meta
+    return [name for name in meta.fields_db_projection if not meta.fields_map[name].generated]
+
+
+@lru_cache(maxsize=64)
+def _linked_insert_sql(shape: tuple[tuple[type[Model], tuple[tuple[str, int], ...]], ...]) -> str:
+    """One PostgreSQL statement inserting rows of `shape` (each model with its links as source
+    fields and the index of the row each names), the linked columns taken from the earlier
+    rows' RETURNING."""
+    parts: list[str] = []
+    number = iter(range(1, 10_000))
+    for index, (model, links) in enumerate(shape):
+        meta = model._meta
+        linked = dict(links)
+        columns, values = [], []
+        for name in _insert_fields(model):
+            columns.append(f'"{meta.fields_db_projection[name]}"')
+            if name in linked:
+                values.append(f'(SELECT "id" FROM r{linked[name]})')
+            else:
+                values.append(f"${next(number)}")
+        parts.append(
+            f'r{index} AS (INSERT INTO "{meta.db_table}" ({", ".join(columns)}) '
+            f'VALUES ({", ".join(values)}) RETURNING "{meta.db_pk_column}" AS "id")'
+        )
+    ids = ", ".join(f'(SELECT "id" FROM r{i}) AS r{i}' for i in range(len(shape)))
+    return f"WITH {', '.join(parts)} SELECT {ids}"
+
+
+async def insert_linked(conn: Any, rows: Sequence[NewRow]) -> None:
+    """INSERT `rows` in order, each link set to the row it names; the instances get their ids
+    and relations, and Tortoise's save signals run as `Model.save` runs them. On PostgreSQL
+    one statement (a CTE), where `save` takes one round trip per row and builds each INSERT's
+    values through the model again (measured: the filing's three INSERTs were a fifth of the
+    confirm step's CPU); on SQLite, which has no writing CTEs, one `save` per row."""
+    if conn.capabilities.dialect != "postgres":
+        for row in rows:
+            for relation, index in row.links:
+                setattr(row.instance, relation, rows[index].instance)
+            await row.instance.save(using_db=conn, force_create=True)
+        return
+    shape: list[tuple[type[Model], tuple[tuple[str, int], ...]]] = []
+    values: list[Any] = []
+    for row in rows:
+        instance = row.instance
+        fields = instance._meta.fields_map
+        links = tuple((fields[relation].source_field, i) for relation, i in row.links)
+        shape.append((type(instance), links))
+        await instance._set_async_default_field()
+        await instance._pre_save(conn, None)
+        sources = dict(links)
+        for name in _insert_fields(type(instance)):
+            if name not in sources:
+                values.append(fields[name].to_db_value(getattr(instance, name), instance))
+    sql = _linked_insert_sql(tuple(shape))
+    _, result = await conn.execute_query(sql, values)
+    ids = list(result[0].values())
+    for row, pk in zip(rows, ids, strict=True):
+        row.instance.pk = pk
+        row.instance._saved_in_db = True
+    for row in rows:
+        for relation, index in row.links:
+            setattr(row.instance, relation, rows[index].instance)
+        await row.instance._post_save(conn, True, None)
 
 
 async def open_pool(statements: Sequence[str] = ()) -> int:

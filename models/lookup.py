@@ -244,10 +244,15 @@ async def store_code(
     transaction, so it has no code to replace."""
     if not first:
         await ComplaintAccess.filter(complaint_id=complaint.id).using_db(conn).delete()
-    await ComplaintAccess.create(
-        complaint_id=complaint.id, code_hash=code.hashed, created_at=now, using_db=conn
-    )
+    row = access_row(code, now)
+    row.complaint_id = complaint.id
+    await row.save(using_db=conn, force_create=True)
     return code.code
+
+
+def access_row(code: HashedCode, now: datetime) -> ComplaintAccess:
+    """The row keeping `code`'s hash, for the caller to link to its complaint and insert."""
+    return ComplaintAccess(code_hash=code.hashed, created_at=now)
 
 
 async def issue_code(complaint: Complaint, now: datetime, conn: BaseDBAsyncClient) -> str:

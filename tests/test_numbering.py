@@ -308,3 +308,61 @@ async def test_the_api_open311_and_the_desk_search_find_a_yymm_number(
         assert "2611-10" in html and "2611-100" not in html
         tens = await client.get("/api/v1/complaints", params={"q": "2611-10"}, headers=auth)
         assert [c["number"] for c in (await tens.json())["items"]] == ["2611-10"]
+
+
+async def test_a_filing_writes_its_complaint_event_and_access_code_together(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """models.db.insert_linked (one statement on PostgreSQL): each row gets its id and its link
+    to the complaint, and the save hooks run as Model.save runs them (the alarm planned, the
+    event logged once numbered)."""
+    from models.db import NewRow, insert_linked
+    from models.entities import Event
+    from models.lookup import ComplaintAccess, _code_matches, access_row, hashed_code
+
+    code = await hashed_code()
+    filed = await submit_complaint(
+        profile=load_profile("manufacturing"),
+        channel=Channel.WEB,
+        external_id="u-linked",
+        chat_id="u-linked",
+        answers=MANUFACTURING,
+        clock=at(),
+        access=code,
+    )
+    stored = await Complaint.get(id=filed.id)
+    assert stored.number == filed.number == "2611-01"
+    assert stored.complainant_id is not None
+    events = await Event.filter(complaint_id=filed.id).values_list("action", "to_state")
+    assert events == [("submit", "submitted")]
+    access = await ComplaintAccess.get(complaint_id=filed.id)
+    assert access.code_hash == code.hashed
+    assert await _code_matches(filed.id, code.code, None)  # the code opens it
+
+    # The helper itself: two children linked to one parent, in order, on either backend.
+    import models.alarms
+
+    planned: list[Complaint] = []
+    monkeypatch.setattr(models.alarms, "refresh_alarm", planned.append)
+    caplog.set_level("INFO")
+    conn = connections.get("default")
+    parent = Complaint(**{k: getattr(stored, k) for k in ("profile", "channel", "facts")})
+    parent.number, parent.state, parent.submitted_at, parent.deadlines = (
+        "X-1",
+        "submitted",
+        NOVEMBER,
+        {},
+    )
+    first = Event(actor_role="system", action="submit", to_state="submitted", payload={},
+                  created_at=NOVEMBER)  # fmt: skip
+    second = access_row(code, NOVEMBER)
+    await insert_linked(
+        conn,
+        [NewRow(parent), NewRow(first, (("complaint", 0),)), NewRow(second, (("complaint", 0),))],
+    )
+    assert parent.id and first.id and second.id
+    assert first.complaint_id == second.complaint_id == parent.id
+    assert (await Event.get(id=first.id)).complaint_id == parent.id
+    assert (await ComplaintAccess.get(id=second.id)).complaint_id == parent.id
+    assert planned == [parent]  # the complaint's pre-save hook ran, once
+    assert any("complaint X-1: submit" in r.getMessage() for r in caplog.records)  # post-save
