@@ -137,13 +137,51 @@ def _linked_insert_sql(shape: tuple[tuple[type[Model], tuple[tuple[str, int], ..
     return f"WITH {', '.join(parts)} SELECT {ids}"
 
 
+@lru_cache(maxsize=64)
+def _sqlite_insert_sql(model: type[Model]) -> str:
+    meta = model._meta
+    columns = [f'"{meta.fields_db_projection[name]}"' for name in _insert_fields(model)]
+    marks = ", ".join("?" * len(columns))
+    return (
+        f'INSERT INTO "{meta.db_table}" ({", ".join(columns)}) VALUES ({marks}) '
+        f'RETURNING "{meta.db_pk_column}"'
+    )
+
+
+def _insert_on_sqlite(
+    conn: sqlite3.Connection,
+    shape: Sequence[tuple[type[Model], tuple[tuple[str, int], ...]]],
+    values: Sequence[Any],
+) -> list[int]:
+    """On the connection's thread, inside the caller's transaction: `shape`'s rows inserted in
+    order (`values` as for the PostgreSQL statement, without the linked columns); their ids.
+    sqlite3's errors come out as Tortoise's."""
+    ids: list[int] = []
+    given = iter(values)
+    try:
+        for model, links in shape:
+            linked = dict(links)
+            row = [
+                ids[linked[name]] if name in linked else next(given)
+                for name in _insert_fields(model)
+            ]
+            ids.append(int(conn.execute(_sqlite_insert_sql(model), row).fetchone()[0]))
+    except sqlite3.Error as error:
+        raise _as_tortoise(error) from error
+    return ids
+
+
 async def insert_linked(conn: Any, rows: Sequence[NewRow]) -> None:
     """INSERT `rows` in order, each link set to the row it names; the instances get their ids
     and relations, and Tortoise's save signals run as `Model.save` runs them. On PostgreSQL
     one statement (a CTE), where `save` takes one round trip per row and builds each INSERT's
     values through the model again (measured: the filing's three INSERTs were a fifth of the
-    confirm step's CPU); on SQLite, which has no writing CTEs, one `save` per row."""
-    if conn.capabilities.dialect != "postgres":
+    confirm step's CPU); on SQLite, which has no writing CTEs, the INSERTs one after the other in
+    one hand-over to the connection's thread (inside the caller's transaction; outside one, one
+    `save` per row)."""
+    postgres = conn.capabilities.dialect == "postgres"
+    if not postgres and not isinstance(conn, TransactionalDBClient):
+        # Outside a transaction the rows would not go together: as Model.save does it.
         for row in rows:
             for relation, index in row.links:
                 setattr(row.instance, relation, rows[index].instance)
@@ -162,9 +200,12 @@ async def insert_linked(conn: Any, rows: Sequence[NewRow]) -> None:
         for name in _insert_fields(type(instance)):
             if name not in sources:
                 values.append(fields[name].to_db_value(getattr(instance, name), instance))
-    sql = _linked_insert_sql(tuple(shape))
-    _, result = await conn.execute_query(sql, values)
-    ids = list(result[0].values())
+    if postgres:
+        _, result = await conn.execute_query(_linked_insert_sql(tuple(shape)), values)
+        ids = list(result[0].values())
+    else:  # the rows one after the other in ONE hand-over to the connection's thread
+        async with conn.acquire_connection() as connection:
+            ids = await connection._execute(_insert_on_sqlite, connection._conn, shape, values)
     for row, pk in zip(rows, ids, strict=True):
         row.instance.pk = pk
         row.instance._saved_in_db = True
