@@ -41,6 +41,8 @@ from bot.logs import log_context
 from bot.metrics import INBOUND_UPDATES, REPLY_SECONDS
 from bot.replies import (
     Replies,
+    SessionSave,
+    StaleSession,
     answer_again,
     reclaim_unsent,
     renumbered,
@@ -487,10 +489,13 @@ class Conversation:
             replies = list(result.replies)
             lang = supported(result.state.language)
             clock = Clock(self.calendar, self.tz, now)
-            # The session first, where no command changes the state (linking asks again by
-            # it): a filing's last statements hold the month's number lock
-            # (models.actions.submit_complaint), and this one need not wait behind it.
-            saved_first = not any(isinstance(c, LinkComplaint) for c in result.commands)
+            # PostgreSQL stores the state with the replies, in their statement (_keep), after
+            # the commands (linking changes it: it asks again by it). SQLite stores it first
+            # where no command changes it.
+            postgres = conn.capabilities.dialect == "postgres"
+            saved_first = not postgres and not any(
+                isinstance(c, LinkComplaint) for c in result.commands
+            )
             if saved_first:
                 await self._save_session(session, result.state, now, conn)
             # A filing here takes its number last, after its replies are written (PostgreSQL:
@@ -510,9 +515,8 @@ class Conversation:
                 replies += await self._execute(
                     command, channel, incoming, lang, clock, conn, code, person, numbering
                 )
-            if not saved_first:
-                await self._save_session(session, result.state, now, conn)
-            kept = await self._keep(conn, channel, chat_id, key, replies, now, carry)
+            unsaved = None if saved_first else (session, result.state)
+            kept = await self._keep(conn, channel, chat_id, key, replies, now, carry, unsaved)
             for pending in numbering or ():
                 provisional = pending.provisional
                 number = await pending.take(conn, chat=(channel.value, chat_id))
@@ -528,24 +532,41 @@ class Conversation:
         replies: list[Outgoing],
         now: datetime,
         carry: Carry | None = None,
+        unsaved: tuple[DialogSession, DialogState] | None = None,
     ) -> Replies:
         """The replies, written to the outbox inside the turn's transaction on outbox channels
-        (a turn without an update id cannot be recognised again, so it has nothing to resend)."""
-        if key is None or channel not in self.outbox_channels:
+        (a turn without an update id cannot be recognised again, so it has nothing to resend).
+        `unsaved`: the session and the state to store too — on PostgreSQL in the replies'
+        statement (one round trip fewer), else by a statement of its own first."""
+        kept = key is not None and channel in self.outbox_channels
+        if kept:
+            in_response = channel in self._in_response
+            shape = self._in_response.get(channel)
+            replies = shape(replies) if shape else replies
+        together = kept and bool(replies) and conn.capabilities.dialect == "postgres"
+        if unsaved is not None and not together:
+            await self._save_session(unsaved[0], unsaved[1], now, conn)
+        if not kept:
             return Replies(replies)
-        in_response = channel in self._in_response
-        shape = self._in_response.get(channel)
-        replies = shape(replies) if shape else replies
-        return await write_replies(
-            conn,
-            channel=channel,
-            chat_id=chat_id,
-            update_key=key,
-            replies=replies,
-            now=now,
-            in_response=in_response,
-            answer_first=not in_response and carry is not None and carry(replies),
-        )
+        assert key is not None
+        saving = None
+        if unsaved is not None and together:
+            session, state = unsaved
+            saving = SessionSave(session.id, session.version, JSON_DUMPS(state.to_json()))
+        try:
+            return await write_replies(
+                conn,
+                channel=channel,
+                chat_id=chat_id,
+                update_key=key,
+                replies=replies,
+                now=now,
+                in_response=in_response,
+                answer_first=not in_response and carry is not None and carry(replies),
+                session=saving,
+            )
+        except StaleSession as stale:
+            raise _StaleSession(str(stale)) from stale
 
     async def _survey(
         self,

@@ -177,8 +177,12 @@ async def write_replies(
     now: datetime,
     in_response: bool = False,
     answer_first: bool = False,
+    session: SessionSave | None = None,
 ) -> Replies:
     """Insert the turn's replies as outbox rows inside the turn's transaction `conn`.
+
+    `session` (PostgreSQL, at least one reply): the turn's dialog state, stored in the same
+    statement; StaleSession (nothing written) when its version changed.
 
     `in_response`: the platform takes the answer in its request's HTTP response (WeChat's
     passive reply). The rows are then claimed for as long as the platform may ask again
@@ -196,8 +200,11 @@ async def write_replies(
     claim = RESPONSE_CLAIM_SECONDS if in_response else REPLY_CLAIM_SECONDS
     until = wall_clock() + timedelta(seconds=claim)
     rows = _ReplyRows(
-        channel, chat_id, update_key, replies, now, until, ordered, in_response, answer_first
-    )
+        channel, chat_id, update_key, replies, now, until, ordered, in_response, answer_first,
+        session,
+    )  # fmt: skip
+    if session is not None and conn.capabilities.dialect != "postgres":
+        raise ValueError("the session is stored with the replies on PostgreSQL only")
     insert = (
         _insert_replies_postgres if conn.capabilities.dialect == "postgres" else _insert_replies
     )
@@ -216,10 +223,36 @@ async def write_replies(
     return Replies(replies, claimed=claimed, in_outbox=True)
 
 
-# The check for older open rows of the chat and the reply rows' INSERT, in one statement
-# (write_replies' rules, as turn_store's step statement has them).
-_PG_INSERT_REPLIES = """
-WITH behind AS (
+# The reply rows' statement on PostgreSQL: the check for older open rows of the chat and the
+# rows' INSERT, in one statement (write_replies' rules). Its parameters:
+#   $1 ordered  $2 channel  $3 chat_id  $4 'pending'  $5 'sending'  $6 answer_first  $7 'sent'
+#   $8 now  $9 the claim's end  $10 the wall clock  $11 in_response  $12 keys  $13 payloads
+# With `session`, the turn's dialog state is stored in the same statement, only if its version
+# is still the one read, and the rows are written only if it was:
+#   $14 the state (JSON)  $15 the session's id  $16 the version read
+# With `update` too (a dialog step's one statement, bot.turn_store), the update id is recorded,
+# and the rows written only if it was new (its unique key fails the statement otherwise):
+#   $17 the update id
+_SAVED_CTE = """saved AS (
+    UPDATE dialog_session SET state = $14::jsonb, version = version + 1, updated_at = $8
+    WHERE id = $15 AND version = $16
+    RETURNING id
+), """
+_SEEN_CTE = """seen AS (
+    INSERT INTO processed_update (channel, update_key, created_at)
+    SELECT $2, $17, $10 FROM saved
+    RETURNING id
+), """
+
+
+def reply_statement(*, session: bool = False, update: bool = False) -> str:
+    """The reply rows' statement (see above), storing the session first with `session`, and
+    recording the update id with `update`."""
+    assert session or not update, "an update id is recorded with the state it led to"
+    gate = "seen, " if update else "saved, " if session else ""
+    saved = "(SELECT count(*) FROM saved)" if session else "1"
+    return f"""
+WITH {_SAVED_CTE if session else ""}{_SEEN_CTE if update else ""}behind AS (
     SELECT $1::boolean AND EXISTS (
         SELECT 1 FROM outbox WHERE channel = $2 AND chat_id = $3 AND status IN ($4, $5)
     ) AS yes
@@ -234,12 +267,30 @@ WITH behind AS (
                 ELSE $9::timestamptz END,
            $10, $11::boolean OR (NOT behind.yes AND $6::boolean AND r.n = 1),
            CASE WHEN NOT behind.yes AND $6::boolean AND r.n = 1 THEN $8::timestamptz END
-    FROM behind, unnest($12::text[], $13::text[]) WITH ORDINALITY AS r(key, payload, n)
+    FROM {gate}behind, unnest($12::text[], $13::text[]) WITH ORDINALITY AS r(key, payload, n)
     ORDER BY r.n
     RETURNING id
 )
-SELECT (SELECT yes FROM behind) AS behind, ARRAY(SELECT id FROM queued ORDER BY id) AS ids
+SELECT {saved} AS saved, (SELECT yes FROM behind) AS behind,
+       ARRAY(SELECT id FROM queued ORDER BY id) AS ids
 """
+
+
+_PG_INSERT_REPLIES = reply_statement()
+_PG_INSERT_REPLIES_SAVING = reply_statement(session=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSave:
+    """The turn's dialog state, stored with its reply rows (one statement on PostgreSQL)."""
+
+    session_id: int
+    version: int  # as read: the row is stored only if it still has it
+    state: str  # JSON
+
+
+class StaleSession(Exception):
+    """The session's version is no longer the one read: nothing of the statement was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +306,7 @@ class _ReplyRows:
     ordered: bool  # they queue behind an older open row of the chat
     in_response: bool
     answer_first: bool
+    session: SessionSave | None = None
 
 
 async def _insert_replies_postgres(
@@ -264,8 +316,11 @@ async def _insert_replies_postgres(
     payloads = [JSON_DUMPS(outgoing_to_json(reply)) for reply in w.replies]
     async with conn.acquire_connection() as raw:
         try:
+            saving = () if w.session is None else (
+                w.session.state, w.session.session_id, w.session.version
+            )  # fmt: skip
             row: Any = await raw.fetchrow(
-                _PG_INSERT_REPLIES,
+                _PG_INSERT_REPLIES if w.session is None else _PG_INSERT_REPLIES_SAVING,
                 w.ordered,
                 w.channel.value,
                 w.chat_id,
@@ -279,9 +334,12 @@ async def _insert_replies_postgres(
                 w.in_response,
                 keys,
                 payloads,
+                *saving,
             )
         except asyncpg.IntegrityConstraintViolationError as error:
             raise IntegrityError(error) from error
+    if not row["saved"]:
+        raise StaleSession(f"dialog session {w.session and w.session.session_id} changed under us")
     return bool(row["behind"]), list(row["ids"])
 
 

@@ -153,37 +153,8 @@ def _state_of(raw: Any) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-_PG_SAVE = """
-WITH saved AS (
-    UPDATE dialog_session SET state = $1::jsonb, version = version + 1, updated_at = $2
-    WHERE id = $3 AND version = $4
-    RETURNING id
-), seen AS (
-    INSERT INTO processed_update (channel, update_key, created_at)
-    SELECT $5, $6, $7 FROM saved
-    RETURNING id
-), behind AS (
-    SELECT $8::boolean AND EXISTS (
-        SELECT 1 FROM outbox WHERE channel = $5 AND chat_id = $9 AND status IN ($10, $11)
-    ) AS yes
-), queued AS (
-    INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts,
-                        next_attempt_at, claimed_until, created_at, in_response, sent_at)
-    SELECT r.key, $5, $9, r.payload::jsonb,
-           CASE WHEN behind.yes THEN $10 WHEN $15::boolean AND r.n = 1 THEN $16 ELSE $11 END,
-           CASE WHEN behind.yes THEN 0 ELSE 1 END,
-           $2,
-           CASE WHEN behind.yes OR ($15::boolean AND r.n = 1) THEN NULL
-                ELSE $12::timestamptz END,
-           $7, NOT behind.yes AND $15::boolean AND r.n = 1,
-           CASE WHEN NOT behind.yes AND $15::boolean AND r.n = 1 THEN $2::timestamptz END
-    FROM seen, behind, unnest($13::text[], $14::text[]) WITH ORDINALITY AS r(key, payload, n)
-    ORDER BY r.n
-    RETURNING id
-)
-SELECT (SELECT count(*) FROM saved) AS saved, (SELECT yes FROM behind) AS behind,
-       ARRAY(SELECT id FROM queued ORDER BY id) AS ids
-"""
+# The state stored, the update id recorded and the replies inserted: bot.replies' statement.
+_PG_SAVE = bot.replies.reply_statement(session=True, update=True)
 
 
 # A step's own writes with `?` marks (SQLite here; bot.conversation's full turn on both, through
@@ -271,22 +242,23 @@ async def _save_postgres(w: _Write) -> tuple[bool, list[int]]:
         async with client.acquire_connection() as conn:
             row: Any = await conn.fetchrow(
                 _PG_SAVE,
-                w.state,
-                w.now,
-                w.snapshot.session_id,
-                w.snapshot.version,
-                w.channel.value,
-                w.key,
-                w.wall,
                 w.ordered,
+                w.channel.value,
                 w.chat_id,
                 _PENDING,
                 _SENDING,
-                w.until,
-                w.keys,
-                w.payloads,
                 w.answer_first,
                 _SENT,
+                w.now,
+                w.until,
+                w.wall,
+                False,  # not the platform's passive reply
+                w.keys,
+                w.payloads,
+                w.state,
+                w.snapshot.session_id,
+                w.snapshot.version,
+                w.key,
             )
     except asyncpg.IntegrityConstraintViolationError as error:
         raise IntegrityError(error) from error
