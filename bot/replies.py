@@ -43,7 +43,7 @@ from tortoise.fields.data import JSON_DUMPS
 
 from bot.outbox import PermanentFailure, RetryLater
 from handlers.messages import Outgoing
-from models.db import run_on_sqlite
+from models.db import in_dialect, run_on_sqlite
 from models.entities import Channel, OutboxMessage, OutboxStatus
 from models.outbox import outgoing_from_json, outgoing_to_json
 
@@ -158,13 +158,26 @@ async def _claim(row: OutboxMessage, now: datetime, wall: datetime, until: datet
     return bool(taken)
 
 
+# The open statuses written into the SQL, not bound: the partial index of a chat's open rows
+# (migration 0019) serves a query only where its planner can prove the predicate, which it
+# cannot for bound values in a prepared (generic) plan.
+OPEN_STATUSES = f"('{OutboxStatus.PENDING.value}', '{OutboxStatus.SENDING.value}')"
+CHAT_HAS_OPEN_ROWS = (
+    f"SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN {OPEN_STATUSES}"
+)
+
+
 async def _chat_has_open_rows(
     conn: BaseDBAsyncClient | None, channel: Channel, chat_id: str, before: int | None = None
 ) -> bool:
-    query = OutboxMessage.filter(channel=channel, chat_id=chat_id, status__in=_OPEN)
+    conn = conn or connections.get("default")
+    sql, values = CHAT_HAS_OPEN_ROWS, [channel.value, chat_id]
     if before is not None:
-        query = query.filter(id__lt=before)
-    return await query.using_db(conn).exists()
+        sql, values = sql + " AND id < ?", [*values, before]
+    _, rows = await conn.execute_query(
+        in_dialect(sql + " LIMIT 1", conn.capabilities.dialect), values
+    )
+    return bool(rows)
 
 
 async def write_replies(
@@ -254,7 +267,7 @@ def reply_statement(*, session: bool = False, update: bool = False) -> str:
     return f"""
 WITH {_SAVED_CTE if session else ""}{_SEEN_CTE if update else ""}behind AS (
     SELECT $1::boolean AND EXISTS (
-        SELECT 1 FROM outbox WHERE channel = $2 AND chat_id = $3 AND status IN ($4, $5)
+        SELECT 1 FROM outbox WHERE channel = $2 AND chat_id = $3 AND status IN {OPEN_STATUSES}
     ) AS yes
 ), queued AS (
     INSERT INTO outbox (idempotency_key, channel, chat_id, payload, status, attempts,

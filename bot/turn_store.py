@@ -285,8 +285,7 @@ def _write_sqlite(conn: sqlite3.Connection, w: _Write) -> tuple[bool, list[int]]
     behind = False
     if w.ordered and w.keys:
         found = conn.execute(
-            "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND status IN (?, ?) LIMIT 1",
-            (w.channel.value, w.chat_id, _PENDING, _SENDING),
+            bot.replies.CHAT_HAS_OPEN_ROWS + " LIMIT 1", (w.channel.value, w.chat_id)
         ).fetchone()
         behind = found is not None
     if not w.keys:

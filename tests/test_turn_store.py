@@ -271,3 +271,40 @@ def test_replies_written_under_a_provisional_number_are_renumbered_in_memory_too
     assert [c.id for c in again.claimed] == [7, 8]
     assert (again.answer, again.answer_id, again.in_outbox) == (expected, 9, True)
     assert again[1] is other  # untouched messages are not rebuilt
+
+
+async def test_a_chats_open_rows_are_found_by_their_own_index_whatever_else_waits(
+    db_url: str,
+) -> None:
+    """Per-chat order asks, at every step, whether the chat has older open rows: answered by
+    the partial index of open rows (migration 0019) — also from a prepared, generic plan on
+    PostgreSQL — not by reading every open row of every chat (a backlog to other chats)."""
+    from tortoise import connections
+
+    from bot.replies import CHAT_HAS_OPEN_ROWS, _chat_has_open_rows
+    from models.db import in_dialect
+
+    later = NOW + timedelta(hours=1)
+    for index in range(30):  # a backlog to staff chats
+        await enqueue(
+            channel=Channel.TELEGRAM,
+            chat_id=f"staff-{index % 3}",
+            message=Outgoing(f"n{index}"),
+            idempotency_key=f"b{index}",
+            now=later,
+        )
+    assert not await _chat_has_open_rows(None, Channel.TELEGRAM, "citizen")
+    assert await _chat_has_open_rows(None, Channel.TELEGRAM, "staff-1")
+    conn = connections.get("default")
+    if conn.capabilities.dialect == "sqlite":
+        _, rows = await conn.execute_query(
+            "EXPLAIN QUERY PLAN " + CHAT_HAS_OPEN_ROWS, ["telegram", "citizen"]
+        )
+        plan = " ".join(str(value) for row in rows for value in dict(row).values())
+    else:
+        async with conn.acquire_connection() as raw, raw.transaction():
+            await raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await raw.execute("SET LOCAL enable_seqscan = off")
+            statement = await raw.prepare("EXPLAIN " + in_dialect(CHAT_HAS_OPEN_ROWS, "postgres"))
+            plan = " ".join(row[0] for row in await statement.fetch("telegram", "citizen"))
+    assert "outbox_open_by_chat" in plan, plan
