@@ -432,7 +432,7 @@ class Conversation:
                 now=now,
                 answer_first=carry is not None and carry(result.replies),
             )
-        except turn_store.Stale as stale:
+        except StaleSession as stale:
             raise _StaleSession(str(stale)) from stale  # the retry reads the session afresh
         self._remember_session(person, stored)
         return replies

@@ -41,6 +41,7 @@ from bot.replies import (
     ORDERED,
     ClaimedReply,
     Replies,
+    StaleSession,
     reply_key,
     wall_clock,
 )
@@ -63,10 +64,6 @@ class Snapshot:
     state: dict[str, Any]
     person_id: int | None
     person_language: str | None
-
-
-class Stale(Exception):
-    """The session's version is no longer the one read: nothing was written."""
 
 
 def _dialect() -> str:
@@ -202,7 +199,7 @@ async def save(
     answer_first: bool = False,
 ) -> tuple[Replies, Snapshot]:
     """Store the step: the new state, the update id, the replies as outbox rows, atomically;
-    the replies and the session as now stored. Raises Stale (nothing written) or
+    the replies and the session as now stored. Raises StaleSession (nothing written) or
     IntegrityError (the update id is taken). `answer_first`: as in bot.replies.write_replies."""
     if len(replies) > MAX_REPLIES:
         raise ValueError(f"a turn answered with {len(replies)} messages (at most {MAX_REPLIES})")
@@ -263,7 +260,7 @@ async def _save_postgres(w: _Write) -> tuple[bool, list[int]]:
     except asyncpg.IntegrityConstraintViolationError as error:
         raise IntegrityError(error) from error
     if not row["saved"]:
-        raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
+        raise StaleSession(f"dialog session {w.snapshot.session_id} changed under us")
     return bool(row["behind"]), list(row["ids"])
 
 
@@ -274,13 +271,13 @@ async def _save_sqlite(w: _Write) -> tuple[bool, list[int]]:
 def _write_sqlite(conn: sqlite3.Connection, w: _Write) -> tuple[bool, list[int]]:
     """The step's writes, run on the connection's thread inside the transaction
     models.db.run_on_sqlite gives them (one hand-over, one COMMIT with the writes waiting
-    meanwhile): (behind, reply row ids). Raises Stale when the version check failed and
+    meanwhile): (behind, reply row ids). Raises StaleSession when the version check failed and
     sqlite3.IntegrityError when the update id is taken; either way nothing of it stays."""
     changed = conn.execute(
         SAVE_SESSION, (w.state, w.now, w.snapshot.session_id, w.snapshot.version)
     ).rowcount
     if changed != 1:
-        raise Stale(f"dialog session {w.snapshot.session_id} changed under us")
+        raise StaleSession(f"dialog session {w.snapshot.session_id} changed under us")
     conn.execute(RECORD_UPDATE, (w.channel.value, w.key, w.wall))
     behind = False
     if w.ordered and w.keys:

@@ -106,10 +106,11 @@ class NewRow:
     links: tuple[tuple[str, int], ...] = ()
 
 
-def _insert_fields(model: type[Model]) -> list[str]:
+@cache
+def _insert_fields(model: type[Model]) -> tuple[str, ...]:
     """The fields an INSERT of `model` gives, as Tortoise's executor does (no generated pk)."""
     meta = model._meta
-    return [name for name in meta.fields_db_projection if not meta.fields_map[name].generated]
+    return tuple(name for name in meta.fields_db_projection if not meta.fields_map[name].generated)
 
 
 @lru_cache(maxsize=64)
