@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -130,6 +131,12 @@ async def main(args: argparse.Namespace) -> None:
     kinds = args.db or ["sqlite", "postgres"]
     runs = 1 if args.quick else args.runs
     print(f"inbound bench: users {users_list}, databases {kinds}, runs {runs}", flush=True)
+    usable, online = len(os.sched_getaffinity(0)), os.cpu_count() or 0
+    print(f"vCPUs: {usable} usable of {online}", flush=True)
+    if usable < online:
+        # Every process of the bench inherits this: its figures would be those of fewer vCPUs
+        # (7 December: a shell left pinned by `taskset` halved the ceiling unnoticed).
+        print(f"WARNING: this process may run on {usable} of {online} vCPUs (taskset?)", flush=True)
     rates: dict[str, list[float]] = {}
     ratios: dict[str, list[float]] = {}
     p95s: dict[str, list[float]] = {}
